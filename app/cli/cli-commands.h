@@ -1,0 +1,13 @@
+/* cli-commands.h — the `emseg` subcommands. Each takes the arguments after its own name
+ * (argv[0] is the command name), prints results on stdout and one-line reasons on stderr,
+ * and returns the process exit code (0 ok, 1 failure, 2 bad usage). */
+#pragma once
+
+int emseg_cli_train(int argc, char **argv);          /* cli-train.c */
+int emseg_cli_predict(int argc, char **argv);        /* cli-predict.c */
+int emseg_cli_info(int argc, char **argv);           /* cli-info.c */
+int emseg_cli_bench(int argc, char **argv);          /* cli-bench.c */
+int emseg_cli_project(int argc, char **argv);        /* cli-project.c */
+int emseg_cli_export_isbi(int argc, char **argv);    /* cli-export.c */
+int emseg_cli_evaluate(int argc, char **argv);       /* cli-evaluate.c */
+int emseg_cli_augment_preview(int argc, char **argv); /* cli-augment.c */

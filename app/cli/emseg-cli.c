@@ -1,0 +1,49 @@
+/* emseg-cli.c — entry point of the headless `emseg` program: dispatches to subcommands
+ * (cli-*.c) that call the same app/ and engine/ functions as the GUI. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli-commands.h"
+
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} Command;
+
+static const Command commands[] = {
+  { "train", emseg_cli_train, "train a model on a labeled stack" },
+  { "predict", emseg_cli_predict, "write cell-interior probabilities as a float TIFF" },
+  { "info", emseg_cli_info, "show a model file's spec and parameter count" },
+  { "bench", emseg_cli_bench, "measure training and inference speed" },
+  { "project", emseg_cli_project, "create, inspect and export projects" },
+  { "export-isbi", emseg_cli_export_isbi, "write an ISBI 2012 submission TIFF" },
+  { "evaluate", emseg_cli_evaluate, "score a prediction: V_rand, V_info, pixel error" },
+  { "augment-preview", emseg_cli_augment_preview, "write augmented samples as PNG" },
+};
+
+static void
+usage(FILE *out)
+{
+  fprintf(out, "usage: emseg COMMAND [OPTIONS]   (emseg COMMAND --help for details)\n\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
+}
+
+int
+main(int argc, char **argv)
+{
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], commands[i].name))
+      return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "emseg: unknown command '%s' (try emseg --help)\n", argv[1]);
+  return 2;
+}
