@@ -6,7 +6,10 @@
  * (TIFFOpenExt with our own handlers) and folded into GErrors; process-global handlers are
  * never touched, so other threads and libraries keep theirs. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+
+#include <glib/gstdio.h>
 
 #include "emseg-stack-private.h"
 
@@ -132,6 +135,19 @@ append_warning(EmsegStack *stack, const char *text)
   }
 }
 
+static gboolean
+has_tiff_magic(const char *path)
+{
+  guint8 head[4] = { 0 };
+  FILE *fp = g_fopen(path, "rb");
+  if (fp == NULL)
+    return FALSE;
+  gboolean ok = fread(head, 1, 4, fp) == 4;
+  fclose(fp);
+  return ok && ((head[0] == 'I' && head[1] == 'I' && (head[2] == 42 || head[2] == 43)) ||
+                (head[0] == 'M' && head[1] == 'M' && (head[3] == 42 || head[3] == 43)));
+}
+
 gboolean
 emseg_stack_tiff_open(EmsegStack *stack, GError **error)
 {
@@ -148,6 +164,10 @@ emseg_stack_tiff_open(EmsegStack *stack, GError **error)
     if (!g_file_test(stack->path, G_FILE_TEST_EXISTS))
       g_set_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_IO, "%s: no such file",
                   stack->path);
+    else if (stack->tiff_message->len == 0 && has_tiff_magic(stack->path))
+      /* libtiff refuses a header whose first directory offset is 0 without a word. */
+      g_set_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_FORMAT,
+                  "%s: TIFF header but no pages (no image directory)", stack->path);
     else
       g_set_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_FORMAT,
                   "%s: not a readable TIFF file (%s)", stack->path,
