@@ -73,9 +73,9 @@ eng_synth_params_init(EngSynthParams *p, uint64_t seed)
   p->cell_size = 44.0f;
   p->membrane_min = 2.0f;
   p->membrane_max = 4.0f;
-  p->organelles = 1.3f;
+  p->organelles = 1.8f;
   p->blur_sigma = 1.0f;
-  p->noise_sigma = 10.0f;
+  p->noise_sigma = 12.0f;
 }
 
 static float
@@ -162,7 +162,9 @@ bucket_cells(Cell *out, const EngSynthParams *p, long gx, long gy, float z)
     float w0 = uniform(&r, -0.08f, 0.08f), wa = uniform(&r, 0.0f, 0.12f);
     float ww = TWO_PI / uniform(&r, 25.0f, 70.0f), wp = uniform(&r, 0.0f, TWO_PI);
     c->w = s * s * (w0 + wa * sinf(ww * z + wp));
-    c->tone = uniform(&r, -14.0f, 12.0f);
+    /* some profiles are much darker (dense axoplasm), as in the ISBI slices */
+    c->tone = eng_rng_uniform(&r) < 0.12f ? uniform(&r, -55.0f, -35.0f)
+                                          : uniform(&r, -16.0f, 12.0f);
     /* Poisson-ish organelle count with mean p->organelles, capped */
     int k = 0;
     float limit = expf(-p->organelles), prod = eng_rng_uniform(&r);
@@ -299,7 +301,7 @@ render_rows(void *ctx, size_t y0, size_t y1)
       /* membrane ink with a soft 1 px edge; the label edge sits at its middle */
       float m = smoothstep(half + 0.5f, half - 0.5f, dist);
       v = v * (1.0f - m) + (58.0f + 0.4f * illum) * m;
-      v += 14.0f * eng_rng_normal(&r); /* fine granular texture, softened by the blur */
+      v += 16.0f * eng_rng_normal(&r); /* fine granular texture, softened by the blur */
       syn->a[y * W + x] = v;
       if (syn->labels)
         syn->labels[y * W + x] = dist < half ? 0 : 255;

@@ -20,9 +20,9 @@ typedef struct {
   float cell_size;      /* mean spacing of cell centres, px (default 44) */
   float membrane_min;   /* thinnest membrane, px (default 2) */
   float membrane_max;   /* thickest membrane, px (default 4) */
-  float organelles;     /* mean number of organelles per cell (default 1.3) */
+  float organelles;     /* mean number of organelles per cell (default 1.8) */
   float blur_sigma;     /* Gaussian blur of the rendered slice, px (default 1.0) */
-  float noise_sigma;    /* additive noise after blur, grey levels (default 10) */
+  float noise_sigma;    /* additive noise after blur, grey levels (default 12) */
 } EngSynthParams;
 
 /* Fills p with the defaults above and the given seed. */
