@@ -48,7 +48,8 @@ eng_augment_draw_identity(EngAugmentDraw *d)
 static float
 symmetric(EngRng *r, float max)
 {
-  return max * (2.0f * eng_rng_uniform(r) - 1.0f);
+  float u = 2.0f * eng_rng_uniform(r) - 1.0f; /* drawn even when unused, see below */
+  return max > 0.0f ? max * u : 0.0f;           /* never -0: "off" is exactly identity */
 }
 
 void
