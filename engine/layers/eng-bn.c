@@ -45,10 +45,12 @@ sums_pivot(const float *x, size_t len, float piv, double *s1, double *s2)
   }
 }
 
-/* sg += sum(g), sgx += sum(g * (x - mean)), g = dy masked by out > 0 when relu. */
-static void
-sums_grad(const float *dy, const float *y, const float *x, size_t len, float mean, int relu,
-          double *sg, double *sgx)
+/* sg += sum(g), sgx += sum(g * (x - mean)), g = dy masked by y > 0 when relu. Loads are
+ * unconditional and the mask a select, which lets the compiler vectorize; RELU is a
+ * compile-time constant in each caller so the two variants compile separately. */
+static inline void
+sums_grad_impl(const float *dy, const float *y, const float *x, size_t len, float mean,
+               const int relu, double *sg, double *sgx)
 {
   size_t i = 0;
   while (i < len) {
@@ -56,12 +58,14 @@ sums_grad(const float *dy, const float *y, const float *x, size_t len, float mea
     float a1[LANES] = {0}, a2[LANES] = {0};
     for (; i + LANES <= end; i += LANES)
       for (int j = 0; j < LANES; j++) {
-        float g = relu && !(y[i + j] > 0.0f) ? 0.0f : dy[i + j];
+        float d = dy[i + j], yy = y[i + j];
+        float g = relu ? (yy > 0.0f ? d : 0.0f) : d;
         a1[j] += g;
         a2[j] += g * (x[i + j] - mean);
       }
     for (; i < end; i++) {
-      float g = relu && !(y[i] > 0.0f) ? 0.0f : dy[i];
+      float d = dy[i], yy = y[i];
+      float g = relu ? (yy > 0.0f ? d : 0.0f) : d;
       a1[0] += g;
       a2[0] += g * (x[i] - mean);
     }
@@ -73,6 +77,16 @@ sums_grad(const float *dy, const float *y, const float *x, size_t len, float mea
     *sg += b1;
     *sgx += b2;
   }
+}
+
+static void
+sums_grad(const float *dy, const float *y, const float *x, size_t len, float mean, int relu,
+          double *sg, double *sgx)
+{
+  if (relu)
+    sums_grad_impl(dy, y, x, len, mean, 1, sg, sgx);
+  else
+    sums_grad_impl(dy, y, x, len, mean, 0, sg, sgx);
 }
 
 /* out = x * a + b, then relu; the two loops keep each one branch-free to vectorize. */
@@ -235,7 +249,8 @@ bn_backward_range(void *vctx, size_t cb, size_t ce)
       const float *y = c->fwd_out + off;
       if (c->relu) {
         for (size_t i = 0; i < c->hw; i++) {
-          float g = y[i] > 0.0f ? dy[i] : 0.0f;
+          float d = dy[i], yy = y[i];
+          float g = yy > 0.0f ? d : 0.0f;
           din[i] += k1 * g - k2 * (x[i] - mean) + k0;
         }
       } else {

@@ -44,8 +44,11 @@ static void
 relu_bw_range(void *vctx, size_t b, size_t e)
 {
   const ElemCtx *c = vctx;
-  for (size_t i = b; i < e; i++)
-    c->din[i] += c->x[i] > 0.0f ? c->dout[i] : 0.0f;
+  /* unconditional loads: the select then vectorizes */
+  for (size_t i = b; i < e; i++) {
+    float d = c->dout[i], y = c->x[i];
+    c->din[i] += y > 0.0f ? d : 0.0f;
+  }
 }
 
 void
@@ -150,8 +153,10 @@ static void
 dropout_bw_range(void *vctx, size_t b, size_t e)
 {
   const DropoutBwCtx *c = vctx;
-  for (size_t i = b; i < e; i++)
-    c->din[i] += c->mask[i] ? c->dout[i] * c->scale : 0.0f;
+  for (size_t i = b; i < e; i++) {
+    float d = c->dout[i] * c->scale;
+    c->din[i] += c->mask[i] ? d : 0.0f;
+  }
 }
 
 void
