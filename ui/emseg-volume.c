@@ -1,0 +1,253 @@
+/* emseg-volume.c — allocation and bookkeeping of the workbench's in-memory stack.
+ * Sizes are checked for overflow before anything is allocated, so a corrupt header
+ * that claims a 100000×100000×1000 stack gives an error message, not a crash. */
+#include "emseg-volume.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "emseg-stack.h"
+#include "eng-synth.h"
+
+G_DEFINE_QUARK (emseg-volume-error-quark, emseg_volume_error)
+
+static gboolean
+checked_plane_count (guint width, guint height, guint n_slices, gsize *out, GError **error)
+{
+  gsize plane;
+  gsize total;
+
+  if (width == 0 || height == 0 || n_slices == 0)
+    {
+      g_set_error (error, emseg_volume_error_quark (), 1,
+                   "Stack size %u×%u×%u is empty: every dimension must be at least 1",
+                   width, height, n_slices);
+      return FALSE;
+    }
+  if (!g_size_checked_mul (&plane, width, height) ||
+      !g_size_checked_mul (&total, plane, n_slices) ||
+      total > G_MAXSIZE / sizeof (float))
+    {
+      g_set_error (error, emseg_volume_error_quark (), 2,
+                   "Stack size %u×%u×%u is too large to hold in memory",
+                   width, height, n_slices);
+      return FALSE;
+    }
+  *out = total;
+  return TRUE;
+}
+
+EmsegVolume *
+emseg_volume_new (guint width, guint height, guint n_slices, GError **error)
+{
+  gsize total;
+  EmsegVolume *v;
+
+  if (!checked_plane_count (width, height, n_slices, &total, error))
+    return NULL;
+
+  v = g_new0 (EmsegVolume, 1);
+  g_atomic_ref_count_init (&v->ref);
+  v->width = width;
+  v->height = height;
+  v->n_slices = n_slices;
+  v->image = g_try_new0 (float, total);
+  v->labels = g_try_malloc (total);
+  if (v->image == NULL || v->labels == NULL)
+    {
+      g_set_error (error, emseg_volume_error_quark (), 3,
+                   "Not enough memory for a %u×%u×%u stack (%.1f MiB)",
+                   width, height, n_slices, total * 5.0 / (1024.0 * 1024.0));
+      emseg_volume_unref (v);
+      return NULL;
+    }
+  memset (v->labels, EMSEG_LABEL_UNLABELED, total);
+  v->image_min = 0.0f;
+  v->image_max = 1.0f;
+  return v;
+}
+
+EmsegVolume *
+emseg_volume_ref (EmsegVolume *volume)
+{
+  g_atomic_ref_count_inc (&volume->ref);
+  return volume;
+}
+
+void
+emseg_volume_unref (EmsegVolume *volume)
+{
+  if (volume == NULL || !g_atomic_ref_count_dec (&volume->ref))
+    return;
+  g_free (volume->image);
+  g_free (volume->labels);
+  g_free (volume->prediction);
+  g_free (volume);
+}
+
+gsize
+emseg_volume_plane_size (const EmsegVolume *volume)
+{
+  return (gsize) volume->width * volume->height;
+}
+
+void
+emseg_volume_update_range (EmsegVolume *volume)
+{
+  gsize n = emseg_volume_plane_size (volume) * volume->n_slices;
+  float lo = INFINITY;
+  float hi = -INFINITY;
+
+  for (gsize i = 0; i < n; i++)
+    {
+      float s = volume->image[i];
+      if (!isfinite (s))
+        continue;
+      lo = MIN (lo, s);
+      hi = MAX (hi, s);
+    }
+  if (!(lo < hi))
+    {
+      /* A constant (or all-NaN) stack still needs a non-empty window to display. */
+      lo = isfinite (lo) ? lo : 0.0f;
+      hi = lo + 1.0f;
+    }
+  volume->image_min = lo;
+  volume->image_max = hi;
+}
+
+gboolean
+emseg_volume_ensure_prediction (EmsegVolume *volume, GError **error)
+{
+  gsize n = emseg_volume_plane_size (volume) * volume->n_slices;
+
+  if (volume->prediction != NULL)
+    return TRUE;
+  volume->prediction = g_try_new (float, n);
+  if (volume->prediction == NULL)
+    {
+      g_set_error (error, emseg_volume_error_quark (), 3,
+                   "Not enough memory for the prediction of a %u×%u×%u stack",
+                   volume->width, volume->height, volume->n_slices);
+      return FALSE;
+    }
+  for (gsize i = 0; i < n; i++)
+    volume->prediction[i] = 0.5f;
+  return TRUE;
+}
+
+float *
+emseg_volume_image_plane (EmsegVolume *volume, guint slice)
+{
+  g_return_val_if_fail (slice < volume->n_slices, NULL);
+  return volume->image + emseg_volume_plane_size (volume) * slice;
+}
+
+guint8 *
+emseg_volume_label_plane (EmsegVolume *volume, guint slice)
+{
+  g_return_val_if_fail (slice < volume->n_slices, NULL);
+  return volume->labels + emseg_volume_plane_size (volume) * slice;
+}
+
+float *
+emseg_volume_prediction_plane (EmsegVolume *volume, guint slice)
+{
+  g_return_val_if_fail (slice < volume->n_slices, NULL);
+  if (volume->prediction == NULL)
+    return NULL;
+  return volume->prediction + emseg_volume_plane_size (volume) * slice;
+}
+
+const char *
+emseg_label_to_string (guint8 label)
+{
+  switch (label)
+    {
+    case EMSEG_LABEL_MEMBRANE:
+      return "membrane";
+    case EMSEG_LABEL_CELL:
+      return "cell";
+    case EMSEG_LABEL_UNLABELED:
+      return "unlabeled";
+    default:
+      return "other";
+    }
+}
+
+EmsegVolume *
+emseg_volume_new_from_stack (const char *image_path, const char *labels_path, GError **error)
+{
+  g_autoptr (EmsegStack) images = NULL;
+  g_autoptr (EmsegStack) labels = NULL;
+  g_autoptr (EmsegVolume) v = NULL;
+
+  images = emseg_stack_open (image_path, error);
+  if (images == NULL)
+    return NULL;
+  if (labels_path != NULL)
+    {
+      labels = emseg_stack_open (labels_path, error);
+      if (labels == NULL)
+        return NULL;
+      if (emseg_stack_get_width (labels) != emseg_stack_get_width (images) ||
+          emseg_stack_get_height (labels) != emseg_stack_get_height (images) ||
+          emseg_stack_get_n_slices (labels) != emseg_stack_get_n_slices (images))
+        {
+          g_set_error (error, emseg_volume_error_quark (), 4,
+                       "Labels %s are %u×%u×%u but images %s are %u×%u×%u: they must match",
+                       labels_path, emseg_stack_get_width (labels), emseg_stack_get_height (labels),
+                       emseg_stack_get_n_slices (labels), image_path, emseg_stack_get_width (images),
+                       emseg_stack_get_height (images), emseg_stack_get_n_slices (images));
+          return NULL;
+        }
+    }
+  v = emseg_volume_new (emseg_stack_get_width (images), emseg_stack_get_height (images),
+                        emseg_stack_get_n_slices (images), error);
+  if (v == NULL)
+    return NULL;
+  for (guint z = 0; z < v->n_slices; z++)
+    {
+      if (!emseg_stack_read_float (images, z, emseg_volume_image_plane (v, z), error))
+        return NULL;
+      if (labels != NULL && !emseg_stack_read_u8 (labels, z, emseg_volume_label_plane (v, z), error))
+        return NULL;
+    }
+  emseg_volume_update_range (v);
+  return g_steal_pointer (&v);
+}
+
+EmsegVolume *
+emseg_volume_new_synthetic (guint width, guint height, guint n_slices, guint64 seed,
+                            guint n_labelled, GError **error)
+{
+  g_autoptr (EmsegVolume) v = emseg_volume_new (width, height, n_slices, error);
+  g_autofree guint8 *image = NULL;
+  EngSynthParams params;
+  EngError err = { 0 };
+  gsize total;
+
+  if (v == NULL)
+    return NULL;
+  total = emseg_volume_plane_size (v) * n_slices;
+  image = g_try_malloc (total);
+  if (image == NULL)
+    {
+      g_set_error (error, emseg_volume_error_quark (), 3, "Not enough memory for the demo stack");
+      return NULL;
+    }
+  eng_synth_params_init (&params, seed);
+  if (eng_synth_stack (image, v->labels, &params, 0, n_slices, width, height, &err) != ENG_OK)
+    {
+      g_set_error (error, emseg_volume_error_quark (), 5, "Could not generate the demo stack: %s",
+                   err.message);
+      return NULL;
+    }
+  for (gsize i = 0; i < total; i++)
+    v->image[i] = image[i];
+  n_labelled = MIN (n_labelled, n_slices);
+  memset (v->labels + emseg_volume_plane_size (v) * n_labelled, EMSEG_LABEL_UNLABELED,
+          emseg_volume_plane_size (v) * (n_slices - n_labelled));
+  emseg_volume_update_range (v);
+  return g_steal_pointer (&v);
+}

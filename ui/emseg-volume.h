@@ -1,0 +1,65 @@
+/* emseg-volume.h — the in-memory stack the workbench shows and edits: the image slices
+ * (float samples as read, never squeezed to 8 bit), one label mask per slice and, once a
+ * model has predicted, the probability map. Reference counted: the window owns one
+ * reference and lends the viewer and the edit history their own. Main thread only; the
+ * engine thread gets copies, never this struct. GLib only, no GTK, so tests and the
+ * store adapter can use it without a display. */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define EMSEG_VOLUME_ERROR (emseg_volume_error_quark ())
+GQuark emseg_volume_error_quark (void);
+
+/* Mask values follow the file convention (ARCHITECTURE.md): 0 membrane, 255 cell
+ * interior; 128 marks pixels nobody has labelled (they get weight 0 in the loss). */
+typedef enum {
+  EMSEG_LABEL_MEMBRANE = 0,
+  EMSEG_LABEL_UNLABELED = 128,
+  EMSEG_LABEL_CELL = 255,
+} EmsegLabel;
+
+typedef struct {
+  guint width, height, n_slices;
+  float *image;      /* (n_slices, height, width) raw sample values, owned */
+  guint8 *labels;    /* (n_slices, height, width) EmsegLabel values, owned */
+  float *prediction; /* (n_slices, height, width) P(cell interior), owned; NULL until predicted */
+  float image_min;   /* sample range over the stack: the viewer's default display window */
+  float image_max;
+  /* private */
+  gatomicrefcount ref;
+} EmsegVolume;
+
+/* Allocates an all-zero image with every label EMSEG_LABEL_UNLABELED. Fails with a
+ * message (not an abort) when the size overflows or memory is short. */
+EmsegVolume *emseg_volume_new (guint width, guint height, guint n_slices, GError **error);
+EmsegVolume *emseg_volume_ref (EmsegVolume *volume);
+void emseg_volume_unref (EmsegVolume *volume);
+
+/* Recomputes image_min/image_max after the image samples were filled in. */
+void emseg_volume_update_range (EmsegVolume *volume);
+/* Allocates the prediction planes (filled with 0.5) if absent; FALSE on overflow/OOM. */
+gboolean emseg_volume_ensure_prediction (EmsegVolume *volume, GError **error);
+
+gsize emseg_volume_plane_size (const EmsegVolume *volume);
+float *emseg_volume_image_plane (EmsegVolume *volume, guint slice);
+guint8 *emseg_volume_label_plane (EmsegVolume *volume, guint slice);
+float *emseg_volume_prediction_plane (EmsegVolume *volume, guint slice); /* NULL if none */
+
+const char *emseg_label_to_string (guint8 label);
+
+/* Reads a whole TIFF stack or PNG folder (app/io) into a volume; labels_path (may be
+ * NULL) is a stack of the same size with 255 = cell, 0 = membrane. Errors name the file
+ * and, for a size mismatch, both sizes. */
+EmsegVolume *emseg_volume_new_from_stack (const char *image_path, const char *labels_path,
+                                          GError **error);
+/* The demo project: an EM-like synthetic stack (engine/augment eng-synth) whose first
+ * n_labelled slices carry their exact labels and the rest are unlabeled. */
+EmsegVolume *emseg_volume_new_synthetic (guint width, guint height, guint n_slices,
+                                         guint64 seed, guint n_labelled, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EmsegVolume, emseg_volume_unref)
+
+G_END_DECLS
