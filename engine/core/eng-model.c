@@ -893,6 +893,12 @@ eng_graph_bytes(const EngGraph *g)
   return g->arena_bytes;
 }
 
+size_t
+eng_graph_output_count(const EngGraph *g)
+{
+  return g->n * g->h * g->w;
+}
+
 double
 eng_graph_conv_macs(const EngGraph *g)
 {

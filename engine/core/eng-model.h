@@ -89,5 +89,6 @@ const float *eng_graph_logits(const EngGraph *graph);
 EngStatus eng_graph_backward(EngGraph *graph, const float *dlogits);
 
 size_t eng_graph_bytes(const EngGraph *graph);   /* arenas owned by the graph */
+size_t eng_graph_output_count(const EngGraph *graph); /* n*h*w */
 /* Multiply-accumulates of the convolutions in one forward (×2 = FLOPs; backward ≈ 2×). */
 double eng_graph_conv_macs(const EngGraph *graph);
