@@ -23,37 +23,40 @@
 
 enum { WS_WSHED = 0, WS_INIT = -1, WS_MASK = -2, WS_INQUEUE = -3 };
 
-/* Neighbours of t in Fiji's Neighborhood2DC4 order: (x-1,y), (x,y-1), (x+1,y), (x,y+1). */
-static inline int
-neighbours4(size_t t, size_t nx, size_t ny, size_t out[4])
+/* The one-pixel frame around the image holds WS_BORDER, which no test below matches, so
+ * neighbours need no bounds checks and behave exactly like Fiji's out-of-range skip. */
+#define WS_BORDER INT32_MIN
+
+static void
+set_border(int32_t *L, size_t nx, size_t ny)
 {
-  size_t x = t / ny, y = t - x * ny;
-  int k = 0;
-  if (x > 0)
-    out[k++] = t - ny;
-  if (y > 0)
-    out[k++] = t - 1;
-  if (x + 1 < nx)
-    out[k++] = t + ny;
-  if (y + 1 < ny)
-    out[k++] = t + 1;
-  return k;
+  size_t s = ny + 2;
+  for (size_t y = 0; y < s; y++) {
+    L[y] = WS_BORDER;
+    L[(nx + 1) * s + y] = WS_BORDER;
+  }
+  for (size_t x = 1; x <= nx; x++) {
+    L[x * s] = WS_BORDER;
+    L[x * s + ny + 1] = WS_BORDER;
+  }
 }
 
-/* Gives `label` to seed and every WS_MASK pixel 4-connected to it, breadth first. */
+/* Gives `label` to seed and every WS_MASK pixel 4-connected to it, breadth first, the
+ * neighbours in Fiji's Neighborhood2DC4 order: (x-1,y), (x,y-1), (x+1,y), (x,y+1). */
 static void
-flood_mask(int32_t *L, size_t seed, int32_t label, size_t nx, size_t ny, int32_t *fifo)
+flood_mask(int32_t *L, size_t seed, int32_t label, size_t stride, int32_t *fifo)
 {
-  size_t head = 0, tail = 0, nb[4];
+  const ptrdiff_t off[4] = { -(ptrdiff_t) stride, -1, (ptrdiff_t) stride, 1 };
+  size_t head = 0, tail = 0;
   L[seed] = label;
   fifo[tail++] = (int32_t) seed;
   while (head < tail) {
     size_t p = (size_t) fifo[head++];
-    int k = neighbours4(p, nx, ny, nb);
-    for (int i = 0; i < k; i++) {
-      if (L[nb[i]] == WS_MASK) {
-        L[nb[i]] = label;
-        fifo[tail++] = (int32_t) nb[i];
+    for (int i = 0; i < 4; i++) {
+      size_t c = p + (size_t) off[i];
+      if (L[c] == WS_MASK) {
+        L[c] = label;
+        fifo[tail++] = (int32_t) c;
       }
     }
   }
@@ -63,13 +66,16 @@ int32_t
 eng_metrics_components4_xmajor(int32_t *labels, const uint8_t *mask, size_t nx, size_t ny,
                                int32_t *fifo)
 {
-  size_t n = nx * ny;
+  size_t s = ny + 2;
   int32_t next = 0;
-  for (size_t t = 0; t < n; t++)
-    labels[t] = mask[t] ? WS_MASK : 0;
-  for (size_t t = 0; t < n; t++)
-    if (labels[t] == WS_MASK)
-      flood_mask(labels, t, ++next, nx, ny, fifo);
+  set_border(labels, nx, ny);
+  for (size_t x = 1; x <= nx; x++)
+    for (size_t t = x * s + 1; t <= x * s + ny; t++)
+      labels[t] = mask[t] ? WS_MASK : 0;
+  for (size_t x = 1; x <= nx; x++)
+    for (size_t t = x * s + 1; t <= x * s + ny; t++)
+      if (labels[t] == WS_MASK)
+        flood_mask(labels, t, ++next, s, fifo);
   return next;
 }
 
@@ -77,30 +83,35 @@ int32_t
 eng_metrics_thin_xmajor(int32_t *L, const uint8_t *cell, size_t nx, size_t ny,
                         int32_t *fifo)
 {
-  size_t n = nx * ny, nb[4];
+  size_t s = ny + 2;
+  const ptrdiff_t off[4] = { -(ptrdiff_t) s, -1, (ptrdiff_t) s, 1 };
   int32_t next = 0;
 
   /* Level 0: basins. Membrane stays WS_INIT until its level is reached. */
-  for (size_t t = 0; t < n; t++)
-    L[t] = cell[t] ? WS_MASK : WS_INIT;
-  for (size_t t = 0; t < n; t++)
-    if (L[t] == WS_MASK)
-      flood_mask(L, t, ++next, nx, ny, fifo);
+  set_border(L, nx, ny);
+  for (size_t x = 1; x <= nx; x++)
+    for (size_t t = x * s + 1; t <= x * s + ny; t++)
+      L[t] = cell[t] ? WS_MASK : WS_INIT;
+  for (size_t x = 1; x <= nx; x++)
+    for (size_t t = x * s + 1; t <= x * s + ny; t++)
+      if (L[t] == WS_MASK)
+        flood_mask(L, t, ++next, s, fifo);
 
   /* Level 255: seed the FIFO with membrane pixels that touch a basin, in pixel order.
    * Membrane pixels seen earlier at this level are MASK/INQUEUE (< 0), so only basins
    * count, exactly as in Fiji's `tabLabels[u][v] >= WSHED` test. */
   size_t head = 0, tail = 0;
-  for (size_t t = 0; t < n; t++) {
-    if (cell[t])
-      continue;
-    L[t] = WS_MASK;
-    int k = neighbours4(t, nx, ny, nb);
-    for (int i = 0; i < k; i++) {
-      if (L[nb[i]] >= WS_WSHED) {
-        fifo[tail++] = (int32_t) t;
-        L[t] = WS_INQUEUE;
-        break;
+  for (size_t x = 1; x <= nx; x++) {
+    for (size_t t = x * s + 1; t <= x * s + ny; t++) {
+      if (cell[t])
+        continue;
+      L[t] = WS_MASK;
+      for (int i = 0; i < 4; i++) {
+        if (L[t + (size_t) off[i]] >= WS_WSHED) {
+          fifo[tail++] = (int32_t) t;
+          L[t] = WS_INQUEUE;
+          break;
+        }
       }
     }
   }
@@ -110,22 +121,22 @@ eng_metrics_thin_xmajor(int32_t *L, const uint8_t *cell, size_t nx, size_t ny,
   bool flag = false;
   while (head < tail) {
     size_t p = (size_t) fifo[head++];
-    int k = neighbours4(p, nx, ny, nb);
-    for (int i = 0; i < k; i++) {
-      size_t c = nb[i];
-      if (L[c] > 0) {
+    for (int i = 0; i < 4; i++) {
+      size_t c = p + (size_t) off[i];
+      int32_t lc = L[c];
+      if (lc > 0) {
         if (L[p] == WS_INQUEUE || (L[p] == WS_WSHED && flag)) {
-          L[p] = L[c];
-        } else if (L[p] > 0 && L[p] != L[c]) {
+          L[p] = lc;
+        } else if (L[p] > 0 && L[p] != lc) {
           L[p] = WS_WSHED;
           flag = false;
         }
-      } else if (L[c] == WS_WSHED) {
+      } else if (lc == WS_WSHED) {
         if (L[p] == WS_INQUEUE) {
           L[p] = WS_WSHED;
           flag = true;
         }
-      } else if (L[c] == WS_MASK) {
+      } else if (lc == WS_MASK) {
         L[c] = WS_INQUEUE;
         fifo[tail++] = (int32_t) c;
       }
@@ -133,9 +144,10 @@ eng_metrics_thin_xmajor(int32_t *L, const uint8_t *cell, size_t nx, size_t ny,
   }
 
   /* New minima at level 255: membrane that no basin reached. */
-  for (size_t t = 0; t < n; t++)
-    if (!cell[t] && L[t] == WS_MASK)
-      flood_mask(L, t, ++next, nx, ny, fifo);
+  for (size_t x = 1; x <= nx; x++)
+    for (size_t t = x * s + 1; t <= x * s + ny; t++)
+      if (!cell[t] && L[t] == WS_MASK)
+        flood_mask(L, t, ++next, s, fifo);
   return next;
 }
 
@@ -154,9 +166,9 @@ run_rowmajor(XmajorFn fn, int32_t *labels, const uint8_t *mask, size_t h, size_t
     return eng_error_set(err, ENG_ERR_INVALID,
                          "segmentation: %zu x %zu pixels exceed the limit of %zu", h, w,
                          ENG_METRICS_MAX_PIXELS);
-  size_t n = h * w;
-  uint8_t *mt = malloc(n);
-  int32_t *lt = malloc(n * sizeof *lt);
+  size_t n = h * w, np = (h + 2) * (w + 2);
+  uint8_t *mt = calloc(np, 1);
+  int32_t *lt = malloc(np * sizeof *lt);
   int32_t *fifo = malloc(n * sizeof *fifo);
   if (!mt || !lt || !fifo) {
     free(mt);
@@ -166,11 +178,11 @@ run_rowmajor(XmajorFn fn, int32_t *labels, const uint8_t *mask, size_t h, size_t
   }
   for (size_t y = 0; y < h; y++)
     for (size_t x = 0; x < w; x++)
-      mt[x * h + y] = mask[y * w + x] != 0;
+      mt[ENG_METRICS_PAD(x, y, h)] = mask[y * w + x] != 0;
   int32_t k = fn(lt, mt, w, h, fifo);
   for (size_t y = 0; y < h; y++)
     for (size_t x = 0; x < w; x++)
-      labels[y * w + x] = lt[x * h + y];
+      labels[y * w + x] = lt[ENG_METRICS_PAD(x, y, h)];
   if (n_labels)
     *n_labels = k;
   free(mt);

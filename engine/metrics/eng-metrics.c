@@ -53,9 +53,12 @@ typedef struct {
   double plogp_a, plogp_b, plogp_ab; /* sums of p log p, p = count / n */
 } Sums;
 
+/* Fiji skips empty segments (`if (ai[i] != 0)`), which 0 * log 0 = NaN would poison. */
 static inline double
 plogp(int64_t count, double n)
 {
+  if (count == 0)
+    return 0.0;
   double p = (double) count / n;
   return p * log(p);
 }
@@ -100,72 +103,110 @@ finish_scores(const Sums *s, EngPartitionScores *o)
   o->info_fscore = 2.0 * prec * rec / (prec + rec);
 }
 
-/* Scratch for accumulate(): per proposal label counts and the lists of labels touched,
- * so clearing costs what was used, not the number of labels. */
+/* Scratch for one partition in accumulate(): per proposal label counts and the lists of
+ * labels touched, so clearing costs what was used, not the number of labels. */
 typedef struct {
   int32_t *cnt;      /* (n_labels_b) count in the current truth segment */
   int32_t *marg;     /* (n_labels_b) marginal b_j inside the foreground */
   int32_t *touched;  /* (n) labels with cnt > 0 */
   int32_t *mtouched; /* (n) labels with marg > 0 */
+  size_t nt, nm;
 } Tally;
 
-/* Truth segments are given as pixel lists: order[start[i] .. start[i+1]) for i = 1..na.
- * A pixel's proposal label is b[t], or 0 where keep is given and keep[t] is 0. */
-static void
-accumulate(const int32_t *order, const int32_t *start, int32_t na, const int32_t *b,
-           const uint8_t *keep, Tally *w, Sums *s)
+static inline void
+tally_add(Tally *w, int32_t j, Sums *s)
 {
-  memset(s, 0, sizeof *s);
-  s->n = start[na + 1] - start[1];
-  double n = (double) s->n;
-  size_t nm = 0;
-  for (int32_t i = 1; i <= na; i++) {
-    size_t nt = 0;
-    for (int32_t k = start[i]; k < start[i + 1]; k++) {
-      int32_t t = order[k];
-      int32_t j = (keep && !keep[t]) ? 0 : b[t];
-      if (j == 0) {
-        s->c0++;
-        continue;
-      }
-      if (w->cnt[j]++ == 0)
-        w->touched[nt++] = j;
-    }
-    for (size_t k = 0; k < nt; k++) {
-      int32_t j = w->touched[k];
-      int64_t c = w->cnt[j];
-      s->sum_c2 += c * c;
-      s->plogp_ab += plogp(c, n);
-      if (w->marg[j] == 0)
-        w->mtouched[nm++] = j;
-      w->marg[j] += (int32_t) c;
-      w->cnt[j] = 0;
-    }
-    int64_t a = start[i + 1] - start[i];
-    s->sum_a2 += a * a;
-    s->plogp_a += plogp(a, n);
+  if (j == 0)
+    s->c0++;
+  else if (w->cnt[j]++ == 0)
+    w->touched[w->nt++] = j;
+}
+
+/* Closes truth segment i: folds its row of the contingency table into the sums. */
+static inline void
+tally_row(Tally *w, Sums *s, double n)
+{
+  for (size_t k = 0; k < w->nt; k++) {
+    int32_t j = w->touched[k];
+    int64_t c = w->cnt[j];
+    s->sum_c2 += c * c;
+    s->plogp_ab += plogp(c, n);
+    if (w->marg[j] == 0)
+      w->mtouched[w->nm++] = j;
+    w->marg[j] += (int32_t) c;
+    w->cnt[j] = 0;
   }
-  for (size_t k = 0; k < nm; k++) {
+  w->nt = 0;
+}
+
+static inline void
+tally_finish(Tally *w, Sums *s, double n)
+{
+  for (size_t k = 0; k < w->nm; k++) {
     int32_t j = w->mtouched[k];
     int64_t m = w->marg[j];
     s->sum_b2 += m * m;
     s->plogp_b += plogp(m, n);
     w->marg[j] = 0;
   }
+  w->nm = 0;
 }
 
-/* Counting sort of the foreground pixels by truth label: start has na + 2 entries. */
+/* Truth segments are given as pixel lists: order[start[i] .. start[i+1]) for i = 1..na;
+ * a pixel's proposal label is b[t]. With `plain` set, a second partition is tallied in the
+ * same pass: b[t] where keep[t], else 0 (the un-thinned components, see eval_slice). */
 static void
-group_by_label(const int32_t *a, size_t n, int32_t na, int32_t *order, int32_t *start)
+accumulate(const int32_t *order, const int32_t *start, int32_t na, const int32_t *b,
+           Tally *w, Sums *s, const uint8_t *keep, Tally *w2, Sums *plain)
+{
+  memset(s, 0, sizeof *s);
+  s->n = start[na + 1] - start[1];
+  if (plain)
+    *plain = *s;
+  double n = (double) s->n;
+  for (int32_t i = 1; i <= na; i++) {
+    if (plain) {
+      for (int32_t k = start[i]; k < start[i + 1]; k++) {
+        int32_t t = order[k], j = b[t];
+        tally_add(w, j, s);
+        tally_add(w2, keep[t] ? j : 0, plain);
+      }
+      tally_row(w2, plain, n);
+    } else {
+      for (int32_t k = start[i]; k < start[i + 1]; k++)
+        tally_add(w, b[order[k]], s);
+    }
+    tally_row(w, s, n);
+    int64_t a = start[i + 1] - start[i];
+    double pa = plogp(a, n);
+    s->sum_a2 += a * a;
+    s->plogp_a += pa;
+    if (plain) {
+      plain->sum_a2 += a * a;
+      plain->plogp_a += pa;
+    }
+  }
+  tally_finish(w, s, n);
+  if (plain)
+    tally_finish(w2, plain, n);
+}
+
+/* Counting sort of the foreground pixels by truth label; start has na + 2 entries. The
+ * pixels are t = x * stride + base + y for x < nx, y < ny (a framed image or a flat one). */
+static void
+group_by_label(const int32_t *a, size_t nx, size_t ny, size_t stride, size_t base,
+               int32_t na, int32_t *order, int32_t *start)
 {
   memset(start, 0, (size_t) (na + 2) * sizeof *start);
-  for (size_t t = 0; t < n; t++)
-    start[a[t] + 1]++;
+  for (size_t x = 0; x < nx; x++)
+    for (size_t t = x * stride + base; t < x * stride + base + ny; t++)
+      start[a[t] + 1]++;
   for (int32_t i = 1; i <= na + 1; i++)
     start[i] += start[i - 1];
   /* start[i] is now the first slot of label i; fill, then shift back. */
-  for (size_t t = 0; t < n; t++)
-    order[start[a[t]]++] = (int32_t) t;
+  for (size_t x = 0; x < nx; x++)
+    for (size_t t = x * stride + base; t < x * stride + base + ny; t++)
+      order[start[a[t]]++] = (int32_t) t;
   for (int32_t i = na + 1; i > 0; i--)
     start[i] = start[i - 1];
   start[0] = 0;
@@ -187,6 +228,7 @@ tally_init(Tally *w, size_t n_labels_b, size_t n)
   w->marg = calloc(n_labels_b, sizeof *w->marg);
   w->touched = malloc(n * sizeof *w->touched);
   w->mtouched = malloc(n * sizeof *w->mtouched);
+  w->nt = w->nm = 0;
   if (!w->cnt || !w->marg || !w->touched || !w->mtouched) {
     tally_free(w);
     return false;
@@ -226,9 +268,9 @@ eng_metrics_partition_scores(const int32_t *a, const int32_t *b, size_t n, int32
     return eng_error_set(err, ENG_ERR_NOMEM, "partition scores: no memory for %zu pixels",
                          n);
   }
-  group_by_label(a, n, na, order, start);
+  group_by_label(a, 1, n, n, 0, na, order, start);
   Sums s;
-  accumulate(order, start, na, b, NULL, &w, &s);
+  accumulate(order, start, na, b, &w, &s, NULL, NULL, NULL);
   finish_scores(&s, out);
   free(order);
   free(start);
@@ -248,93 +290,92 @@ typedef struct {
 } EvalJob;
 
 typedef struct {
-  float *prob_t;  /* (w, h) x-major probabilities */
-  uint8_t *gt_t;  /* (w, h) x-major truth mask */
-  uint8_t *cell;  /* (w, h) binarized proposal */
-  int32_t *gl;    /* (w, h) truth segments */
-  int32_t *lab;   /* (w, h) thinned proposal segments */
+  uint8_t *gt_t;  /* framed (w, h) x-major truth mask */
+  uint8_t *cell;  /* framed (w, h) binarized proposal */
+  float *prob_t;  /* framed (w, h) x-major probabilities */
+  int32_t *gl;    /* framed (w, h) truth segments */
+  int32_t *lab;   /* framed (w, h) thinned proposal segments */
   int32_t *fifo;  /* (w * h) flood queue */
   int32_t *order; /* (w * h) foreground pixels grouped by truth segment */
   int32_t *start; /* (w * h + 2) group offsets */
-  Tally tally;    /* proposal labels < w * h + 1 */
+  Tally thin, plain; /* proposal labels < w * h + 1 */
 } SliceWork;
 
 static void
 slice_work_free(SliceWork *s)
 {
-  free(s->prob_t);
   free(s->gt_t);
   free(s->cell);
+  free(s->prob_t);
   free(s->gl);
   free(s->lab);
   free(s->fifo);
   free(s->order);
   free(s->start);
-  tally_free(&s->tally);
+  tally_free(&s->thin);
+  tally_free(&s->plain);
+  memset(s, 0, sizeof *s);
 }
 
 static bool
-slice_work_init(SliceWork *s, size_t n)
+slice_work_init(SliceWork *s, size_t h, size_t w)
 {
+  size_t n = h * w, np = (h + 2) * (w + 2);
   memset(s, 0, sizeof *s);
-  s->prob_t = malloc(n * sizeof *s->prob_t);
-  s->gt_t = malloc(n);
-  s->cell = malloc(n);
-  s->gl = malloc(n * sizeof *s->gl);
-  s->lab = malloc(n * sizeof *s->lab);
+  s->gt_t = calloc(np, 1);
+  s->cell = calloc(np, 1);
+  s->prob_t = calloc(np, sizeof *s->prob_t);
+  s->gl = malloc(np * sizeof *s->gl);
+  s->lab = malloc(np * sizeof *s->lab);
   s->fifo = malloc(n * sizeof *s->fifo);
   s->order = malloc(n * sizeof *s->order);
   s->start = malloc((n + 2) * sizeof *s->start);
-  bool ok = s->prob_t && s->gt_t && s->cell && s->gl && s->lab && s->fifo && s->order &&
-            s->start && tally_init(&s->tally, n + 1, n);
-  if (!ok) {
-    free(s->prob_t);
-    free(s->gt_t);
-    free(s->cell);
-    free(s->gl);
-    free(s->lab);
-    free(s->fifo);
-    free(s->order);
-    free(s->start);
-    memset(s, 0, sizeof *s);
-  }
+  bool ok = s->gt_t && s->cell && s->prob_t && s->gl && s->lab && s->fifo && s->order &&
+            s->start;
+  ok = ok && tally_init(&s->thin, n + 1, n);
+  ok = ok && tally_init(&s->plain, n + 1, n);
+  if (!ok)
+    slice_work_free(s);
   return ok;
 }
 
 static void
 eval_slice(EvalJob *job, SliceWork *s, size_t z)
 {
-  size_t h = job->h, w = job->w, n = h * w;
+  size_t h = job->h, w = job->w, n = h * w, st = h + 2;
   const float *p = job->prob + z * n;
   const uint8_t *g = job->gt + z * n;
   /* Transpose once per slice so that all thresholds walk memory in Fiji's order. */
   for (size_t y = 0; y < h; y++)
     for (size_t x = 0; x < w; x++) {
-      s->prob_t[x * h + y] = p[y * w + x];
-      s->gt_t[x * h + y] = g[y * w + x] != 0;
+      s->prob_t[ENG_METRICS_PAD(x, y, h)] = p[y * w + x];
+      s->gt_t[ENG_METRICS_PAD(x, y, h)] = g[y * w + x] != 0;
     }
   int32_t na = eng_metrics_components4_xmajor(s->gl, s->gt_t, w, h, s->fifo);
-  group_by_label(s->gl, n, na, s->order, s->start);
+  group_by_label(s->gl, w, h, st, st + 1, na, s->order, s->start);
 
   for (size_t k = 0; k < ENG_METRICS_N_THRESHOLDS; k++) {
     double th = job->th[k];
     size_t wrong = 0;
-    for (size_t t = 0; t < n; t++) {
-      /* float promoted to double, as Java compares getPixelValue() with a double */
-      uint8_t c = (double) s->prob_t[t] > th;
-      s->cell[t] = c;
-      wrong += c != s->gt_t[t];
+    for (size_t x = 0; x < w; x++) {
+      size_t t0 = ENG_METRICS_PAD(x, 0, h);
+      for (size_t t = t0; t < t0 + h; t++) {
+        /* float promoted to double, as Java compares getPixelValue() with a double */
+        uint8_t c = (double) s->prob_t[t] > th;
+        s->cell[t] = c;
+        wrong += c != s->gt_t[t];
+      }
     }
     eng_metrics_thin_xmajor(s->lab, s->cell, w, h, s->fifo);
 
-    EngPartitionScores thinned, plain;
-    Sums sums;
-    accumulate(s->order, s->start, na, s->lab, NULL, &s->tally, &sums);
-    finish_scores(&sums, &thinned);
     /* Cell pixels keep their component label through the flood, so the un-thinned
      * components are the same labels with the membrane set to 0. */
-    accumulate(s->order, s->start, na, s->lab, s->cell, &s->tally, &sums);
-    finish_scores(&sums, &plain);
+    EngPartitionScores thinned, plain;
+    Sums st_thin, st_plain;
+    accumulate(s->order, s->start, na, s->lab, &s->thin, &st_thin, s->cell, &s->plain,
+               &st_plain);
+    finish_scores(&st_thin, &thinned);
+    finish_scores(&st_plain, &plain);
 
     EngMetricsRow *r = &job->rows[z * ENG_METRICS_N_THRESHOLDS + k];
     r->threshold = th;
@@ -354,7 +395,7 @@ eval_range(void *ctx, size_t begin, size_t end)
 {
   EvalJob *job = ctx;
   SliceWork s;
-  if (!slice_work_init(&s, job->h * job->w)) {
+  if (!slice_work_init(&s, job->h, job->w)) {
     atomic_store(&job->nomem, 1);
     return;
   }
