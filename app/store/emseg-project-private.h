@@ -1,0 +1,54 @@
+/* emseg-project-private.h — what the project store's files share: the connection struct,
+ * the statement cache, transactions, SQLite-to-GError mapping and the blob codec.
+ * Not for use outside app/store. */
+#pragma once
+
+#include <sqlite3.h>
+
+#include "emseg-project.h"
+
+struct _EmsegProject {
+  sqlite3 *db;          /* owned */
+  GThread *owner;       /* borrowed identity: the only thread allowed to use db */
+  char *path;           /* owned */
+  gboolean read_only;
+  GHashTable *stmts;    /* owned: SQL text -> sqlite3_stmt*, prepared once, reset per use */
+};
+
+/* Programmer error, not user input: a connection used from the wrong thread. */
+#define EMSEG_PROJECT_ASSERT_THREAD(p) g_assert((p)->owner == g_thread_self())
+
+/* Sets error from the connection's last result: code mapped to EmsegProjectError, message
+ * "PATH: WHAT: sqlite message". Returns FALSE for `return project_fail(...)`. */
+gboolean emseg_project_fail(EmsegProject *p, int rc, const char *what, GError **error);
+
+/* The cached, reset and unbound statement for sql (a string literal). NULL + error. */
+sqlite3_stmt *emseg_project_stmt(EmsegProject *p, const char *sql, GError **error);
+
+/* BEGIN IMMEDIATE (take the write lock up front, so a busy writer waits on the busy
+ * timeout instead of failing mid-transaction), COMMIT, ROLLBACK. Rollback never fails
+ * the caller: it is only called on a path that already reports an error. */
+gboolean emseg_project_begin(EmsegProject *p, const char *what, GError **error);
+gboolean emseg_project_commit(EmsegProject *p, const char *what, GError **error);
+void emseg_project_rollback(EmsegProject *p);
+
+/* Executes a statement that returns no rows. */
+gboolean emseg_project_exec(EmsegProject *p, const char *sql, const char *what, GError **error);
+
+/* zlib round trip. decompress checks the result is exactly expected_len bytes and names
+ * `what` (table, stack, slice) when the blob is corrupt or of the wrong size. */
+GBytes *emseg_project_compress(const void *data, gsize len);
+gboolean emseg_project_decompress(const void *blob, gsize blob_len, void *out,
+                                  gsize expected_len, const char *what, GError **error);
+
+/* Bytes of one slice, overflow-checked (dims come from the file: untrusted). */
+gboolean emseg_project_slice_bytes(const EmsegProjectStack *s, gsize bytes_per_sample,
+                                   gsize *out, GError **error);
+
+/* Stores one mask (or deletes its row when nothing is labeled), validating every value;
+ * used by imports, strokes, undo and redo inside the caller's transaction. */
+gboolean emseg_project_put_mask(EmsegProject *p, gint64 stack_id, guint slice,
+                                const guint8 *mask, gsize n, GError **error);
+/* Reads a mask (n bytes; all UNLABELED when never annotated), validating every value. */
+gboolean emseg_project_get_mask(EmsegProject *p, gint64 stack_id, guint slice, guint8 *out,
+                                gsize n, guint64 *n_labeled, GError **error);

@@ -1,0 +1,210 @@
+/* emseg-project.h — the project file (".emseg"): one self-contained SQLite database holding
+ * image stacks, label masks, the annotation history, training runs, metrics, per-layer
+ * update statistics, checkpoints and predictions.
+ *
+ * Threads: an EmsegProject is one SQLite connection and belongs to the thread that opened
+ * it (asserted on every call). The GUI thread and the engine thread each open their own;
+ * WAL mode and a busy timeout let one read while the other writes.
+ *
+ * Durability: every public function that writes is one transaction (a stroke, a checkpoint,
+ * an epoch's metrics), so a crash loses at most the write in flight and a checkpoint is
+ * either the old or the new one. A failed transaction is rolled back and reported.
+ *
+ * Trust: a project may come from someone else. Open applies SQLite's defensive settings,
+ * runs quick_check, checks the application id, the schema version and every table's
+ * columns; every blob read is checked against its declared shape and checksum.
+ *
+ * Storage choices: slices are the raw samples (little-endian), masks one byte per pixel,
+ * predictions 16-bit quantized P(cell interior) (value / 65535); all zlib-compressed with
+ * GLib's GZlibCompressor (gio is already a dependency, so no extra library).
+ *
+ * Ownership: the caller owns every buffer passed in or filled, and every returned string,
+ * GBytes and GArray (free with g_free / g_bytes_unref / g_array_unref). */
+#pragma once
+
+#include <glib.h>
+
+#include "emseg-stack.h"
+
+G_BEGIN_DECLS
+
+#define EMSEG_PROJECT_ERROR (emseg_project_error_quark())
+GQuark emseg_project_error_quark(void);
+
+typedef enum {
+  EMSEG_PROJECT_ERROR_FAILED,      /* any other SQLite failure (message has the details) */
+  EMSEG_PROJECT_ERROR_NOT_FOUND,   /* no such file, stack, slice, run or checkpoint */
+  EMSEG_PROJECT_ERROR_NOT_PROJECT, /* not SQLite, or SQLite from another application */
+  EMSEG_PROJECT_ERROR_TOO_NEW,     /* written by a newer emseg: refused, not touched */
+  EMSEG_PROJECT_ERROR_CORRUPT,     /* integrity, schema or blob check failed */
+  EMSEG_PROJECT_ERROR_READ_ONLY,   /* file or folder not writable */
+  EMSEG_PROJECT_ERROR_DISK_FULL,
+  EMSEG_PROJECT_ERROR_BUSY,        /* another connection held the lock past the timeout */
+  EMSEG_PROJECT_ERROR_INVALID,     /* bad argument: sizes, label values, unknown status */
+} EmsegProjectError;
+
+/* Mask values, one byte per pixel. Membrane and cell match label files (0 / 255). */
+typedef enum {
+  EMSEG_LABEL_MEMBRANE = 0,
+  EMSEG_LABEL_UNLABELED = 128,
+  EMSEG_LABEL_CELL = 255,
+} EmsegLabel;
+
+typedef enum {
+  EMSEG_PROJECT_OPEN_DEFAULT = 0,
+  EMSEG_PROJECT_OPEN_CREATE = 1 << 0,    /* create the file if missing */
+  EMSEG_PROJECT_OPEN_READ_ONLY = 1 << 1, /* never write (files from others, read-only media) */
+} EmsegProjectOpenFlags;
+
+typedef struct _EmsegProject EmsegProject;
+
+EmsegProject *emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error);
+void emseg_project_close(EmsegProject *project);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EmsegProject, emseg_project_close)
+
+const char *emseg_project_get_path(EmsegProject *project);
+int emseg_project_schema_version(void); /* what this build writes */
+/* Full PRAGMA integrity_check (slow on big files; open runs quick_check). */
+gboolean emseg_project_check_integrity(EmsegProject *project, GError **error);
+
+/* Free-form metadata (name, description, created, …). get returns NULL if unset. */
+gboolean emseg_project_set_meta(EmsegProject *project, const char *key, const char *value,
+                                GError **error);
+char *emseg_project_get_meta(EmsegProject *project, const char *key, GError **error);
+
+/* ---- stacks, slices, masks ---- */
+
+typedef struct {
+  gint64 id;
+  char *name;        /* owned */
+  char *source_path; /* owned, where it was imported from */
+  guint width, height, n_slices;
+  EmsegSampleType type;
+} EmsegProjectStack;
+
+void emseg_project_stack_clear(EmsegProjectStack *stack);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(EmsegProjectStack, emseg_project_stack_clear)
+
+/* Copies every slice of `images` in (one transaction). labels, if given, must have the same
+ * width and height and at most as many pages: page i becomes slice i's mask (values < 128
+ * membrane, >= 128 cell); slices beyond the last label page stay unlabeled. */
+gboolean emseg_project_import_stack(EmsegProject *project, const char *name,
+                                    EmsegStack *images, EmsegStack *labels, gint64 *stack_id,
+                                    GError **error);
+/* Stacks in id order: a GArray of EmsegProjectStack (cleared on free). */
+GArray *emseg_project_list_stacks(EmsegProject *project, GError **error);
+gboolean emseg_project_get_stack(EmsegProject *project, gint64 stack_id,
+                                 EmsegProjectStack *out, GError **error);
+
+/* out: width*height samples of the stack's type (raw) or float. */
+gboolean emseg_project_read_slice(EmsegProject *project, gint64 stack_id, guint slice,
+                                  void *out, GError **error);
+gboolean emseg_project_read_slice_float(EmsegProject *project, gint64 stack_id, guint slice,
+                                        float *out, GError **error);
+
+/* out: width*height EmsegLabel bytes; a slice never annotated reads as all UNLABELED.
+ * n_labeled (may be NULL) receives the count of non-UNLABELED pixels. */
+gboolean emseg_project_read_mask(EmsegProject *project, gint64 stack_id, guint slice,
+                                 guint8 *out, guint64 *n_labeled, GError **error);
+/* Replaces a whole mask (imports, "clear slice"); not part of the undo history. */
+gboolean emseg_project_write_mask(EmsegProject *project, gint64 stack_id, guint slice,
+                                  const guint8 *mask, GError **error);
+/* Slices that have at least one labeled pixel, ascending: GArray of guint. */
+GArray *emseg_project_labeled_slices(EmsegProject *project, gint64 stack_id, GError **error);
+
+/* ---- annotation history (undo/redo survives restarts) ---- */
+
+/* Paints a round brush of `radius` pixels along the polyline xy[0..2*n_points) (image
+ * coordinates, x then y) with `label` (any EmsegLabel, UNLABELED erases), in one
+ * transaction with its undo record. Clears the redo list. stroke_id may be NULL. */
+gboolean emseg_project_apply_stroke(EmsegProject *project, gint64 stack_id, guint slice,
+                                    EmsegLabel label, double radius, const float *xy,
+                                    guint n_points, gint64 *stroke_id, GError **error);
+/* Undo the latest applied stroke / redo the latest undone one. *did (may be NULL) says
+ * whether there was anything to do; slice_out (may be NULL) which slice changed. */
+gboolean emseg_project_undo(EmsegProject *project, gint64 stack_id, gboolean *did,
+                            guint *slice_out, GError **error);
+gboolean emseg_project_redo(EmsegProject *project, gint64 stack_id, gboolean *did,
+                            guint *slice_out, GError **error);
+gboolean emseg_project_can_undo(EmsegProject *project, gint64 stack_id);
+gboolean emseg_project_can_redo(EmsegProject *project, gint64 stack_id);
+/* Number of applied (not undone) strokes, and the id of the latest applied one (0: none). */
+gboolean emseg_project_stroke_count(EmsegProject *project, gint64 stack_id, guint64 *applied,
+                                    gint64 *latest_id, GError **error);
+gboolean emseg_project_stroke_exists(EmsegProject *project, gint64 stroke_id, GError **error);
+
+/* ---- training: runs, metrics, layer statistics, checkpoints, predictions ---- */
+
+/* params: every hyperparameter as "key=value" lines (the engine's spec text and options);
+ * parent_model_id: the checkpoint fine-tuned from, or 0. Status starts as "running". */
+gboolean emseg_project_begin_run(EmsegProject *project, const char *name, const char *params,
+                                 guint64 seed, gint64 parent_model_id, gint64 *run_id,
+                                 GError **error);
+/* status: "finished", "cancelled" or "failed". */
+gboolean emseg_project_end_run(EmsegProject *project, gint64 run_id, const char *status,
+                               GError **error);
+
+typedef struct {
+  gint64 id;
+  char *name, *params, *status, *started, *ended; /* owned; ended may be NULL */
+  guint64 seed;
+  gint64 parent_model_id;
+} EmsegRun;
+void emseg_run_clear(EmsegRun *run);
+/* GArray of EmsegRun (cleared on free), in id order. */
+GArray *emseg_project_list_runs(EmsegProject *project, GError **error);
+
+/* One epoch of a run; NAN in any field means "not computed" (stored as NULL). */
+typedef struct {
+  guint epoch;
+  double train_loss, val_loss, train_accuracy, val_accuracy, v_rand, v_info, seconds;
+} EmsegEpochMetrics;
+gboolean emseg_project_add_epoch_metrics(EmsegProject *project, gint64 run_id,
+                                         const EmsegEpochMetrics *m, GError **error);
+/* GArray of EmsegEpochMetrics in epoch order. */
+GArray *emseg_project_get_epoch_metrics(EmsegProject *project, gint64 run_id, GError **error);
+
+/* One epoch's per-layer statistics in one transaction: n layers, names in layer order. */
+gboolean emseg_project_add_layer_stats(EmsegProject *project, gint64 run_id, guint epoch,
+                                       guint n, const char *const *layer_names,
+                                       const double *mean_abs_update,
+                                       const double *mean_abs_weight, GError **error);
+typedef struct {
+  guint epoch;
+  guint layer_index;
+  char *layer; /* owned */
+  double mean_abs_update, mean_abs_weight;
+} EmsegLayerStat;
+void emseg_layer_stat_clear(EmsegLayerStat *stat);
+/* GArray of EmsegLayerStat (cleared on free), by epoch then layer order. */
+GArray *emseg_project_get_layer_stats(EmsegProject *project, gint64 run_id, GError **error);
+
+/* Stores a checkpoint under `name`, replacing any previous one of that name atomically.
+ * weights: the model file bytes (eng_model_serialize), kept opaque; spec: its spec text;
+ * scores: free-form "key=value" lines (may be NULL); run_id 0 when not from a run. */
+gboolean emseg_project_save_checkpoint(EmsegProject *project, const char *name, gint64 run_id,
+                                       guint epoch, const char *spec, const char *scores,
+                                       const void *weights, gsize weights_len,
+                                       gint64 *model_id, GError **error);
+typedef struct {
+  gint64 id, run_id;
+  guint epoch;
+  char *name, *spec, *scores, *created; /* owned; scores may be NULL */
+  gsize weights_len;
+} EmsegCheckpointInfo;
+void emseg_checkpoint_info_clear(EmsegCheckpointInfo *info);
+/* Loads by name; verifies size and SHA-256 before returning the weights. info may be NULL. */
+GBytes *emseg_project_load_checkpoint(EmsegProject *project, const char *name,
+                                      EmsegCheckpointInfo *info, GError **error);
+/* GArray of EmsegCheckpointInfo (cleared on free), in id order. */
+GArray *emseg_project_list_checkpoints(EmsegProject *project, GError **error);
+
+/* P(cell interior) per pixel, stored 16-bit quantized; values are clamped to [0, 1]. */
+gboolean emseg_project_save_prediction(EmsegProject *project, gint64 model_id,
+                                       gint64 stack_id, guint slice, const float *prob,
+                                       GError **error);
+gboolean emseg_project_read_prediction(EmsegProject *project, gint64 model_id,
+                                       gint64 stack_id, guint slice, float *prob,
+                                       GError **error);
+
+G_END_DECLS
