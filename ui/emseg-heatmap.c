@@ -130,7 +130,7 @@ emseg_heatmap_draw (EmsegHeatmap *self, cairo_t *cr, int width, int height)
   /* layout: layer names left, cells, colour bar right, epoch axis below */
   self->cx0 = 96;
   self->cy0 = 8;
-  bar_x1 = width - 44;
+  bar_x1 = width - 54;
   bar_x0 = bar_x1 - 12;
   self->cx1 = MAX (bar_x0 - 10, self->cx0 + 10);
   self->cy1 = MAX (height - 36, self->cy0 + 10);

@@ -331,7 +331,7 @@ emseg_loss_plot_draw (EmsegLossPlot *self, cairo_t *cr, int width, int height)
       g_snprintf (buf, sizeof buf, "%g", fabs (t) < step * 1e-6 ? 0.0 : t);
       emseg_plot_text (cr, x, self->py1 + 3, 0.5, 0.0, buf);
     }
-  emseg_plot_nice_ticks (self->ymin, self->ymax, MAX (2, (int) ((self->py1 - self->py0) / 35)), &first, &step);
+  emseg_plot_nice_ticks (self->ymin, self->ymax, MAX (2, (int) ((self->py1 - self->py0) / 28)), &first, &step);
   for (double t = first; t <= self->ymax + step * 1e-6; t += step)
     {
       double y = round (map_y (self, t)) + 0.5;

@@ -13,10 +13,10 @@ emseg_plot_nice_ticks (double lo, double hi, int max_ticks, double *first, doubl
 
   if (!(span > 0) || !isfinite (span))
     span = fabs (lo) > 0 ? fabs (lo) : 1.0;
-  raw = span / MAX (max_ticks - 1, 1);
+  raw = span / MAX (max_ticks, 1);
   mag = pow (10.0, floor (log10 (raw)));
   f = raw / mag;
-  *step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * mag;
+  *step = (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
   *first = ceil (lo / *step - 1e-9) * *step;
 }
 
