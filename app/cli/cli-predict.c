@@ -1,11 +1,98 @@
-/* cli-predict.c — placeholder for `emseg predict` until its issue lands. */
+/* cli-predict.c — `emseg predict`: cell-interior probabilities (ISBI convention,
+ * 1 = cell, 0 = membrane) as a 32-bit float TIFF stack, one page per slice; optionally
+ * Monte-Carlo dropout averaging and its per-pixel standard deviation. */
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli-commands.h"
+#include "emseg-predict.h"
+#include "emseg-stack.h"
+#include "eng-modelfile.h"
+
+static gboolean
+show_progress(guint done, guint total, gpointer data)
+{
+  if (isatty(2)) {
+    fprintf(stderr, "\rpredicted %u/%u slices", done, total);
+    if (done == total)
+      fputc('\n', stderr);
+  }
+  return TRUE;
+}
 
 int
 emseg_cli_predict(int argc, char **argv)
 {
-  fprintf(stderr, "emseg %s: not implemented yet\n", argv[0]);
-  return 2;
+  g_autofree char *model_path = NULL, *images_path = NULL, *slices_text = NULL,
+                  *out_path = NULL, *std_path = NULL;
+  int mc = 1;
+  gint64 seed = 1;
+  GOptionEntry entries[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file", "MODEL" },
+    { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
+    { "slices", 0, 0, G_OPTION_ARG_STRING, &slices_text, "Slices, e.g. 25-29 (default all)", "LIST" },
+    { "mc-samples", 0, 0, G_OPTION_ARG_INT, &mc, "Average N Monte-Carlo dropout passes (default 1)", "N" },
+    { "std-out", 0, 0, G_OPTION_ARG_FILENAME, &std_path, "Also write the MC standard deviation stack", "TIFF" },
+    { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed for MC dropout masks", "S" },
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Probability stack to write (float32 TIFF)", "PROB.tif" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new("- predict cell-interior probabilities");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    fprintf(stderr, "emseg predict: %s\n", error->message);
+    return 2;
+  }
+  if (!model_path || !images_path || !out_path) {
+    fprintf(stderr, "emseg predict: --model, --images and --out are required (see --help)\n");
+    return 2;
+  }
+  if (mc < 1 || (std_path && mc < 2)) {
+    fprintf(stderr, "emseg predict: --mc-samples must be >= 1 (>= 2 with --std-out)\n");
+    return 2;
+  }
+  EngModel *model = NULL;
+  EngError err;
+  if (eng_model_load(model_path, &model, NULL, &err) != ENG_OK) {
+    fprintf(stderr, "emseg predict: %s\n", err.message);
+    return 1;
+  }
+  int rc = 1;
+  g_autoptr(EmsegStack) images = emseg_stack_open(images_path, &error);
+  guint n = 0;
+  g_autofree guint *idx = NULL;
+  float *prob = NULL, *std = NULL;
+  if (images)
+    idx = emseg_parse_slices(slices_text, emseg_stack_get_n_slices(images), &n, &error);
+  if (!idx)
+    goto out;
+  guint w = emseg_stack_get_width(images), h = emseg_stack_get_height(images);
+  prob = g_try_new(float, (gsize) n * w * h);
+  std = std_path ? g_try_new(float, (gsize) n * w * h) : NULL;
+  if (!prob || (std_path && !std)) {
+    g_set_error(&error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE,
+                "out of memory for %u slices of %ux%u", n, w, h);
+    goto out;
+  }
+  EmsegPredictOptions opts;
+  emseg_predict_options_init(&opts);
+  opts.mc_samples = mc;
+  opts.seed = (guint64) seed;
+  opts.progress = show_progress;
+  if (!emseg_predict_slices(model, images, idx, n, &opts, prob, std, &error))
+    goto out;
+  if (!emseg_tiff_write_float_stack(out_path, prob, w, h, n, &error))
+    goto out;
+  if (std_path && !emseg_tiff_write_float_stack(std_path, std, w, h, n, &error))
+    goto out;
+  printf("wrote %s (%u slices, %ux%u, float32, 1 = cell interior)\n", out_path, n, w, h);
+  rc = 0;
+out:
+  if (rc && error)
+    fprintf(stderr, "emseg predict: %s\n", error->message);
+  g_free(prob);
+  g_free(std);
+  eng_model_free(model);
+  return rc;
 }

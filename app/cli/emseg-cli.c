@@ -20,6 +20,7 @@ static const Command commands[] = {
   { "export-isbi", emseg_cli_export_isbi, "write an ISBI 2012 submission TIFF" },
   { "evaluate", emseg_cli_evaluate, "score a prediction: V_rand, V_info, pixel error" },
   { "augment-preview", emseg_cli_augment_preview, "write augmented samples as PNG" },
+  { "synth", emseg_cli_synth, "write a synthetic EM-like stack with labels" },
 };
 
 static void

@@ -70,6 +70,12 @@ eng_trainer_optimizer(EngTrainer *tr)
   return tr->opt;
 }
 
+size_t
+eng_trainer_graph_bytes(const EngTrainer *tr)
+{
+  return eng_graph_bytes(tr->train);
+}
+
 void
 eng_trainer_set_cancel(EngTrainer *tr, atomic_int *cancel)
 {

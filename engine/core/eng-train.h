@@ -35,6 +35,8 @@ EngTrainer *eng_trainer_new(EngModel *model, size_t n, size_t h, size_t w,
 void eng_trainer_free(EngTrainer *tr);
 EngRmsprop *eng_trainer_optimizer(EngTrainer *tr);
 void eng_trainer_set_cancel(EngTrainer *tr, atomic_int *cancel);
+/* Bytes of activation, gradient and workspace arenas the trainer's graph holds. */
+size_t eng_trainer_graph_bytes(const EngTrainer *tr);
 
 /* Forward (training mode, dropout masks from seed), loss, backward, RMSprop update.
  * image: (n, 1, h, w) standardized; target, mask: (n, h, w) (mask may be NULL).

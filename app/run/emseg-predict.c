@@ -1,0 +1,155 @@
+/* emseg-predict.c — stack prediction and the slice-list parser (see emseg-predict.h). */
+#include "emseg-predict.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng-preprocess.h"
+#include "eng-train.h"
+
+G_DEFINE_QUARK(emseg-predict-error-quark, emseg_predict_error)
+
+void
+emseg_predict_options_init(EmsegPredictOptions *opts)
+{
+  memset(opts, 0, sizeof *opts);
+  opts->mc_samples = 1;
+  opts->seed = 1;
+}
+
+gboolean
+emseg_read_standardized(EmsegStack *stack, guint index, float *out, GError **error)
+{
+  guint w = emseg_stack_get_width(stack), h = emseg_stack_get_height(stack);
+  if (!emseg_stack_read_float(stack, index, out, error))
+    return FALSE;
+  EngError err;
+  if (eng_standardize(out, out, ENG_PIXEL_F32, w, h, NULL, &err) != ENG_OK) {
+    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT, "%s, slice %u: %s",
+                emseg_stack_get_path(stack), index, err.message);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, guint n_slices,
+                     const EmsegPredictOptions *opts, float *prob, float *std, GError **error)
+{
+  guint w = emseg_stack_get_width(stack), h = emseg_stack_get_height(stack);
+  const EngSpec *spec = eng_model_spec(model);
+  int mult = eng_spec_size_multiple(spec);
+  if (w % (guint) mult || h % (guint) mult) {
+    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT,
+                "%s: slices are %ux%u but this model needs width and height divisible by %d",
+                emseg_stack_get_path(stack), w, h, mult);
+    return FALSE;
+  }
+  int samples = opts->mc_samples < 1 ? 1 : opts->mc_samples;
+  if (samples > 1 && spec->dropout <= 0.0f) {
+    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT,
+                "Monte-Carlo sampling needs a model trained with dropout; this one has none");
+    return FALSE;
+  }
+  EngError err;
+  EngGraph *graph = eng_graph_new(model, 1, h, w, 0, &err);
+  if (!graph) {
+    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "%s", err.message);
+    return FALSE;
+  }
+  size_t plane = (size_t) w * h;
+  float *x = g_new(float, plane);
+  gboolean ok = TRUE;
+  for (guint i = 0; i < n_slices && ok; i++) {
+    if (slices[i] >= emseg_stack_get_n_slices(stack)) {
+      g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT,
+                  "%s: slice %u does not exist (the stack has %u)", emseg_stack_get_path(stack),
+                  slices[i], emseg_stack_get_n_slices(stack));
+      ok = FALSE;
+      break;
+    }
+    ok = emseg_read_standardized(stack, slices[i], x, error);
+    if (!ok)
+      break;
+    EngStatus st = eng_predict(graph, x, samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER, samples,
+                               opts->seed + (guint64) slices[i] * 1000003u, prob + i * plane,
+                               std ? std + i * plane : NULL, &err);
+    if (st != ENG_OK) {
+      g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "slice %u: %s",
+                  slices[i], err.message);
+      ok = FALSE;
+      break;
+    }
+    if (opts->progress && !opts->progress(i + 1, n_slices, opts->progress_data)) {
+      g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_CANCELLED,
+                  "prediction cancelled after %u of %u slices", i + 1, n_slices);
+      ok = FALSE;
+    }
+  }
+  g_free(x);
+  eng_graph_free(graph);
+  return ok;
+}
+
+static int
+cmp_uint(const void *a, const void *b)
+{
+  guint x = *(const guint *) a, y = *(const guint *) b;
+  return x < y ? -1 : x > y;
+}
+
+guint *
+emseg_parse_slices(const char *text, guint n_slices, guint *n_out, GError **error)
+{
+  GArray *out = g_array_new(FALSE, FALSE, sizeof(guint));
+  if (!text || !strcmp(text, "all")) {
+    for (guint i = 0; i < n_slices; i++)
+      g_array_append_val(out, i);
+  } else {
+    g_auto(GStrv) parts = g_strsplit(text, ",", -1);
+    for (int k = 0; parts[k]; k++) {
+      char *end;
+      const char *p = parts[k];
+      guint64 a = g_ascii_strtoull(p, &end, 10), b = a;
+      if (end == p)
+        goto bad;
+      if (*end == '-') {
+        const char *q = end + 1;
+        b = g_ascii_strtoull(q, &end, 10);
+        if (end == q)
+          goto bad;
+      }
+      if (*end || b < a)
+        goto bad;
+      if (b >= n_slices) {
+        g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT,
+                    "slice range '%s' goes past the last slice (%u slices, numbered 0 to %u)",
+                    parts[k], n_slices, n_slices ? n_slices - 1 : 0);
+        g_array_free(out, TRUE);
+        return NULL;
+      }
+      for (guint64 i = a; i <= b; i++) {
+        guint v = (guint) i;
+        g_array_append_val(out, v);
+      }
+    }
+  }
+  g_array_sort(out, cmp_uint);
+  /* drop duplicates */
+  guint n = 0;
+  for (guint i = 0; i < out->len; i++)
+    if (i == 0 || g_array_index(out, guint, i) != g_array_index(out, guint, n - 1))
+      g_array_index(out, guint, n++) = g_array_index(out, guint, i);
+  if (n == 0) {
+    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT, "no slices selected");
+    g_array_free(out, TRUE);
+    return NULL;
+  }
+  *n_out = n;
+  return (guint *) g_array_free(out, FALSE);
+bad:
+  g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT,
+              "cannot read slice list '%s': expected e.g. 0-19 or 0,3,5-7", text);
+  g_array_free(out, TRUE);
+  return NULL;
+}

@@ -1,0 +1,46 @@
+/* emseg-predict.h — whole-stack prediction shared by `emseg predict`, `emseg export-isbi`
+ * and the GUI's export: reads slices through app/io, standardizes them, runs the model
+ * (optionally Monte-Carlo dropout averaging) and hands back cell-interior probabilities
+ * in the ISBI convention (1 = cell interior, 0 = membrane).
+ *
+ * Ownership: the model and stack are borrowed; output arrays are the caller's. */
+#pragma once
+
+#include <glib.h>
+
+#include "eng-model.h"
+#include "emseg-stack.h"
+
+#define EMSEG_PREDICT_ERROR (emseg_predict_error_quark())
+GQuark emseg_predict_error_quark(void);
+
+typedef enum {
+  EMSEG_PREDICT_ERROR_INPUT,   /* slice size does not fit the model, bad slice index */
+  EMSEG_PREDICT_ERROR_ENGINE,  /* the engine failed (memory, numerics) */
+  EMSEG_PREDICT_ERROR_CANCELLED,
+} EmsegPredictError;
+
+/* Called after each slice; return FALSE to cancel. */
+typedef gboolean (*EmsegProgressFunc)(guint done, guint total, gpointer user_data);
+
+typedef struct {
+  int mc_samples;     /* 1 = deterministic inference; > 1 = MC dropout average */
+  guint64 seed;       /* for MC dropout masks */
+  EmsegProgressFunc progress;
+  gpointer progress_data;
+} EmsegPredictOptions;
+
+void emseg_predict_options_init(EmsegPredictOptions *opts);
+
+/* Predicts slices[0..n_slices-1] of stack. prob: n_slices * width * height floats;
+ * std (may be NULL): per-pixel standard deviation over MC samples, same size. */
+gboolean emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices,
+                              guint n_slices, const EmsegPredictOptions *opts, float *prob,
+                              float *std, GError **error);
+
+/* Reads slice `index` as standardized floats (width * height), the network's input. */
+gboolean emseg_read_standardized(EmsegStack *stack, guint index, float *out, GError **error);
+
+/* Parses "0-19", "3", "0,2,5-7" into a sorted list of distinct indices < n_slices.
+ * NULL text or "all" gives every slice. Returns a newly allocated array (g_free). */
+guint *emseg_parse_slices(const char *text, guint n_slices, guint *n_out, GError **error);
