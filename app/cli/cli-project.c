@@ -1,11 +1,233 @@
-/* cli-project.c — placeholder for `emseg project` until its issue lands. */
+/* cli-project.c — `emseg project create|info|export-labels`: the project store from the
+ * command line, through the same app/store functions the GUI uses.
+ *
+ *   emseg project create PROJECT --images STACK [--labels LABELS] [--name NAME]
+ *   emseg project info PROJECT
+ *   emseg project export-labels PROJECT --out LABELS.tif [--stack ID]
+ *
+ * export-labels writes slices 0 … last labeled slice as 8-bit pages (255 cell, 0 membrane);
+ * unlabeled pixels have no value in that format, so they are written as 128 and counted on
+ * stderr. */
 #include <stdio.h>
+#include <string.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
 
 #include "cli-commands.h"
+#include "emseg-project.h"
+
+static int
+fail(const char *cmd, GError *error)
+{
+  fprintf(stderr, "emseg project %s: %s\n", cmd, error->message);
+  return 1;
+}
+
+static int
+project_create(int argc, char **argv)
+{
+  g_autofree char *images_path = NULL, *labels_path = NULL, *name = NULL;
+  GOptionEntry entries[] = {
+    { "images", 'i', 0, G_OPTION_ARG_FILENAME, &images_path, "image stack (TIFF or PNG folder)",
+      "STACK" },
+    { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &labels_path,
+      "label stack (255 cell, 0 membrane; may have fewer pages)", "LABELS" },
+    { "name", 'n', 0, G_OPTION_ARG_STRING, &name, "stack name (default: file name)", "NAME" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new("PROJECT - create a project");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    fprintf(stderr, "emseg project create: %s\n", error->message);
+    return 2;
+  }
+  if (argc != 2 || images_path == NULL) {
+    fprintf(stderr, "usage: emseg project create PROJECT --images STACK [--labels LABELS]\n");
+    return 2;
+  }
+  const char *path = argv[1];
+  if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+    fprintf(stderr, "emseg project create: %s already exists; not overwriting it\n", path);
+    return 1;
+  }
+  g_autoptr(EmsegStack) images = emseg_stack_open(images_path, &error);
+  if (images == NULL)
+    return fail("create", error);
+  if (emseg_stack_get_warning(images) != NULL)
+    fprintf(stderr, "emseg project create: %s: %s\n", images_path,
+            emseg_stack_get_warning(images));
+  g_autoptr(EmsegStack) labels = NULL;
+  if (labels_path != NULL) {
+    labels = emseg_stack_open(labels_path, &error);
+    if (labels == NULL)
+      return fail("create", error);
+  }
+  g_autoptr(EmsegProject) project = emseg_project_open(path, EMSEG_PROJECT_OPEN_CREATE, &error);
+  if (project == NULL)
+    return fail("create", error);
+  g_autofree char *base = g_path_get_basename(images_path);
+  gint64 id = 0;
+  if (!emseg_project_import_stack(project, name != NULL ? name : base, images, labels, &id,
+                                  &error)) {
+    /* Do not leave an empty project behind a failed create. */
+    g_clear_pointer(&project, emseg_project_close);
+    g_autofree char *wal = g_strconcat(path, "-wal", NULL);
+    g_autofree char *shm = g_strconcat(path, "-shm", NULL);
+    g_remove(wal);
+    g_remove(shm);
+    g_remove(path);
+    return fail("create", error);
+  }
+  printf("%s: stack %" G_GINT64_FORMAT " '%s', %u slices of %u x %u %s", path, id,
+         name != NULL ? name : base, emseg_stack_get_n_slices(images),
+         emseg_stack_get_width(images), emseg_stack_get_height(images),
+         emseg_sample_type_to_string(emseg_stack_get_sample_type(images)));
+  if (labels != NULL)
+    printf(", %u labeled", emseg_stack_get_n_slices(labels));
+  printf("\n");
+  return 0;
+}
+
+static int
+project_info(int argc, char **argv)
+{
+  if (argc != 2) {
+    fprintf(stderr, "usage: emseg project info PROJECT\n");
+    return 2;
+  }
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EmsegProject) project =
+      emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
+  if (project == NULL)
+    return fail("info", error);
+  g_autofree char *created = emseg_project_get_meta(project, "created", NULL);
+  printf("project %s (schema %d, created %s)\n", argv[1], emseg_project_schema_version(),
+         created != NULL ? created : "?");
+  g_autoptr(GArray) stacks = emseg_project_list_stacks(project, &error);
+  if (stacks == NULL)
+    return fail("info", error);
+  for (guint i = 0; i < stacks->len; i++) {
+    EmsegProjectStack *s = &g_array_index(stacks, EmsegProjectStack, i);
+    g_autoptr(GArray) labeled = emseg_project_labeled_slices(project, s->id, &error);
+    if (labeled == NULL)
+      return fail("info", error);
+    guint64 strokes = 0;
+    if (!emseg_project_stroke_count(project, s->id, &strokes, NULL, &error))
+      return fail("info", error);
+    g_autoptr(GString) list = g_string_new(NULL);
+    for (guint k = 0; k < labeled->len; k++) {
+      guint a = g_array_index(labeled, guint, k), b = a;
+      while (k + 1 < labeled->len && g_array_index(labeled, guint, k + 1) == b + 1)
+        b = g_array_index(labeled, guint, ++k);
+      g_string_append_printf(list, "%s%u", list->len ? "," : "", a);
+      if (b != a)
+        g_string_append_printf(list, "-%u", b);
+    }
+    printf("stack %" G_GINT64_FORMAT " '%s': %u slices of %u x %u %s, from %s\n"
+           "  labeled slices: %u (%s), unlabeled: %u, strokes: %" G_GUINT64_FORMAT "\n",
+           s->id, s->name, s->n_slices, s->width, s->height,
+           emseg_sample_type_to_string(s->type), s->source_path ? s->source_path : "?",
+           labeled->len, list->len ? list->str : "none", s->n_slices - labeled->len, strokes);
+  }
+  g_autoptr(GArray) runs = emseg_project_list_runs(project, &error);
+  g_autoptr(GArray) models = runs != NULL ? emseg_project_list_checkpoints(project, &error) : NULL;
+  if (models == NULL)
+    return fail("info", error);
+  printf("runs: %u, checkpoints: %u\n", runs->len, models->len);
+  for (guint i = 0; i < models->len; i++) {
+    EmsegCheckpointInfo *m = &g_array_index(models, EmsegCheckpointInfo, i);
+    printf("  checkpoint '%s': run %" G_GINT64_FORMAT ", epoch %u, %" G_GSIZE_FORMAT
+           " bytes, %s\n",
+           m->name, m->run_id, m->epoch, m->weights_len, m->created);
+  }
+  return 0;
+}
+
+static int
+project_export_labels(int argc, char **argv)
+{
+  g_autofree char *out = NULL;
+  gint64 stack_id = 0;
+  GOptionEntry entries[] = {
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "label TIFF to write", "LABELS" },
+    { "stack", 's', 0, G_OPTION_ARG_INT64, &stack_id, "stack id (default: the first)", "ID" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new("PROJECT - export label masks");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    fprintf(stderr, "emseg project export-labels: %s\n", error->message);
+    return 2;
+  }
+  if (argc != 2 || out == NULL) {
+    fprintf(stderr, "usage: emseg project export-labels PROJECT --out LABELS.tif [--stack ID]\n");
+    return 2;
+  }
+  g_autoptr(EmsegProject) project =
+      emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
+  if (project == NULL)
+    return fail("export-labels", error);
+  g_auto(EmsegProjectStack) s = { 0 };
+  if (stack_id == 0) {
+    g_autoptr(GArray) stacks = emseg_project_list_stacks(project, &error);
+    if (stacks == NULL)
+      return fail("export-labels", error);
+    if (stacks->len == 0) {
+      fprintf(stderr, "emseg project export-labels: %s has no stacks\n", argv[1]);
+      return 1;
+    }
+    stack_id = g_array_index(stacks, EmsegProjectStack, 0).id;
+  }
+  if (!emseg_project_get_stack(project, stack_id, &s, &error))
+    return fail("export-labels", error);
+  g_autoptr(GArray) labeled = emseg_project_labeled_slices(project, stack_id, &error);
+  if (labeled == NULL)
+    return fail("export-labels", error);
+  if (labeled->len == 0) {
+    fprintf(stderr, "emseg project export-labels: stack %" G_GINT64_FORMAT " has no labels\n",
+            stack_id);
+    return 1;
+  }
+  guint n = g_array_index(labeled, guint, labeled->len - 1) + 1;
+  g_autoptr(EmsegStackWriter) w =
+      emseg_stack_writer_new(out, EMSEG_SAMPLE_U8, s.width, s.height, n, &error);
+  if (w == NULL)
+    return fail("export-labels", error);
+  g_autofree guint8 *mask = g_malloc((gsize)s.width * s.height);
+  guint64 unlabeled = 0;
+  for (guint i = 0; i < n; i++) {
+    guint64 lab = 0;
+    if (!emseg_project_read_mask(project, stack_id, i, mask, &lab, &error) ||
+        !emseg_stack_writer_append(w, mask, &error))
+      return fail("export-labels", error);
+    unlabeled += (guint64)s.width * s.height - lab;
+  }
+  if (!emseg_stack_writer_finish(w, &error))
+    return fail("export-labels", error);
+  printf("%s: %u slices of %u x %u, uint8 (255 cell, 0 membrane)\n", out, n, s.width, s.height);
+  if (unlabeled > 0)
+    fprintf(stderr, "emseg project export-labels: %" G_GUINT64_FORMAT
+            " unlabeled pixels written as 128\n", unlabeled);
+  return 0;
+}
 
 int
 emseg_cli_project(int argc, char **argv)
 {
-  fprintf(stderr, "emseg %s: not implemented yet\n", argv[0]);
+  if (argc < 2) {
+    fprintf(stderr, "usage: emseg project (create|info|export-labels) PROJECT …\n");
+    return 2;
+  }
+  if (!strcmp(argv[1], "create"))
+    return project_create(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "info"))
+    return project_info(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "export-labels"))
+    return project_export_labels(argc - 1, argv + 1);
+  fprintf(stderr, "emseg project: unknown subcommand '%s' (create, info, export-labels)\n",
+          argv[1]);
   return 2;
 }

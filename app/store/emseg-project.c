@@ -993,3 +993,14 @@ emseg_project_labeled_slices(EmsegProject *p, gint64 stack_id, GError **error)
   }
   return a;
 }
+
+gboolean
+emseg_project_set_max_pages_for_testing(EmsegProject *p, guint64 n_pages, GError **error)
+{
+  EMSEG_PROJECT_ASSERT_THREAD(p);
+  /* A PRAGMA argument cannot be bound; the value is a number we format ourselves. */
+  g_autofree char *sql = g_strdup_printf("PRAGMA max_page_count = %" G_GUINT64_FORMAT,
+                                         n_pages != 0 ? n_pages : (guint64)4294967294u);
+  int rc = sqlite3_exec(p->db, sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK || emseg_project_fail(p, rc, "limiting the file size", error);
+}

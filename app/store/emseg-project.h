@@ -207,4 +207,9 @@ gboolean emseg_project_read_prediction(EmsegProject *project, gint64 model_id,
                                        gint64 stack_id, guint slice, float *prob,
                                        GError **error);
 
+/* Test hook: caps the file at n_pages database pages (SQLite's max_page_count) on this
+ * connection, so tests can provoke "disk full" on any filesystem. 0 lifts the cap. */
+gboolean emseg_project_set_max_pages_for_testing(EmsegProject *project, guint64 n_pages,
+                                                 GError **error);
+
 G_END_DECLS
