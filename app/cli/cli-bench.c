@@ -59,12 +59,14 @@ int
 emseg_cli_bench(int argc, char **argv)
 {
   int size = 512, steps = 5;
+  gboolean profile = FALSE;
   g_autofree char *spec_text = NULL, *loss_text = NULL;
   GOptionEntry entries[] = {
     { "size", 0, 0, G_OPTION_ARG_INT, &size, "Slice width and height (default 512)", "N" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Timed repetitions after one warm-up (default 5)", "N" },
     { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Model spec overrides (default: Table 1)", "SPEC" },
     { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "dice or bce (default dice)", "LOSS" },
+    { "profile", 0, 0, G_OPTION_ARG_NONE, &profile, "Also print time per layer kind of one training step", NULL },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("- measure training and inference speed");
@@ -127,6 +129,16 @@ emseg_cli_bench(int argc, char **argv)
       times[i - 1] = (double) (g_get_monotonic_time() - t0) / 1e6;
   }
   double train_s = median(times, steps);
+  if (profile) {
+    /* One more step with per-op timing, kept out of the medians above. */
+    EngStepResult r;
+    char prof[1024];
+    eng_graph_set_profiling(eng_trainer_graph(tr), 1);
+    eng_trainer_step(tr, x, t, m, 99, &r, &err);
+    eng_graph_profile_format(eng_trainer_graph(tr), prof, sizeof prof);
+    eng_graph_set_profiling(eng_trainer_graph(tr), 0);
+    fputs(prof, stdout);
+  }
   for (int i = 0; i <= steps; i++) {
     gint64 t0 = g_get_monotonic_time();
     if (eng_predict(infer, x, ENG_MODE_INFER, 1, 0, prob, NULL, &err) != ENG_OK) {

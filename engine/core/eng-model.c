@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "eng-layers.h"
 #include "eng-rng.h"
@@ -66,6 +67,9 @@ struct EngGraph {
   EngMode last_mode;
   int have_forward;
   double macs;
+  /* Optional per-op-kind timing (eng_graph_set_profiling): forward and backward seconds. */
+  int profiling;
+  double prof_fwd[8], prof_bwd[8];
 };
 
 /* The builder walks the architecture once; with model == NULL in graph it only records
@@ -735,6 +739,14 @@ eng_graph_set_cancel(EngGraph *g, atomic_int *cancel)
   g->cancel = cancel;
 }
 
+static double
+now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + 1e-9 * (double) ts.tv_nsec;
+}
+
 static size_t
 buf_count(const EngGraph *g, const Buf *e)
 {
@@ -761,6 +773,7 @@ eng_graph_forward(EngGraph *g, const float *input, EngMode mode, uint64_t seed)
     Op *op = &g->ops[i];
     Buf *bi = &g->bufs[op->in], *bo = &g->bufs[op->out];
     size_t count = buf_count(g, bi);
+    double t0 = g->profiling ? now_s() : 0;
     switch (op->kind) {
     case OP_CONV:
       eng_conv2d_forward(bo->data, bi->data, m->data + m->params[op->pw].offset,
@@ -804,6 +817,8 @@ eng_graph_forward(EngGraph *g, const float *input, EngMode mode, uint64_t seed)
       eng_add_inplace(bo->data, bi->data, count);
       break;
     }
+    if (g->profiling)
+      g->prof_fwd[op->kind] += now_s() - t0;
   }
   g->last_mode = mode;
   g->have_forward = 1;
@@ -845,6 +860,7 @@ eng_graph_backward(EngGraph *g, const float *dlogits)
     touch_grad(g, bi);
     touch_grad(g, bo); /* an output nobody consumed has zero gradient */
     size_t count = buf_count(g, bi);
+    double t0 = g->profiling ? now_s() : 0;
     switch (op->kind) {
     case OP_CONV:
       eng_conv2d_backward(bi->grad, m->grad + m->params[op->pw].offset,
@@ -883,8 +899,30 @@ eng_graph_backward(EngGraph *g, const float *dlogits)
         eng_add_inplace(bi->grad, bo->grad, count);
       break;
     }
+    if (g->profiling)
+      g->prof_bwd[op->kind] += now_s() - t0;
   }
   return ENG_OK;
+}
+
+void
+eng_graph_set_profiling(EngGraph *g, int on)
+{
+  g->profiling = on;
+  memset(g->prof_fwd, 0, sizeof g->prof_fwd);
+  memset(g->prof_bwd, 0, sizeof g->prof_bwd);
+}
+
+void
+eng_graph_profile_format(const EngGraph *g, char *buf, size_t size)
+{
+  static const char *names[8] = { "conv", "bn_relu", "relu", "maxpool", "decimate", "repeat",
+                                  "dropout", "add" };
+  size_t used = 0;
+  buf[0] = 0;
+  for (int k = 0; k < 8 && used < size; k++)
+    used += (size_t) snprintf(buf + used, size - used, "profile_%s_fwd_s %.4f\nprofile_%s_bwd_s %.4f\n",
+                              names[k], g->prof_fwd[k], names[k], g->prof_bwd[k]);
 }
 
 size_t

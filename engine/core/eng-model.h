@@ -90,5 +90,9 @@ EngStatus eng_graph_backward(EngGraph *graph, const float *dlogits);
 
 size_t eng_graph_bytes(const EngGraph *graph);   /* arenas owned by the graph */
 size_t eng_graph_output_count(const EngGraph *graph); /* n*h*w */
+/* Accumulates time per op kind from now on (resets the totals); for benchmarks. */
+void eng_graph_set_profiling(EngGraph *graph, int on);
+/* "profile_<kind>_{fwd,bwd}_s SECONDS" lines, totals since profiling was switched on. */
+void eng_graph_profile_format(const EngGraph *graph, char *buf, size_t size);
 /* Multiply-accumulates of the convolutions in one forward (×2 = FLOPs; backward ≈ 2×). */
 double eng_graph_conv_macs(const EngGraph *graph);

@@ -70,6 +70,12 @@ eng_trainer_optimizer(EngTrainer *tr)
   return tr->opt;
 }
 
+EngGraph *
+eng_trainer_graph(EngTrainer *tr)
+{
+  return tr->train;
+}
+
 size_t
 eng_trainer_graph_bytes(const EngTrainer *tr)
 {

@@ -37,6 +37,8 @@ EngRmsprop *eng_trainer_optimizer(EngTrainer *tr);
 void eng_trainer_set_cancel(EngTrainer *tr, atomic_int *cancel);
 /* Bytes of activation, gradient and workspace arenas the trainer's graph holds. */
 size_t eng_trainer_graph_bytes(const EngTrainer *tr);
+/* The training graph (borrowed), e.g. for profiling. */
+EngGraph *eng_trainer_graph(EngTrainer *tr);
 
 /* Forward (training mode, dropout masks from seed), loss, backward, RMSprop update.
  * image: (n, 1, h, w) standardized; target, mask: (n, h, w) (mask may be NULL).
