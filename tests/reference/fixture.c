@@ -54,7 +54,7 @@ read_u32(Cursor *c, uint32_t *out, const char *label, long index, const char *wh
 static EngStatus
 parse_record(Cursor *c, FixtureTensor *t, const char *label, long index, EngError *err)
 {
-  uint32_t name_len, ndim;
+  uint32_t name_len = 0, ndim = 0;
   EngStatus st = read_u32(c, &name_len, label, index, "name length", err);
   if (st != ENG_OK)
     return st;
@@ -85,7 +85,7 @@ parse_record(Cursor *c, FixtureTensor *t, const char *label, long index, EngErro
   t->ndim = ndim;
   t->numel = 1;
   for (uint32_t d = 0; d < ndim; d++) {
-    uint32_t dim;
+    uint32_t dim = 0;
     st = read_u32(c, &dim, label, index, "shape", err);
     if (st != ENG_OK)
       return st;
@@ -122,7 +122,7 @@ fixture_parse(Fixture *fx, const unsigned char *bytes, size_t len, const char *l
 {
   memset(fx, 0, sizeof *fx);
   Cursor c = { bytes, len, 0 };
-  uint32_t version, count;
+  uint32_t version = 0, count = 0;
   EngStatus st;
 
   if (len < 8)
