@@ -22,7 +22,8 @@ G_DEFINE_QUARK(emseg-project-error-quark, emseg_project_error)
 /* Forward-only migrations; version = index + 1, each applied with its user_version bump in
  * one transaction. Never edit a released entry: append a new one. */
 static const char *const migrations[] = {
-  /* 1: the initial schema. */
+  /* 1: the initial schema. AUTOINCREMENT where an id must never be reused: a replaced
+   * checkpoint or a dropped redo stroke must not hand its id to a newcomer. */
   "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
   "CREATE TABLE stacks (id INTEGER PRIMARY KEY, name TEXT NOT NULL, source_path TEXT,"
   "  width INTEGER NOT NULL, height INTEGER NOT NULL, n_slices INTEGER NOT NULL,"
@@ -32,13 +33,13 @@ static const char *const migrations[] = {
   "CREATE TABLE masks (stack_id INTEGER NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,"
   "  idx INTEGER NOT NULL, mask BLOB NOT NULL, n_labeled INTEGER NOT NULL,"
   "  PRIMARY KEY (stack_id, idx));"
-  "CREATE TABLE strokes (id INTEGER PRIMARY KEY, stack_id INTEGER NOT NULL"
+  "CREATE TABLE strokes (id INTEGER PRIMARY KEY AUTOINCREMENT, stack_id INTEGER NOT NULL"
   "  REFERENCES stacks(id) ON DELETE CASCADE, idx INTEGER NOT NULL, label INTEGER NOT NULL,"
   "  radius REAL NOT NULL, points BLOB NOT NULL, x0 INTEGER NOT NULL, y0 INTEGER NOT NULL,"
   "  x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, before BLOB NOT NULL, after BLOB NOT NULL,"
   "  undone INTEGER NOT NULL DEFAULT 0, created TEXT NOT NULL);"
   "CREATE INDEX strokes_by_stack ON strokes (stack_id, undone, id);"
-  "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL, params TEXT NOT NULL,"
+  "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, params TEXT NOT NULL,"
   "  seed INTEGER NOT NULL, parent_model_id INTEGER, started TEXT NOT NULL, ended TEXT,"
   "  status TEXT NOT NULL CHECK (status IN ('running','finished','cancelled','failed')));"
   "CREATE TABLE epoch_metrics (run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,"
@@ -48,7 +49,7 @@ static const char *const migrations[] = {
   "  epoch INTEGER NOT NULL, layer_index INTEGER NOT NULL, layer TEXT NOT NULL,"
   "  mean_abs_update REAL NOT NULL, mean_abs_weight REAL NOT NULL,"
   "  PRIMARY KEY (run_id, epoch, layer_index));"
-  "CREATE TABLE models (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, run_id INTEGER,"
+  "CREATE TABLE models (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, run_id INTEGER,"
   "  epoch INTEGER NOT NULL, spec TEXT NOT NULL, scores TEXT, weights BLOB NOT NULL,"
   "  weights_len INTEGER NOT NULL, sha256 TEXT NOT NULL, created TEXT NOT NULL);"
   "CREATE TABLE predictions (model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,"

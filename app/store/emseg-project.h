@@ -151,6 +151,7 @@ typedef struct {
   gint64 parent_model_id;
 } EmsegRun;
 void emseg_run_clear(EmsegRun *run);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(EmsegRun, emseg_run_clear)
 /* GArray of EmsegRun (cleared on free), in id order. */
 GArray *emseg_project_list_runs(EmsegProject *project, GError **error);
 
@@ -176,6 +177,7 @@ typedef struct {
   double mean_abs_update, mean_abs_weight;
 } EmsegLayerStat;
 void emseg_layer_stat_clear(EmsegLayerStat *stat);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(EmsegLayerStat, emseg_layer_stat_clear)
 /* GArray of EmsegLayerStat (cleared on free), by epoch then layer order. */
 GArray *emseg_project_get_layer_stats(EmsegProject *project, gint64 run_id, GError **error);
 
@@ -193,6 +195,7 @@ typedef struct {
   gsize weights_len;
 } EmsegCheckpointInfo;
 void emseg_checkpoint_info_clear(EmsegCheckpointInfo *info);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(EmsegCheckpointInfo, emseg_checkpoint_info_clear)
 /* Loads by name; verifies size and SHA-256 before returning the weights. info may be NULL. */
 GBytes *emseg_project_load_checkpoint(EmsegProject *project, const char *name,
                                       EmsegCheckpointInfo *info, GError **error);
