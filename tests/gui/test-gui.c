@@ -380,6 +380,35 @@ test_window_training_panel (void)
   g_assert_null (emseg_loss_plot_hover_text (plot, -100, -100));
 }
 
+/* The first-run demo: a synthetic EM stack whose first slices carry exact labels, so
+ * both label colours show over the image. */
+static void
+test_window_demo (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (Shot) shot = NULL;
+  EmsegSliceView *view = emseg_window_get_view (window);
+  guint n_red = 0, n_green = 0;
+
+  g_assert_true (emseg_window_open_demo (window, &error));
+  g_assert_no_error (error);
+  emseg_window_show_page (window, "correct");
+  spin_until (view_allocated, view, 0.3);
+  shot = screenshot ("05-demo-project");
+  for (int k = 0; k < 400; k++)
+    {
+      int x, y, c[3];
+
+      image_to_window (8 + (k % 20) * 12.0, 8 + (k / 20) * 12.0, &x, &y);
+      shot_rgb (shot, x, y, c);
+      n_red += c[0] > c[1] + 40 && c[0] > c[2] + 40;
+      n_green += c[1] > c[0] + 30 && c[1] > c[2] + 30;
+    }
+  /* membranes are a minority of pixels, cell interiors the majority */
+  g_assert_cmpuint (n_red, >, 10);
+  g_assert_cmpuint (n_green, >, 150);
+}
+
 /* ---- plots drawn off-screen ---- */
 
 static void
@@ -453,6 +482,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/plot-offscreen", test_plot_offscreen);
   g_test_add_func ("/gui/window/paint-undo", test_window_paint_undo);
   g_test_add_func ("/gui/window/training-panel", test_window_training_panel);
+  g_test_add_func ("/gui/window/demo", test_window_demo);
   status = g_test_run ();
 
   gtk_window_destroy (GTK_WINDOW (window));
