@@ -159,6 +159,140 @@ test_thin_no_cells(void)
     g_assert_cmpint(l[i], ==, 1);
 }
 
+/* Naive oracle: Fiji's WatershedTransform2D.apply() transcribed literally for a 0 / 255
+ * image (pixel list in x-outer order, stable sort by value, level loop with its two
+ * index cursors, bounds-checked neighbours), on plain x-major arrays without the frame. */
+enum { O_MASK = -2, O_WSHED = 0, O_INIT = -1, O_INQUEUE = -3 };
+
+static void
+oracle_thin(const uint8_t *cell, size_t h, size_t w, int32_t *out)
+{
+  size_t n = h * w;
+  int *tab = g_new(int, n);      /* tab[x * h + y] */
+  int *val = g_new(int, n);      /* pixel list: values ... */
+  size_t *pix = g_new(size_t, n); /* ... and x * h + y, sorted by value, stable */
+  size_t *fifo = g_new(size_t, 4 * n + 4), fh = 0, ft = 0;
+  size_t k = 0;
+  for (int v = 0; v <= 255; v += 255)
+    for (size_t x = 0; x < w; x++)
+      for (size_t y = 0; y < h; y++)
+        if ((cell[y * w + x] ? 0 : 255) == v) {
+          val[k] = v;
+          pix[k++] = x * h + y;
+        }
+  for (size_t i = 0; i < n; i++)
+    tab[i] = O_INIT;
+  const int dx[4] = { -1, 0, 1, 0 }, dy[4] = { 0, -1, 0, 1 };
+  int label = 0, flag = 0;
+  size_t cur = 0, h1 = 0, h2 = 0;
+  int hv = 0;
+  while (cur < n && hv <= 255) {
+    hv = val[cur];
+    for (size_t i = h1; i < n; i++) {
+      if (val[i] != hv) {
+        h1 = i;
+        break;
+      }
+      size_t p = pix[i];
+      long px = (long) (p / h), py = (long) (p % h);
+      tab[p] = O_MASK;
+      for (int d = 0; d < 4; d++) {
+        long u = px + dx[d], v = py + dy[d];
+        if (u >= 0 && u < (long) w && v >= 0 && v < (long) h && tab[u * (long) h + v] >= O_WSHED) {
+          fifo[ft++] = p;
+          tab[p] = O_INQUEUE;
+          break;
+        }
+      }
+    }
+    while (fh < ft) {
+      size_t p = fifo[fh++];
+      long px = (long) (p / h), py = (long) (p % h);
+      for (int d = 0; d < 4; d++) {
+        long u = px + dx[d], v = py + dy[d];
+        if (u < 0 || u >= (long) w || v < 0 || v >= (long) h)
+          continue;
+        size_t c = (size_t) (u * (long) h + v);
+        if (tab[c] > 0) {
+          if (tab[p] == O_INQUEUE || (tab[p] == O_WSHED && flag))
+            tab[p] = tab[c];
+          else if (tab[p] > 0 && tab[p] != tab[c]) {
+            tab[p] = O_WSHED;
+            flag = 0;
+          }
+        } else if (tab[c] == O_WSHED) {
+          if (tab[p] == O_INQUEUE) {
+            tab[p] = O_WSHED;
+            flag = 1;
+          }
+        } else if (tab[c] == O_MASK) {
+          tab[c] = O_INQUEUE;
+          fifo[ft++] = c;
+        }
+      }
+    }
+    for (size_t i = h2; i < n; i++, cur++) {
+      if (val[i] != hv) {
+        h2 = i;
+        break;
+      }
+      size_t p = pix[i];
+      if (tab[p] == O_MASK) {
+        tab[p] = ++label;
+        fifo[ft++] = p;
+        while (fh < ft) {
+          size_t q = fifo[fh++];
+          long qx = (long) (q / h), qy = (long) (q % h);
+          for (int d = 0; d < 4; d++) {
+            long u = qx + dx[d], v = qy + dy[d];
+            if (u >= 0 && u < (long) w && v >= 0 && v < (long) h &&
+                tab[u * (long) h + v] == O_MASK) {
+              tab[u * (long) h + v] = label;
+              fifo[ft++] = (size_t) (u * (long) h + v);
+            }
+          }
+        }
+      }
+    }
+  }
+  for (size_t x = 0; x < w; x++)
+    for (size_t y = 0; y < h; y++)
+      out[y * w + x] = tab[x * h + y] == O_INIT ? 0 : tab[x * h + y];
+  g_free(tab);
+  g_free(val);
+  g_free(pix);
+  g_free(fifo);
+}
+
+/* The framed, specialised flood must give the oracle's labels pixel for pixel on random
+ * binary images of many densities and shapes (including no cell and all cells). */
+static void
+test_thin_matches_oracle(void)
+{
+  GRand *rng = g_rand_new_with_seed(2012);
+  for (int trial = 0; trial < 300; trial++) {
+    size_t h = 1 + (size_t) g_rand_int_range(rng, 0, trial < 150 ? 24 : 64);
+    size_t w = 1 + (size_t) g_rand_int_range(rng, 0, trial < 150 ? 24 : 64);
+    /* sparse cells make thick, many-layered floods where queue order matters */
+    double density = trial < 150 ? g_rand_double(rng) : 0.02 + 0.1 * g_rand_double(rng);
+    uint8_t *cell = g_new(uint8_t, h * w);
+    int32_t *got = g_new(int32_t, h * w), *want = g_new(int32_t, h * w);
+    for (size_t i = 0; i < h * w; i++)
+      cell[i] = g_rand_double(rng) < density;
+    EngError err = { 0 };
+    g_assert_cmpint(eng_metrics_thin(got, cell, h, w, NULL, &err), ==, ENG_OK);
+    oracle_thin(cell, h, w, want);
+    for (size_t i = 0; i < h * w; i++)
+      if (got[i] != want[i])
+        g_error("trial %d (%zu x %zu): pixel (%zu, %zu) is %d, Fiji's algorithm gives %d",
+                trial, h, w, i / w, i % w, (int) got[i], (int) want[i]);
+    g_free(cell);
+    g_free(got);
+    g_free(want);
+  }
+  g_rand_free(rng);
+}
+
 /* Ground-truth segments are 4-connected: diagonal neighbours are different cells. */
 static void
 test_components_4_connected(void)
@@ -543,6 +677,7 @@ main(int argc, char **argv)
   g_test_add_func("/metrics/thin/two-rows-flag", test_thin_two_rows_flag);
   g_test_add_func("/metrics/thin/two-columns", test_thin_two_columns);
   g_test_add_func("/metrics/thin/no-cells", test_thin_no_cells);
+  g_test_add_func("/metrics/thin/matches-oracle", test_thin_matches_oracle);
   g_test_add_func("/metrics/components/4-connected", test_components_4_connected);
   g_test_add_func("/metrics/hand/split", test_split);
   g_test_add_func("/metrics/hand/merge", test_merge);
