@@ -10,6 +10,7 @@
 #include "eng-layers.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "eng-parallel.h"
 
@@ -45,9 +46,21 @@ sums_pivot(const float *x, size_t len, float piv, double *s1, double *s2)
   }
 }
 
+/* dy where y > 0, else +0, as a bitwise AND: gcc does not if-convert a select inside the
+ * lane loop below, but vectorizes this (and it keeps NaN in dy, unlike dy * (y > 0)). */
+static inline float
+mask_pos(float d, float y)
+{
+  uint32_t bits, m = y > 0.0f ? 0xffffffffu : 0u;
+  memcpy(&bits, &d, sizeof bits);
+  bits &= m;
+  memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
 /* sg += sum(g), sgx += sum(g * (x - mean)), g = dy masked by y > 0 when relu. Loads are
- * unconditional and the mask a select, which lets the compiler vectorize; RELU is a
- * compile-time constant in each caller so the two variants compile separately. */
+ * unconditional, which lets the compiler vectorize; RELU is a compile-time constant in
+ * each caller so the two variants compile separately. */
 static inline void
 sums_grad_impl(const float *dy, const float *y, const float *x, size_t len, float mean,
                const int relu, double *sg, double *sgx)
@@ -58,14 +71,12 @@ sums_grad_impl(const float *dy, const float *y, const float *x, size_t len, floa
     float a1[LANES] = {0}, a2[LANES] = {0};
     for (; i + LANES <= end; i += LANES)
       for (int j = 0; j < LANES; j++) {
-        float d = dy[i + j], yy = y[i + j];
-        float g = relu ? (yy > 0.0f ? d : 0.0f) : d;
+        float g = relu ? mask_pos(dy[i + j], y[i + j]) : dy[i + j];
         a1[j] += g;
         a2[j] += g * (x[i + j] - mean);
       }
     for (; i < end; i++) {
-      float d = dy[i], yy = y[i];
-      float g = relu ? (yy > 0.0f ? d : 0.0f) : d;
+      float g = relu ? mask_pos(dy[i], y[i]) : dy[i];
       a1[0] += g;
       a2[0] += g * (x[i] - mean);
     }

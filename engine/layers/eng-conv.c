@@ -19,7 +19,9 @@
 #include "eng-parallel.h"
 
 /* Target size of one im2col strip, in floats. */
+#ifndef COL_BUDGET
 #define COL_BUDGET ((size_t) 1 << 20)
+#endif
 
 static size_t
 out_h(const EngConvShape *s)
