@@ -8,18 +8,15 @@
 
 #include <glib.h>
 
+#include "emseg-project.h"
+
 G_BEGIN_DECLS
 
 #define EMSEG_VOLUME_ERROR (emseg_volume_error_quark ())
 GQuark emseg_volume_error_quark (void);
 
-/* Mask values follow the file convention (ARCHITECTURE.md): 0 membrane, 255 cell
- * interior; 128 marks pixels nobody has labelled (they get weight 0 in the loss). */
-typedef enum {
-  EMSEG_LABEL_MEMBRANE = 0,
-  EMSEG_LABEL_UNLABELED = 128,
-  EMSEG_LABEL_CELL = 255,
-} EmsegLabel;
+/* Mask values (EmsegLabel: 0 membrane, 128 unlabeled, 255 cell) are the project
+ * store's, from emseg-project.h, so masks go to and from the store unconverted. */
 
 typedef struct {
   guint width, height, n_slices;
