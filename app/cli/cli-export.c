@@ -87,7 +87,8 @@ emseg_cli_export_isbi(int argc, char **argv)
     PredictCtx pc = { NULL };
     EngError eerr = { 0 };
     if (eng_model_load(model_path, &pc.model, NULL, &eerr) != ENG_OK) {
-      fprintf(stderr, "emseg export-isbi: %s: %s\n", model_path, eerr.message);
+      /* The engine names the file in its message. */
+      fprintf(stderr, "emseg export-isbi: %s\n", eerr.message);
       return 1;
     }
     ok = emseg_isbi_export(images, predict_with_model, &pc, print_progress, NULL, out_path,
