@@ -1,0 +1,61 @@
+/* emseg-dataset.h — the slices a training run learns from or validates on, held in memory
+ * in the network's input convention: per-slice standardized floats plus 8-bit labels
+ * (0 = membrane, 255 = cell, anything else = unlabeled; eng_labels_to_target turns them
+ * into target and loss mask). Built from label/image stack files, from a project's stack
+ * and masks, or from the synthetic generator (tests, experiments, demos).
+ *
+ * Ownership: an EmsegDataset owns its arrays and its source string; stacks and projects
+ * passed to the constructors are borrowed for the call only. The struct is plain data:
+ * read its fields directly, never resize them. */
+#pragma once
+
+#include <glib.h>
+
+#include "emseg-project.h"
+#include "emseg-stack.h"
+
+G_BEGIN_DECLS
+
+#define EMSEG_DATASET_ERROR (emseg_dataset_error_quark())
+GQuark emseg_dataset_error_quark(void);
+
+typedef enum {
+  EMSEG_DATASET_ERROR_INPUT, /* sizes differ, slice out of range, slice without labels */
+  EMSEG_DATASET_ERROR_ENGINE, /* standardization or the synthetic generator failed */
+} EmsegDatasetError;
+
+typedef struct {
+  guint width, height, n;
+  float *images;  /* (n, height, width) per-slice standardized */
+  guint8 *labels; /* (n, height, width) 0 membrane, 255 cell, other = unlabeled */
+  guint *slice;   /* (n) slice index in the source, for messages */
+  guint64 *n_labeled; /* (n) labeled pixels per slice */
+  char *source;   /* where the slices came from, for messages */
+} EmsegDataset;
+
+/* An empty dataset of n slices (all zeros, all labels membrane); for tests. */
+EmsegDataset *emseg_dataset_new(guint width, guint height, guint n, const char *source);
+void emseg_dataset_free(EmsegDataset *ds);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EmsegDataset, emseg_dataset_free)
+
+gsize emseg_dataset_plane(const EmsegDataset *ds);             /* width * height */
+float *emseg_dataset_image(const EmsegDataset *ds, guint i);   /* borrowed plane */
+guint8 *emseg_dataset_labels(const EmsegDataset *ds, guint i); /* borrowed plane */
+/* Re-counts n_labeled after a caller edited labels in place. */
+void emseg_dataset_recount(EmsegDataset *ds);
+
+/* Slices slices[0..n) of images with the same pages of labels. A slice past the end of
+ * labels, or with no labeled pixel, is an error naming the file and the slice. */
+EmsegDataset *emseg_dataset_from_stacks(EmsegStack *images, EmsegStack *labels,
+                                        const guint *slices, guint n, GError **error);
+/* Slices of a project stack with their masks. slices NULL: every slice that has at least
+ * one labeled pixel (emseg_project_labeled_slices). A requested slice with no labeled
+ * pixel is an error. */
+EmsegDataset *emseg_dataset_from_project(EmsegProject *project, gint64 stack_id,
+                                         const guint *slices, guint n, GError **error);
+/* Slices first..first+n-1 of the synthetic EM-like stack of `seed` (eng-synth.h), size x
+ * size pixels, with exact labels. */
+EmsegDataset *emseg_dataset_synthetic(guint64 seed, guint first, guint n, guint size,
+                                      GError **error);
+
+G_END_DECLS

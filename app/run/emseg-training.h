@@ -1,0 +1,181 @@
+/* emseg-training.h — one whole training run, the paper's recipe (issue 5, "The recipe"):
+ * batch 1, slices shuffled each epoch, optional augmentation (flips, rotation, shear,
+ * elastic warp: eng-augment.h) applied identically to image and labels (and so to the loss
+ * mask, which is derived from the warped labels), optional random crops, RMSprop with
+ * weight decay and a ÷10 step schedule, validation every epoch (loss, pixel accuracy,
+ * V_rand / V_info every k epochs), the best-validation-loss weights kept, early stopping,
+ * per-layer update statistics (Figure 4), checkpoints and resume.
+ *
+ * Used by `emseg train`, `emseg experiment` and the engine thread. GLib, no GTK: the run
+ * executes on the calling thread and reports through a callback on that same thread.
+ *
+ * Determinism: everything random (initial weights, shuffles, augmentation, crops, dropout
+ * masks) is a pure function of cfg->seed and (epoch, position), so the same config and
+ * data give the same losses, and a resumed run continues exactly where it stopped.
+ *
+ * Allocation: buffers are sized once before the first epoch; nothing is allocated per
+ * step (per-epoch events are built in preallocated storage too).
+ *
+ * Ownership: the config, datasets and initial model are borrowed for the call. Events
+ * are borrowed by the callback for the duration of the call only (their arrays and the
+ * model pointer included): copy what you keep (emseg_training_event_copy makes an owned
+ * deep copy for posting to another thread). The result owns its best model. */
+#pragma once
+
+#include <stdatomic.h>
+
+#include <glib.h>
+
+#include "emseg-dataset.h"
+#include "eng-augment.h"
+#include "eng-loss.h"
+#include "eng-model.h"
+#include "eng-spec.h"
+
+G_BEGIN_DECLS
+
+#define EMSEG_TRAINING_ERROR (emseg_training_error_quark())
+GQuark emseg_training_error_quark(void);
+
+typedef enum {
+  EMSEG_TRAINING_ERROR_INVALID,   /* bad config or data (message says which field) */
+  EMSEG_TRAINING_ERROR_ENGINE,    /* the engine failed: memory, NaN loss, … */
+  EMSEG_TRAINING_ERROR_IO,        /* a checkpoint or resume file could not be written/read */
+  EMSEG_TRAINING_ERROR_CANCELLED, /* the cancel flag or the callback stopped the run */
+} EmsegTrainingError;
+
+#define EMSEG_TRAINING_MAX_LR_STEPS 8
+
+typedef struct {
+  EngSpec spec;          /* ignored when init_model is set (its spec is used, except dropout) */
+  float dropout;         /* < 0: keep the spec's rate; else overrides it (also for init_model) */
+  EngLossKind loss;      /* default Dice */
+  guint epochs;          /* total epochs of the run (a resumed run counts earlier ones) */
+  double lr;             /* RMSprop initial learning rate (1e-3) */
+  double weight_decay;   /* coupled L2 on conv weights (1e-3) */
+  /* ÷10 from these 1-based epochs on: lr(e) = lr * 0.1^|{s : s <= e}| */
+  guint lr_steps[EMSEG_TRAINING_MAX_LR_STEPS];
+  guint n_lr_steps;
+  guint patience;        /* stop after this many epochs without a better val loss; 0 = off */
+  gboolean augment;      /* default TRUE */
+  EngAugmentParams augment_params; /* eng_augment_params_init defaults */
+  guint crop;            /* random square crops of this size (multiple of the spec's size
+                            multiple); 0 = full slices (default) */
+  guint metrics_every;   /* V_rand / V_info on the validation set every k epochs (and at
+                            the last epoch); 0 = never (default 1) */
+  guint64 seed;          /* default 1 */
+  const EngModel *init_model; /* fine-tune from these weights (borrowed); NULL = He init */
+  /* Files (all optional, NULL = none). best_path: the best-validation weights, rewritten
+   * atomically whenever they improve. state_path: after every epoch the run state for
+   * resume (state_path, state_path + ".opt" optimizer state, state_path + ".best"). */
+  const char *best_path;
+  const char *state_path;
+  gboolean resume;       /* continue from state_path (which must exist) */
+  gboolean half;         /* store best_path in half precision */
+  const char *meta;      /* extra "key=value\n" lines written into saved model files */
+} EmsegTrainingConfig;
+
+/* Defaults above; spec = Table 1 (eng_spec_default). */
+void emseg_training_config_init(EmsegTrainingConfig *cfg);
+/* lr of a 1-based epoch under the step schedule. */
+double emseg_training_lr_at(const EmsegTrainingConfig *cfg, guint epoch);
+
+typedef enum {
+  EMSEG_TRAINING_EVENT_STARTED,     /* once: sizes, layer names, parameter count */
+  EMSEG_TRAINING_EVENT_STEP,        /* after each training step */
+  EMSEG_TRAINING_EVENT_EPOCH,       /* after validation of an epoch */
+  EMSEG_TRAINING_EVENT_LAYER_STATS, /* after each epoch, input to output */
+  EMSEG_TRAINING_EVENT_CHECKPOINT,  /* the best weights improved (and were saved if asked) */
+  EMSEG_TRAINING_EVENT_FINISHED,    /* once, on success, early stop and cancel alike */
+  EMSEG_TRAINING_EVENT_ERROR,       /* once, before the run returns FALSE (not on cancel) */
+} EmsegTrainingEventKind;
+
+typedef struct {
+  guint n_layers;
+  const char *const *layer_names; /* (n_layers) */
+  gsize n_trainable;              /* trainable scalars */
+  guint n_train, n_val, width, height, first_epoch; /* first_epoch > 1 when resumed */
+} EmsegTrainingStarted;
+
+typedef struct {
+  guint step;    /* 1-based within the epoch */
+  guint n_steps;
+  guint slice;   /* source slice index */
+  double loss, accuracy;
+} EmsegTrainingStep;
+
+typedef struct {
+  double train_loss, train_accuracy;
+  double val_loss, val_accuracy; /* NAN without validation slices */
+  double vrand, vinfo;           /* NAN when not computed this epoch */
+  double lr;
+  double seconds;                /* this epoch, training + validation */
+  double eta_seconds;            /* estimate for the remaining epochs */
+  gboolean improved;             /* best weights updated */
+} EmsegTrainingEpoch;
+
+typedef struct {
+  guint n_layers;
+  const char *const *layer_names; /* (n_layers) input to output */
+  const double *mean_abs_update;  /* (n_layers) mean |w_end - w_start| over the epoch */
+  const double *mean_abs_weight;  /* (n_layers) mean |w_end| */
+} EmsegTrainingLayerStats;
+
+typedef struct {
+  double val_loss;         /* the selection loss (train loss without validation slices) */
+  double val_accuracy, vrand, vinfo; /* NAN when not computed */
+  const char *path;        /* best_path or NULL when nothing was written */
+  const EngModel *model;   /* the best weights; borrowed, valid during the callback */
+} EmsegTrainingCheckpoint;
+
+typedef struct {
+  guint epochs_run;        /* epochs completed in total (including resumed ones) */
+  guint best_epoch;
+  double best_loss;
+  gboolean stopped_early, cancelled;
+} EmsegTrainingFinished;
+
+typedef struct {
+  EmsegTrainingEventKind kind;
+  guint epoch;             /* 1-based; 0 for STARTED */
+  guint n_epochs;
+  union {
+    EmsegTrainingStarted started;
+    EmsegTrainingStep step;
+    EmsegTrainingEpoch epoch;
+    EmsegTrainingLayerStats layers;
+    EmsegTrainingCheckpoint checkpoint;
+    EmsegTrainingFinished finished;
+    const char *message;   /* ERROR: what went wrong, for a person */
+  } u;
+} EmsegTrainingEvent;
+
+/* Owned deep copy (layer names and statistics, message; the checkpoint's model pointer is
+ * set to NULL since it dies with the call) for handing to another thread. */
+EmsegTrainingEvent *emseg_training_event_copy(const EmsegTrainingEvent *event);
+void emseg_training_event_free(EmsegTrainingEvent *event);
+
+/* Return FALSE to stop the run: it ends after the current step, as a cancel. */
+typedef gboolean (*EmsegTrainingFunc)(const EmsegTrainingEvent *event, gpointer user_data);
+
+typedef struct {
+  EngModel *best_model;  /* owned: best validation loss weights, NULL if no epoch finished */
+  EngModel *last_model;  /* owned: weights at the end of the run */
+  guint epochs_run, best_epoch;
+  double best_loss;
+  gboolean stopped_early, cancelled;
+} EmsegTrainingResult;
+
+void emseg_training_result_clear(EmsegTrainingResult *result);
+
+/* Runs the training. train must be non-empty; val may be NULL or empty (then the
+ * training loss selects the best weights). cancel (may be NULL, borrowed for the call) is
+ * polled between layers and steps. Returns FALSE with EMSEG_TRAINING_ERROR_CANCELLED when
+ * stopped; result is filled in every case (best weights so far included), so a caller may
+ * keep the partial run. */
+gboolean emseg_training_run(const EmsegTrainingConfig *cfg, const EmsegDataset *train,
+                            const EmsegDataset *val, EmsegTrainingFunc callback,
+                            gpointer user_data, atomic_int *cancel,
+                            EmsegTrainingResult *result, GError **error);
+
+G_END_DECLS
