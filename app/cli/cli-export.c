@@ -3,8 +3,8 @@
  * the same validation and writer the GUI uses.
  *
  * Two sources of probabilities:
- *   --model MODEL            predicts every slice with the network (needs the engine's
- *                            prediction entry point, see predict_with_model below);
+ *   --model MODEL            predicts every slice with the network (emseg_predict_slices,
+ *                            optionally Monte-Carlo dropout with --mc-samples);
  *   --probabilities PROB.tif re-validates a float stack from `emseg predict` and writes it
  *                            as a submission. */
 #include <stdio.h>
@@ -13,27 +13,25 @@
 
 #include "cli-commands.h"
 #include "emseg-isbi.h"
+#include "emseg-predict.h"
 #include "eng-modelfile.h"
 
 typedef struct {
-  EngModel *model; /* owned by the command */
+  EngModel *model;           /* owned by the command */
+  EmsegStack *images;        /* borrowed */
+  EmsegPredictOptions opts;
 } PredictCtx;
 
-/* The per-slice prediction. It needs an engine function that turns one raw slice into
- * probabilities with the model's own preprocessing and tiling, e.g.
- *   EngStatus eng_predict_slice(EngModel *model, const float *image, size_t height,
- *                               size_t width, float *p_membrane, EngError *err);
- * (P(membrane), the network's target; the submission is 1 - that). Until it exists this
- * reports so instead of writing a file of guesses. */
+/* One slice through the shared stack prediction (app/run), which reads and standardizes
+ * the slice itself from the stack, so `image` is not needed here. It returns P(cell
+ * interior) already, the submission's convention. */
 static gboolean
 predict_with_model(gpointer user_data, guint index, const float *image, guint width,
                    guint height, float *prob_out, GError **error)
 {
-  g_set_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_UNSUPPORTED,
-              "prediction is not available in this build: the engine has no per-slice "
-              "predict function yet (eng_predict_slice); use --probabilities with the "
-              "output of `emseg predict`");
-  return FALSE;
+  PredictCtx *pc = user_data;
+  return emseg_predict_slices(pc->model, pc->images, &index, 1, &pc->opts, prob_out, NULL,
+                              error);
 }
 
 static void
@@ -49,6 +47,8 @@ emseg_cli_export_isbi(int argc, char **argv)
 {
   g_autofree char *model_path = NULL, *images_path = NULL, *out_path = NULL,
                   *prob_path = NULL;
+  gint mc_samples = 1;
+  gint64 seed = 1;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "model file (.emsegmodel)", "MODEL" },
     { "probabilities", 'p', 0, G_OPTION_ARG_FILENAME, &prob_path,
@@ -56,6 +56,9 @@ emseg_cli_export_isbi(int argc, char **argv)
     { "images", 'i', 0, G_OPTION_ARG_FILENAME, &images_path, "input stack (TIFF or PNG folder)",
       "STACK" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "submission TIFF to write", "OUT" },
+    { "mc-samples", 0, 0, G_OPTION_ARG_INT, &mc_samples,
+      "average N Monte-Carlo dropout passes (default 1: deterministic)", "N" },
+    { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "seed of the dropout masks", "SEED" },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("- write an ISBI 2012 submission TIFF");
@@ -84,7 +87,10 @@ emseg_cli_export_isbi(int argc, char **argv)
     g_autoptr(EmsegStack) prob = emseg_stack_open(prob_path, &error);
     ok = prob != NULL && emseg_isbi_export_from_probabilities(images, prob, out_path, &error);
   } else {
-    PredictCtx pc = { NULL };
+    PredictCtx pc = { NULL, images, { 0 } };
+    emseg_predict_options_init(&pc.opts);
+    pc.opts.mc_samples = mc_samples;
+    pc.opts.seed = (guint64)seed;
     EngError eerr = { 0 };
     if (eng_model_load(model_path, &pc.model, NULL, &eerr) != ENG_OK) {
       /* The engine names the file in its message. */
