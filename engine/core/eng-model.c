@@ -97,6 +97,25 @@ grow(void *ptr, size_t *cap, size_t need, size_t elem)
   return p;
 }
 
+/* Names are "a.b" or "a.N". They are far shorter than the buffers (the deepest is
+ * "down.3.9.conv3.running_mean"); checking snprintf's result keeps that a proof, not a
+ * hope, and truncation would only shorten a name, which the lookups then miss loudly. */
+static void
+join_name(char *dst, size_t size, const char *a, const char *b)
+{
+  int n = b ? snprintf(dst, size, "%s.%s", a, b) : snprintf(dst, size, "%s", a);
+  if (n < 0 || (size_t) n >= size)
+    dst[size - 1] = 0;
+}
+
+static void
+join_index(char *dst, size_t size, const char *a, int i)
+{
+  int n = snprintf(dst, size, "%s.%d", a, i);
+  if (n < 0 || (size_t) n >= size)
+    dst[size - 1] = 0;
+}
+
 /* ---- model pass helpers ---------------------------------------------------------------- */
 static int
 add_layer_name(EngModel *m, const char *name)
@@ -105,7 +124,7 @@ add_layer_name(EngModel *m, const char *name)
   if (!p)
     return -1;
   m->layer_names = p;
-  snprintf(m->layer_names[m->n_layers], 64, "%s", name);
+  join_name(m->layer_names[m->n_layers], 64, name, NULL);
   return (int) m->n_layers++;
 }
 
@@ -122,7 +141,7 @@ add_param(Builder *b, const char *layer, const char *suffix, EngParamKind kind, 
   m->params = p;
   EngParam *e = &m->params[m->n_params];
   memset(e, 0, sizeof *e);
-  snprintf(e->name, sizeof e->name, "%s.%s", layer, suffix);
+  join_name(e->name, sizeof e->name, layer, suffix);
   e->kind = kind;
   e->ndim = ndim;
   size_t dims[4] = { d0, d1, d2, d3 };
@@ -142,7 +161,7 @@ static int
 find_param_id(const EngModel *m, const char *layer, const char *suffix)
 {
   char name[64];
-  snprintf(name, sizeof name, "%s.%s", layer, suffix);
+  join_name(name, sizeof name, layer, suffix);
   for (size_t i = 0; i < m->n_params; i++)
     if (!strcmp(m->params[i].name, name))
       return (int) i;
@@ -340,28 +359,28 @@ block(Net *net, EngBlockType type, int x, size_t cout, size_t inner, int sub, in
   Dims d = buf_dims(net, x);
   int r;
   if (type == ENG_BLOCK_BOTTLENECK) {
-    snprintf(name, sizeof name, "%s.bn1", prefix);
+    join_name(name, sizeof name, prefix, "bn1");
     r = L_bnrelu(net, x, name);
-    snprintf(name, sizeof name, "%s.conv1", prefix);
+    join_name(name, sizeof name, prefix, "conv1");
     r = L_conv(net, r, inner, 1, sub ? 2 : 1, name);
-    snprintf(name, sizeof name, "%s.bn2", prefix);
+    join_name(name, sizeof name, prefix, "bn2");
     r = L_bnrelu(net, r, name);
-    snprintf(name, sizeof name, "%s.conv2", prefix);
+    join_name(name, sizeof name, prefix, "conv2");
     r = L_conv(net, r, inner, 3, 1, name);
-    snprintf(name, sizeof name, "%s.bn3", prefix);
+    join_name(name, sizeof name, prefix, "bn3");
     r = L_bnrelu(net, r, name);
-    snprintf(name, sizeof name, "%s.conv3", prefix);
+    join_name(name, sizeof name, prefix, "conv3");
     r = L_conv(net, r, cout, 1, 1, name);
   } else {
     int xp = sub ? L_resize(net, x, OP_MAXPOOL) : x;
-    snprintf(name, sizeof name, "%s.bn1", prefix);
+    join_name(name, sizeof name, prefix, "bn1");
     r = L_bnrelu(net, xp, name);
-    snprintf(name, sizeof name, "%s.conv1", prefix);
+    join_name(name, sizeof name, prefix, "conv1");
     r = L_conv(net, r, cout, 3, 1, name);
     if (type == ENG_BLOCK_BASIC) {
-      snprintf(name, sizeof name, "%s.bn2", prefix);
+      join_name(name, sizeof name, prefix, "bn2");
       r = L_bnrelu(net, r, name);
-      snprintf(name, sizeof name, "%s.conv2", prefix);
+      join_name(name, sizeof name, prefix, "conv2");
       r = L_conv(net, r, cout, 3, 1, name);
     }
   }
@@ -373,7 +392,7 @@ block(Net *net, EngBlockType type, int x, size_t cout, size_t inner, int sub, in
     if (sub)
       s = L_resize(net, s, OP_DECIMATE);
     if (d.c != cout) {
-      snprintf(name, sizeof name, "%s.shortcut", prefix);
+      join_name(name, sizeof name, prefix, "shortcut");
       s = L_conv(net, s, cout, 1, 1, name);
     }
     if (up)
@@ -389,7 +408,7 @@ stage(Net *net, EngBlockType type, int x, int reps, size_t cout, size_t inner, i
 {
   char name[64];
   for (int i = 0; i < reps; i++) {
-    snprintf(name, sizeof name, "%s.%d", prefix, i);
+    join_index(name, sizeof name, prefix, i);
     x = block(net, type, x, cout, inner, sub_first && i == 0, up_last && i == reps - 1, name);
   }
   return x;
@@ -401,7 +420,7 @@ long_skip(Net *net, int target, int source, int k)
   if (!net->b->model->spec.long_skip)
     return;
   char name[64];
-  snprintf(name, sizeof name, "long.%d", k);
+  join_index(name, sizeof name, "long", k);
   Dims dt = buf_dims(net, target), ds = buf_dims(net, source);
   int s = source;
   if (ds.c != dt.c)
@@ -429,7 +448,7 @@ build(Net *net, int input)
   int P = L_conv(net, input, b, 3, 1, "pre");
   D[0] = stage(net, s->init_block, P, s->init_reps, b, init_inner, 1, 0, "down.0");
   for (int i = 0; i < L; i++) {
-    snprintf(name, sizeof name, "down.%d", i + 1);
+    join_index(name, sizeof name, "down", i + 1);
     D[i + 1] = stage(net, s->main_block, D[i], s->down_reps[i], (size_t) eng_spec_level_out(s, i),
                      level_inner(s, i), 1, 0, name);
   }
@@ -438,12 +457,12 @@ build(Net *net, int input)
   long_skip(net, U, D[L], 0);
   for (int j = 0; j < L; j++) {
     int level = L - 1 - j;
-    snprintf(name, sizeof name, "up.%d", j);
+    join_index(name, sizeof name, "up", j);
     U = stage(net, s->main_block, U, s->up_reps[j], (size_t) eng_spec_level_out(s, level),
               level_inner(s, level), 0, 1, name);
     long_skip(net, U, D[L - 1 - j], j + 1);
   }
-  snprintf(name, sizeof name, "up.%d", L);
+  join_index(name, sizeof name, "up", L);
   U = stage(net, s->init_block, U, s->init_reps, b, init_inner, 0, 1, name);
   long_skip(net, U, P, L + 1);
   int a = L_bnrelu(net, U, "post.bn");
@@ -616,13 +635,122 @@ eng_model_copy_params(EngModel *dst, const EngModel *src, EngError *err)
   return ENG_OK;
 }
 
-/* ---- EngGraph -------------------------------------------------------------------------- */
+/* ---- memory planning ------------------------------------------------------------------ */
 static size_t
 align_up(size_t x)
 {
   return (x + 63) & ~(size_t) 63;
 }
 
+/* A buffer's data or gradient with the time span (in op steps) it must survive. */
+typedef struct {
+  size_t buf;
+  int is_grad;
+  long start, end; /* inclusive */
+  size_t size;     /* bytes, aligned; 0 = not placed */
+  size_t offset;   /* into the pooled region */
+} Interval;
+
+static int
+cmp_interval(const void *a, const void *b)
+{
+  const Interval *x = a, *y = b;
+  if (x->start != y->start)
+    return x->start < y->start ? -1 : 1;
+  return x->size > y->size ? -1 : x->size < y->size; /* larger first */
+}
+
+static int
+cmp_offset(const void *a, const void *b)
+{
+  const Interval *const *x = a, *const *y = b;
+  return (*x)->offset < (*y)->offset ? -1 : (*x)->offset > (*y)->offset;
+}
+
+/* Lifetimes: forward time runs 0..n_ops-1 (op index); backward time runs n_ops..2*n_ops-1
+ * with op k at 2*n_ops-1-k. Training keeps every activation for the whole step (backward
+ * reads them); inference lets an activation die after its last reader. A gradient lives
+ * from the backward of its buffer's last reader to the backward of its first writer.
+ * Placement is first-fit by start time over the live set: optimal enough for a chain. */
+static Interval *
+plan_memory(EngGraph *g, size_t *pooled)
+{
+  size_t nb = g->n_bufs;
+  long nops = (long) g->n_ops;
+  long *first = malloc(nb * sizeof(long)), *last = malloc(nb * sizeof(long));
+  Interval *iv = calloc(2 * nb, sizeof *iv);
+  Interval **live = malloc(2 * nb * sizeof *live);
+  if (!first || !last || !iv || !live) {
+    free(first);
+    free(last);
+    free(iv);
+    free(live);
+    return NULL;
+  }
+  for (size_t b = 0; b < nb; b++) {
+    first[b] = nops;
+    last[b] = -1;
+  }
+  for (long k = 0; k < nops; k++) {
+    const Op *op = &g->ops[k];
+    int ids[2] = { op->in, op->out };
+    for (int j = 0; j < 2; j++) {
+      if (k < first[ids[j]])
+        first[ids[j]] = k;
+      if (k > last[ids[j]])
+        last[ids[j]] = k;
+    }
+  }
+  first[0] = -1;                  /* the input is copied in before the first op */
+  last[g->logits_buf] = 2 * nops; /* the logits are read after the forward */
+  size_t n = 0;
+  for (size_t b = 0; b < nb; b++) {
+    const Buf *e = &g->bufs[b];
+    size_t bytes = align_up(g->n * e->c * e->h * e->w * sizeof(float));
+    Interval a = { .buf = b, .size = bytes };
+    if (g->with_backward) {
+      a.start = -1;
+      a.end = 2 * nops;
+    } else {
+      a.start = first[b];
+      a.end = last[b];
+    }
+    iv[n++] = a;
+    if (g->with_backward && e->needs_grad) {
+      Interval d = { .buf = b, .is_grad = 1, .size = bytes };
+      d.start = b == (size_t) g->logits_buf ? nops - 1 : 2 * nops - 1 - last[b];
+      d.end = 2 * nops - 1 - first[b];
+      iv[n++] = d;
+    }
+  }
+  qsort(iv, n, sizeof *iv, cmp_interval);
+  size_t top = 0;
+  for (size_t i = 0; i < n; i++) {
+    size_t nlive = 0;
+    for (size_t j = 0; j < i; j++)
+      if (iv[j].end >= iv[i].start)
+        live[nlive++] = &iv[j];
+    qsort(live, nlive, sizeof *live, cmp_offset);
+    size_t at = 0;
+    for (size_t j = 0; j < nlive; j++) {
+      if (live[j]->offset >= at + iv[i].size)
+        break;
+      size_t endj = live[j]->offset + live[j]->size;
+      if (endj > at)
+        at = endj;
+    }
+    iv[i].offset = at;
+    if (at + iv[i].size > top)
+      top = at + iv[i].size;
+  }
+  free(first);
+  free(last);
+  free(live);
+  *pooled = top;
+  return iv;
+}
+
+/* ---- EngGraph -------------------------------------------------------------------------- */
 EngGraph *
 eng_graph_new(EngModel *model, size_t n, size_t h, size_t w, int with_backward, EngError *err)
 {
@@ -655,51 +783,45 @@ eng_graph_new(EngModel *model, size_t n, size_t h, size_t w, int with_backward, 
     return NULL;
   }
 
-  /* Lay out one arena: activations, their gradients, BN statistics, masks, workspace. */
-  size_t bytes = 0;
-  for (size_t i = 0; i < g->n_bufs; i++) {
-    Buf *e = &g->bufs[i];
-    size_t count = n * e->c * e->h * e->w;
-    bytes += align_up(count * sizeof(float));
-    if (with_backward && e->needs_grad)
-      bytes += align_up(count * sizeof(float));
-  }
+  /* Lay out one arena: BN statistics, masks and workspace first, then the pooled region
+   * where activations (inference) and activation gradients (training) share memory
+   * between buffers whose lifetimes do not overlap. */
+  size_t fixed = 0;
   for (size_t i = 0; i < g->n_ops; i++) {
     Op *op = &g->ops[i];
     Buf *in_b = &g->bufs[op->in];
     if (op->kind == OP_BN)
-      bytes += 2 * align_up(in_b->c * sizeof(float));
+      fixed += 2 * align_up(in_b->c * sizeof(float));
     if (op->kind == OP_DROPOUT)
-      bytes += align_up(n * in_b->c * in_b->h * in_b->w);
+      fixed += align_up(n * in_b->c * in_b->h * in_b->w);
     if (op->kind == OP_MAXPOOL)
-      bytes += align_up(n * in_b->c * in_b->h * in_b->w / 4);
+      fixed += align_up(n * in_b->c * in_b->h * in_b->w / 4);
     if (op->kind == OP_CONV) {
       size_t ws = eng_conv2d_workspace_floats(&op->conv);
       if (ws > g->workspace_floats)
         g->workspace_floats = ws;
     }
   }
-  bytes += align_up(g->workspace_floats * sizeof(float));
+  fixed += align_up(g->workspace_floats * sizeof(float));
+  size_t pooled = 0;
+  Interval *iv = plan_memory(g, &pooled);
+  if (!iv) {
+    eng_error_set(err, ENG_ERR_NOMEM, "out of memory planning the network");
+    eng_graph_free(g);
+    return NULL;
+  }
+  size_t bytes = fixed + pooled;
   g->arena_bytes = bytes;
   g->arena = aligned_alloc(64, bytes ? bytes : 64);
   if (!g->arena) {
     eng_error_set(err, ENG_ERR_NOMEM,
                   "out of memory: this network needs %.1f MiB for a %zux%zu input (batch %zu)",
                   (double) bytes / 1048576.0, h, w, n);
+    free(iv);
     eng_graph_free(g);
     return NULL;
   }
   char *p = g->arena;
-  for (size_t i = 0; i < g->n_bufs; i++) {
-    Buf *e = &g->bufs[i];
-    size_t count = n * e->c * e->h * e->w;
-    e->data = (float *) p;
-    p += align_up(count * sizeof(float));
-    if (with_backward && e->needs_grad) {
-      e->grad = (float *) p;
-      p += align_up(count * sizeof(float));
-    }
-  }
   for (size_t i = 0; i < g->n_ops; i++) {
     Op *op = &g->ops[i];
     Buf *in_b = &g->bufs[op->in];
@@ -719,6 +841,18 @@ eng_graph_new(EngModel *model, size_t n, size_t h, size_t w, int with_backward, 
     }
   }
   g->workspace = (float *) p;
+  p += align_up(g->workspace_floats * sizeof(float));
+  for (size_t k = 0; k < 2 * g->n_bufs; k++) {
+    if (!iv[k].size)
+      continue;
+    Buf *e = &g->bufs[iv[k].buf];
+    float *at = (float *) (p + iv[k].offset);
+    if (iv[k].is_grad)
+      e->grad = at;
+    else
+      e->data = at;
+  }
+  free(iv);
   return g;
 }
 
