@@ -1,0 +1,162 @@
+/* test-cli-data.c — the data commands of the `emseg` program end to end, on stacks this
+ * test writes: project create / info / export-labels, and export-isbi from a probability
+ * stack, including the refusals (exit status and a message naming the problem). The
+ * program's path is the first argument (tests/data/meson.build passes it). */
+#include <math.h>
+#include <string.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "emseg-stack.h"
+
+#define W 32
+#define H 24
+#define N 5
+
+static const char *emseg_path;
+static char *scratch;
+
+static char *
+scratch_path(const char *name)
+{
+  return g_build_filename(scratch, name, NULL);
+}
+
+/* Runs emseg with the given arguments; returns the exit status, stdout and stderr. */
+static int
+run(char **out, char **err, ...)
+{
+  GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
+  g_ptr_array_add(argv, g_strdup(emseg_path));
+  va_list ap;
+  va_start(ap, err);
+  const char *a;
+  while ((a = va_arg(ap, const char *)) != NULL)
+    g_ptr_array_add(argv, g_strdup(a));
+  va_end(ap);
+  g_ptr_array_add(argv, NULL);
+  int status = 0;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(g_spawn_sync(NULL, (char **)argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL, out,
+                             err, &status, &error));
+  g_assert_no_error(error);
+  g_ptr_array_free(argv, TRUE);
+  if (g_test_verbose())
+    g_test_message("stdout: %s\nstderr: %s", *out, *err);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+test_project_commands(void)
+{
+  g_autofree char *img = scratch_path("img.tif");
+  g_autofree char *lab = scratch_path("lab.tif");
+  g_autofree char *proj = scratch_path("p.emseg");
+  g_autofree char *back = scratch_path("back.tif");
+  g_autofree guint8 *px = g_new(guint8, W * H * N);
+  g_autofree guint8 *lb = g_new(guint8, W * H * 2);
+  for (gsize i = 0; i < W * H * N; i++) px[i] = (guint8)(i * 7);
+  for (gsize i = 0; i < W * H * 2; i++) lb[i] = (i / 3) % 2 ? 255 : 0;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(emseg_tiff_write_u8_stack(img, px, W, H, N, &error));
+  g_assert_true(emseg_tiff_write_u8_stack(lab, lb, W, H, 2, &error));
+
+  g_autofree char *o1 = NULL, *e1 = NULL;
+  g_assert_cmpint(run(&o1, &e1, "project", "create", proj, "--images", img, "--labels", lab, NULL),
+                  ==, 0);
+  g_assert_nonnull(strstr(o1, "5 slices of 32 x 24 uint8, 2 labeled"));
+
+  g_autofree char *o2 = NULL, *e2 = NULL;
+  g_assert_cmpint(run(&o2, &e2, "project", "info", proj, NULL), ==, 0);
+  g_assert_nonnull(strstr(o2, "labeled slices: 2 (0-1), unlabeled: 3"));
+
+  g_autofree char *o3 = NULL, *e3 = NULL;
+  g_assert_cmpint(run(&o3, &e3, "project", "export-labels", proj, "--out", back, NULL), ==, 0);
+  g_autoptr(EmsegStack) s = emseg_stack_open(back, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(emseg_stack_get_n_slices(s), ==, 2);
+  guint8 page[W * H];
+  for (guint p = 0; p < 2; p++) {
+    g_assert_true(emseg_stack_read_raw(s, p, page, &error));
+    g_assert_cmpmem(page, sizeof page, lb + p * W * H, sizeof page);
+  }
+
+  /* Refusals: existing project, labels larger than images, not a project. */
+  g_autofree char *o4 = NULL, *e4 = NULL;
+  g_assert_cmpint(run(&o4, &e4, "project", "create", proj, "--images", img, NULL), ==, 1);
+  g_assert_nonnull(strstr(e4, "already exists"));
+  g_autofree char *proj2 = scratch_path("p2.emseg");
+  g_autofree char *o5 = NULL, *e5 = NULL;
+  g_assert_cmpint(run(&o5, &e5, "project", "create", proj2, "--images", lab, "--labels", img,
+                      NULL), ==, 1);
+  g_assert_nonnull(strstr(e5, "at most as many pages"));
+  g_assert_false(g_file_test(proj2, G_FILE_TEST_EXISTS)); /* no empty project left behind */
+  g_autofree char *o6 = NULL, *e6 = NULL;
+  g_assert_cmpint(run(&o6, &e6, "project", "info", img, NULL), ==, 1);
+  g_assert_nonnull(strstr(e6, "not a SQLite database"));
+  g_autofree char *o7 = NULL, *e7 = NULL;
+  g_assert_cmpint(run(&o7, &e7, "project", "bogus", NULL), ==, 2);
+}
+
+static void
+test_export_isbi_from_probabilities(void)
+{
+  g_autofree char *img = scratch_path("img2.tif");
+  g_autofree char *prob = scratch_path("prob.tif");
+  g_autofree char *bad = scratch_path("bad.tif");
+  g_autofree char *sub = scratch_path("sub.tif");
+  g_autofree guint8 *px = g_new0(guint8, W * H * N);
+  g_autofree float *pr = g_new(float, W * H * N);
+  for (gsize i = 0; i < W * H * N; i++) pr[i] = (float)(i % 100) / 99.f;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(emseg_tiff_write_u8_stack(img, px, W, H, N, &error));
+  g_assert_true(emseg_tiff_write_float_stack(prob, pr, W, H, N, &error));
+  pr[3 * W * H + 2 * W + 7] = NAN;
+  g_assert_true(emseg_tiff_write_float_stack(bad, pr, W, H, N, &error));
+
+  g_autofree char *o1 = NULL, *e1 = NULL;
+  g_assert_cmpint(run(&o1, &e1, "export-isbi", "--probabilities", prob, "--images", img, "--out",
+                      sub, NULL), ==, 0);
+  g_assert_nonnull(strstr(o1, "5 slices of 32 x 24"));
+  g_autofree char *o2 = NULL, *e2 = NULL;
+  g_autofree char *sub2 = scratch_path("sub2.tif");
+  g_assert_cmpint(run(&o2, &e2, "export-isbi", "--probabilities", bad, "--images", img, "--out",
+                      sub2, NULL), ==, 1);
+  g_assert_nonnull(strstr(e2, "slice 3, pixel (x 7, y 2)"));
+  g_assert_nonnull(strstr(e2, "NaN"));
+  g_assert_false(g_file_test(sub2, G_FILE_TEST_EXISTS));
+  g_autofree char *o3 = NULL, *e3 = NULL;
+  g_assert_cmpint(run(&o3, &e3, "export-isbi", "--images", img, NULL), ==, 2);
+}
+
+static void
+remove_tree(const char *path)
+{
+  GDir *d = g_dir_open(path, 0, NULL);
+  if (d != NULL) {
+    const char *name;
+    while ((name = g_dir_read_name(d)) != NULL) {
+      g_autofree char *child = g_build_filename(path, name, NULL);
+      remove_tree(child);
+    }
+    g_dir_close(d);
+  }
+  g_remove(path);
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  if (argc < 2)
+    g_error("usage: test-cli-data PATH-TO-EMSEG");
+  emseg_path = argv[1];
+  scratch = g_dir_make_tmp("emseg-test-cli-XXXXXX", NULL);
+  g_test_add_func("/cli/project-commands", test_project_commands);
+  g_test_add_func("/cli/export-isbi-from-probabilities", test_export_isbi_from_probabilities);
+  int rc = g_test_run();
+  remove_tree(scratch);
+  g_free(scratch);
+  return rc;
+}
