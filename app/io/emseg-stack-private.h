@@ -31,6 +31,10 @@ struct _EmsegStack {
   TIFF *tif;              /* owned */
   toff_t *ifd_offsets;    /* owned, n_slices directory offsets for direct seeks */
   GString *tiff_message;  /* owned: last libtiff error on this handle, for GErrors */
+  /* ImageJ's layout for stacks past 4 GiB: one IFD, the description's images=N, and N
+   * uncompressed slices back to back from imagej_offset. 0 when not such a file. */
+  guint64 imagej_offset;
+  gboolean imagej_swab; /* file byte order differs from the host's */
 
   /* PNG back end */
   char **png_files; /* owned, NULL-terminated, n_slices paths in slice order */

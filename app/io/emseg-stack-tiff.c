@@ -5,8 +5,10 @@
  * are decoded only in emseg_stack_tiff_read(). libtiff's messages are captured per handle
  * (TIFFOpenExt with our own handlers) and folded into GErrors; process-global handlers are
  * never touched, so other threads and libraries keep theirs. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <glib/gstdio.h>
@@ -148,6 +150,93 @@ has_tiff_magic(const char *path)
                 (head[0] == 'M' && head[1] == 'M' && (head[3] == 42 || head[3] == 43)));
 }
 
+/* ImageJ writes stacks past 4 GiB with a single IFD: page 0's description says
+ * "images=N" and the other N-1 slices follow page 0's pixels back to back, uncompressed.
+ * Read from plain TIFF readers, such a file looks like one slice; we recognise it so the
+ * whole stack opens. Only a fully consistent layout is accepted. */
+static gboolean
+detect_imagej_contiguous(EmsegStack *stack, const PageLayout *l, GError **error)
+{
+  if (!TIFFSetSubDirectory(stack->tif, stack->ifd_offsets[0]))
+    return TRUE;
+  const char *desc = NULL;
+  if (!TIFFGetField(stack->tif, TIFFTAG_IMAGEDESCRIPTION, &desc) || desc == NULL ||
+      !g_str_has_prefix(desc, "ImageJ="))
+    return TRUE;
+  const char *images = strstr(desc, "\nimages=");
+  guint64 n = images != NULL ? g_ascii_strtoull(images + 8, NULL, 10) : 0;
+  guint16 compression = COMPRESSION_NONE;
+  TIFFGetFieldDefaulted(stack->tif, TIFFTAG_COMPRESSION, &compression);
+  if (n <= 1)
+    return TRUE;
+  if (l->tiled || l->spp != 1 || compression != COMPRESSION_NONE || n > EMSEG_STACK_MAX_PAGES ||
+      l->photometric == PHOTOMETRIC_MINISWHITE) {
+    g_set_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_UNSUPPORTED,
+                "%s: ImageJ description declares %" G_GUINT64_FORMAT " images but the file "
+                "has one page directory and its pixels are not plain uncompressed gray",
+                stack->path, n);
+    return FALSE;
+  }
+  /* Strips must be back to back, holding exactly one slice. */
+  const guint64 *offs = NULL, *counts = NULL;
+  guint32 n_strips = TIFFNumberOfStrips(stack->tif);
+  if (!TIFFGetField(stack->tif, TIFFTAG_STRIPOFFSETS, &offs) ||
+      !TIFFGetField(stack->tif, TIFFTAG_STRIPBYTECOUNTS, &counts) || n_strips == 0)
+    return TRUE;
+  guint64 slice = (guint64)l->width * l->height * emseg_sample_type_size(stack->type);
+  guint64 pos = offs[0];
+  for (guint32 s = 0; s < n_strips; s++) {
+    if (offs[s] != pos)
+      return TRUE; /* not contiguous: not ImageJ's layout, keep the single page */
+    pos += counts[s];
+  }
+  if (pos - offs[0] != slice)
+    return TRUE;
+  GStatBuf st;
+  guint64 need = offs[0] + slice * n;
+  if (g_stat(stack->path, &st) != 0 || (guint64)st.st_size < need) {
+    g_set_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_FORMAT,
+                "%s: ImageJ stack of %" G_GUINT64_FORMAT " images needs %" G_GUINT64_FORMAT
+                " bytes but the file has %" G_GUINT64_FORMAT "; it is truncated",
+                stack->path, n, need, (guint64)st.st_size);
+    return FALSE;
+  }
+  stack->imagej_offset = offs[0];
+  stack->imagej_swab = TIFFIsByteSwapped(stack->tif);
+  stack->n_slices = (guint)n;
+  return TRUE;
+}
+
+static gboolean
+read_imagej_contiguous(EmsegStack *stack, guint index, void *out, GError **error)
+{
+  gsize n = (gsize)stack->width * stack->height;
+  gsize bytes = n * emseg_sample_type_size(stack->type);
+  guint64 off = stack->imagej_offset + (guint64)index * bytes;
+  int fd = TIFFFileno(stack->tif);
+  gsize done = 0;
+  while (done < bytes) {
+    ssize_t r = pread(fd, (guint8 *)out + done, bytes - done, (off_t)(off + done));
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r <= 0) {
+      g_set_error(error, EMSEG_STACK_ERROR, r < 0 ? EMSEG_STACK_ERROR_IO : EMSEG_STACK_ERROR_FORMAT,
+                  "%s, slice %u: %s", stack->path, index,
+                  r < 0 ? g_strerror(errno) : "file ends inside the slice (truncated)");
+      return FALSE;
+    }
+    done += (gsize)r;
+  }
+  if (stack->imagej_swab) {
+    switch (emseg_sample_type_size(stack->type)) {
+    case 2: TIFFSwabArrayOfShort(out, (tmsize_t)n); break;
+    case 4: TIFFSwabArrayOfLong(out, (tmsize_t)n); break;
+    default: break;
+    }
+  }
+  return TRUE;
+}
+
 gboolean
 emseg_stack_tiff_open(EmsegStack *stack, GError **error)
 {
@@ -237,6 +326,8 @@ emseg_stack_tiff_open(EmsegStack *stack, GError **error)
   stack->width = first.width;
   stack->height = first.height;
   stack->type = first_type;
+  if (ok && stack->n_slices == 1)
+    ok = detect_imagej_contiguous(stack, &first, error);
   return ok;
 }
 
@@ -352,6 +443,8 @@ store_sample(EmsegSampleType type, guint8 *out, gsize i, double v)
 gboolean
 emseg_stack_tiff_read(EmsegStack *stack, guint index, void *out, GError **error)
 {
+  if (stack->imagej_offset != 0)
+    return read_imagej_contiguous(stack, index, out, error);
   g_string_truncate(stack->tiff_message, 0);
   if (!TIFFSetSubDirectory(stack->tif, stack->ifd_offsets[index])) {
     g_set_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_FORMAT,

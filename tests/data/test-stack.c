@@ -607,6 +607,81 @@ test_writer_disk_full(void)
   g_assert_nonnull(strstr(error->message, "cannot create"));
 }
 
+/* Appends a 16- or 32-bit value in the file's byte order. */
+static void
+put(GByteArray *b, gboolean be, guint64 v, guint size)
+{
+  for (guint i = 0; i < size; i++) {
+    guint shift = be ? 8 * (size - 1 - i) : 8 * i;
+    guint8 byte = (guint8)(v >> shift);
+    g_byte_array_append(b, &byte, 1);
+  }
+}
+
+/* Builds the layout ImageJ uses for stacks past 4 GiB, by hand: one IFD whose
+ * description says images=3, and three uint16 slices back to back. */
+static GByteArray *
+imagej_contiguous_file(gboolean be, guint images_declared, guint images_written)
+{
+  const char *desc = "ImageJ=1.53t\nimages=3\nslices=3\nloop=false\n";
+  g_autofree char *d = g_strdup(desc);
+  d[20] = (char)('0' + images_declared); /* the digit after "images=" */
+  guint desc_len = (guint)strlen(d) + 1;
+  guint ifd = 8, n_entries = 10, desc_off = ifd + 2 + n_entries * 12 + 4;
+  guint data = (desc_off + desc_len + 7) & ~7u;
+  GByteArray *b = g_byte_array_new();
+  g_byte_array_append(b, (const guint8 *)(be ? "MM" : "II"), 2);
+  put(b, be, 42, 2);
+  put(b, be, ifd, 4);
+  put(b, be, n_entries, 2);
+  const guint32 e[10][4] = {
+    /* tag, type (3 SHORT, 4 LONG, 2 ASCII), count, value */
+    { 256, 4, 1, W }, { 257, 4, 1, H }, { 258, 3, 1, 16 }, { 259, 3, 1, 1 },
+    { 262, 3, 1, 1 }, { 270, 2, desc_len, desc_off }, { 273, 4, 1, data },
+    { 277, 3, 1, 1 }, { 278, 4, 1, H }, { 279, 4, 1, W * H * 2 },
+  };
+  for (guint i = 0; i < 10; i++) {
+    put(b, be, e[i][0], 2);
+    put(b, be, e[i][1], 2);
+    put(b, be, e[i][2], 4);
+    if (e[i][1] == 3) {
+      put(b, be, e[i][3], 2); /* a SHORT sits left-justified in the 4-byte field */
+      put(b, be, 0, 2);
+    } else {
+      put(b, be, e[i][3], 4);
+    }
+  }
+  put(b, be, 0, 4); /* no next IFD */
+  g_byte_array_append(b, (const guint8 *)d, desc_len);
+  while (b->len < data) put(b, be, 0, 1);
+  for (guint p = 0; p < images_written; p++)
+    for (gsize i = 0; i < W * H; i++)
+      put(b, be, (guint64)pattern(EMSEG_SAMPLE_U16, p, i), 2);
+  return b;
+}
+
+static void
+test_imagej_contiguous(void)
+{
+  for (int be = 0; be < 2; be++) {
+    g_autofree char *path = scratch_path(be ? "ij-be.tif" : "ij-le.tif");
+    GByteArray *b = imagej_contiguous_file(be, 3, 3);
+    g_assert_true(g_file_set_contents(path, (const char *)b->data, b->len, NULL));
+    g_byte_array_unref(b);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(EmsegStack) s = emseg_stack_open(path, &error);
+    g_assert_no_error(error);
+    check_pages(s, EMSEG_SAMPLE_U16);
+  }
+  /* Declared 3, only 2 present: refused as truncated, not silently shortened. */
+  g_autofree char *path = scratch_path("ij-short.tif");
+  GByteArray *b = imagej_contiguous_file(FALSE, 3, 2);
+  g_file_set_contents(path, (const char *)b->data, b->len, NULL);
+  g_byte_array_unref(b);
+  expect_open_error(path, EMSEG_STACK_ERROR_FORMAT,
+                    (const char *[]){ path, "ImageJ stack of 3 images", "truncated", NULL });
+}
+
 static void
 remove_tree(const char *path)
 {
@@ -638,6 +713,7 @@ main(int argc, char **argv)
   g_test_add_func("/stack/writer-seen-by-tiffinfo", test_writer_seen_by_tiffinfo);
   g_test_add_func("/stack/bad-inputs", test_bad_inputs);
   g_test_add_func("/stack/writer-disk-full", test_writer_disk_full);
+  g_test_add_func("/stack/imagej-contiguous", test_imagej_contiguous);
   int rc = g_test_run();
   remove_tree(scratch);
   g_free(scratch);
