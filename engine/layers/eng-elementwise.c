@@ -96,17 +96,51 @@ eng_sigmoid_forward(float *out, const float *in, size_t count)
   eng_parallel_for(count, ELEM_MIN_CHUNK / 4, sigmoid_range, &c);
 }
 
+/* v where keep (0 or 1), else +0, as a bitwise AND: gcc does not vectorize a select on a
+ * uint8 mask between floats, but does this (widening the byte to an all-ones word). */
+static inline float
+keep_or_zero(float v, uint8_t keep)
+{
+  uint32_t bits, m = (uint32_t) 0 - (uint32_t) keep;
+  memcpy(&bits, &v, sizeof bits);
+  bits &= m;
+  memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
 typedef struct {
   float *out;
   uint8_t *mask;
   const float *in;
   size_t count;
-  float p;
-  float scale; /* 1 / (1 - p) */
+  uint32_t threshold; /* keep when (u32 >> 8) >= threshold */
+  float scale;        /* 1 / (1 - p) */
   uint64_t seed;
 } DropoutCtx;
 
-/* Works on whole RNG blocks [b, e) so each block is drawn by exactly one thread. */
+/* eng_rng_u32 (xoshiro128+) inlined on four scalar words: the out-of-line call per
+ * element, and gcc's habit of vectorizing a state array through the stack, were most of
+ * dropout's cost. It must stay bit-identical to eng-rng.c so that masks are the ones
+ * eng_rng_uniform(...) >= p gives (tests/layers checks that definition). */
+static void
+draw_mask(uint8_t *m, size_t len, const EngRng *rng, uint32_t threshold)
+{
+  uint32_t s0 = rng->s[0], s1 = rng->s[1], s2 = rng->s[2], s3 = rng->s[3];
+  for (size_t i = 0; i < len; i++) {
+    uint32_t result = s0 + s3;
+    uint32_t t = s1 << 9;
+    s2 ^= s0;
+    s3 ^= s1;
+    s1 ^= s2;
+    s0 ^= s3;
+    s2 ^= t;
+    s3 = (s3 << 11) | (s3 >> 21);
+    m[i] = (result >> 8) >= threshold;
+  }
+}
+
+/* Works on whole RNG blocks [b, e) so each block is drawn by exactly one thread. The mask
+ * comes first (serial RNG), then a branch-free pass that vectorizes. */
 static void
 dropout_fw_blocks(void *vctx, size_t b, size_t e)
 {
@@ -116,11 +150,11 @@ dropout_fw_blocks(void *vctx, size_t b, size_t e)
     eng_rng_derive(&rng, c->seed, blk);
     size_t i0 = blk * DROPOUT_BLOCK;
     size_t i1 = i0 + DROPOUT_BLOCK < c->count ? i0 + DROPOUT_BLOCK : c->count;
-    for (size_t i = i0; i < i1; i++) {
-      uint8_t keep = eng_rng_uniform(&rng) >= c->p;
-      c->mask[i] = keep;
-      c->out[i] = keep ? c->in[i] * c->scale : 0.0f;
-    }
+    uint8_t local[DROPOUT_BLOCK]; /* when the caller keeps no mask */
+    uint8_t *m = c->mask ? c->mask + i0 : local;
+    draw_mask(m, i1 - i0, &rng, c->threshold);
+    for (size_t i = 0; i < i1 - i0; i++)
+      c->out[i0 + i] = keep_or_zero(c->in[i0 + i] * c->scale, m[i]);
   }
 }
 
@@ -135,8 +169,12 @@ eng_dropout_forward(float *out, uint8_t *mask, const float *in, size_t count, fl
       memset(mask, 1, count);
     return;
   }
-  /* p >= 1 drops everything; the scale is then irrelevant and kept finite. */
-  DropoutCtx c = {.out = out, .mask = mask, .in = in, .count = count, .p = p,
+  /* eng_rng_uniform is (u >> 8) * 2^-24 exactly, so uniform >= p is the same as
+   * (u >> 8) >= ceil(p * 2^24) (exact in double). p >= 1 drops everything (threshold
+   * past any 24-bit value), the scale then kept finite. */
+  double t = ceil((double) p * 16777216.0);
+  DropoutCtx c = {.out = out, .mask = mask, .in = in, .count = count,
+                  .threshold = t > 16777216.0 ? 16777217u : (uint32_t) t,
                   .scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f, .seed = seed};
   size_t blocks = (count + DROPOUT_BLOCK - 1) / DROPOUT_BLOCK;
   eng_parallel_for(blocks, 4, dropout_fw_blocks, &c);
@@ -153,10 +191,8 @@ static void
 dropout_bw_range(void *vctx, size_t b, size_t e)
 {
   const DropoutBwCtx *c = vctx;
-  for (size_t i = b; i < e; i++) {
-    float d = c->dout[i] * c->scale;
-    c->din[i] += c->mask[i] ? d : 0.0f;
-  }
+  for (size_t i = b; i < e; i++)
+    c->din[i] += keep_or_zero(c->dout[i] * c->scale, c->mask[i]);
 }
 
 void

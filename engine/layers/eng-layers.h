@@ -74,7 +74,10 @@ void eng_add_inplace(float *y, const float *x, size_t count);
 void eng_sigmoid_forward(float *out, const float *in, size_t count);
 
 /* Inverted dropout with rate p: mask[i] = 1 keeps (scaled by 1/(1-p)), 0 drops.
- * Deterministic for (seed, count) whatever the thread count. p = 0 copies. */
+ * Deterministic for (seed, count) whatever the thread count: element i is kept when
+ * eng_rng_uniform() of stream i / 4096 (eng_rng_derive(seed, i / 4096)), drawn in order
+ * within the stream, is >= p. p = 0 copies. mask may be NULL when no backward follows
+ * (Monte-Carlo inference). */
 void eng_dropout_forward(float *out, uint8_t *mask, const float *in, size_t count, float p,
                          uint64_t seed);
 void eng_dropout_backward(float *din, const float *dout, const uint8_t *mask, size_t count,

@@ -558,6 +558,34 @@ test_dropout_rate_and_scale(void)
   g_free(mask), g_free(mask2), g_free(x), g_free(y);
 }
 
+/* The mask's definition (eng-layers.h): element i kept when the i % 4096-th draw of
+ * eng_rng_uniform on stream eng_rng_derive(seed, i / 4096) is >= p. Also p = 1 and a
+ * NULL mask. */
+static void
+test_dropout_definition(void)
+{
+  uint8_t *mask = g_new(uint8_t, DROP_COUNT);
+  float *x = rand_buf(DROP_COUNT, 82, 1.0f), *y = g_new(float, DROP_COUNT);
+  float *y2 = g_new(float, DROP_COUNT);
+  eng_dropout_forward(y, mask, x, DROP_COUNT, DROP_P, DROP_SEED);
+  EngRng rng;
+  for (size_t i = 0; i < DROP_COUNT; i++) {
+    if (i % 4096 == 0)
+      eng_rng_derive(&rng, DROP_SEED, i / 4096);
+    uint8_t want = eng_rng_uniform(&rng) >= DROP_P;
+    if (mask[i] != want)
+      g_error("dropout mask[%zu] = %u, definition gives %u", i, mask[i], want);
+  }
+  eng_dropout_forward(y2, NULL, x, DROP_COUNT, DROP_P, DROP_SEED);
+  g_assert_true(memcmp(y, y2, DROP_COUNT * sizeof *y) == 0);
+  eng_dropout_forward(y, mask, x, DROP_COUNT, 1.0f, DROP_SEED);
+  for (size_t i = 0; i < DROP_COUNT; i++) {
+    g_assert_cmpuint(mask[i], ==, 0);
+    g_assert_cmpfloat(y[i], ==, 0.0f);
+  }
+  g_free(mask), g_free(x), g_free(y), g_free(y2);
+}
+
 /* Runs this program again with EMSEG_THREADS = 1 and 2 (the pool reads it once per
  * process) and compares the printed mask hashes with the one computed here. */
 static void
@@ -630,6 +658,7 @@ main(int argc, char **argv)
   g_test_add_func("/layers/sigmoid", test_sigmoid);
   g_test_add_func("/layers/bn/running-stats", test_bn_running_stats);
   g_test_add_func("/layers/dropout/rate-and-scale", test_dropout_rate_and_scale);
+  g_test_add_func("/layers/dropout/definition", test_dropout_definition);
   g_test_add_func("/layers/dropout/thread-independent", test_dropout_thread_independent);
   g_test_add_func("/layers/elementwise/parallel", test_elementwise_parallel);
   return g_test_run();
