@@ -1,0 +1,223 @@
+/* emseg-dataset.c — training / validation slices in memory (see emseg-dataset.h). */
+#include "emseg-dataset.h"
+
+#include <string.h>
+
+#include "emseg-predict.h"
+#include "eng-preprocess.h"
+#include "eng-synth.h"
+#include "eng-train.h"
+
+G_DEFINE_QUARK(emseg-dataset-error-quark, emseg_dataset_error)
+
+EmsegDataset *
+emseg_dataset_new(guint width, guint height, guint n, const char *source)
+{
+  EmsegDataset *ds = g_new0(EmsegDataset, 1);
+  gsize plane = (gsize) width * height;
+  ds->width = width;
+  ds->height = height;
+  ds->n = n;
+  /* g_new0 aborts on overflow of n * plane, which is what we want for programmer input. */
+  ds->images = g_new0(float, plane * MAX(n, 1));
+  ds->labels = g_new0(guint8, plane * MAX(n, 1));
+  ds->slice = g_new0(guint, MAX(n, 1));
+  ds->n_labeled = g_new0(guint64, MAX(n, 1));
+  for (guint i = 0; i < n; i++) {
+    ds->slice[i] = i;
+    ds->n_labeled[i] = plane;
+  }
+  ds->source = g_strdup(source ? source : "(memory)");
+  return ds;
+}
+
+void
+emseg_dataset_free(EmsegDataset *ds)
+{
+  if (!ds)
+    return;
+  g_free(ds->images);
+  g_free(ds->labels);
+  g_free(ds->slice);
+  g_free(ds->n_labeled);
+  g_free(ds->source);
+  g_free(ds);
+}
+
+gsize
+emseg_dataset_plane(const EmsegDataset *ds)
+{
+  return (gsize) ds->width * ds->height;
+}
+
+float *
+emseg_dataset_image(const EmsegDataset *ds, guint i)
+{
+  g_return_val_if_fail(i < ds->n, NULL);
+  return ds->images + (gsize) i * emseg_dataset_plane(ds);
+}
+
+guint8 *
+emseg_dataset_labels(const EmsegDataset *ds, guint i)
+{
+  g_return_val_if_fail(i < ds->n, NULL);
+  return ds->labels + (gsize) i * emseg_dataset_plane(ds);
+}
+
+static guint64
+count_labeled(const guint8 *labels, gsize count)
+{
+  guint64 n = 0;
+  for (gsize i = 0; i < count; i++)
+    n += labels[i] == ENG_LABEL_MEMBRANE || labels[i] == ENG_LABEL_CELL;
+  return n;
+}
+
+void
+emseg_dataset_recount(EmsegDataset *ds)
+{
+  for (guint i = 0; i < ds->n; i++)
+    ds->n_labeled[i] = count_labeled(emseg_dataset_labels(ds, i), emseg_dataset_plane(ds));
+}
+
+EmsegDataset *
+emseg_dataset_from_stacks(EmsegStack *images, EmsegStack *labels, const guint *slices,
+                          guint n, GError **error)
+{
+  guint w = emseg_stack_get_width(images), h = emseg_stack_get_height(images);
+  if (emseg_stack_get_width(labels) != w || emseg_stack_get_height(labels) != h) {
+    g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_INPUT,
+                "%s is %ux%u but %s is %ux%u; they must match", emseg_stack_get_path(images),
+                w, h, emseg_stack_get_path(labels), emseg_stack_get_width(labels),
+                emseg_stack_get_height(labels));
+    return NULL;
+  }
+  g_autoptr(EmsegDataset) ds = emseg_dataset_new(w, h, n, emseg_stack_get_path(images));
+  for (guint i = 0; i < n; i++) {
+    guint s = slices[i];
+    ds->slice[i] = s;
+    if (s >= emseg_stack_get_n_slices(images) || s >= emseg_stack_get_n_slices(labels)) {
+      g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_INPUT,
+                  "slice %u requested, but %s has %u slices and %s has %u label slices", s,
+                  emseg_stack_get_path(images), emseg_stack_get_n_slices(images),
+                  emseg_stack_get_path(labels), emseg_stack_get_n_slices(labels));
+      return NULL;
+    }
+    if (!emseg_read_standardized(images, s, emseg_dataset_image(ds, i), error) ||
+        !emseg_stack_read_u8(labels, s, emseg_dataset_labels(ds, i), error))
+      return NULL;
+    ds->n_labeled[i] = count_labeled(emseg_dataset_labels(ds, i), emseg_dataset_plane(ds));
+    if (ds->n_labeled[i] == 0) {
+      g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_INPUT,
+                  "%s, slice %u: no labeled pixels (expected 0 = membrane, 255 = cell)",
+                  emseg_stack_get_path(labels), s);
+      return NULL;
+    }
+  }
+  return g_steal_pointer(&ds);
+}
+
+static EngPixelType
+pixel_type(EmsegSampleType t, gboolean *ok)
+{
+  *ok = TRUE;
+  switch (t) {
+  case EMSEG_SAMPLE_U8:
+    return ENG_PIXEL_U8;
+  case EMSEG_SAMPLE_U16:
+    return ENG_PIXEL_U16;
+  case EMSEG_SAMPLE_F32:
+    return ENG_PIXEL_F32;
+  default:
+    *ok = FALSE;
+    return ENG_PIXEL_F32;
+  }
+}
+
+EmsegDataset *
+emseg_dataset_from_project(EmsegProject *project, gint64 stack_id, const guint *slices,
+                           guint n, GError **error)
+{
+  g_auto(EmsegProjectStack) st = { 0 };
+  if (!emseg_project_get_stack(project, stack_id, &st, error))
+    return NULL;
+  g_autoptr(GArray) labeled = NULL;
+  if (!slices) {
+    labeled = emseg_project_labeled_slices(project, stack_id, error);
+    if (!labeled)
+      return NULL;
+    slices = (const guint *) labeled->data;
+    n = labeled->len;
+  }
+  g_autofree char *source =
+      g_strdup_printf("%s, stack '%s'", emseg_project_get_path(project), st.name);
+  g_autoptr(EmsegDataset) ds = emseg_dataset_new(st.width, st.height, n, source);
+  gboolean raw_ok;
+  EngPixelType pt = pixel_type(st.type, &raw_ok);
+  gsize plane = emseg_dataset_plane(ds);
+  g_autofree void *raw = raw_ok ? g_malloc(plane * emseg_sample_type_size(st.type)) : NULL;
+  for (guint i = 0; i < n; i++) {
+    guint s = slices[i];
+    ds->slice[i] = s;
+    if (s >= st.n_slices) {
+      g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_INPUT,
+                  "%s: slice %u requested, the stack has %u", source, s, st.n_slices);
+      return NULL;
+    }
+    float *img = emseg_dataset_image(ds, i);
+    EngError err;
+    EngStatus status;
+    /* Standardize from the raw samples where the engine reads the type, so 16-bit data
+     * keeps its precision; other integer types go through float. */
+    if (raw_ok) {
+      if (!emseg_project_read_slice(project, stack_id, s, raw, error))
+        return NULL;
+      status = eng_standardize(img, raw, pt, st.width, st.height, NULL, &err);
+    } else {
+      if (!emseg_project_read_slice_float(project, stack_id, s, img, error))
+        return NULL;
+      status = eng_standardize(img, img, ENG_PIXEL_F32, st.width, st.height, NULL, &err);
+    }
+    if (status != ENG_OK) {
+      g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_ENGINE, "%s, slice %u: %s",
+                  source, s, err.message);
+      return NULL;
+    }
+    guint64 n_lab = 0;
+    if (!emseg_project_read_mask(project, stack_id, s, emseg_dataset_labels(ds, i), &n_lab,
+                                 error))
+      return NULL;
+    ds->n_labeled[i] = n_lab;
+    if (n_lab == 0) {
+      g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_INPUT,
+                  "%s, slice %u: no labeled pixels; paint membrane or cell first", source, s);
+      return NULL;
+    }
+  }
+  return g_steal_pointer(&ds);
+}
+
+EmsegDataset *
+emseg_dataset_synthetic(guint64 seed, guint first, guint n, guint size, GError **error)
+{
+  g_autofree char *source = g_strdup_printf("synthetic stack (seed %" G_GUINT64_FORMAT ")", seed);
+  g_autoptr(EmsegDataset) ds = emseg_dataset_new(size, size, n, source);
+  EngSynthParams p;
+  eng_synth_params_init(&p, seed);
+  gsize plane = emseg_dataset_plane(ds);
+  g_autofree guint8 *img8 = g_new(guint8, plane);
+  for (guint i = 0; i < n; i++) {
+    EngError err;
+    ds->slice[i] = first + i;
+    if (eng_synth_slice(img8, emseg_dataset_labels(ds, i), &p, first + i, size, size, &err) !=
+            ENG_OK ||
+        eng_standardize(emseg_dataset_image(ds, i), img8, ENG_PIXEL_U8, size, size, NULL,
+                        &err) != ENG_OK) {
+      g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_ENGINE, "%s, slice %u: %s",
+                  source, first + i, err.message);
+      return NULL;
+    }
+    ds->n_labeled[i] = count_labeled(emseg_dataset_labels(ds, i), plane);
+  }
+  return g_steal_pointer(&ds);
+}

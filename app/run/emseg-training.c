@@ -1,0 +1,839 @@
+/* emseg-training.c — one whole training run (see emseg-training.h for the contract).
+ *
+ * Layout of a run: everything is sized in run_setup (trainer for the training size, an
+ * inference graph for the validation size, augmentation workspace, crop, target and mask
+ * planes, the validation targets, the parameter snapshot for update statistics), then
+ * run_epoch repeats train → validate → statistics → checkpoint. Randomness is derived from
+ * (seed, purpose, epoch, position) with eng_rng_derive / mix64 rather than drawn from one
+ * running generator, which is what makes resume exact: no generator state to save. */
+#include "emseg-training.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng-metrics.h"
+#include "eng-modelfile.h"
+#include "eng-rng.h"
+#include "eng-train.h"
+
+G_DEFINE_QUARK(emseg-training-error-quark, emseg_training_error)
+
+/* Stream tags so shuffles, augmentation, crops and dropout never share random numbers. */
+#define STREAM_SHUFFLE 0x5348554646ULL
+#define STREAM_AUGMENT 0x4155474dULL
+#define STREAM_CROP 0x43524f50ULL
+#define STREAM_DROPOUT 0x44524f50ULL
+
+void
+emseg_training_config_init(EmsegTrainingConfig *cfg)
+{
+  memset(cfg, 0, sizeof *cfg);
+  eng_spec_default(&cfg->spec);
+  cfg->dropout = -1.0f;
+  cfg->loss = ENG_LOSS_DICE;
+  cfg->epochs = 10;
+  cfg->lr = 1e-3;
+  cfg->weight_decay = 1e-3;
+  cfg->augment = TRUE;
+  eng_augment_params_init(&cfg->augment_params);
+  cfg->metrics_every = 1;
+  cfg->seed = 1;
+}
+
+double
+emseg_training_lr_at(const EmsegTrainingConfig *cfg, guint epoch)
+{
+  double lr = cfg->lr;
+  for (guint i = 0; i < cfg->n_lr_steps && i < EMSEG_TRAINING_MAX_LR_STEPS; i++)
+    if (cfg->lr_steps[i] <= epoch)
+      lr *= 0.1;
+  return lr;
+}
+
+/* ---- events ---------------------------------------------------------------------------- */
+
+typedef struct {
+  EmsegTrainingEvent event; /* first: the public pointer is this struct's address */
+  char **names;
+  double *update, *weight;
+  char *text;
+} OwnedEvent;
+
+static char **
+copy_names(const char *const *names, guint n)
+{
+  char **out = g_new0(char *, n + 1);
+  for (guint i = 0; i < n; i++)
+    out[i] = g_strdup(names[i]);
+  return out;
+}
+
+EmsegTrainingEvent *
+emseg_training_event_copy(const EmsegTrainingEvent *event)
+{
+  OwnedEvent *o = g_new0(OwnedEvent, 1);
+  o->event = *event;
+  switch (event->kind) {
+  case EMSEG_TRAINING_EVENT_STARTED:
+    o->names = copy_names(event->u.started.layer_names, event->u.started.n_layers);
+    o->event.u.started.layer_names = (const char *const *) o->names;
+    break;
+  case EMSEG_TRAINING_EVENT_LAYER_STATS: {
+    guint n = event->u.layers.n_layers;
+    o->names = copy_names(event->u.layers.layer_names, n);
+    o->update = g_memdup2(event->u.layers.mean_abs_update, sizeof(double) * n);
+    o->weight = g_memdup2(event->u.layers.mean_abs_weight, sizeof(double) * n);
+    o->event.u.layers.layer_names = (const char *const *) o->names;
+    o->event.u.layers.mean_abs_update = o->update;
+    o->event.u.layers.mean_abs_weight = o->weight;
+    break;
+  }
+  case EMSEG_TRAINING_EVENT_CHECKPOINT:
+    o->text = g_strdup(event->u.checkpoint.path);
+    o->event.u.checkpoint.path = o->text;
+    o->event.u.checkpoint.model = NULL;
+    break;
+  case EMSEG_TRAINING_EVENT_ERROR:
+    o->text = g_strdup(event->u.message);
+    o->event.u.message = o->text;
+    break;
+  default:
+    break;
+  }
+  return &o->event;
+}
+
+void
+emseg_training_event_free(EmsegTrainingEvent *event)
+{
+  if (!event)
+    return;
+  OwnedEvent *o = (OwnedEvent *) event;
+  g_strfreev(o->names);
+  g_free(o->update);
+  g_free(o->weight);
+  g_free(o->text);
+  g_free(o);
+}
+
+void
+emseg_training_result_clear(EmsegTrainingResult *result)
+{
+  eng_model_free(result->best_model);
+  eng_model_free(result->last_model);
+  memset(result, 0, sizeof *result);
+}
+
+/* ---- the run ----------------------------------------------------------------------------- */
+
+typedef struct {
+  /* borrowed */
+  const EmsegTrainingConfig *cfg;
+  const EmsegDataset *train, *val;
+  EmsegTrainingFunc callback;
+  gpointer user_data;
+  atomic_int *cancel;
+  /* owned, sized once in run_setup */
+  EngModel *model;       /* the weights being trained */
+  EngModel *best;        /* best selection loss so far */
+  EngModel *opt_shadow;  /* model-shaped carrier for the optimizer state in state files */
+  EngTrainer *tr;        /* graph for (1, 1, th, tw) with backward */
+  EngGraph *val_graph;   /* inference graph for (1, 1, val h, val w) */
+  EngAugment *aug;       /* workspace for train slices (full size) */
+  guint th, tw;          /* training input size (crop or full) */
+  float *aug_image;      /* (h, w) augmented slice */
+  guint8 *aug_labels;    /* (h, w) */
+  float *crop_image;     /* (th, tw) */
+  guint8 *crop_labels;   /* (th, tw) */
+  float *target, *mask;  /* (th, tw) */
+  float *val_target, *val_mask; /* (n_val, vh, vw) */
+  float *val_prob;       /* (n_val, vh, vw) P(cell) for V_rand / V_info */
+  float *snapshot;       /* (n params arena) parameters at epoch start */
+  size_t arena_count;
+  guint n_layers;
+  const char **layer_names;     /* (n_layers) borrowed from model */
+  double *update, *weight;      /* (n_layers) */
+  guint64 *layer_count;         /* (n_layers) trainable scalars per layer */
+  guint *order;                 /* (n_train) */
+  /* progress */
+  guint first_epoch, epoch, bad_epochs, best_epoch;
+  double best_loss;
+  double seconds_this_session;
+  guint epochs_this_session;
+  gboolean stop_requested, stopped_early;
+} Run;
+
+static guint64
+mix64(guint64 x)
+{
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+static gboolean
+emit(Run *run, const EmsegTrainingEvent *ev)
+{
+  if (!run->callback)
+    return TRUE;
+  if (!run->callback(ev, run->user_data)) {
+    run->stop_requested = TRUE;
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+cancelled(Run *run)
+{
+  return run->stop_requested || (run->cancel && atomic_load(run->cancel));
+}
+
+static gboolean
+engine_error(GError **error, const EngError *err, const char *what)
+{
+  if (err->status == ENG_ERR_CANCELLED)
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED, "cancelled");
+  else
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_ENGINE, "%s: %s", what,
+                err->message[0] ? err->message : eng_status_to_string(err->status));
+  return FALSE;
+}
+
+static void
+run_free(Run *run)
+{
+  eng_trainer_free(run->tr);
+  eng_graph_free(run->val_graph);
+  eng_augment_destroy(run->aug);
+  eng_model_free(run->model);
+  eng_model_free(run->best);
+  eng_model_free(run->opt_shadow);
+  g_free(run->aug_image);
+  g_free(run->aug_labels);
+  g_free(run->crop_image);
+  g_free(run->crop_labels);
+  g_free(run->target);
+  g_free(run->mask);
+  g_free(run->val_target);
+  g_free(run->val_mask);
+  g_free(run->val_prob);
+  g_free(run->snapshot);
+  g_free(run->layer_names);
+  g_free(run->update);
+  g_free(run->weight);
+  g_free(run->layer_count);
+  g_free(run->order);
+}
+
+static gboolean
+check_config(const EmsegTrainingConfig *cfg, const EngSpec *spec, const EmsegDataset *train,
+             const EmsegDataset *val, GError **error)
+{
+#define INVALID(...)                                                                          \
+  do {                                                                                        \
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID, __VA_ARGS__);      \
+    return FALSE;                                                                             \
+  } while (0)
+  if (!train || train->n == 0)
+    INVALID("no training slices");
+  if (cfg->epochs < 1)
+    INVALID("epochs must be at least 1");
+  if (!(cfg->lr >= 0) || !isfinite(cfg->lr))
+    INVALID("learning rate must be a finite number >= 0, not %g", cfg->lr);
+  if (!(cfg->weight_decay >= 0) || !isfinite(cfg->weight_decay))
+    INVALID("weight decay must be a finite number >= 0, not %g", cfg->weight_decay);
+  if (cfg->n_lr_steps > EMSEG_TRAINING_MAX_LR_STEPS)
+    INVALID("at most %d learning-rate steps", EMSEG_TRAINING_MAX_LR_STEPS);
+  if (cfg->resume && !cfg->state_path)
+    INVALID("resume needs a state file");
+  guint mult = (guint) eng_spec_size_multiple(spec);
+  if (cfg->crop) {
+    if (cfg->crop % mult)
+      INVALID("crop size %u is not a multiple of %u, which this spec needs", cfg->crop, mult);
+    if (cfg->crop > train->width || cfg->crop > train->height)
+      INVALID("crop size %u is larger than the %ux%u training slices", cfg->crop,
+              train->width, train->height);
+  } else if (train->width % mult || train->height % mult) {
+    INVALID("%s: slices are %ux%u but this spec needs sizes divisible by %u (or use a crop)",
+            train->source, train->width, train->height, mult);
+  }
+  if (val && val->n) {
+    if (val->width % mult || val->height % mult)
+      INVALID("%s: validation slices are %ux%u but this spec needs sizes divisible by %u",
+              val->source, val->width, val->height, mult);
+    if (cfg->metrics_every) {
+      gsize plane = emseg_dataset_plane(val);
+      for (guint i = 0; i < val->n; i++) {
+        const guint8 *lab = emseg_dataset_labels(val, i);
+        gsize j = 0;
+        while (j < plane && lab[j] == ENG_LABEL_MEMBRANE)
+          j++;
+        if (j == plane)
+          INVALID("%s, slice %u: validation labels have no cell pixel, so V_rand / V_info "
+                  "are undefined (use metrics every 0 or another slice)",
+                  val->source, val->slice[i]);
+      }
+    }
+  }
+  return TRUE;
+#undef INVALID
+}
+
+/* Reads "key=value" lines into a table (owned strings). */
+static GHashTable *
+parse_meta(const char *meta)
+{
+  GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  g_auto(GStrv) lines = g_strsplit(meta ? meta : "", "\n", -1);
+  for (char **l = lines; *l; l++) {
+    char *eq = strchr(*l, '=');
+    if (eq)
+      g_hash_table_replace(t, g_strndup(*l, (gsize) (eq - *l)), g_strdup(eq + 1));
+  }
+  return t;
+}
+
+static gboolean
+load_part(const char *path, EngModel **out, GHashTable **meta, GError **error)
+{
+  EngError err;
+  char *text = NULL;
+  if (eng_model_load(path, out, &text, &err) != ENG_OK) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_IO,
+                "cannot resume from %s: %s", path, err.message);
+    return FALSE;
+  }
+  *meta = parse_meta(text);
+  free(text);
+  return TRUE;
+}
+
+static guint
+meta_uint(GHashTable *meta, const char *key)
+{
+  const char *v = g_hash_table_lookup(meta, key);
+  return v ? (guint) g_ascii_strtoull(v, NULL, 10) : 0;
+}
+
+/* Loads state_path (weights being trained + progress), .opt and .best; all three must
+ * come from the same epoch, since they are written one after the other. */
+static gboolean
+load_state(Run *run, EngSpec *spec, GError **error)
+{
+  const EmsegTrainingConfig *cfg = run->cfg;
+  g_autofree char *opt_path = g_strconcat(cfg->state_path, ".opt", NULL);
+  g_autofree char *best_path = g_strconcat(cfg->state_path, ".best", NULL);
+  EngModel *state = NULL, *opt = NULL, *best = NULL;
+  g_autoptr(GHashTable) m_state = NULL, m_opt = NULL, m_best = NULL;
+  gboolean ok = FALSE;
+  if (!load_part(cfg->state_path, &state, &m_state, error) ||
+      !load_part(opt_path, &opt, &m_opt, error) || !load_part(best_path, &best, &m_best, error))
+    goto out;
+  guint e = meta_uint(m_state, "resume_epoch");
+  if (e == 0 || meta_uint(m_opt, "resume_epoch") != e ||
+      meta_uint(m_best, "resume_epoch") != e) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_IO,
+                "cannot resume: %s, %s and %s are from different epochs (%u, %u, %u); the "
+                "run was interrupted while saving, restart it",
+                cfg->state_path, opt_path, best_path, e, meta_uint(m_opt, "resume_epoch"),
+                meta_uint(m_best, "resume_epoch"));
+    goto out;
+  }
+  const char *seed = g_hash_table_lookup(m_state, "seed");
+  if (!seed || g_ascii_strtoull(seed, NULL, 10) != cfg->seed) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID,
+                "cannot resume %s with seed %" G_GUINT64_FORMAT ": it was started with seed %s",
+                cfg->state_path, cfg->seed, seed ? seed : "(unknown)");
+    goto out;
+  }
+  *spec = *eng_model_spec(state);
+  run->first_epoch = e + 1;
+  run->best_epoch = meta_uint(m_state, "best_epoch");
+  run->bad_epochs = meta_uint(m_state, "bad_epochs");
+  const char *bl = g_hash_table_lookup(m_state, "best_loss");
+  run->best_loss = bl ? g_ascii_strtod(bl, NULL) : INFINITY;
+  run->model = state;
+  run->best = best;
+  run->opt_shadow = opt;
+  state = best = opt = NULL;
+  ok = TRUE;
+out:
+  eng_model_free(state);
+  eng_model_free(opt);
+  eng_model_free(best);
+  return ok;
+}
+
+static gboolean
+run_setup(Run *run, GError **error)
+{
+  const EmsegTrainingConfig *cfg = run->cfg;
+  const EmsegDataset *train = run->train, *val = run->val;
+  EngError err;
+  EngSpec spec = cfg->init_model ? *eng_model_spec(cfg->init_model) : cfg->spec;
+  run->first_epoch = 1;
+  run->best_loss = INFINITY;
+  if (cfg->resume && !load_state(run, &spec, error))
+    return FALSE;
+  if (cfg->dropout >= 0)
+    spec.dropout = cfg->dropout;
+  if (eng_spec_validate(&spec, &err) != ENG_OK) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID, "%s", err.message);
+    return FALSE;
+  }
+  if (!check_config(cfg, &spec, train, val, error))
+    return FALSE;
+
+  /* The dropout rate has no parameters, so weights copy across specs that differ only
+   * in it: that is how fine-tuning and resuming may change the rate. */
+  EngModel *fresh = eng_model_new(&spec, cfg->seed, &err);
+  if (!fresh)
+    return engine_error(error, &err, "cannot build the model");
+  const EngModel *from = run->model ? run->model : cfg->init_model;
+  if (from && eng_model_copy_params(fresh, from, &err) != ENG_OK) {
+    eng_model_free(fresh);
+    return engine_error(error, &err, "cannot start from the given weights");
+  }
+  eng_model_free(run->model);
+  run->model = fresh;
+  if (!run->best) {
+    run->best = eng_model_new(&spec, cfg->seed, &err);
+    if (!run->best || eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
+      return engine_error(error, &err, "cannot build the model");
+  }
+
+  run->tw = cfg->crop ? cfg->crop : train->width;
+  run->th = cfg->crop ? cfg->crop : train->height;
+  EngRmspropConfig opt;
+  eng_rmsprop_default(&opt);
+  opt.lr = (float) cfg->lr;
+  opt.weight_decay = (float) cfg->weight_decay;
+  run->tr = eng_trainer_new(run->model, 1, run->th, run->tw, &opt, cfg->loss, &err);
+  if (!run->tr)
+    return engine_error(error, &err, "cannot plan the training graph");
+  eng_trainer_set_cancel(run->tr, run->cancel);
+
+  size_t opt_count = 0;
+  float *state = eng_rmsprop_state(eng_trainer_optimizer(run->tr), &opt_count);
+  run->snapshot = NULL;
+  eng_model_params_arena(run->model, &run->arena_count);
+  if (opt_count != run->arena_count) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_ENGINE,
+                "optimizer state has %zu floats, the model %zu", opt_count, run->arena_count);
+    return FALSE;
+  }
+  if (run->opt_shadow) { /* resumed: restore the RMSprop running averages */
+    size_t n = 0;
+    float *saved = eng_model_params_arena(run->opt_shadow, &n);
+    if (n != opt_count) {
+      g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_IO,
+                  "%s.opt does not match the model (%zu vs %zu floats)", cfg->state_path, n,
+                  opt_count);
+      return FALSE;
+    }
+    memcpy(state, saved, n * sizeof(float));
+  } else if (cfg->state_path) {
+    run->opt_shadow = eng_model_new(&spec, cfg->seed, &err);
+    if (!run->opt_shadow)
+      return engine_error(error, &err, "cannot build the model");
+  }
+
+  if (val && val->n) {
+    run->val_graph = eng_graph_new(run->model, 1, val->height, val->width, 0, &err);
+    if (!run->val_graph)
+      return engine_error(error, &err, "cannot plan the validation graph");
+    eng_graph_set_cancel(run->val_graph, run->cancel);
+    gsize vp = emseg_dataset_plane(val);
+    run->val_target = g_new(float, vp * val->n);
+    run->val_mask = g_new(float, vp * val->n);
+    run->val_prob = g_new(float, vp * val->n);
+    for (guint i = 0; i < val->n; i++)
+      eng_labels_to_target(run->val_target + i * vp, run->val_mask + i * vp,
+                           emseg_dataset_labels(val, i), vp);
+  }
+
+  gsize plane = emseg_dataset_plane(train), tplane = (gsize) run->tw * run->th;
+  if (cfg->augment) {
+    if (eng_augment_create(&run->aug, train->width, train->height, &err) != ENG_OK)
+      return engine_error(error, &err, "cannot set up augmentation");
+    run->aug_image = g_new(float, plane);
+    run->aug_labels = g_new(guint8, plane);
+  }
+  if (cfg->crop) {
+    run->crop_image = g_new(float, tplane);
+    run->crop_labels = g_new(guint8, tplane);
+  }
+  run->target = g_new(float, tplane);
+  run->mask = g_new(float, tplane);
+  run->snapshot = g_new(float, run->arena_count);
+  run->n_layers = (guint) eng_model_n_layers(run->model);
+  run->layer_names = g_new0(const char *, run->n_layers + 1);
+  for (guint l = 0; l < run->n_layers; l++)
+    run->layer_names[l] = eng_model_layer_name(run->model, l);
+  run->update = g_new0(double, run->n_layers + 1);
+  run->weight = g_new0(double, run->n_layers + 1);
+  run->layer_count = g_new0(guint64, run->n_layers + 1);
+  for (size_t p = 0; p < eng_model_n_params(run->model); p++) {
+    const EngParam *par = eng_model_param(run->model, p);
+    if (par->trainable && par->layer >= 0 && (guint) par->layer < run->n_layers)
+      run->layer_count[par->layer] += par->count;
+  }
+  run->order = g_new(guint, train->n);
+  return TRUE;
+}
+
+/* The sample a training step sees: augmented (whole slice), then cropped. */
+static void
+prepare_sample(Run *run, guint slice, guint64 sample, const float **image,
+               const guint8 **labels)
+{
+  const EmsegTrainingConfig *cfg = run->cfg;
+  const EmsegDataset *train = run->train;
+  const float *img = emseg_dataset_image(train, slice);
+  const guint8 *lab = emseg_dataset_labels(train, slice);
+  if (cfg->augment) {
+    EngAugmentDraw d;
+    EngError err;
+    eng_augment_draw(&d, &cfg->augment_params, cfg->seed ^ STREAM_AUGMENT, sample);
+    /* The draw comes from validated parameters, so set cannot fail; identity if it did. */
+    if (eng_augment_set(run->aug, &d, &err) != ENG_OK) {
+      eng_augment_draw_identity(&d);
+      eng_augment_set(run->aug, &d, &err);
+    }
+    eng_augment_apply(run->aug, run->aug_image, run->aug_labels, NULL, img, lab, NULL);
+    img = run->aug_image;
+    lab = run->aug_labels;
+  }
+  if (cfg->crop) {
+    EngRng rng;
+    eng_rng_derive(&rng, cfg->seed ^ STREAM_CROP, sample);
+    guint x0 = eng_rng_u32(&rng) % (train->width - run->tw + 1);
+    guint y0 = eng_rng_u32(&rng) % (train->height - run->th + 1);
+    for (guint y = 0; y < run->th; y++) {
+      memcpy(run->crop_image + (gsize) y * run->tw,
+             img + (gsize) (y0 + y) * train->width + x0, run->tw * sizeof(float));
+      memcpy(run->crop_labels + (gsize) y * run->tw,
+             lab + (gsize) (y0 + y) * train->width + x0, run->tw);
+    }
+    img = run->crop_image;
+    lab = run->crop_labels;
+  }
+  *image = img;
+  *labels = lab;
+}
+
+static gboolean
+train_epoch(Run *run, guint e, double *loss_out, double *acc_out, GError **error)
+{
+  const EmsegTrainingConfig *cfg = run->cfg;
+  const EmsegDataset *train = run->train;
+  guint n = train->n;
+  EngRng rng;
+  eng_rng_derive(&rng, cfg->seed ^ STREAM_SHUFFLE, e);
+  for (guint i = 0; i < n; i++)
+    run->order[i] = i;
+  for (guint i = n; i > 1; i--) { /* Fisher–Yates */
+    guint j = eng_rng_u32(&rng) % i, t = run->order[i - 1];
+    run->order[i - 1] = run->order[j];
+    run->order[j] = t;
+  }
+  double tl = 0, ta = 0;
+  gsize tplane = (gsize) run->tw * run->th;
+  for (guint i = 0; i < n; i++) {
+    if (cancelled(run)) {
+      g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED, "cancelled");
+      return FALSE;
+    }
+    guint s = run->order[i];
+    guint64 sample = (guint64) (e - 1) * n + i;
+    const float *img;
+    const guint8 *lab;
+    prepare_sample(run, s, sample, &img, &lab);
+    eng_labels_to_target(run->target, run->mask, lab, tplane);
+    EngStepResult r;
+    EngError err = { 0 };
+    if (eng_trainer_step(run->tr, img, run->target, run->mask,
+                         mix64(cfg->seed ^ STREAM_DROPOUT ^ mix64(sample)), &r, &err) != ENG_OK) {
+      if (err.status == ENG_ERR_CANCELLED)
+        return engine_error(error, &err, "");
+      g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_ENGINE,
+                  "epoch %u, %s slice %u: %s", e, train->source, train->slice[s], err.message);
+      return FALSE;
+    }
+    tl += r.loss / n;
+    ta += r.accuracy / n;
+    EmsegTrainingEvent ev = { .kind = EMSEG_TRAINING_EVENT_STEP, .epoch = e,
+                              .n_epochs = cfg->epochs };
+    ev.u.step = (EmsegTrainingStep) { .step = i + 1, .n_steps = n, .slice = train->slice[s],
+                                      .loss = r.loss, .accuracy = r.accuracy };
+    emit(run, &ev);
+  }
+  *loss_out = tl;
+  *acc_out = ta;
+  return TRUE;
+}
+
+/* Loss and accuracy on the validation slices in inference mode; P(cell) into val_prob. */
+static gboolean
+validate(Run *run, double *loss_out, double *acc_out, GError **error)
+{
+  const EmsegDataset *val = run->val;
+  gsize vp = emseg_dataset_plane(val);
+  double vl = 0, va = 0;
+  for (guint i = 0; i < val->n; i++) {
+    EngStatus st = eng_graph_forward(run->val_graph, emseg_dataset_image(val, i),
+                                     ENG_MODE_INFER, 0);
+    if (st != ENG_OK) {
+      if (st == ENG_ERR_CANCELLED) {
+        g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED, "cancelled");
+        return FALSE;
+      }
+      g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_ENGINE,
+                  "validation, %s slice %u: %s", val->source, val->slice[i],
+                  eng_status_to_string(st));
+      return FALSE;
+    }
+    const float *z = eng_graph_logits(run->val_graph);
+    const float *t = run->val_target + i * vp, *m = run->val_mask + i * vp;
+    float *prob = run->val_prob + i * vp;
+    double loss = eng_loss(run->cfg->loss, NULL, z, t, m, vp);
+    guint64 right = 0, labeled = 0;
+    for (gsize j = 0; j < vp; j++) {
+      /* P(cell) = 1 - sigmoid(z) = sigmoid(-z), the ISBI convention the metrics expect */
+      prob[j] = 1.0f / (1.0f + expf(z[j]));
+      if (m[j] > 0) {
+        labeled++;
+        right += (z[j] > 0) == (t[j] > 0.5f);
+      }
+    }
+    if (!isfinite(loss)) {
+      g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_ENGINE,
+                  "validation, %s slice %u: the loss is not finite (%g)", val->source,
+                  val->slice[i], loss);
+      return FALSE;
+    }
+    vl += loss / val->n;
+    va += (labeled ? (double) right / labeled : 0) / val->n;
+  }
+  *loss_out = vl;
+  *acc_out = va;
+  return TRUE;
+}
+
+static void
+layer_stats(Run *run)
+{
+  const float *now = eng_model_params_const(run->model, NULL);
+  memset(run->update, 0, sizeof(double) * run->n_layers);
+  memset(run->weight, 0, sizeof(double) * run->n_layers);
+  for (size_t p = 0; p < eng_model_n_params(run->model); p++) {
+    const EngParam *par = eng_model_param(run->model, p);
+    if (!par->trainable || par->layer < 0 || (guint) par->layer >= run->n_layers)
+      continue;
+    double du = 0, w = 0;
+    const float *a = run->snapshot + par->offset, *b = now + par->offset;
+    for (size_t k = 0; k < par->count; k++) {
+      du += fabs((double) b[k] - (double) a[k]);
+      w += fabs((double) b[k]);
+    }
+    run->update[par->layer] += du;
+    run->weight[par->layer] += w;
+  }
+  for (guint l = 0; l < run->n_layers; l++)
+    if (run->layer_count[l]) {
+      run->update[l] /= (double) run->layer_count[l];
+      run->weight[l] /= (double) run->layer_count[l];
+    }
+}
+
+static gboolean
+save_model(const EngModel *model, const char *path, EngDtype dtype, const char *meta,
+           GError **error)
+{
+  EngError err;
+  if (eng_model_save(model, path, dtype, meta, &err) != ENG_OK) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_IO, "%s", err.message);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The three resume files, .opt and .best first: the main file's epoch is what a resume
+ * trusts, and load_state refuses a set whose epochs disagree. */
+static gboolean
+save_state(Run *run, guint e, GError **error)
+{
+  const EmsegTrainingConfig *cfg = run->cfg;
+  char meta[512];
+  g_snprintf(meta, sizeof meta,
+             "resume_epoch=%u\nseed=%" G_GUINT64_FORMAT "\nbest_loss=%.17g\nbest_epoch=%u\n"
+             "bad_epochs=%u\n",
+             e, cfg->seed, run->best_loss, run->best_epoch, run->bad_epochs);
+  g_autofree char *opt_path = g_strconcat(cfg->state_path, ".opt", NULL);
+  g_autofree char *best_path = g_strconcat(cfg->state_path, ".best", NULL);
+  size_t n = 0;
+  const float *state = eng_rmsprop_state(eng_trainer_optimizer(run->tr), &n);
+  memcpy(eng_model_params_arena(run->opt_shadow, NULL), state, n * sizeof(float));
+  return save_model(run->opt_shadow, opt_path, ENG_DTYPE_F32, meta, error) &&
+         save_model(run->best, best_path, ENG_DTYPE_F32, meta, error) &&
+         save_model(run->model, cfg->state_path, ENG_DTYPE_F32, meta, error);
+}
+
+static gboolean
+run_epoch(Run *run, guint e, GError **error)
+{
+  const EmsegTrainingConfig *cfg = run->cfg;
+  gboolean has_val = run->val && run->val->n;
+  gint64 t0 = g_get_monotonic_time();
+  double lr = emseg_training_lr_at(cfg, e);
+  eng_rmsprop_set_lr(eng_trainer_optimizer(run->tr), (float) lr);
+  memcpy(run->snapshot, eng_model_params_const(run->model, NULL),
+         run->arena_count * sizeof(float));
+
+  EmsegTrainingEpoch ep = { .val_loss = NAN, .val_accuracy = NAN, .vrand = NAN,
+                            .vinfo = NAN, .lr = lr };
+  if (!train_epoch(run, e, &ep.train_loss, &ep.train_accuracy, error))
+    return FALSE;
+  if (has_val && !validate(run, &ep.val_loss, &ep.val_accuracy, error))
+    return FALSE;
+  if (has_val && cfg->metrics_every && (e % cfg->metrics_every == 0 || e == cfg->epochs)) {
+    EngMetricsResult mr;
+    EngError err;
+    if (eng_metrics_evaluate(run->val_prob, run->val->labels, run->val->n, run->val->height,
+                             run->val->width, &mr, &err) != ENG_OK)
+      return engine_error(error, &err, "V_rand / V_info on the validation slices");
+    ep.vrand = mr.vrand;
+    ep.vinfo = mr.vinfo;
+  }
+  double sel = has_val ? ep.val_loss : ep.train_loss;
+  ep.improved = sel < run->best_loss;
+  if (ep.improved) {
+    run->best_loss = sel;
+    run->best_epoch = e;
+    run->bad_epochs = 0;
+    EngError err;
+    if (eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
+      return engine_error(error, &err, "keeping the best weights");
+  } else {
+    run->bad_epochs++;
+  }
+  if (ep.improved && cfg->best_path) {
+    g_autofree char *meta = g_strdup_printf(
+        "epoch=%u\nloss=%s\ntrain_loss=%.6f\nval_loss=%.6f\nval_accuracy=%.6f\nval_vrand=%.6f\n"
+        "val_vinfo=%.6f\nseed=%" G_GUINT64_FORMAT "\nlr=%g\n%s",
+        e, eng_loss_name(cfg->loss), ep.train_loss, ep.val_loss, ep.val_accuracy, ep.vrand,
+        ep.vinfo, cfg->seed, lr, cfg->meta ? cfg->meta : "");
+    if (!save_model(run->best, cfg->best_path, cfg->half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta,
+                    error))
+      return FALSE;
+  }
+  if (cfg->patience && run->bad_epochs >= cfg->patience)
+    run->stopped_early = TRUE;
+  if (cfg->state_path && !save_state(run, e, error))
+    return FALSE;
+
+  ep.seconds = (double) (g_get_monotonic_time() - t0) / G_USEC_PER_SEC;
+  run->seconds_this_session += ep.seconds;
+  run->epochs_this_session++;
+  ep.eta_seconds = run->stopped_early ? 0
+                   : run->seconds_this_session / run->epochs_this_session * (cfg->epochs - e);
+  run->epoch = e;
+
+  EmsegTrainingEvent ev = { .kind = EMSEG_TRAINING_EVENT_EPOCH, .epoch = e,
+                            .n_epochs = cfg->epochs };
+  ev.u.epoch = ep;
+  emit(run, &ev);
+  layer_stats(run);
+  ev = (EmsegTrainingEvent) { .kind = EMSEG_TRAINING_EVENT_LAYER_STATS, .epoch = e,
+                              .n_epochs = cfg->epochs };
+  ev.u.layers = (EmsegTrainingLayerStats) { .n_layers = run->n_layers,
+                                            .layer_names = run->layer_names,
+                                            .mean_abs_update = run->update,
+                                            .mean_abs_weight = run->weight };
+  emit(run, &ev);
+  if (ep.improved) {
+    ev = (EmsegTrainingEvent) { .kind = EMSEG_TRAINING_EVENT_CHECKPOINT, .epoch = e,
+                                .n_epochs = cfg->epochs };
+    ev.u.checkpoint = (EmsegTrainingCheckpoint) { .val_loss = sel,
+                                                  .val_accuracy = has_val ? ep.val_accuracy
+                                                                          : ep.train_accuracy,
+                                                  .vrand = ep.vrand, .vinfo = ep.vinfo,
+                                                  .path = cfg->best_path, .model = run->best };
+    emit(run, &ev);
+  }
+  return TRUE;
+}
+
+gboolean
+emseg_training_run(const EmsegTrainingConfig *cfg, const EmsegDataset *train,
+                   const EmsegDataset *val, EmsegTrainingFunc callback, gpointer user_data,
+                   atomic_int *cancel, EmsegTrainingResult *result, GError **error)
+{
+  g_return_val_if_fail(cfg && result, FALSE);
+  memset(result, 0, sizeof *result);
+  Run run = { .cfg = cfg, .train = train, .val = val, .callback = callback,
+              .user_data = user_data, .cancel = cancel };
+  g_autoptr(GError) local = NULL;
+  gboolean ok = run_setup(&run, &local);
+  if (ok) {
+    EmsegTrainingEvent ev = { .kind = EMSEG_TRAINING_EVENT_STARTED, .n_epochs = cfg->epochs };
+    ev.u.started = (EmsegTrainingStarted) {
+      .n_layers = run.n_layers, .layer_names = run.layer_names,
+      .n_trainable = eng_model_count_trainable(run.model), .n_train = train->n,
+      .n_val = val ? val->n : 0, .width = run.tw, .height = run.th,
+      .first_epoch = run.first_epoch };
+    emit(&run, &ev);
+    run.epoch = run.first_epoch - 1;
+    for (guint e = run.first_epoch; ok && e <= cfg->epochs && !run.stopped_early; e++) {
+      if (cancelled(&run)) {
+        g_set_error(&local, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED,
+                    "cancelled");
+        ok = FALSE;
+        break;
+      }
+      ok = run_epoch(&run, e, &local);
+    }
+  }
+  gboolean was_cancelled = !ok && g_error_matches(local, EMSEG_TRAINING_ERROR,
+                                                  EMSEG_TRAINING_ERROR_CANCELLED);
+  result->epochs_run = run.epoch;
+  result->best_epoch = run.best_epoch;
+  result->best_loss = run.best_epoch ? run.best_loss : NAN;
+  result->stopped_early = run.stopped_early;
+  result->cancelled = was_cancelled;
+  if (run.best_epoch) {
+    result->best_model = g_steal_pointer(&run.best);
+  }
+  if (run.model && run.tr) {
+    /* The trainer borrows the model: free it before handing the model out. */
+    eng_trainer_free(g_steal_pointer(&run.tr));
+    eng_graph_free(g_steal_pointer(&run.val_graph));
+    result->last_model = g_steal_pointer(&run.model);
+  }
+  /* Callbacks run even after a stop request, so a consumer always sees the end. */
+  run.callback = callback;
+  if (ok || was_cancelled) {
+    EmsegTrainingEvent ev = { .kind = EMSEG_TRAINING_EVENT_FINISHED, .epoch = run.epoch,
+                              .n_epochs = cfg->epochs };
+    ev.u.finished = (EmsegTrainingFinished) { .epochs_run = run.epoch,
+                                              .best_epoch = run.best_epoch,
+                                              .best_loss = result->best_loss,
+                                              .stopped_early = run.stopped_early,
+                                              .cancelled = was_cancelled };
+    if (callback)
+      callback(&ev, user_data);
+  } else if (callback) {
+    EmsegTrainingEvent ev = { .kind = EMSEG_TRAINING_EVENT_ERROR, .epoch = run.epoch,
+                              .n_epochs = cfg->epochs };
+    ev.u.message = local->message;
+    callback(&ev, user_data);
+  }
+  run_free(&run);
+  if (!ok)
+    g_propagate_error(error, g_steal_pointer(&local));
+  return ok;
+}
