@@ -2,7 +2,10 @@
  * slice cache and the conversions to float and 8-bit. Back ends only ever decode one slice
  * into the stack's raw type; everything shared lives here so both behave alike. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+
+#include <glib/gstdio.h>
 
 #include "emseg-stack-private.h"
 
@@ -68,10 +71,18 @@ is_png_source(const char *path)
 {
   if (g_file_test(path, G_FILE_TEST_IS_DIR))
     return TRUE;
-  /* A glob, or a single .png file, goes to the PNG back end. */
-  if (strpbrk(path, "*?") != NULL)
-    return TRUE;
-  return g_str_has_suffix(path, ".png") || g_str_has_suffix(path, ".PNG");
+  if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+    /* An existing file goes by its content, so "a?b.tif" is not mistaken for a glob. */
+    guint8 head[8] = { 0 };
+    FILE *fp = g_fopen(path, "rb");
+    gboolean png = fp != NULL && fread(head, 1, 8, fp) == 8 &&
+                   memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0;
+    if (fp != NULL)
+      fclose(fp);
+    return png;
+  }
+  /* Not a file: a glob such as "dir/slice_*.png" goes to the PNG back end. */
+  return strpbrk(path, "*?") != NULL;
 }
 
 EmsegStack *

@@ -446,12 +446,10 @@ emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error
   p->stmts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                    finalize_stmt);
   int oflags = SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
-  g_autofree char *uri = g_filename_to_uri(path[0] == '/' ? path : NULL, NULL, NULL);
-  g_autofree char *abs = NULL;
-  if (uri == NULL) {
-    abs = g_canonicalize_filename(path, NULL);
-    uri = g_filename_to_uri(abs, NULL, NULL);
-  }
+  /* A URI so read-only opens can say mode=ro / immutable=1; it needs an absolute path, and
+   * escapes any '?' or '#' in the name. */
+  g_autofree char *abs = g_canonicalize_filename(path, NULL);
+  g_autofree char *uri = g_filename_to_uri(abs, NULL, NULL);
   g_autofree char *target = NULL;
   if (read_only && marked_read_only(path))
     /* Nobody can write: no -shm can be created, so tell SQLite the file will not change. */
