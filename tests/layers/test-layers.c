@@ -512,6 +512,129 @@ test_bn_running_stats(void)
   g_free(x), g_free(out);
 }
 
+/* BN on a shape split across threads (several channels per chunk, hw not a multiple of
+ * the 8 float lanes), forward and backward against a direct double-precision rendering
+ * of the formulas. */
+static void
+test_bn_parallel_vs_double(void)
+{
+  EngBnShape s = {.n = 2, .c = 9, .hw = 63 * 65};
+  size_t cnt = s.n * s.c * s.hw, m = s.n * s.hw;
+  float *x = rand_buf(cnt, 101, 3.0f), *dy = rand_buf(cnt, 102, 1.0f);
+  float *gamma = rand_buf(s.c, 103, 1.0f), *beta = rand_buf(s.c, 104, 1.0f);
+  float *out = g_new(float, cnt), *din = rand_buf(cnt, 105, 1.0f), *din0 = dup_buf(din, cnt);
+  float mean[9], invstd[9], dg[9] = {0}, db[9] = {0};
+  for (int relu = 0; relu <= 1; relu++) {
+    memcpy(din, din0, cnt * sizeof *din);
+    memset(dg, 0, sizeof dg);
+    memset(db, 0, sizeof db);
+    eng_bn_forward_train(out, mean, invstd, NULL, NULL, x, gamma, beta, &s, 1e-5f, 0.9f,
+                         relu);
+    eng_bn_backward(din, dg, db, dy, out, x, mean, invstd, gamma, &s, relu);
+    for (size_t ch = 0; ch < s.c; ch++) {
+      double mu = 0.0, var = 0.0;
+      for (size_t b = 0; b < s.n; b++)
+        for (size_t i = 0; i < s.hw; i++)
+          mu += x[(b * s.c + ch) * s.hw + i];
+      mu /= (double) m;
+      for (size_t b = 0; b < s.n; b++)
+        for (size_t i = 0; i < s.hw; i++) {
+          double d = x[(b * s.c + ch) * s.hw + i] - mu;
+          var += d * d;
+        }
+      var /= (double) m;
+      double inv = 1.0 / sqrt(var + 1e-5);
+      g_assert_cmpfloat_with_epsilon(mean[ch], mu, 1e-5 * (1 + fabs(mu)));
+      g_assert_cmpfloat_with_epsilon(invstd[ch], inv, 1e-5 * inv);
+      double sg = 0.0, sgx = 0.0;
+      for (size_t b = 0; b < s.n; b++)
+        for (size_t i = 0; i < s.hw; i++) {
+          size_t j = (b * s.c + ch) * s.hw + i;
+          double xhat = (x[j] - mu) * inv, y = xhat * gamma[ch] + beta[ch];
+          if (relu && y <= 0)
+            y = 0;
+          if (fabs(out[j] - y) > 1e-4 * (1 + fabs(y)))
+            g_error("bn%s fwd [%zu]: %.7g vs %.7g", relu ? "+relu" : "", j, out[j], y);
+          double g = relu && !(out[j] > 0) ? 0.0 : dy[j];
+          sg += g;
+          sgx += g * xhat;
+        }
+      g_assert_cmpfloat_with_epsilon(db[ch], sg, 1e-4 * (1 + fabs(sg)));
+      g_assert_cmpfloat_with_epsilon(dg[ch], sgx, 1e-4 * (1 + fabs(sgx)));
+      for (size_t b = 0; b < s.n; b++)
+        for (size_t i = 0; i < s.hw; i++) {
+          size_t j = (b * s.c + ch) * s.hw + i;
+          double xhat = (x[j] - mu) * inv;
+          double g = relu && !(out[j] > 0) ? 0.0 : dy[j];
+          double want = din0[j] + gamma[ch] * inv / (double) m *
+                                      ((double) m * g - sg - xhat * sgx);
+          if (fabs(din[j] - want) > 1e-4 * (1 + fabs(want)))
+            g_error("bn%s din [%zu]: %.7g vs %.7g", relu ? "+relu" : "", j, din[j], want);
+        }
+    }
+  }
+  g_free(x), g_free(dy), g_free(gamma), g_free(beta), g_free(out), g_free(din);
+  g_free(din0);
+}
+
+/* Resampling layers on enough planes to be split across threads, against direct loops. */
+static void
+test_resample_parallel(void)
+{
+  size_t nc = 45, h = 64, w = 48, big = nc * h * w, small = big / 4; /* > 2 chunks of 21 */
+  float *x = rand_buf(big, 111, 1.0f), *d = rand_buf(big, 112, 1.0f);
+  float *out = g_new(float, big), *din = rand_buf(big, 113, 1.0f), *din0 = dup_buf(din, big);
+  uint8_t *am = g_new(uint8_t, small);
+  eng_maxpool2_forward(out, am, x, nc, h, w);
+  eng_maxpool2_backward(din, d, am, nc, h, w);
+  for (size_t p = 0; p < nc; p++)
+    for (size_t y = 0; y < h / 2; y++)
+      for (size_t xx = 0; xx < w / 2; xx++) {
+        size_t o = (p * (h / 2) + y) * (w / 2) + xx, best = 0;
+        float v[4];
+        for (size_t k = 0; k < 4; k++)
+          v[k] = x[(p * h + 2 * y + k / 2) * w + 2 * xx + k % 2];
+        for (size_t k = 1; k < 4; k++)
+          if (v[k] > v[best])
+            best = k;
+        g_assert_cmpfloat(out[o], ==, v[best]);
+        g_assert_cmpuint(am[o], ==, best);
+        for (size_t k = 0; k < 4; k++) {
+          size_t j = (p * h + 2 * y + k / 2) * w + 2 * xx + k % 2;
+          g_assert_cmpfloat(din[j], ==, din0[j] + (k == best ? d[o] : 0.0f));
+        }
+      }
+  memcpy(din, din0, big * sizeof *din);
+  eng_decimate2_forward(out, x, nc, h, w);
+  eng_decimate2_backward(din, d, nc, h, w);
+  for (size_t p = 0; p < nc; p++)
+    for (size_t y = 0; y < h; y++)
+      for (size_t xx = 0; xx < w; xx++) {
+        size_t j = (p * h + y) * w + xx, o = (p * (h / 2) + y / 2) * (w / 2) + xx / 2;
+        int even = y % 2 == 0 && xx % 2 == 0;
+        if (even)
+          g_assert_cmpfloat(out[o], ==, x[j]);
+        g_assert_cmpfloat(din[j], ==, din0[j] + (even ? d[o] : 0.0f));
+      }
+  /* repeat: input (nc, h/2, w/2) -> (nc, h, w) */
+  memcpy(din, din0, big * sizeof *din);
+  eng_repeat2_forward(out, x, nc, h / 2, w / 2);
+  eng_repeat2_backward(din, d, nc, h / 2, w / 2);
+  for (size_t p = 0; p < nc; p++)
+    for (size_t y = 0; y < h / 2; y++)
+      for (size_t xx = 0; xx < w / 2; xx++) {
+        size_t j = (p * (h / 2) + y) * (w / 2) + xx;
+        float sum = 0.0f;
+        for (size_t k = 0; k < 4; k++) {
+          size_t o = (p * h + 2 * y + k / 2) * w + 2 * xx + k % 2;
+          g_assert_cmpfloat(out[o], ==, x[j]);
+          sum += d[o];
+        }
+        g_assert_cmpfloat_with_epsilon(din[j], din0[j] + sum, 1e-5f * (4 + fabsf(din[j])));
+      }
+  g_free(x), g_free(d), g_free(out), g_free(din), g_free(din0), g_free(am);
+}
+
 /* ---- dropout statistics and determinism ----------------------------------------------- */
 
 #define DROP_COUNT ((size_t) 300007) /* many RNG blocks, last one partial */
@@ -657,6 +780,8 @@ main(int argc, char **argv)
   g_test_add_func("/layers/fd/dropout", test_fd_dropout);
   g_test_add_func("/layers/sigmoid", test_sigmoid);
   g_test_add_func("/layers/bn/running-stats", test_bn_running_stats);
+  g_test_add_func("/layers/bn/parallel-vs-double", test_bn_parallel_vs_double);
+  g_test_add_func("/layers/resample/parallel", test_resample_parallel);
   g_test_add_func("/layers/dropout/rate-and-scale", test_dropout_rate_and_scale);
   g_test_add_func("/layers/dropout/definition", test_dropout_definition);
   g_test_add_func("/layers/dropout/thread-independent", test_dropout_thread_independent);
