@@ -1,98 +1,138 @@
-/* cli-train.c — `emseg train`: the plain training loop of the engine issue (shuffled
- * full slices, batch 1, RMSprop, per-epoch validation, best-validation-loss checkpoint).
- * Augmentation and the full pipeline arrive with the training-pipeline work. */
+/* cli-train.c — `emseg train`: the paper's training recipe (emseg-training.h) on a labeled
+ * stack, one line per epoch, the best-validation-loss model written atomically, a resume
+ * state beside it, and optional CSV / PNG records (curves, per-layer update statistics,
+ * the Figure 4 heatmap). Ctrl-C stops after the current step and keeps what was done. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli-commands.h"
+#include "emseg-dataset.h"
+#include "emseg-heatmap.h"
 #include "emseg-predict.h"
 #include "emseg-stack.h"
+#include "emseg-training.h"
 #include "eng-modelfile.h"
-#include "eng-rng.h"
-#include "eng-train.h"
 
-typedef struct {
-  float *image;  /* standardized (h*w) */
-  float *target; /* membrane = 1 */
-  float *mask;   /* 0 = unlabeled */
-  guint index;
-} Sample;
-
-static Sample *
-load_samples(EmsegStack *images, EmsegStack *labels, const guint *idx, guint n, GError **error)
-{
-  size_t plane = (size_t) emseg_stack_get_width(images) * emseg_stack_get_height(images);
-  Sample *s = g_new0(Sample, n);
-  guint8 *lab = g_new(guint8, plane);
-  for (guint i = 0; i < n; i++) {
-    s[i].index = idx[i];
-    s[i].image = g_new(float, plane);
-    s[i].target = g_new(float, plane);
-    s[i].mask = g_new(float, plane);
-    if (idx[i] >= emseg_stack_get_n_slices(labels)) {
-      g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT,
-                  "%s has %u label slices; slice %u has no labels",
-                  emseg_stack_get_path(labels), emseg_stack_get_n_slices(labels), idx[i]);
-      goto fail;
-    }
-    if (!emseg_read_standardized(images, idx[i], s[i].image, error) ||
-        !emseg_stack_read_u8(labels, idx[i], lab, error))
-      goto fail;
-    if (eng_labels_to_target(s[i].target, s[i].mask, lab, plane) == 0) {
-      g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT,
-                  "%s, slice %u: no labeled pixels (expected 0 = membrane, 255 = cell)",
-                  emseg_stack_get_path(labels), idx[i]);
-      goto fail;
-    }
-  }
-  g_free(lab);
-  return s;
-fail:
-  g_free(lab);
-  for (guint i = 0; i < n; i++) {
-    g_free(s[i].image);
-    g_free(s[i].target);
-    g_free(s[i].mask);
-  }
-  g_free(s);
-  return NULL;
-}
+static atomic_int interrupted;
 
 static void
-free_samples(Sample *s, guint n)
+on_sigint(int sig)
 {
-  for (guint i = 0; s && i < n; i++) {
-    g_free(s[i].image);
-    g_free(s[i].target);
-    g_free(s[i].mask);
+  (void) sig;
+  atomic_store(&interrupted, 1);
+}
+
+typedef struct {
+  EmsegTrainingLog *log;
+  gboolean verbose, has_val;
+} Printer;
+
+static gboolean
+print_event(const EmsegTrainingEvent *ev, gpointer data)
+{
+  Printer *p = data;
+  emseg_training_log_add(p->log, ev);
+  switch (ev->kind) {
+  case EMSEG_TRAINING_EVENT_STARTED:
+    printf("params %zu layers %u train_slices %u val_slices %u input %ux%u",
+           ev->u.started.n_trainable, ev->u.started.n_layers, ev->u.started.n_train,
+           ev->u.started.n_val, ev->u.started.width, ev->u.started.height);
+    if (ev->u.started.first_epoch > 1)
+      printf(" resuming_at_epoch %u", ev->u.started.first_epoch);
+    printf("\n");
+    break;
+  case EMSEG_TRAINING_EVENT_STEP:
+    if (p->verbose)
+      printf("  step %u/%u slice %u loss %.4f acc %.4f\n", ev->u.step.step, ev->u.step.n_steps,
+             ev->u.step.slice, ev->u.step.loss, ev->u.step.accuracy);
+    break;
+  case EMSEG_TRAINING_EVENT_EPOCH: {
+    const EmsegTrainingEpoch *m = &ev->u.epoch;
+    printf("epoch %u/%u train_loss %.4f train_acc %.4f", ev->epoch, ev->n_epochs, m->train_loss,
+           m->train_accuracy);
+    if (p->has_val)
+      printf(" val_loss %.4f val_acc %.4f", m->val_loss, m->val_accuracy);
+    if (isfinite(m->vrand))
+      printf(" vrand %.4f vinfo %.4f", m->vrand, m->vinfo);
+    printf(" lr %.3g time %.1fs eta %.0fs%s\n", m->lr, m->seconds, m->eta_seconds,
+           m->improved ? " saved" : "");
+    break;
   }
-  g_free(s);
+  case EMSEG_TRAINING_EVENT_FINISHED:
+    if (ev->u.finished.stopped_early)
+      printf("early stop after epoch %u (no better loss for the patience window)\n",
+             ev->u.finished.epochs_run);
+    if (ev->u.finished.cancelled)
+      printf("stopped during epoch %u\n", ev->u.finished.epochs_run + 1);
+    break;
+  default:
+    break;
+  }
+  fflush(stdout);
+  return TRUE;
+}
+
+static gboolean
+parse_lr_steps(const char *text, EmsegTrainingConfig *cfg, GError **error)
+{
+  g_auto(GStrv) parts = g_strsplit(text, ",", -1);
+  cfg->n_lr_steps = 0;
+  for (char **p = parts; *p; p++) {
+    guint64 v;
+    if (cfg->n_lr_steps == EMSEG_TRAINING_MAX_LR_STEPS ||
+        !g_ascii_string_to_unsigned(g_strstrip(*p), 10, 1, G_MAXUINT, &v, NULL)) {
+      g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                  "--lr-steps wants up to %d epoch numbers >= 1 separated by commas, not '%s'",
+                  EMSEG_TRAINING_MAX_LR_STEPS, text);
+      return FALSE;
+    }
+    cfg->lr_steps[cfg->n_lr_steps++] = (guint) v;
+  }
+  return TRUE;
 }
 
 int
 emseg_cli_train(int argc, char **argv)
 {
   g_autofree char *images_path = NULL, *labels_path = NULL, *slices_text = NULL,
-                  *val_text = NULL, *loss_text = NULL, *spec_text = NULL, *out_path = NULL;
-  int epochs = 10;
+                  *val_text = NULL, *loss_text = NULL, *spec_text = NULL, *out_path = NULL,
+                  *lr_steps_text = NULL, *init_path = NULL, *state_path = NULL,
+                  *stats_csv = NULL, *heatmap_png = NULL, *curves_csv = NULL,
+                  *curves_png = NULL;
+  int epochs = 10, patience = 0, crop = 0, metrics_every = 1;
   double lr = 1e-3, wd = 1e-3, dropout = -1;
   gint64 seed = 1;
-  gboolean half = FALSE;
+  gboolean half = FALSE, no_augment = FALSE, augment = FALSE, resume = FALSE, verbose = FALSE;
   GOptionEntry entries[] = {
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
-    { "labels", 0, 0, G_OPTION_ARG_FILENAME, &labels_path, "Label stack (0 = membrane, 255 = cell)", "LABELS" },
-    { "slices", 0, 0, G_OPTION_ARG_STRING, &slices_text, "Training slices, e.g. 0-19 (default: all labeled)", "LIST" },
+    { "labels", 0, 0, G_OPTION_ARG_FILENAME, &labels_path, "Label stack (0 = membrane, 255 = cell, other = unlabeled)", "LABELS" },
+    { "slices", 0, 0, G_OPTION_ARG_STRING, &slices_text, "Training slices, e.g. 0-19 (default: all)", "LIST" },
     { "val-slices", 0, 0, G_OPTION_ARG_STRING, &val_text, "Validation slices, e.g. 20-24", "LIST" },
     { "epochs", 0, 0, G_OPTION_ARG_INT, &epochs, "Epochs (default 10)", "N" },
     { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "dice or bce (default dice)", "LOSS" },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, "RMSprop learning rate (default 1e-3)", "LR" },
+    { "lr-steps", 0, 0, G_OPTION_ARG_STRING, &lr_steps_text, "Divide the learning rate by 10 from these epochs on, e.g. 40,80", "E,E" },
     { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &wd, "L2 on conv weights (default 1e-3)", "WD" },
+    { "patience", 0, 0, G_OPTION_ARG_INT, &patience, "Stop after N epochs without a better validation loss (default 0 = off)", "N" },
     { "dropout", 0, 0, G_OPTION_ARG_DOUBLE, &dropout, "Dropout rate in every block (overrides --spec)", "P" },
+    { "augment", 0, 0, G_OPTION_ARG_NONE, &augment, "Augment: flips, rotation, shear, elastic warp (default)", NULL },
+    { "no-augment", 0, 0, G_OPTION_ARG_NONE, &no_augment, "Train on the slices as they are", NULL },
+    { "crop", 0, 0, G_OPTION_ARG_INT, &crop, "Train on random square crops of this size (default: full slices)", "PX" },
+    { "metrics-every", 0, 0, G_OPTION_ARG_INT, &metrics_every, "V_rand / V_info on the validation slices every K epochs (0 = never; default 1)", "K" },
     { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Model spec overrides, e.g. base_width=8,down=1/1 (default: Table 1)", "SPEC" },
-    { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed for weights and shuffling (default 1)", "S" },
-    { "half", 0, 0, G_OPTION_ARG_NONE, &half, "Store weights in half precision", NULL },
+    { "init", 0, 0, G_OPTION_ARG_FILENAME, &init_path, "Fine-tune: start from this model's weights (and spec)", "MODEL" },
+    { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed for weights, shuffling, augmentation, dropout (default 1)", "S" },
+    { "half", 0, 0, G_OPTION_ARG_NONE, &half, "Store the model in half precision", NULL },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Model file to write (best validation loss)", "MODEL" },
+    { "state", 0, 0, G_OPTION_ARG_FILENAME, &state_path, "Resume state written after every epoch (default MODEL.state)", "FILE" },
+    { "resume", 0, 0, G_OPTION_ARG_NONE, &resume, "Continue the run from its state file", NULL },
+    { "curves-csv", 0, 0, G_OPTION_ARG_FILENAME, &curves_csv, "Write per-epoch losses, accuracies, V_rand/V_info as CSV", "FILE" },
+    { "curves-png", 0, 0, G_OPTION_ARG_FILENAME, &curves_png, "Plot the loss curves as PNG", "FILE" },
+    { "stats-csv", 0, 0, G_OPTION_ARG_FILENAME, &stats_csv, "Write per-layer update statistics (epoch × layer) as CSV", "FILE" },
+    { "heatmap-png", 0, 0, G_OPTION_ARG_FILENAME, &heatmap_png, "Render the update heatmap (Figure 4) as PNG", "FILE" },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose, "Print every step", NULL },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("- train a model on a labeled stack");
@@ -107,144 +147,138 @@ emseg_cli_train(int argc, char **argv)
     fprintf(stderr, "emseg train: --images, --labels and --out are required (see --help)\n");
     return 2;
   }
-  EngLossKind loss = ENG_LOSS_DICE;
+  EmsegTrainingConfig cfg;
+  emseg_training_config_init(&cfg);
   if (loss_text && !strcmp(loss_text, "bce"))
-    loss = ENG_LOSS_BCE;
+    cfg.loss = ENG_LOSS_BCE;
   else if (loss_text && strcmp(loss_text, "dice")) {
     fprintf(stderr, "emseg train: --loss must be dice or bce, not '%s'\n", loss_text);
     return 2;
   }
-  if (epochs < 1) {
-    fprintf(stderr, "emseg train: --epochs must be at least 1\n");
+  if (epochs < 1 || patience < 0 || crop < 0 || metrics_every < 0 || (augment && no_augment)) {
+    fprintf(stderr, "emseg train: --epochs must be >= 1; --patience, --crop and "
+                    "--metrics-every >= 0; and only one of --augment / --no-augment\n");
     return 2;
   }
-  EngSpec spec;
+  if (lr_steps_text && !parse_lr_steps(lr_steps_text, &cfg, &error)) {
+    fprintf(stderr, "emseg train: %s\n", error->message);
+    return 2;
+  }
   EngError err;
-  eng_spec_default(&spec);
-  if (spec_text && eng_spec_parse(&spec, spec_text, &err) != ENG_OK) {
+  if (spec_text && eng_spec_parse(&cfg.spec, spec_text, &err) != ENG_OK) {
     fprintf(stderr, "emseg train: %s\n", err.message);
     return 2;
   }
-  if (dropout >= 0)
-    spec.dropout = (float) dropout;
-  if (eng_spec_validate(&spec, &err) != ENG_OK) {
-    fprintf(stderr, "emseg train: %s\n", err.message);
-    return 2;
-  }
+  if (init_path && spec_text)
+    fprintf(stderr, "emseg train: note: --spec is ignored with --init (the model file "
+                    "carries its spec)\n");
+  cfg.dropout = (float) dropout;
+  cfg.epochs = (guint) epochs;
+  cfg.lr = lr;
+  cfg.weight_decay = wd;
+  cfg.patience = (guint) patience;
+  cfg.augment = !no_augment;
+  cfg.crop = (guint) crop;
+  cfg.metrics_every = (guint) metrics_every;
+  cfg.seed = (guint64) seed;
+  cfg.half = half;
+  cfg.best_path = out_path;
+  g_autofree char *default_state = g_strconcat(out_path, ".state", NULL);
+  cfg.state_path = state_path ? state_path : default_state;
+  cfg.resume = resume;
 
+  EngModel *init = NULL;
+  if (init_path && eng_model_load(init_path, &init, NULL, &err) != ENG_OK) {
+    fprintf(stderr, "emseg train: %s\n", err.message);
+    return 1;
+  }
+  cfg.init_model = init;
+
+  int rc = 1;
   g_autoptr(EmsegStack) images = emseg_stack_open(images_path, &error);
   g_autoptr(EmsegStack) labels = images ? emseg_stack_open(labels_path, &error) : NULL;
-  if (!labels) {
-    fprintf(stderr, "emseg train: %s\n", error->message);
-    return 1;
-  }
-  guint w = emseg_stack_get_width(images), h = emseg_stack_get_height(images);
-  if (emseg_stack_get_width(labels) != w || emseg_stack_get_height(labels) != h) {
-    fprintf(stderr, "emseg train: %s is %ux%u but %s is %ux%u; they must match\n", images_path,
-            w, h, labels_path, emseg_stack_get_width(labels), emseg_stack_get_height(labels));
-    return 1;
-  }
-  guint n_labeled = MIN(emseg_stack_get_n_slices(images), emseg_stack_get_n_slices(labels));
+  g_autoptr(EmsegDataset) train = NULL, val = NULL;
+  g_autofree guint *train_idx = NULL, *val_idx = NULL;
   guint n_train = 0, n_val = 0;
-  g_autofree guint *train_idx = emseg_parse_slices(slices_text, n_labeled, &n_train, &error);
-  g_autofree guint *val_idx = NULL;
+  g_autoptr(EmsegTrainingLog) record = NULL;
+  if (!labels)
+    goto fail;
+  guint n_labeled = MIN(emseg_stack_get_n_slices(images), emseg_stack_get_n_slices(labels));
+  train_idx = emseg_parse_slices(slices_text, n_labeled, &n_train, &error);
   if (train_idx && val_text)
     val_idx = emseg_parse_slices(val_text, n_labeled, &n_val, &error);
   if (!train_idx || (val_text && !val_idx)) {
-    fprintf(stderr, "emseg train: %s\n", error->message);
-    return 2;
+    rc = 2;
+    goto fail;
   }
-  Sample *train = load_samples(images, labels, train_idx, n_train, &error);
-  Sample *val = train && n_val ? load_samples(images, labels, val_idx, n_val, &error) : NULL;
-  if (!train || (n_val && !val)) {
-    fprintf(stderr, "emseg train: %s\n", error->message);
-    free_samples(train, n_train);
-    return 1;
-  }
+  train = emseg_dataset_from_stacks(images, labels, train_idx, n_train, &error);
+  if (!train)
+    goto fail;
+  if (n_val && !(val = emseg_dataset_from_stacks(images, labels, val_idx, n_val, &error)))
+    goto fail;
 
-  int rc = 1;
-  EngModel *model = eng_model_new(&spec, (uint64_t) seed, &err);
-  EngRmspropConfig opt;
-  eng_rmsprop_default(&opt);
-  opt.lr = (float) lr;
-  opt.weight_decay = (float) wd;
-  EngTrainer *tr = model ? eng_trainer_new(model, 1, h, w, &opt, loss, &err) : NULL;
-  if (!tr) {
-    fprintf(stderr, "emseg train: %s\n", err.message);
-    goto out;
-  }
   char spec_line[1024];
-  eng_spec_format(&spec, spec_line, sizeof spec_line);
-  printf("model %s\nparams %zu\ntrain_slices %u val_slices %u size %ux%u loss %s lr %g seed %" G_GINT64_FORMAT "\n",
-         spec_line, eng_model_count_trainable(model), n_train, n_val, w, h, eng_loss_name(loss),
-         lr, seed);
+  EngSpec shown = init ? *eng_model_spec(init) : cfg.spec;
+  if (cfg.dropout >= 0)
+    shown.dropout = cfg.dropout;
+  eng_spec_format(&shown, spec_line, sizeof spec_line);
+  printf("model %s\nloss %s lr %g wd %g seed %" G_GINT64_FORMAT " augment %s crop %u%s%s\n",
+         resume ? "(from the state file)" : spec_line, eng_loss_name(cfg.loss), lr, wd, seed,
+         cfg.augment ? "on" : "off", cfg.crop, init ? " init " : "", init ? init_path : "");
   fflush(stdout);
 
-  EngRng rng;
-  eng_rng_seed(&rng, (uint64_t) seed ^ 0x5eedULL);
-  guint *order = g_new(guint, n_train);
-  double best = INFINITY;
-  GTimer *timer = g_timer_new();
-  uint64_t step_seed = (uint64_t) seed << 20;
-  for (int e = 1; e <= epochs; e++) {
-    g_timer_start(timer);
-    for (guint i = 0; i < n_train; i++)
-      order[i] = i;
-    for (guint i = n_train; i > 1; i--) { /* Fisher–Yates */
-      guint j = eng_rng_u32(&rng) % i, t = order[i - 1];
-      order[i - 1] = order[j];
-      order[j] = t;
-    }
-    double tl = 0, ta = 0;
-    for (guint i = 0; i < n_train; i++) {
-      Sample *s = &train[order[i]];
-      EngStepResult r;
-      if (eng_trainer_step(tr, s->image, s->target, s->mask, step_seed++, &r, &err) != ENG_OK) {
-        fprintf(stderr, "emseg train: epoch %d, slice %u: %s\n", e, s->index, err.message);
-        g_free(order);
-        g_timer_destroy(timer);
-        goto out;
-      }
-      tl += r.loss / n_train;
-      ta += r.accuracy / n_train;
-    }
-    double vl = tl, va = ta;
-    if (n_val) {
-      vl = va = 0;
-      for (guint i = 0; i < n_val; i++) {
-        EngStepResult r;
-        eng_trainer_evaluate(tr, val[i].image, val[i].target, val[i].mask, &r, &err);
-        vl += r.loss / n_val;
-        va += r.accuracy / n_val;
-      }
-    }
-    gboolean improved = vl < best;
-    if (improved) {
-      best = vl;
-      char meta[512];
-      g_snprintf(meta, sizeof meta,
-                 "epoch=%d\nloss=%s\ntrain_loss=%.6f\nval_loss=%.6f\nval_accuracy=%.6f\nseed=%" G_GINT64_FORMAT "\nlr=%g\n",
-                 e, eng_loss_name(loss), tl, vl, va, seed, lr);
-      if (eng_model_save(model, out_path, half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta, &err) != ENG_OK) {
-        fprintf(stderr, "emseg train: %s\n", err.message);
-        g_free(order);
-        g_timer_destroy(timer);
-        goto out;
-      }
-    }
-    printf("epoch %d/%d train_loss %.4f train_acc %.4f %s %.4f %s %.4f time %.1fs%s\n", e, epochs,
-           tl, ta, n_val ? "val_loss" : "loss", vl, n_val ? "val_acc" : "acc", va,
-           g_timer_elapsed(timer, NULL), improved ? " saved" : "");
-    fflush(stdout);
+  record = emseg_training_log_new();
+  Printer printer = { .log = record, .verbose = verbose, .has_val = n_val > 0 };
+  EmsegTrainingResult result;
+  atomic_store(&interrupted, 0);
+  void (*old_handler)(int) = signal(SIGINT, on_sigint);
+  gboolean ok = emseg_training_run(&cfg, train, val, print_event, &printer, &interrupted,
+                                   &result, &error);
+  signal(SIGINT, old_handler);
+  gboolean cancelled = result.cancelled;
+  if (result.best_model)
+    printf("best %s %.4f at epoch %u written to %s\n", n_val ? "val_loss" : "train_loss",
+           result.best_loss, result.best_epoch, out_path);
+  if (cancelled)
+    printf("resume with the same command and --resume\n");
+  emseg_training_result_clear(&result);
+
+  /* The records are written even after a stop: they describe what was done. */
+  g_autoptr(GError) werr = NULL;
+  if ((curves_csv && !emseg_training_log_write_curves_csv(record, curves_csv, &werr)) ||
+      (stats_csv && !emseg_training_log_write_stats_csv(record, stats_csv, &werr)) ||
+      (heatmap_png && !emseg_training_log_write_heatmap_png(record, heatmap_png, NULL, &werr))) {
+    fprintf(stderr, "emseg train: %s\n", werr->message);
+    ok = FALSE;
   }
-  g_free(order);
-  g_timer_destroy(timer);
-  printf("best %s %.4f written to %s\n", n_val ? "val_loss" : "train_loss", best, out_path);
-  rc = 0;
-out:
-  eng_trainer_free(tr);
-  eng_model_free(model);
-  free_samples(train, n_train);
-  free_samples(val, n_val);
+  if (curves_png && record->epochs->len) {
+    guint n = record->epochs->len;
+    g_autofree double *tl = g_new(double, n), *vl = g_new(double, n);
+    for (guint i = 0; i < n; i++) {
+      const EmsegTrainingLogEpoch *e = &g_array_index(record->epochs, EmsegTrainingLogEpoch, i);
+      tl[i] = e->m.train_loss;
+      vl[i] = e->m.val_loss;
+    }
+    EmsegCurve curves[2] = {
+      { "train", tl, n, { 0.1, 0.35, 0.75 }, TRUE },
+      { "validation", vl, n, { 0.1, 0.35, 0.75 }, FALSE },
+    };
+    if (!emseg_curves_write_png(curves_png, "loss per epoch", eng_loss_name(cfg.loss), curves,
+                                n_val ? 2 : 1, &werr)) {
+      fprintf(stderr, "emseg train: %s\n", werr->message);
+      ok = FALSE;
+    }
+  }
+  eng_model_free(init);
+  if (ok)
+    return 0;
+  if (cancelled)
+    return 130;
+  if (error)
+    fprintf(stderr, "emseg train: %s\n", error->message);
+  return 1;
+fail:
+  eng_model_free(init);
+  fprintf(stderr, "emseg train: %s\n", error->message);
   return rc;
 }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emseg-heatmap.h"
 #include "eng-metrics.h"
 #include "eng-modelfile.h"
 #include "eng-rng.h"
@@ -836,4 +837,133 @@ emseg_training_run(const EmsegTrainingConfig *cfg, const EmsegDataset *train,
   if (!ok)
     g_propagate_error(error, g_steal_pointer(&local));
   return ok;
+}
+
+/* ---- log ---------------------------------------------------------------------------------- */
+
+EmsegTrainingLog *
+emseg_training_log_new(void)
+{
+  EmsegTrainingLog *log = g_new0(EmsegTrainingLog, 1);
+  log->epochs = g_array_new(FALSE, FALSE, sizeof(EmsegTrainingLogEpoch));
+  log->stat_epochs = g_array_new(FALSE, FALSE, sizeof(guint));
+  log->updates = g_array_new(FALSE, FALSE, sizeof(double));
+  log->weights = g_array_new(FALSE, FALSE, sizeof(double));
+  log->best_loss = NAN;
+  return log;
+}
+
+void
+emseg_training_log_free(EmsegTrainingLog *log)
+{
+  if (!log)
+    return;
+  g_array_unref(log->epochs);
+  g_array_unref(log->stat_epochs);
+  g_array_unref(log->updates);
+  g_array_unref(log->weights);
+  g_strfreev(log->layer_names);
+  g_free(log);
+}
+
+void
+emseg_training_log_add(EmsegTrainingLog *log, const EmsegTrainingEvent *ev)
+{
+  switch (ev->kind) {
+  case EMSEG_TRAINING_EVENT_EPOCH: {
+    EmsegTrainingLogEpoch e = { .epoch = ev->epoch, .m = ev->u.epoch };
+    g_array_append_val(log->epochs, e);
+    break;
+  }
+  case EMSEG_TRAINING_EVENT_LAYER_STATS: {
+    const EmsegTrainingLayerStats *s = &ev->u.layers;
+    if (!log->layer_names) {
+      log->n_layers = s->n_layers;
+      log->layer_names = copy_names(s->layer_names, s->n_layers);
+    }
+    if (s->n_layers != log->n_layers) /* another model: not the same table */
+      break;
+    g_array_append_val(log->stat_epochs, ev->epoch);
+    g_array_append_vals(log->updates, s->mean_abs_update, s->n_layers);
+    g_array_append_vals(log->weights, s->mean_abs_weight, s->n_layers);
+    break;
+  }
+  case EMSEG_TRAINING_EVENT_FINISHED:
+    log->best_epoch = ev->u.finished.best_epoch;
+    log->best_loss = ev->u.finished.best_loss;
+    break;
+  default:
+    break;
+  }
+}
+
+static void
+csv_num(GString *s, double v)
+{
+  g_string_append_c(s, ',');
+  if (isfinite(v)) {
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+    g_string_append(s, g_ascii_formatd(buf, sizeof buf, "%.9g", v));
+  }
+}
+
+static gboolean
+write_text(const char *path, const GString *s, GError **error)
+{
+  /* g_file_set_contents writes a temporary file and renames it: never half a CSV */
+  return g_file_set_contents(path, s->str, (gssize) s->len, error);
+}
+
+gboolean
+emseg_training_log_write_curves_csv(const EmsegTrainingLog *log, const char *path,
+                                    GError **error)
+{
+  g_autoptr(GString) s =
+      g_string_new("epoch,train_loss,train_accuracy,val_loss,val_accuracy,vrand,vinfo,lr,seconds\n");
+  for (guint i = 0; i < log->epochs->len; i++) {
+    const EmsegTrainingLogEpoch *e = &g_array_index(log->epochs, EmsegTrainingLogEpoch, i);
+    g_string_append_printf(s, "%u", e->epoch);
+    csv_num(s, e->m.train_loss);
+    csv_num(s, e->m.train_accuracy);
+    csv_num(s, e->m.val_loss);
+    csv_num(s, e->m.val_accuracy);
+    csv_num(s, e->m.vrand);
+    csv_num(s, e->m.vinfo);
+    csv_num(s, e->m.lr);
+    csv_num(s, e->m.seconds);
+    g_string_append_c(s, '\n');
+  }
+  return write_text(path, s, error);
+}
+
+gboolean
+emseg_training_log_write_stats_csv(const EmsegTrainingLog *log, const char *path,
+                                   GError **error)
+{
+  g_autoptr(GString) s = g_string_new("epoch,layer_index,layer,mean_abs_update,mean_abs_weight\n");
+  for (guint r = 0; r < log->stat_epochs->len; r++)
+    for (guint l = 0; l < log->n_layers; l++) {
+      gsize k = (gsize) r * log->n_layers + l;
+      g_string_append_printf(s, "%u,%u,%s", g_array_index(log->stat_epochs, guint, r), l,
+                             log->layer_names[l]);
+      csv_num(s, g_array_index(log->updates, double, k));
+      csv_num(s, g_array_index(log->weights, double, k));
+      g_string_append_c(s, '\n');
+    }
+  return write_text(path, s, error);
+}
+
+gboolean
+emseg_training_log_write_heatmap_png(const EmsegTrainingLog *log, const char *path,
+                                     const char *title, GError **error)
+{
+  if (log->stat_epochs->len == 0) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID,
+                "%s: no epoch finished, so there are no update statistics to draw", path);
+    return FALSE;
+  }
+  return emseg_heatmap_write_png(path, title, (const double *) (const void *) log->updates->data,
+                                 log->stat_epochs->len, log->n_layers,
+                                 (const char *const *) log->layer_names,
+                                 g_array_index(log->stat_epochs, guint, 0), error);
 }

@@ -178,4 +178,39 @@ gboolean emseg_training_run(const EmsegTrainingConfig *cfg, const EmsegDataset *
                             gpointer user_data, atomic_int *cancel,
                             EmsegTrainingResult *result, GError **error);
 
+/* ---- a log of a run's figures, for CSV files and pictures --------------------------------
+ * Feed it every event (emseg_training_log_add ignores the kinds it does not keep). Owns
+ * copies of everything. Used by `emseg train` and `emseg experiment`. */
+typedef struct {
+  guint epoch;
+  EmsegTrainingEpoch m;
+} EmsegTrainingLogEpoch;
+
+typedef struct {
+  GArray *epochs;      /* EmsegTrainingLogEpoch, in epoch order */
+  guint n_layers;
+  char **layer_names;  /* (n_layers + 1) NULL-terminated, from the first stats event */
+  GArray *stat_epochs; /* guint: the epoch of each stats row */
+  GArray *updates;     /* double (rows, n_layers) mean |Δw| */
+  GArray *weights;     /* double (rows, n_layers) mean |w| */
+  guint best_epoch;
+  double best_loss;
+} EmsegTrainingLog;
+
+EmsegTrainingLog *emseg_training_log_new(void);
+void emseg_training_log_free(EmsegTrainingLog *log);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(EmsegTrainingLog, emseg_training_log_free)
+void emseg_training_log_add(EmsegTrainingLog *log, const EmsegTrainingEvent *event);
+/* "epoch,train_loss,train_accuracy,val_loss,val_accuracy,vrand,vinfo,lr,seconds" with a
+ * header line; NaN written as empty fields. */
+gboolean emseg_training_log_write_curves_csv(const EmsegTrainingLog *log, const char *path,
+                                             GError **error);
+/* Long form, one row per (epoch, layer), layers input to output:
+ * "epoch,layer_index,layer,mean_abs_update,mean_abs_weight". */
+gboolean emseg_training_log_write_stats_csv(const EmsegTrainingLog *log, const char *path,
+                                            GError **error);
+/* The Figure 4 heatmap of the logged statistics (emseg-heatmap.h). */
+gboolean emseg_training_log_write_heatmap_png(const EmsegTrainingLog *log, const char *path,
+                                              const char *title, GError **error);
+
 G_END_DECLS
