@@ -581,7 +581,7 @@ test_bn_parallel_vs_double(void)
 static void
 test_resample_parallel(void)
 {
-  size_t nc = 45, h = 64, w = 48, big = nc * h * w, small = big / 4; /* > 2 chunks of 21 */
+  size_t nc = 45, h = 64, w = 48, big = nc * h * w, small = big / 4; /* 2 chunks of >= 21 planes */
   float *x = rand_buf(big, 111, 1.0f), *d = rand_buf(big, 112, 1.0f);
   float *out = g_new(float, big), *din = rand_buf(big, 113, 1.0f), *din0 = dup_buf(din, big);
   uint8_t *am = g_new(uint8_t, small);
