@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "eng-layers.h"
+#include "eng-parallel.h"
 #include "eng-rng.h"
 
 /* ---- the model (parameters) ------------------------------------------------------------ */
@@ -39,6 +40,14 @@ typedef struct {
   float *grad; /* same, or NULL if no gradient is needed */
   int needs_grad;
   int zeroed; /* per backward pass: grad cleared yet? */
+  /* Training graphs do not keep a BN+ReLU output (a conv input) through the step: it is
+   * recomputed from the BN input and saved statistics just before its backward, into
+   * memory of its own lifetime. data_fwd / data_bwd are its two homes; data points at the
+   * one in use. */
+  int recompute;
+  int bn_op;   /* the producing BN op, when recompute */
+  int recomputed; /* in this backward pass (the two homes may coincide) */
+  float *data_fwd, *data_bwd;
 } Buf;
 
 typedef struct {
@@ -635,6 +644,30 @@ eng_model_copy_params(EngModel *dst, const EngModel *src, EngError *err)
   return ENG_OK;
 }
 
+/* A BN+ReLU output read only by convolutions is cheap to recompute and expensive to keep
+ * (it is as large as the BN input): mark it for recomputation in backward. */
+static void
+mark_recomputable(EngGraph *g)
+{
+  for (size_t k = 0; k < g->n_ops; k++) {
+    const Op *op = &g->ops[k];
+    if (op->kind != OP_BN)
+      continue;
+    int only_convs = 1;
+    for (size_t j = 0; j < g->n_ops && only_convs; j++) {
+      const Op *o = &g->ops[j];
+      if (j != k && (o->in == op->out || o->out == op->out) && o->kind != OP_CONV)
+        only_convs = 0;
+      if (o->kind == OP_CONV && o->out == op->out)
+        only_convs = 0;
+    }
+    if (only_convs && op->out != g->logits_buf) {
+      g->bufs[op->out].recompute = 1;
+      g->bufs[op->out].bn_op = (int) k;
+    }
+  }
+}
+
 /* ---- memory planning ------------------------------------------------------------------ */
 static size_t
 align_up(size_t x)
@@ -645,7 +678,7 @@ align_up(size_t x)
 /* A buffer's data or gradient with the time span (in op steps) it must survive. */
 typedef struct {
   size_t buf;
-  int is_grad;
+  int is_grad; /* 0 data, 1 gradient, 2 recomputed data in backward */
   long start, end; /* inclusive */
   size_t size;     /* bytes, aligned; 0 = not placed */
   size_t offset;   /* into the pooled region */
@@ -678,8 +711,8 @@ plan_memory(EngGraph *g, size_t *pooled)
   size_t nb = g->n_bufs;
   long nops = (long) g->n_ops;
   long *first = malloc(nb * sizeof(long)), *last = malloc(nb * sizeof(long));
-  Interval *iv = calloc(2 * nb, sizeof *iv);
-  Interval **live = malloc(2 * nb * sizeof *live);
+  Interval *iv = calloc(3 * nb, sizeof *iv);
+  Interval **live = malloc(3 * nb * sizeof *live);
   if (!first || !last || !iv || !live) {
     free(first);
     free(last);
@@ -703,17 +736,35 @@ plan_memory(EngGraph *g, size_t *pooled)
   }
   first[0] = -1;                  /* the input is copied in before the first op */
   last[g->logits_buf] = 2 * nops; /* the logits are read after the forward */
+  /* Which data must survive into backward: conv and BN inputs, BN and ReLU outputs. */
+  char *keep = calloc(nb, 1);
+  if (!keep) {
+    free(first);
+    free(last);
+    free(iv);
+    free(live);
+    return NULL;
+  }
+  for (long k = 0; k < nops; k++) {
+    const Op *op = &g->ops[k];
+    if (op->kind == OP_CONV || op->kind == OP_BN)
+      keep[op->in] = 1;
+    if (op->kind == OP_BN || op->kind == OP_RELU)
+      keep[op->out] = 1;
+  }
   size_t n = 0;
   for (size_t b = 0; b < nb; b++) {
-    const Buf *e = &g->bufs[b];
+    Buf *e = &g->bufs[b];
     size_t bytes = align_up(g->n * e->c * e->h * e->w * sizeof(float));
-    Interval a = { .buf = b, .size = bytes };
-    if (g->with_backward) {
+    Interval a = { .buf = b, .size = bytes, .start = first[b], .end = last[b] };
+    if (g->with_backward && e->recompute) {
+      Interval r = { .buf = b, .is_grad = 2, .size = bytes };
+      r.start = 2 * nops - 1 - last[b];
+      r.end = 2 * nops - 1 - first[b];
+      iv[n++] = r;
+    } else if (g->with_backward && keep[b]) {
       a.start = -1;
       a.end = 2 * nops;
-    } else {
-      a.start = first[b];
-      a.end = last[b];
     }
     iv[n++] = a;
     if (g->with_backward && e->needs_grad) {
@@ -723,6 +774,7 @@ plan_memory(EngGraph *g, size_t *pooled)
       iv[n++] = d;
     }
   }
+  free(keep);
   qsort(iv, n, sizeof *iv, cmp_interval);
   size_t top = 0;
   for (size_t i = 0; i < n; i++) {
@@ -742,6 +794,20 @@ plan_memory(EngGraph *g, size_t *pooled)
     iv[i].offset = at;
     if (at + iv[i].size > top)
       top = at + iv[i].size;
+  }
+  /* The plan is cheap to prove (pairs of ~2000 intervals): two lifetimes that meet must
+   * not share a byte. A violation is a bug in the planner; refuse the graph. */
+  size_t conflicts = 0;
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = i + 1; j < n; j++) {
+      int meet = iv[i].start <= iv[j].end && iv[j].start <= iv[i].end;
+      int share = iv[i].offset < iv[j].offset + iv[j].size &&
+                  iv[j].offset < iv[i].offset + iv[i].size;
+      conflicts += (size_t) (meet && share);
+    }
+  if (conflicts) {
+    free(iv);
+    iv = NULL;
   }
   free(first);
   free(last);
@@ -803,10 +869,14 @@ eng_graph_new(EngModel *model, size_t n, size_t h, size_t w, int with_backward, 
     }
   }
   fixed += align_up(g->workspace_floats * sizeof(float));
+  if (with_backward)
+    mark_recomputable(g);
   size_t pooled = 0;
   Interval *iv = plan_memory(g, &pooled);
   if (!iv) {
-    eng_error_set(err, ENG_ERR_NOMEM, "out of memory planning the network");
+    eng_error_set(err, ENG_ERR_NOMEM,
+                  "out of memory planning the network (or an internal error: the memory "
+                  "plan failed its overlap check)");
     eng_graph_free(g);
     return NULL;
   }
@@ -842,15 +912,17 @@ eng_graph_new(EngModel *model, size_t n, size_t h, size_t w, int with_backward, 
   }
   g->workspace = (float *) p;
   p += align_up(g->workspace_floats * sizeof(float));
-  for (size_t k = 0; k < 2 * g->n_bufs; k++) {
+  for (size_t k = 0; k < 3 * g->n_bufs; k++) {
     if (!iv[k].size)
       continue;
     Buf *e = &g->bufs[iv[k].buf];
     float *at = (float *) (p + iv[k].offset);
-    if (iv[k].is_grad)
+    if (iv[k].is_grad == 1)
       e->grad = at;
+    else if (iv[k].is_grad == 2)
+      e->data_bwd = at;
     else
-      e->data = at;
+      e->data = e->data_fwd = at;
   }
   free(iv);
   return g;
@@ -898,6 +970,9 @@ eng_graph_forward(EngGraph *g, const float *input, EngMode mode, uint64_t seed)
 {
   EngModel *m = g->model;
   const EngSpec *s = &m->spec;
+  for (size_t b = 0; b < g->n_bufs; b++)
+    if (g->bufs[b].recompute)
+      g->bufs[b].data = g->bufs[b].data_fwd;
   Buf *in0 = &g->bufs[0];
   memcpy(in0->data, input, buf_count(g, in0) * sizeof(float));
   g->have_forward = 0;
@@ -975,14 +1050,54 @@ touch_grad(EngGraph *g, Buf *e)
   }
 }
 
+/* Rebuilds a BN+ReLU output in its backward home from the BN input and the batch
+ * statistics saved by the forward (no running-statistics update). */
+typedef struct {
+  const float *in, *mean, *invstd, *gamma, *beta;
+  float *out;
+  size_t c, hw;
+} RecomputeCtx;
+
+static void
+recompute_range(void *vctx, size_t begin, size_t end)
+{
+  const RecomputeCtx *r = vctx;
+  for (size_t plane = begin; plane < end; plane++) {
+    size_t ch = plane % r->c;
+    float scale = r->invstd[ch] * r->gamma[ch];
+    float shift = r->beta[ch] - r->mean[ch] * scale;
+    const float *x = r->in + plane * r->hw;
+    float *y = r->out + plane * r->hw;
+    for (size_t i = 0; i < r->hw; i++) {
+      float v = x[i] * scale + shift;
+      y[i] = v > 0.0f ? v : 0.0f;
+    }
+  }
+}
+
+static void
+recompute_bn(EngGraph *g, Buf *b)
+{
+  const Op *op = &g->ops[b->bn_op];
+  const Buf *in = &g->bufs[op->in];
+  const EngModel *m = g->model;
+  RecomputeCtx r = { in->data, op->mean, op->invstd, m->data + m->params[op->pw].offset,
+                     m->data + m->params[op->pb].offset, b->data_bwd, in->c, in->h * in->w };
+  eng_parallel_for(g->n * in->c, 4, recompute_range, &r);
+  b->data = b->data_bwd;
+  b->recomputed = 1;
+}
+
 EngStatus
 eng_graph_backward(EngGraph *g, const float *dlogits)
 {
   if (!g->with_backward || !g->have_forward || g->last_mode != ENG_MODE_TRAIN)
     return ENG_ERR_INVALID;
   EngModel *m = g->model;
-  for (size_t i = 0; i < g->n_bufs; i++)
+  for (size_t i = 0; i < g->n_bufs; i++) {
     g->bufs[i].zeroed = 0;
+    g->bufs[i].recomputed = 0;
+  }
   Buf *lb = &g->bufs[g->logits_buf];
   memcpy(lb->grad, dlogits, buf_count(g, lb) * sizeof(float));
   lb->zeroed = 1;
@@ -995,6 +1110,8 @@ eng_graph_backward(EngGraph *g, const float *dlogits)
     touch_grad(g, bo); /* an output nobody consumed has zero gradient */
     size_t count = buf_count(g, bi);
     double t0 = g->profiling ? now_s() : 0;
+    if (op->kind == OP_CONV && bi->recompute && !bi->recomputed)
+      recompute_bn(g, bi);
     switch (op->kind) {
     case OP_CONV:
       eng_conv2d_backward(bi->grad, m->grad + m->params[op->pw].offset,
