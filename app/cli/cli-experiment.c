@@ -1,0 +1,298 @@
+/* cli-experiment.c — `emseg experiment`: the paper's Section 3.2 experiments.
+ *
+ * skip-ablation trains one spec three times — long + short skips, only short, only long —
+ * with the same seed, data and hyperparameters, and writes what Figure 3, Table 3 and
+ * Figure 4 show: the learning curves (a CSV per variant and one PNG), the best validation
+ * loss with its training loss (printed as a table and written as best-losses.csv), and the
+ * per-layer update heatmaps. The default is a reduced budget (synthetic 128 px slices, a
+ * deep narrow simple-block network, few epochs) that finishes in minutes on two cores;
+ * the full-size run takes --images/--labels and the Table 1 spec. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include "cli-commands.h"
+#include "emseg-dataset.h"
+#include "emseg-heatmap.h"
+#include "emseg-predict.h"
+#include "emseg-training.h"
+
+/* Deep and narrow with simple blocks: the regime where the paper shows that short skips
+ * keep updates alive in the middle layers (Figure 4). 3 levels, 4 blocks everywhere. */
+#define DEFAULT_SPEC "base_width=8,init_block=simple,main_block=simple,down=4/4/4,across=4,up=4/4/4"
+
+static atomic_int interrupted;
+
+static void
+on_sigint(int sig)
+{
+  (void) sig;
+  atomic_store(&interrupted, 1);
+}
+
+typedef struct {
+  const char *name;
+  int long_skip, short_skip;
+  double rgb[3];
+} Variant;
+
+static const Variant variants[] = {
+  { "long+short", 1, 1, { 0.10, 0.35, 0.75 } },
+  { "short", 0, 1, { 0.85, 0.40, 0.05 } },
+  { "long", 1, 0, { 0.15, 0.60, 0.20 } },
+};
+#define N_VARIANTS 3
+
+typedef struct {
+  EmsegTrainingLog *log;
+  const char *name;
+} Progress;
+
+static gboolean
+on_event(const EmsegTrainingEvent *ev, gpointer data)
+{
+  Progress *p = data;
+  emseg_training_log_add(p->log, ev);
+  if (ev->kind == EMSEG_TRAINING_EVENT_EPOCH) {
+    printf("  %-10s epoch %u/%u train_loss %.4f val_loss %.4f val_acc %.4f time %.1fs\n",
+           p->name, ev->epoch, ev->n_epochs, ev->u.epoch.train_loss, ev->u.epoch.val_loss,
+           ev->u.epoch.val_accuracy, ev->u.epoch.seconds);
+    fflush(stdout);
+  }
+  return TRUE;
+}
+
+static int
+skip_ablation(int argc, char **argv)
+{
+  g_autofree char *images_path = NULL, *labels_path = NULL, *slices_text = NULL,
+                  *val_text = NULL, *spec_text = NULL, *out_dir = NULL, *loss_text = NULL;
+  int size = 128, epochs = 12, n_train = 8, n_val = 2, crop = 0;
+  double lr = 1e-3, wd = 1e-3;
+  gint64 seed = 1;
+  gboolean no_augment = FALSE;
+  GOptionEntry entries[] = {
+    { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (default: synthetic slices)", "STACK" },
+    { "labels", 0, 0, G_OPTION_ARG_FILENAME, &labels_path, "Label stack for --images", "LABELS" },
+    { "slices", 0, 0, G_OPTION_ARG_STRING, &slices_text, "Training slices of --images (default 0-19)", "LIST" },
+    { "val-slices", 0, 0, G_OPTION_ARG_STRING, &val_text, "Validation slices of --images (default 20-24)", "LIST" },
+    { "size", 0, 0, G_OPTION_ARG_INT, &size, "Synthetic slice size (default 128)", "PX" },
+    { "n-train", 0, 0, G_OPTION_ARG_INT, &n_train, "Synthetic training slices (default 8)", "N" },
+    { "n-val", 0, 0, G_OPTION_ARG_INT, &n_val, "Synthetic validation slices (default 2)", "N" },
+    { "epochs", 0, 0, G_OPTION_ARG_INT, &epochs, "Epochs per variant (default 12)", "N" },
+    { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Spec overrides (default " DEFAULT_SPEC "); skip switches are set per variant", "SPEC" },
+    { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "dice or bce (default dice)", "LOSS" },
+    { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, "RMSprop learning rate (default 1e-3)", "LR" },
+    { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &wd, "L2 on conv weights (default 1e-3)", "WD" },
+    { "crop", 0, 0, G_OPTION_ARG_INT, &crop, "Random crops of this size (default: full slices)", "PX" },
+    { "no-augment", 0, 0, G_OPTION_ARG_NONE, &no_augment, "No augmentation", NULL },
+    { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed shared by the three variants (default 1)", "S" },
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_dir, "Folder for CSV and PNG files (default skip-ablation)", "DIR" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) ctx =
+      g_option_context_new("- train long+short, short-only and long-only skip variants");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  g_option_context_set_description(ctx, eng_spec_help());
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    fprintf(stderr, "emseg experiment skip-ablation: %s\n", error->message);
+    return 2;
+  }
+  if (epochs < 1 || size < 8 || n_train < 1 || n_val < 0 || crop < 0 ||
+      (!images_path != !labels_path)) {
+    fprintf(stderr, "emseg experiment skip-ablation: --epochs, --size and --n-train must be "
+                    "positive, and --images and --labels go together\n");
+    return 2;
+  }
+  EmsegTrainingConfig cfg;
+  emseg_training_config_init(&cfg);
+  if (loss_text && !strcmp(loss_text, "bce"))
+    cfg.loss = ENG_LOSS_BCE;
+  else if (loss_text && strcmp(loss_text, "dice")) {
+    fprintf(stderr, "emseg experiment skip-ablation: --loss must be dice or bce\n");
+    return 2;
+  }
+  EngError err;
+  if (eng_spec_parse(&cfg.spec, spec_text ? spec_text : DEFAULT_SPEC, &err) != ENG_OK) {
+    fprintf(stderr, "emseg experiment skip-ablation: %s\n", err.message);
+    return 2;
+  }
+  cfg.epochs = (guint) epochs;
+  cfg.lr = lr;
+  cfg.weight_decay = wd;
+  cfg.seed = (guint64) seed;
+  cfg.crop = (guint) crop;
+  cfg.augment = !no_augment;
+  cfg.metrics_every = 0; /* the figures compare losses; V_rand would only cost time */
+
+  g_autoptr(EmsegDataset) train = NULL, val = NULL;
+  if (images_path) {
+    g_autoptr(EmsegStack) images = emseg_stack_open(images_path, &error);
+    g_autoptr(EmsegStack) labels = images ? emseg_stack_open(labels_path, &error) : NULL;
+    guint nt = 0, nv = 0;
+    g_autofree guint *ti = NULL, *vi = NULL;
+    if (labels) {
+      guint n = MIN(emseg_stack_get_n_slices(images), emseg_stack_get_n_slices(labels));
+      ti = emseg_parse_slices(slices_text ? slices_text : "0-19", n, &nt, &error);
+      vi = ti ? emseg_parse_slices(val_text ? val_text : "20-24", n, &nv, &error) : NULL;
+    }
+    if (vi)
+      train = emseg_dataset_from_stacks(images, labels, ti, nt, &error);
+    if (train)
+      val = emseg_dataset_from_stacks(images, labels, vi, nv, &error);
+  } else {
+    train = emseg_dataset_synthetic((guint64) seed, 0, (guint) n_train, (guint) size, &error);
+    if (train && n_val)
+      val = emseg_dataset_synthetic((guint64) seed, (guint) n_train, (guint) n_val,
+                                    (guint) size, &error);
+  }
+  if (error) {
+    fprintf(stderr, "emseg experiment skip-ablation: %s\n", error->message);
+    return 1;
+  }
+  if (!out_dir)
+    out_dir = g_strdup("skip-ablation");
+  if (g_mkdir_with_parents(out_dir, 0755) != 0) {
+    fprintf(stderr, "emseg experiment skip-ablation: cannot create %s: %s\n", out_dir,
+            g_strerror(errno));
+    return 1;
+  }
+  char spec_line[1024];
+  eng_spec_format(&cfg.spec, spec_line, sizeof spec_line);
+  printf("skip ablation: spec %s\ndata %s, %u training and %u validation slices of %ux%u; "
+         "%d epochs, loss %s, lr %g, seed %" G_GINT64_FORMAT ", augment %s\n",
+         spec_line, train->source, train->n, val ? val->n : 0, train->width, train->height,
+         epochs, eng_loss_name(cfg.loss), lr, seed, cfg.augment ? "on" : "off");
+  fflush(stdout);
+
+  EmsegTrainingLog *logs[N_VARIANTS] = { NULL };
+  double seconds[N_VARIANTS] = { 0 };
+  int rc = 0;
+  atomic_store(&interrupted, 0);
+  void (*old_handler)(int) = signal(SIGINT, on_sigint);
+  for (int v = 0; v < N_VARIANTS && rc == 0; v++) {
+    cfg.spec.long_skip = variants[v].long_skip;
+    cfg.spec.short_skip = variants[v].short_skip;
+    logs[v] = emseg_training_log_new();
+    Progress p = { logs[v], variants[v].name };
+    EmsegTrainingResult result;
+    g_autoptr(GError) run_error = NULL;
+    gint64 t0 = g_get_monotonic_time();
+    printf("variant %s (long_skip=%d short_skip=%d)\n", variants[v].name,
+           variants[v].long_skip, variants[v].short_skip);
+    fflush(stdout);
+    if (!emseg_training_run(&cfg, train, val, on_event, &p, &interrupted, &result,
+                            &run_error)) {
+      fprintf(stderr, "emseg experiment skip-ablation: %s: %s\n", variants[v].name,
+              run_error->message);
+      rc = result.cancelled ? 130 : 1;
+    }
+    seconds[v] = (double) (g_get_monotonic_time() - t0) / G_USEC_PER_SEC;
+    emseg_training_result_clear(&result);
+    g_autofree char *curves = g_strdup_printf("%s/curves-%s.csv", out_dir, variants[v].name);
+    g_autofree char *stats = g_strdup_printf("%s/stats-%s.csv", out_dir, variants[v].name);
+    g_autofree char *heat = g_strdup_printf("%s/heatmap-%s.png", out_dir, variants[v].name);
+    g_autofree char *title =
+        g_strdup_printf("mean |update| per layer, %s skips", variants[v].name);
+    if (rc == 0 && (!emseg_training_log_write_curves_csv(logs[v], curves, &error) ||
+                    !emseg_training_log_write_stats_csv(logs[v], stats, &error) ||
+                    !emseg_training_log_write_heatmap_png(logs[v], heat, title, &error))) {
+      fprintf(stderr, "emseg experiment skip-ablation: %s\n", error->message);
+      rc = 1;
+    }
+  }
+  signal(SIGINT, old_handler);
+
+  if (rc == 0) {
+    /* Figure 3: one plot, a colour per variant, dashed = training, solid = validation */
+    EmsegCurve curves[2 * N_VARIANTS];
+    double *ys[2 * N_VARIANTS];
+    char *labels_text[2 * N_VARIANTS];
+    guint nc = 0;
+    for (int v = 0; v < N_VARIANTS; v++) {
+      GArray *ep = logs[v]->epochs;
+      for (int k = 0; k < (val ? 2 : 1); k++) {
+        double *y = g_new(double, MAX(ep->len, 1u));
+        for (guint i = 0; i < ep->len; i++) {
+          const EmsegTrainingLogEpoch *e = &g_array_index(ep, EmsegTrainingLogEpoch, i);
+          y[i] = k == 0 ? e->m.train_loss : e->m.val_loss;
+        }
+        ys[nc] = y;
+        labels_text[nc] = g_strdup_printf("%s %s", variants[v].name, k == 0 ? "train" : "val");
+        curves[nc] = (EmsegCurve) { labels_text[nc], y, ep->len,
+                                    { variants[v].rgb[0], variants[v].rgb[1], variants[v].rgb[2] },
+                                    k == 0 };
+        nc++;
+      }
+    }
+    g_autofree char *plot = g_strdup_printf("%s/curves.png", out_dir);
+    if (!emseg_curves_write_png(plot, "skip ablation: loss per epoch", eng_loss_name(cfg.loss),
+                                curves, nc, &error)) {
+      fprintf(stderr, "emseg experiment skip-ablation: %s\n", error->message);
+      rc = 1;
+    }
+    for (guint i = 0; i < nc; i++) {
+      g_free(ys[i]);
+      g_free(labels_text[i]);
+    }
+  }
+  if (rc == 0) {
+    /* Table 3: best validation loss and the training loss of that epoch */
+    g_autoptr(GString) csv =
+        g_string_new("variant,long_skip,short_skip,best_epoch,best_train_loss,best_val_loss\n");
+    printf("\n%-12s %5s %6s %11s %11s %11s %9s\n", "skips", "long", "short", "best_epoch",
+           "train_loss", "val_loss", "time");
+    for (int v = 0; v < N_VARIANTS; v++) {
+      GArray *ep = logs[v]->epochs;
+      guint best = 0;
+      for (guint i = 0; i < ep->len; i++) {
+        const EmsegTrainingLogEpoch *e = &g_array_index(ep, EmsegTrainingLogEpoch, i);
+        const EmsegTrainingLogEpoch *b = &g_array_index(ep, EmsegTrainingLogEpoch, best);
+        double l = val ? e->m.val_loss : e->m.train_loss, bl = val ? b->m.val_loss : b->m.train_loss;
+        if (l < bl)
+          best = i;
+      }
+      const EmsegTrainingLogEpoch *b = &g_array_index(ep, EmsegTrainingLogEpoch, best);
+      printf("%-12s %5s %6s %11u %11.4f %11.4f %8.1fs\n", variants[v].name,
+             variants[v].long_skip ? "yes" : "no", variants[v].short_skip ? "yes" : "no",
+             b->epoch, b->m.train_loss, b->m.val_loss, seconds[v]);
+      char tl[G_ASCII_DTOSTR_BUF_SIZE], vl[G_ASCII_DTOSTR_BUF_SIZE];
+      g_ascii_formatd(tl, sizeof tl, "%.6f", b->m.train_loss);
+      g_ascii_formatd(vl, sizeof vl, "%.6f", val ? b->m.val_loss : b->m.train_loss);
+      g_string_append_printf(csv, "%s,%d,%d,%u,%s,%s\n", variants[v].name,
+                             variants[v].long_skip, variants[v].short_skip, b->epoch, tl, vl);
+    }
+    g_autofree char *table = g_strdup_printf("%s/best-losses.csv", out_dir);
+    if (!g_file_set_contents(table, csv->str, (gssize) csv->len, &error)) {
+      fprintf(stderr, "emseg experiment skip-ablation: %s\n", error->message);
+      rc = 1;
+    } else {
+      printf("\nwrote %s/{curves.png,best-losses.csv,curves-*.csv,stats-*.csv,heatmap-*.png}\n",
+             out_dir);
+    }
+  }
+  for (int v = 0; v < N_VARIANTS; v++)
+    emseg_training_log_free(logs[v]);
+  return rc;
+}
+
+int
+emseg_cli_experiment(int argc, char **argv)
+{
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    FILE *out = argc < 2 ? stderr : stdout;
+    fprintf(out, "usage: emseg experiment NAME [OPTIONS]   (emseg experiment NAME --help)\n\n"
+                 "  skip-ablation    long+short vs short-only vs long-only skips (Section 3.2: "
+                 "Figure 3, Table 3, Figure 4)\n");
+    return argc < 2 ? 2 : 0;
+  }
+  if (!strcmp(argv[1], "skip-ablation"))
+    return skip_ablation(argc - 1, argv + 1);
+  fprintf(stderr, "emseg experiment: unknown experiment '%s' (try skip-ablation)\n", argv[1]);
+  return 2;
+}

@@ -1,0 +1,269 @@
+/* test-cli-train.c — `emseg train` and `emseg experiment skip-ablation` end to end on a
+ * generated 64 px stack: the model, curves CSV, statistics CSV and PNG files appear and
+ * parse (numbers where numbers belong, one row per epoch / per epoch × layer, PNGs of a
+ * sensible size), --resume continues, bad usage exits 2 with the reason. The emseg binary's
+ * path is the first non-option argument (meson passes it). */
+#include <cairo.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *emseg_bin;
+static char *dir, *images, *labels;
+
+#define TINY "base_width=4,down=1,up=1,across=1,main_block=basic"
+
+static int
+run_emseg(const char *const *args, char **out_text, char **err_text)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+  g_ptr_array_add(argv, g_strdup(emseg_bin));
+  for (const char *const *a = args; *a; a++)
+    g_ptr_array_add(argv, g_strdup(*a));
+  g_ptr_array_add(argv, NULL);
+  int wait_status = 0;
+  g_autoptr(GError) error = NULL;
+  char *out = NULL, *err = NULL;
+  gboolean ok = g_spawn_sync(dir, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                             &out, &err, &wait_status, &error);
+  g_assert_no_error(error);
+  g_assert_true(ok);
+  g_test_message("stdout:\n%s\nstderr:\n%s", out, err);
+  if (out_text)
+    *out_text = out;
+  else
+    g_free(out);
+  if (err_text)
+    *err_text = err;
+  else
+    g_free(err);
+  g_assert_true(WIFEXITED(wait_status));
+  return WEXITSTATUS(wait_status);
+}
+
+static char *
+in_dir(const char *name)
+{
+  return g_build_filename(dir, name, NULL);
+}
+
+/* Rows of a CSV after its header (checked), each split into fields. */
+static GPtrArray *
+read_csv(const char *path, const char *header, guint n_fields)
+{
+  g_autofree char *text = NULL;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(g_file_get_contents(path, &text, NULL, &error));
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  g_assert_cmpstr(lines[0], ==, header);
+  GPtrArray *rows = g_ptr_array_new_with_free_func((GDestroyNotify) g_strfreev);
+  for (char **l = lines + 1; *l && **l; l++) {
+    char **f = g_strsplit(*l, ",", -1);
+    g_assert_cmpuint(g_strv_length(f), ==, n_fields);
+    g_ptr_array_add(rows, f);
+  }
+  return rows;
+}
+
+static double
+num(const char *field)
+{
+  char *end = NULL;
+  g_assert_true(field[0] != '\0');
+  double v = g_ascii_strtod(field, &end);
+  g_assert_true(end && *end == '\0');
+  g_assert_true(isfinite(v));
+  return v;
+}
+
+static void
+assert_png(const char *path, int min_w, int min_h)
+{
+  cairo_surface_t *s = cairo_image_surface_create_from_png(path);
+  g_assert_cmpint(cairo_surface_status(s), ==, CAIRO_STATUS_SUCCESS);
+  g_assert_cmpint(cairo_image_surface_get_width(s), >=, min_w);
+  g_assert_cmpint(cairo_image_surface_get_height(s), >=, min_h);
+  /* not a blank canvas: more than one colour */
+  cairo_surface_flush(s);
+  const unsigned char *data = cairo_image_surface_get_data(s);
+  int stride = cairo_image_surface_get_stride(s), h = cairo_image_surface_get_height(s);
+  guint32 first = *(const guint32 *) (const void *) data;
+  gboolean varied = FALSE;
+  for (int y = 0; y < h && !varied; y++)
+    for (int x = 0; x < cairo_image_surface_get_width(s) && !varied; x++)
+      varied = (*(const guint32 *) (const void *) (data + (gsize) y * stride + x * 4) &
+                0xffffff) != (first & 0xffffff);
+  g_assert_true(varied);
+  cairo_surface_destroy(s);
+}
+
+static void
+test_train(void)
+{
+  g_autofree char *model = in_dir("m.emsegmodel"), *curves = in_dir("curves.csv"),
+                  *stats = in_dir("stats.csv"), *heat = in_dir("heat.png"),
+                  *plot = in_dir("curves.png");
+  const char *args[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                         "--val-slices", "4-5", "--epochs", "3", "--spec", TINY, "--crop", "32",
+                         "--lr-steps", "3", "--patience", "5", "--dropout", "0.1",
+                         "--metrics-every", "2", "-o", model, "--curves-csv", curves,
+                         "--stats-csv", stats, "--heatmap-png", heat, "--curves-png", plot,
+                         NULL };
+  g_autofree char *out = NULL;
+  g_assert_cmpint(run_emseg(args, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "epoch 3/3"));
+  g_assert_true(g_file_test(model, G_FILE_TEST_EXISTS));
+
+  g_autoptr(GPtrArray) rows = read_csv(
+      curves, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,vrand,vinfo,lr,seconds", 9);
+  g_assert_cmpuint(rows->len, ==, 3);
+  for (guint e = 0; e < 3; e++) {
+    char **f = rows->pdata[e];
+    g_assert_cmpfloat(num(f[0]), ==, e + 1);
+    for (int k = 1; k <= 4; k++)
+      num(f[k]);
+    double acc = num(f[2]);
+    g_assert_true(acc >= 0 && acc <= 1);
+    /* metrics every 2 epochs and at the last: epochs 2 and 3 */
+    if (e == 0) {
+      g_assert_cmpstr(f[5], ==, "");
+    } else {
+      double vr = num(f[5]), vi = num(f[6]);
+      g_assert_true(vr > 0 && vr <= 1 && vi > 0 && vi <= 1);
+    }
+    g_assert_cmpfloat_with_epsilon(num(f[7]), e < 2 ? 1e-3 : 1e-4, 1e-12);
+    g_assert_cmpfloat(num(f[8]), >=, 0);
+  }
+
+  g_autoptr(GPtrArray) srows =
+      read_csv(stats, "epoch,layer_index,layer,mean_abs_update,mean_abs_weight", 5);
+  g_assert_cmpuint(srows->len % 3, ==, 0);
+  guint n_layers = srows->len / 3;
+  g_assert_cmpuint(n_layers, >, 5);
+  for (guint i = 0; i < srows->len; i++) {
+    char **f = srows->pdata[i];
+    g_assert_cmpfloat(num(f[0]), ==, i / n_layers + 1);
+    g_assert_cmpfloat(num(f[1]), ==, i % n_layers);
+    g_assert_cmpstr(f[2], ==, ((char **) srows->pdata[i % n_layers])[2]);
+    g_assert_cmpfloat(num(f[3]), >, 0);
+    g_assert_cmpfloat(num(f[4]), >, 0);
+  }
+  g_assert_cmpstr(((char **) srows->pdata[0])[2], ==, "pre");
+  g_assert_cmpstr(((char **) srows->pdata[n_layers - 1])[2], ==, "classifier");
+  assert_png(heat, n_layers, 3);
+  assert_png(plot, 200, 200);
+
+  /* resume to 5 epochs: continues at epoch 4 */
+  const char *more[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                         "--val-slices", "4-5", "--epochs", "5", "--spec", TINY, "--crop", "32",
+                         "--lr-steps", "3", "--patience", "5", "--dropout", "0.1",
+                         "--metrics-every", "2", "-o", model, "--resume", NULL };
+  g_clear_pointer(&out, g_free);
+  g_assert_cmpint(run_emseg(more, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "resuming_at_epoch 4"));
+  g_assert_null(strstr(out, "epoch 3/5"));
+  g_assert_nonnull(strstr(out, "epoch 5/5"));
+
+  /* fine-tune from the model just written */
+  g_autofree char *tuned = in_dir("tuned.emsegmodel");
+  const char *ft[] = { "train", "--images", images, "--labels", labels, "--slices", "0-1",
+                       "--epochs", "1", "--init", model, "--no-augment", "-o", tuned, NULL };
+  g_assert_cmpint(run_emseg(ft, NULL, NULL), ==, 0);
+  g_assert_true(g_file_test(tuned, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_usage(void)
+{
+  g_autofree char *err = NULL;
+  g_autofree char *model = in_dir("x.emsegmodel");
+  const char *no_out[] = { "train", "--images", images, "--labels", labels, NULL };
+  g_assert_cmpint(run_emseg(no_out, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "--out"));
+  g_clear_pointer(&err, g_free);
+  const char *bad_steps[] = { "train", "--images", images, "--labels", labels, "-o", model,
+                              "--lr-steps", "3,x", NULL };
+  g_assert_cmpint(run_emseg(bad_steps, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "--lr-steps"));
+  g_clear_pointer(&err, g_free);
+  const char *bad_crop[] = { "train", "--images", images, "--labels", labels, "-o", model,
+                             "--spec", TINY, "--crop", "20", NULL };
+  g_assert_cmpint(run_emseg(bad_crop, NULL, &err), ==, 1);
+  g_assert_nonnull(strstr(err, "crop size 20"));
+  g_clear_pointer(&err, g_free);
+  const char *no_state[] = { "train", "--images", images, "--labels", labels, "-o", model,
+                             "--spec", TINY, "--resume", NULL };
+  g_assert_cmpint(run_emseg(no_state, NULL, &err), ==, 1);
+  g_assert_nonnull(strstr(err, "x.emsegmodel.state"));
+}
+
+static void
+test_experiment(void)
+{
+  g_autofree char *out_dir = in_dir("ablation");
+  const char *args[] = { "experiment", "skip-ablation", "--size", "32", "--epochs", "2",
+                         "--n-train", "2", "--n-val", "1", "--spec", TINY,
+                         "--out", out_dir, NULL };
+  g_autofree char *out = NULL;
+  g_assert_cmpint(run_emseg(args, &out, NULL), ==, 0);
+  const char *variants[] = { "long+short", "short", "long" };
+  for (int v = 0; v < 3; v++) {
+    g_assert_nonnull(strstr(out, variants[v]));
+    g_autofree char *csv_name = g_strdup_printf("curves-%s.csv", variants[v]);
+    g_autofree char *png_name = g_strdup_printf("heatmap-%s.png", variants[v]);
+    g_autofree char *csv = g_build_filename(out_dir, csv_name, NULL);
+    g_autofree char *png = g_build_filename(out_dir, png_name, NULL);
+    g_autoptr(GPtrArray) rows = read_csv(
+        csv, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,vrand,vinfo,lr,seconds",
+        9);
+    g_assert_cmpuint(rows->len, ==, 2);
+    assert_png(png, 10, 2);
+  }
+  g_autofree char *plot = g_build_filename(out_dir, "curves.png", NULL);
+  assert_png(plot, 200, 200);
+  g_autofree char *table = g_build_filename(out_dir, "best-losses.csv", NULL);
+  g_autoptr(GPtrArray) best = read_csv(table, "variant,long_skip,short_skip,best_epoch,best_train_loss,best_val_loss", 6);
+  g_assert_cmpuint(best->len, ==, 3);
+  for (guint i = 0; i < 3; i++) {
+    char **f = best->pdata[i];
+    g_assert_cmpstr(f[0], ==, variants[i]);
+    num(f[4]);
+    num(f[5]);
+  }
+}
+
+int
+main(int argc, char **argv)
+{
+  /* No G_TEST_OPTION_ISOLATE_DIRS: GLib 2.74 leaks its per-test dir strings under ASan. */
+  g_test_init(&argc, &argv, NULL);
+  for (int i = 1; i < argc; i++)
+    if (argv[i][0] != '-')
+      emseg_bin = argv[i];
+  if (!emseg_bin) {
+    g_printerr("usage: test-cli-train [--tap] PATH-TO-EMSEG\n");
+    return 1;
+  }
+  dir = g_dir_make_tmp("emseg-cli-train-XXXXXX", NULL);
+  images = in_dir("im.tif");
+  labels = in_dir("lab.tif");
+  const char *synth[] = { "synth", "--images", images, "--labels", labels, "--size", "64",
+                          "--slices", "6", NULL };
+  if (run_emseg(synth, NULL, NULL) != 0) {
+    g_printerr("emseg synth failed\n");
+    return 1;
+  }
+  g_test_add_func("/cli-train/train", test_train);
+  g_test_add_func("/cli-train/usage", test_usage);
+  g_test_add_func("/cli-train/experiment", test_experiment);
+  int rc = g_test_run();
+  g_autofree char *rm = g_strdup("rm"), *flags = g_strdup("-rf");
+  char *rm_argv[] = { rm, flags, dir, NULL };
+  g_spawn_sync(NULL, rm_argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL, NULL);
+  g_free(images);
+  g_free(labels);
+  g_free(dir);
+  return rc;
+}

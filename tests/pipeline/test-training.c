@@ -1,0 +1,660 @@
+/* test-training.c — emseg_training_run on tiny specs and 32–64 px synthetic slices:
+ * determinism, best-validation checkpoint selection, early stopping, the lr schedule,
+ * layer statistics (shape, sign, zero ⇔ lr 0), unlabeled pixels kept out of the loss,
+ * cancel within one step (callback and flag), exact resume, and datasets from a project. */
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emseg-dataset.h"
+#include "emseg-project.h"
+#include "emseg-training.h"
+#include "eng-modelfile.h"
+#include "eng-train.h"
+
+#define TINY "base_width=4,down=1,up=1,across=1,main_block=basic"
+
+typedef struct {
+  GArray *step_loss;   /* double */
+  GArray *epoch_loss;  /* double: val loss (train loss without val) */
+  GArray *epoch_lr;    /* double */
+  GArray *checkpoints; /* guint epochs */
+  EmsegTrainingLog *log;
+  guint n_started, n_finished, n_errors;
+  EmsegTrainingFinished finished;
+  guint stop_at_step;  /* callback returns FALSE at this global step (0 = never) */
+  guint flag_at_step;  /* raise the cancel flag at this global step (0 = never) */
+  atomic_int *flag;
+  guint steps;
+} Record;
+
+static void
+record_init(Record *r)
+{
+  memset(r, 0, sizeof *r);
+  r->step_loss = g_array_new(FALSE, FALSE, sizeof(double));
+  r->epoch_loss = g_array_new(FALSE, FALSE, sizeof(double));
+  r->epoch_lr = g_array_new(FALSE, FALSE, sizeof(double));
+  r->checkpoints = g_array_new(FALSE, FALSE, sizeof(guint));
+  r->log = emseg_training_log_new();
+}
+
+static void
+record_clear(Record *r)
+{
+  g_array_unref(r->step_loss);
+  g_array_unref(r->epoch_loss);
+  g_array_unref(r->epoch_lr);
+  g_array_unref(r->checkpoints);
+  emseg_training_log_free(r->log);
+}
+
+static gboolean
+on_event(const EmsegTrainingEvent *ev, gpointer data)
+{
+  Record *r = data;
+  /* every event must survive a deep copy (what the engine thread does) */
+  EmsegTrainingEvent *copy = emseg_training_event_copy(ev);
+  g_assert_cmpint(copy->kind, ==, ev->kind);
+  emseg_training_log_add(r->log, copy);
+  emseg_training_event_free(copy);
+  switch (ev->kind) {
+  case EMSEG_TRAINING_EVENT_STARTED:
+    r->n_started++;
+    break;
+  case EMSEG_TRAINING_EVENT_STEP:
+    g_assert_true(isfinite(ev->u.step.loss));
+    g_array_append_val(r->step_loss, ev->u.step.loss);
+    r->steps++;
+    if (r->flag_at_step && r->steps == r->flag_at_step)
+      atomic_store(r->flag, 1);
+    if (r->stop_at_step && r->steps == r->stop_at_step)
+      return FALSE;
+    break;
+  case EMSEG_TRAINING_EVENT_EPOCH: {
+    double l = isfinite(ev->u.epoch.val_loss) ? ev->u.epoch.val_loss : ev->u.epoch.train_loss;
+    g_array_append_val(r->epoch_loss, l);
+    g_array_append_val(r->epoch_lr, ev->u.epoch.lr);
+    break;
+  }
+  case EMSEG_TRAINING_EVENT_CHECKPOINT:
+    g_assert_nonnull(ev->u.checkpoint.model);
+    g_array_append_val(r->checkpoints, ev->epoch);
+    break;
+  case EMSEG_TRAINING_EVENT_FINISHED:
+    r->n_finished++;
+    r->finished = ev->u.finished;
+    break;
+  case EMSEG_TRAINING_EVENT_ERROR:
+    r->n_errors++;
+    break;
+  default:
+    break;
+  }
+  return TRUE;
+}
+
+static void
+tiny_config(EmsegTrainingConfig *cfg, const char *extra)
+{
+  emseg_training_config_init(cfg);
+  EngError err;
+  g_autofree char *text = g_strdup_printf("%s%s%s", TINY, extra ? "," : "", extra ? extra : "");
+  g_assert_cmpint(eng_spec_parse(&cfg->spec, text, &err), ==, ENG_OK);
+  cfg->epochs = 3;
+  cfg->metrics_every = 0;
+}
+
+static EmsegDataset *
+synth(guint first, guint n, guint size)
+{
+  g_autoptr(GError) error = NULL;
+  EmsegDataset *ds = emseg_dataset_synthetic(7, first, n, size, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(ds);
+  return ds;
+}
+
+static gboolean
+run(const EmsegTrainingConfig *cfg, const EmsegDataset *train, const EmsegDataset *val,
+    Record *r, atomic_int *flag, EmsegTrainingResult *res, GError **error)
+{
+  return emseg_training_run(cfg, train, val, r ? on_event : NULL, r, flag, res, error);
+}
+
+static void
+assert_same_doubles(GArray *a, GArray *b)
+{
+  g_assert_cmpuint(a->len, ==, b->len);
+  for (guint i = 0; i < a->len; i++)
+    g_assert_cmpfloat(g_array_index(a, double, i), ==, g_array_index(b, double, i));
+}
+
+static void
+test_determinism(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 3, 64);
+  g_autoptr(EmsegDataset) val = synth(3, 1, 64);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, "dropout=0.2");
+  cfg.crop = 32;
+  Record a, b, c;
+  record_init(&a);
+  record_init(&b);
+  record_init(&c);
+  EmsegTrainingResult ra, rb, rc;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(run(&cfg, train, val, &a, NULL, &ra, &error));
+  g_assert_true(run(&cfg, train, val, &b, NULL, &rb, &error));
+  cfg.seed = 2;
+  g_assert_true(run(&cfg, train, val, &c, NULL, &rc, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(a.step_loss->len, ==, 9);
+  assert_same_doubles(a.step_loss, b.step_loss);
+  assert_same_doubles(a.epoch_loss, b.epoch_loss);
+  size_t n = 0;
+  const float *wa = eng_model_params_const(ra.last_model, &n);
+  const float *wb = eng_model_params_const(rb.last_model, NULL);
+  g_assert_cmpmem(wa, n * sizeof(float), wb, n * sizeof(float));
+  /* another seed: other weights, shuffles, crops and masks, so other losses */
+  gboolean differs = FALSE;
+  for (guint i = 0; i < a.step_loss->len; i++)
+    differs |= g_array_index(a.step_loss, double, i) != g_array_index(c.step_loss, double, i);
+  g_assert_true(differs);
+  g_assert_cmpuint(a.n_started, ==, 1);
+  g_assert_cmpuint(a.n_finished, ==, 1);
+  emseg_training_result_clear(&ra);
+  emseg_training_result_clear(&rb);
+  emseg_training_result_clear(&rc);
+  record_clear(&a);
+  record_clear(&b);
+  record_clear(&c);
+}
+
+/* Validation loss of a model on a dataset, computed here independently of the run. */
+static double
+val_loss_of(EngModel *model, const EmsegDataset *val, EngLossKind loss)
+{
+  EngError err;
+  EngRmspropConfig opt;
+  eng_rmsprop_default(&opt);
+  EngTrainer *tr = eng_trainer_new(model, 1, val->height, val->width, &opt, loss, &err);
+  g_assert_nonnull(tr);
+  gsize plane = emseg_dataset_plane(val);
+  g_autofree float *t = g_new(float, plane), *m = g_new(float, plane);
+  double sum = 0;
+  for (guint i = 0; i < val->n; i++) {
+    eng_labels_to_target(t, m, emseg_dataset_labels(val, i), plane);
+    EngStepResult r;
+    g_assert_cmpint(eng_trainer_evaluate(tr, emseg_dataset_image(val, i), t, m, &r, &err), ==,
+                    ENG_OK);
+    sum += r.loss / val->n;
+  }
+  eng_trainer_free(tr);
+  return sum;
+}
+
+static void
+test_best_checkpoint(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 3, 32);
+  g_autoptr(EmsegDataset) val = synth(3, 2, 32);
+  g_autofree char *dir = g_dir_make_tmp("emseg-pipe-XXXXXX", NULL);
+  g_autofree char *best = g_build_filename(dir, "best.emsegmodel", NULL);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, NULL);
+  cfg.epochs = 6;
+  cfg.lr = 0.03; /* large: the validation loss goes up and down, so "best" is not "last" */
+  cfg.loss = ENG_LOSS_BCE;
+  cfg.best_path = best;
+  Record r;
+  record_init(&r);
+  EmsegTrainingResult res;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(run(&cfg, train, val, &r, NULL, &res, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(r.epoch_loss->len, ==, 6);
+  /* argmin, and a checkpoint event exactly at each new minimum */
+  double min = INFINITY;
+  guint arg = 0, n_new = 0;
+  for (guint e = 0; e < 6; e++) {
+    double l = g_array_index(r.epoch_loss, double, e);
+    if (l < min) {
+      min = l;
+      arg = e + 1;
+      g_assert_cmpuint(n_new, <, r.checkpoints->len);
+      g_assert_cmpuint(g_array_index(r.checkpoints, guint, n_new), ==, e + 1);
+      n_new++;
+    }
+  }
+  g_assert_cmpuint(r.checkpoints->len, ==, n_new);
+  g_assert_cmpuint(res.best_epoch, ==, arg);
+  g_assert_cmpfloat(res.best_loss, ==, min);
+  g_test_message("val losses: best %g at epoch %u of 6, %u improvements", min, arg, n_new);
+  /* the returned and the written model both score the best loss */
+  g_assert_cmpfloat_with_epsilon(val_loss_of(res.best_model, val, cfg.loss), min, 1e-5);
+  EngModel *loaded = NULL;
+  char *meta = NULL;
+  EngError err;
+  g_assert_cmpint(eng_model_load(best, &loaded, &meta, &err), ==, ENG_OK);
+  g_autofree char *want = g_strdup_printf("epoch=%u\n", arg);
+  g_assert_true(g_str_has_prefix(meta, want));
+  g_assert_cmpfloat_with_epsilon(val_loss_of(loaded, val, cfg.loss), min, 1e-5);
+  free(meta);
+  eng_model_free(loaded);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+  g_unlink(best);
+  g_rmdir(dir);
+}
+
+static void
+test_early_stopping(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 2, 32);
+  g_autoptr(EmsegDataset) val = synth(2, 1, 32);
+  EmsegTrainingConfig cfg;
+  /* lr 0 without BN (whose running statistics would move): the validation loss is the
+   * same every epoch, so only epoch 1 improves */
+  tiny_config(&cfg, "batchnorm=0");
+  cfg.epochs = 10;
+  cfg.lr = 0;
+  cfg.patience = 2;
+  Record r;
+  record_init(&r);
+  EmsegTrainingResult res;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(run(&cfg, train, val, &r, NULL, &res, &error));
+  g_assert_cmpuint(res.epochs_run, ==, 3);
+  g_assert_true(res.stopped_early);
+  g_assert_cmpuint(res.best_epoch, ==, 1);
+  g_assert_true(r.finished.stopped_early);
+  g_assert_cmpuint(r.finished.epochs_run, ==, 3);
+  g_assert_cmpuint(r.epoch_loss->len, ==, 3);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+
+  /* patience 0: never stops early */
+  cfg.patience = 0;
+  cfg.epochs = 4;
+  record_init(&r);
+  g_assert_true(run(&cfg, train, val, &r, NULL, &res, &error));
+  g_assert_cmpuint(res.epochs_run, ==, 4);
+  g_assert_false(res.stopped_early);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+}
+
+static double
+mean_update(const EmsegTrainingLog *log, guint row)
+{
+  double s = 0;
+  for (guint l = 0; l < log->n_layers; l++)
+    s += g_array_index(log->updates, double, (gsize) row * log->n_layers + l);
+  return s / log->n_layers;
+}
+
+static void
+test_lr_steps(void)
+{
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, NULL);
+  cfg.lr = 1e-2;
+  cfg.lr_steps[0] = 2;
+  cfg.lr_steps[1] = 4;
+  cfg.n_lr_steps = 2;
+  g_assert_cmpfloat_with_epsilon(emseg_training_lr_at(&cfg, 1), 1e-2, 1e-12);
+  g_assert_cmpfloat_with_epsilon(emseg_training_lr_at(&cfg, 2), 1e-3, 1e-12);
+  g_assert_cmpfloat_with_epsilon(emseg_training_lr_at(&cfg, 3), 1e-3, 1e-12);
+  g_assert_cmpfloat_with_epsilon(emseg_training_lr_at(&cfg, 4), 1e-4, 1e-12);
+  g_assert_cmpfloat_with_epsilon(emseg_training_lr_at(&cfg, 9), 1e-4, 1e-12);
+
+  g_autoptr(EmsegDataset) train = synth(0, 2, 32);
+  cfg.epochs = 4;
+  cfg.augment = FALSE;
+  Record r;
+  record_init(&r);
+  EmsegTrainingResult res;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(run(&cfg, train, NULL, &r, NULL, &res, &error));
+  g_assert_cmpuint(r.epoch_lr->len, ==, 4);
+  const double want[] = { 1e-2, 1e-3, 1e-3, 1e-4 };
+  for (guint e = 0; e < 4; e++)
+    g_assert_cmpfloat_with_epsilon(g_array_index(r.epoch_lr, double, e), want[e], 1e-9);
+  /* the optimizer really used it: RMSprop steps scale with lr */
+  double u1 = mean_update(r.log, 0), u2 = mean_update(r.log, 1), u4 = mean_update(r.log, 3);
+  g_test_message("mean |update| epoch 1 %g, 2 %g, 4 %g", u1, u2, u4);
+  g_assert_cmpfloat(u2, <, u1 * 0.3);
+  g_assert_cmpfloat(u4, <, u2 * 0.3);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+}
+
+static void
+test_layer_stats(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 2, 32);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, NULL);
+  cfg.epochs = 2;
+  for (int zero = 0; zero < 2; zero++) {
+    cfg.lr = zero ? 0 : 1e-3;
+    Record r;
+    record_init(&r);
+    EmsegTrainingResult res;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(run(&cfg, train, NULL, &r, NULL, &res, &error));
+    const EmsegTrainingLog *log = r.log;
+    g_assert_cmpuint(log->n_layers, ==, eng_model_n_layers(res.last_model));
+    g_assert_cmpuint(log->stat_epochs->len, ==, 2);
+    g_assert_cmpuint(log->updates->len, ==, 2 * log->n_layers);
+    for (guint l = 0; l < log->n_layers; l++)
+      g_assert_cmpstr(log->layer_names[l], ==, eng_model_layer_name(res.last_model, l));
+    g_assert_cmpstr(log->layer_names[0], ==, "pre");
+    g_assert_cmpstr(log->layer_names[log->n_layers - 1], ==, "classifier");
+    for (guint k = 0; k < log->updates->len; k++) {
+      double u = g_array_index(log->updates, double, k);
+      double w = g_array_index(log->weights, double, k);
+      g_assert_true(isfinite(u) && isfinite(w));
+      g_assert_cmpfloat(u, >=, 0);
+      g_assert_cmpfloat(w, >, 0); /* every layer has a non-zero weight or BN gamma */
+      if (zero)
+        g_assert_cmpfloat(u, ==, 0);
+      else
+        g_assert_cmpfloat(u, >, 0);
+    }
+    emseg_training_result_clear(&res);
+    record_clear(&r);
+  }
+}
+
+/* Labels in region R (the left half) set to `value`; the rest untouched. */
+static EmsegDataset *
+with_region(guint8 value)
+{
+  EmsegDataset *ds = synth(0, 2, 32);
+  for (guint i = 0; i < ds->n; i++) {
+    guint8 *lab = emseg_dataset_labels(ds, i);
+    for (guint y = 0; y < ds->height; y++)
+      memset(lab + (gsize) y * ds->width, value, ds->width / 2);
+  }
+  emseg_dataset_recount(ds);
+  return ds;
+}
+
+static void
+test_unlabeled_excluded(void)
+{
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, NULL);
+  cfg.epochs = 2;
+  cfg.loss = ENG_LOSS_BCE;
+  /* 128 is the store's unlabeled value; 1 and 200 are unlabeled too (neither 0 nor 255)
+   * and would leak as membrane or cell under a threshold bug. 255 labels the region. */
+  const guint8 values[] = { 128, 1, 200, 255 };
+  Record r[4];
+  for (int k = 0; k < 4; k++) {
+    g_autoptr(EmsegDataset) ds = with_region(values[k]);
+    g_assert_cmpuint(ds->n_labeled[0], ==, values[k] == 255 ? 32 * 32 : 32 * 16);
+    record_init(&r[k]);
+    EmsegTrainingResult res;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(run(&cfg, ds, ds, &r[k], NULL, &res, &error));
+    emseg_training_result_clear(&res);
+  }
+  assert_same_doubles(r[0].step_loss, r[1].step_loss);
+  assert_same_doubles(r[0].step_loss, r[2].step_loss);
+  assert_same_doubles(r[0].epoch_loss, r[1].epoch_loss);
+  assert_same_doubles(r[0].epoch_loss, r[2].epoch_loss);
+  g_assert_cmpfloat(g_array_index(r[0].step_loss, double, 0), !=,
+                    g_array_index(r[3].step_loss, double, 0));
+  for (int k = 0; k < 4; k++)
+    record_clear(&r[k]);
+}
+
+static void
+test_cancel(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 4, 32);
+  g_autoptr(EmsegDataset) val = synth(4, 1, 32);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, NULL);
+  cfg.epochs = 5;
+  /* the callback says stop at global step 6 (epoch 2, step 2) */
+  Record r;
+  record_init(&r);
+  r.stop_at_step = 6;
+  EmsegTrainingResult res;
+  g_autoptr(GError) error = NULL;
+  g_assert_false(run(&cfg, train, val, &r, NULL, &res, &error));
+  g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED);
+  g_assert_cmpuint(r.steps, ==, 6);
+  g_assert_true(res.cancelled);
+  g_assert_cmpuint(res.epochs_run, ==, 1);
+  g_assert_nonnull(res.best_model); /* epoch 1 finished: its weights are kept */
+  g_assert_cmpuint(r.n_finished, ==, 1);
+  g_assert_true(r.finished.cancelled);
+  g_assert_cmpuint(r.n_errors, ==, 0);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+  g_clear_error(&error);
+
+  /* the atomic flag, raised at step 3 */
+  atomic_int flag = 0;
+  record_init(&r);
+  r.flag = &flag;
+  r.flag_at_step = 3;
+  g_assert_false(run(&cfg, train, val, &r, &flag, &res, &error));
+  g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED);
+  g_assert_cmpuint(r.steps, ==, 3);
+  g_assert_cmpuint(res.epochs_run, ==, 0);
+  g_assert_null(res.best_model);
+  g_assert_nonnull(res.last_model);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+}
+
+static void
+remove_state(const char *state)
+{
+  g_autofree char *opt = g_strconcat(state, ".opt", NULL);
+  g_autofree char *best = g_strconcat(state, ".best", NULL);
+  g_unlink(state);
+  g_unlink(opt);
+  g_unlink(best);
+}
+
+static void
+test_resume(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 3, 64);
+  g_autoptr(EmsegDataset) val = synth(3, 1, 64);
+  g_autofree char *dir = g_dir_make_tmp("emseg-pipe-XXXXXX", NULL);
+  g_autofree char *state = g_build_filename(dir, "run.state", NULL);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, "dropout=0.1");
+  cfg.crop = 32;
+  cfg.epochs = 4;
+  cfg.patience = 3;
+  cfg.lr_steps[0] = 3;
+  cfg.n_lr_steps = 1;
+  g_autoptr(GError) error = NULL;
+
+  Record whole;
+  record_init(&whole);
+  EmsegTrainingResult rw;
+  g_assert_true(run(&cfg, train, val, &whole, NULL, &rw, &error));
+
+  /* the same run, stopped by the callback in epoch 3, then resumed */
+  cfg.state_path = state;
+  Record first, second;
+  record_init(&first);
+  first.stop_at_step = 7;
+  EmsegTrainingResult r1, r2;
+  g_assert_false(run(&cfg, train, val, &first, NULL, &r1, &error));
+  g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED);
+  g_clear_error(&error);
+  g_assert_cmpuint(r1.epochs_run, ==, 2);
+  cfg.resume = TRUE;
+  record_init(&second);
+  g_assert_true(run(&cfg, train, val, &second, NULL, &r2, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(second.epoch_loss->len, ==, 2); /* epochs 3 and 4 */
+  for (guint e = 0; e < 2; e++)
+    g_assert_cmpfloat(g_array_index(second.epoch_loss, double, e), ==,
+                      g_array_index(whole.epoch_loss, double, e + 2));
+  for (guint s = 0; s < second.step_loss->len; s++)
+    g_assert_cmpfloat(g_array_index(second.step_loss, double, s), ==,
+                      g_array_index(whole.step_loss, double, s + 6));
+  size_t n = 0;
+  const float *a = eng_model_params_const(rw.last_model, &n);
+  g_assert_cmpmem(a, n * sizeof(float), eng_model_params_const(r2.last_model, NULL),
+                  n * sizeof(float));
+  g_assert_cmpuint(r2.best_epoch, ==, rw.best_epoch);
+  g_assert_cmpfloat(r2.best_loss, ==, rw.best_loss);
+  a = eng_model_params_const(rw.best_model, &n);
+  g_assert_cmpmem(a, n * sizeof(float), eng_model_params_const(r2.best_model, NULL),
+                  n * sizeof(float));
+
+  /* a state from another seed is refused with a reason */
+  cfg.seed = 99;
+  EmsegTrainingResult r3;
+  g_assert_false(run(&cfg, train, val, NULL, NULL, &r3, &error));
+  g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID);
+  g_assert_nonnull(strstr(error->message, "seed"));
+  emseg_training_result_clear(&r3);
+
+  emseg_training_result_clear(&rw);
+  emseg_training_result_clear(&r1);
+  emseg_training_result_clear(&r2);
+  record_clear(&whole);
+  record_clear(&first);
+  record_clear(&second);
+  remove_state(state);
+  g_rmdir(dir);
+}
+
+static void
+test_fine_tune(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 2, 32);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, NULL);
+  cfg.epochs = 1;
+  EmsegTrainingResult base, tuned, zero;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(run(&cfg, train, NULL, NULL, NULL, &base, &error));
+  /* lr 0 from an initial model: the weights stay those of the model, dropout changed */
+  cfg.init_model = base.last_model;
+  cfg.seed = 5;
+  cfg.lr = 0;
+  cfg.dropout = 0.3f;
+  g_assert_true(run(&cfg, train, NULL, NULL, NULL, &zero, &error));
+  g_assert_cmpfloat(eng_model_spec(zero.last_model)->dropout, ==, 0.3f);
+  size_t n = 0;
+  const float *a = eng_model_params_const(base.last_model, &n);
+  const float *b = eng_model_params_const(zero.last_model, NULL);
+  /* BN running statistics move in training mode; trainable parameters must not */
+  for (size_t p = 0; p < eng_model_n_params(base.last_model); p++) {
+    const EngParam *par = eng_model_param(base.last_model, p);
+    if (par->trainable)
+      g_assert_cmpmem(a + par->offset, par->count * sizeof(float), b + par->offset,
+                      par->count * sizeof(float));
+  }
+  cfg.lr = 1e-3;
+  g_assert_true(run(&cfg, train, NULL, NULL, NULL, &tuned, &error));
+  g_assert_true(memcmp(a, eng_model_params_const(tuned.last_model, NULL), n * sizeof(float)));
+  emseg_training_result_clear(&base);
+  emseg_training_result_clear(&zero);
+  emseg_training_result_clear(&tuned);
+}
+
+static void
+test_bad_config(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 1, 36); /* not a multiple of 8 */
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, NULL);
+  EmsegTrainingResult res;
+  g_autoptr(GError) error = NULL;
+  Record r;
+  record_init(&r);
+  g_assert_false(run(&cfg, train, NULL, &r, NULL, &res, &error));
+  g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID);
+  g_assert_nonnull(strstr(error->message, "36x36"));
+  g_assert_cmpuint(r.n_errors, ==, 1);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+  g_clear_error(&error);
+  cfg.crop = 32; /* a crop makes it trainable */
+  g_assert_true(run(&cfg, train, NULL, NULL, NULL, &res, &error));
+  emseg_training_result_clear(&res);
+}
+
+static void
+test_project_dataset(void)
+{
+  g_autofree char *dir = g_dir_make_tmp("emseg-pipe-XXXXXX", NULL);
+  g_autofree char *tif = g_build_filename(dir, "im.tif", NULL);
+  g_autofree char *path = g_build_filename(dir, "p.emseg", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree guint8 *pix = g_new(guint8, 3 * 32 * 32);
+  for (guint i = 0; i < 3 * 32 * 32; i++)
+    pix[i] = (guint8) (i * 7 % 251);
+  g_assert_true(emseg_tiff_write_u8_stack(tif, pix, 32, 32, 3, &error));
+  g_autoptr(EmsegStack) stack = emseg_stack_open(tif, &error);
+  g_assert_no_error(error);
+  EmsegProject *project = emseg_project_open(path, EMSEG_PROJECT_OPEN_CREATE, &error);
+  g_assert_no_error(error);
+  gint64 sid = 0;
+  g_assert_true(emseg_project_import_stack(project, "em", stack, NULL, &sid, &error));
+  /* only slice 1 gets labels: a few membrane pixels, the rest unlabeled */
+  guint8 mask[32 * 32];
+  memset(mask, EMSEG_LABEL_UNLABELED, sizeof mask);
+  memset(mask, EMSEG_LABEL_MEMBRANE, 10);
+  memset(mask + 100, EMSEG_LABEL_CELL, 5);
+  g_assert_true(emseg_project_write_mask(project, sid, 1, mask, &error));
+  g_autoptr(EmsegDataset) ds = emseg_dataset_from_project(project, sid, NULL, 0, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(ds->n, ==, 1);
+  g_assert_cmpuint(ds->slice[0], ==, 1);
+  g_assert_cmpuint(ds->n_labeled[0], ==, 15);
+  g_assert_cmpmem(emseg_dataset_labels(ds, 0), sizeof mask, mask, sizeof mask);
+  double mean = 0;
+  for (guint i = 0; i < 32 * 32; i++)
+    mean += emseg_dataset_image(ds, 0)[i] / (32.0 * 32.0);
+  g_assert_cmpfloat_with_epsilon(mean, 0, 1e-4); /* standardized */
+  /* asking for an unlabeled slice names it */
+  guint want[] = { 2 };
+  EmsegDataset *none = emseg_dataset_from_project(project, sid, want, 1, &error);
+  g_assert_null(none);
+  g_assert_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_INPUT);
+  g_assert_nonnull(strstr(error->message, "slice 2"));
+  emseg_project_close(project);
+  g_autofree char *wal = g_strconcat(path, "-wal", NULL), *shm = g_strconcat(path, "-shm", NULL);
+  g_unlink(wal);
+  g_unlink(shm);
+  g_unlink(path);
+  g_unlink(tif);
+  g_rmdir(dir);
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/training/determinism", test_determinism);
+  g_test_add_func("/training/best-checkpoint", test_best_checkpoint);
+  g_test_add_func("/training/early-stopping", test_early_stopping);
+  g_test_add_func("/training/lr-steps", test_lr_steps);
+  g_test_add_func("/training/layer-stats", test_layer_stats);
+  g_test_add_func("/training/unlabeled-excluded", test_unlabeled_excluded);
+  g_test_add_func("/training/cancel", test_cancel);
+  g_test_add_func("/training/resume", test_resume);
+  g_test_add_func("/training/fine-tune", test_fine_tune);
+  g_test_add_func("/training/bad-config", test_bad_config);
+  g_test_add_func("/training/project-dataset", test_project_dataset);
+  return g_test_run();
+}
