@@ -1,0 +1,400 @@
+/* test-engine-train.c — the engine thread's real jobs on a tiny network and 32 px
+ * synthetic slices: stop during validation, two training jobs in a row, an error event on
+ * bad data (a slice without labels, an unknown checkpoint), a prediction asked for while
+ * training (served from a consistent snapshot of the best weights), fine-tuning on fresh
+ * corrections, evaluation, and everything a run produced read back from a reopened
+ * project. Suite enginethread. */
+#include <string.h>
+
+#include "engine-test-util.h"
+#include "eng-modelfile.h"
+#include "eng-preprocess.h"
+#include "eng-train.h"
+
+static char *scratch;
+static char *project_path;
+static gint64 stack_id;
+/* Slices 0..N_LABELED-1 carry labels; the rest are unlabeled. */
+#define N_SLICES 14
+#define N_LABELED 12
+
+static EmsegEngineThread *
+new_thread(void)
+{
+  g_autoptr(GError) error = NULL;
+  EmsegEngineThread *t = emseg_engine_thread_new(project_path, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error(error);
+  return t;
+}
+
+static void
+test_stop_during_validation(void)
+{
+  /* Larger slices than elsewhere, so that validation lasts long enough (tens of ms) for
+   * a stop to land inside it. */
+  gint64 big_stack;
+  g_autofree char *big = test_make_project(scratch, "val", 12, 12, 128, &big_stack);
+  g_autoptr(GError) error = NULL;
+  EmsegEngineThread *t = emseg_engine_thread_new(big, NULL, NULL, NULL, NULL, &error);
+  g_assert_no_error(error);
+  EventLog log;
+  event_log_init(&log);
+  /* One training step per epoch and many validation slices with V_rand / V_info: almost
+   * all of an epoch is validation. */
+  EmsegEngineJob *job = test_train_job(big_stack, 0, 1, 1, 11, 3, 5);
+  job->training.metrics_every = 1;
+  guint64 id = emseg_engine_thread_start(t, job);
+  const EmsegEngineEvent *st = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_STARTED, id);
+  gint64 run_id = st->run_id;
+  g_assert_cmpint(run_id, >, 0);
+  const EmsegEngineEvent *step = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_STEP, id);
+  g_assert_cmpuint(step->n_steps, ==, 1);
+  g_usleep(5000); /* past the step boundary, into validation */
+  gint64 t0 = g_get_monotonic_time();
+  emseg_engine_thread_stop(t, id);
+  const EmsegEngineEvent *fin = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, id);
+  g_test_message("stop during validation honoured after %.3f s",
+                 (double) (g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
+  g_assert_cmpint(fin->status, ==, EMSEG_ENGINE_STATUS_CANCELLED);
+  g_assert_cmpuint(event_log_count(&log, EMSEG_ENGINE_EVENT_EPOCH, id), ==, 0);
+  emseg_engine_thread_free(t);
+  event_log_clear(&log);
+
+  /* The store says so too, from another connection. */
+  g_autoptr(EmsegProject) p = emseg_project_open(big, 0, &error);
+  g_assert_no_error(error);
+  g_autoptr(GArray) runs = emseg_project_list_runs(p, &error);
+  g_assert_no_error(error);
+  gboolean seen = FALSE;
+  for (guint i = 0; i < runs->len; i++) {
+    EmsegRun *r = &g_array_index(runs, EmsegRun, i);
+    if (r->id == run_id) {
+      g_assert_cmpstr(r->status, ==, "cancelled");
+      seen = TRUE;
+    }
+  }
+  g_assert_true(seen);
+  g_autoptr(GArray) m = emseg_project_get_epoch_metrics(p, run_id, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(m->len, ==, 0);
+}
+
+static const EmsegEngineEvent *
+find(const EventLog *log, EmsegEngineEventKind kind, guint64 job, guint nth)
+{
+  for (guint i = 0; i < log->events->len; i++) {
+    const EmsegEngineEvent *ev = log->events->pdata[i];
+    if (ev->kind == kind && ev->job == job && nth-- == 0)
+      return ev;
+  }
+  return NULL;
+}
+
+/* Two training jobs in a row, then everything they wrote read back from a reopened
+ * project, then a prediction with the current model read back too. */
+static void
+test_two_runs_persisted(void)
+{
+  EmsegEngineThread *t = new_thread();
+  EventLog log;
+  event_log_init(&log);
+  const guint epochs = 3;
+  guint64 ja = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, epochs, 11));
+  guint64 jb = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, epochs, 12));
+  EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
+  pj->stack_id = stack_id;
+  pj->slices = test_slices(N_LABELED, 2); /* unlabeled slices: predictions need no labels */
+  pj->n_slices = 2;
+  guint64 jp = emseg_engine_thread_start(t, pj);
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jp);
+  emseg_engine_thread_free(t);
+
+  const EmsegEngineEvent *fa = find(&log, EMSEG_ENGINE_EVENT_FINISHED, ja, 0);
+  const EmsegEngineEvent *sb = find(&log, EMSEG_ENGINE_EVENT_STARTED, jb, 0);
+  g_assert_nonnull(fa);
+  g_assert_nonnull(sb);
+  g_assert_cmpint(fa->status, ==, EMSEG_ENGINE_STATUS_FINISHED);
+  g_assert_cmpint(sb->run_id, >, fa->run_id);
+  guint ia = 0, ib = 0;
+  g_assert_true(g_ptr_array_find(log.events, fa, &ia));
+  g_assert_true(g_ptr_array_find(log.events, sb, &ib));
+  g_assert_cmpuint(ia, <, ib); /* one after the other */
+
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);
+  g_assert_no_error(error);
+  guint64 jobs[2] = { ja, jb };
+  gint64 last_ckpt = 0;
+  for (guint j = 0; j < 2; j++) {
+    const EmsegEngineEvent *st = find(&log, EMSEG_ENGINE_EVENT_STARTED, jobs[j], 0);
+    g_autoptr(GArray) runs = emseg_project_list_runs(p, &error);
+    g_assert_no_error(error);
+    const EmsegRun *run = NULL;
+    for (guint i = 0; i < runs->len; i++)
+      if (g_array_index(runs, EmsegRun, i).id == st->run_id)
+        run = &g_array_index(runs, EmsegRun, i);
+    g_assert_nonnull(run);
+    g_assert_cmpstr(run->status, ==, "finished");
+    g_assert_cmpuint(run->seed, ==, 11 + j);
+    g_autofree char *seed_line = g_strdup_printf("seed=%u\n", 11 + j);
+    g_assert_nonnull(strstr(run->params, seed_line));
+    g_assert_nonnull(strstr(run->params, "spec="));
+    g_assert_nonnull(strstr(run->params, "lr=0.001"));
+    g_assert_nonnull(strstr(run->params, "train_slices=0,1,2\n"));
+    g_assert_nonnull(strstr(run->params, "val_slices=3,4\n"));
+
+    /* Curves: the stored rows are the posted figures, epoch by epoch. */
+    g_autoptr(GArray) m = emseg_project_get_epoch_metrics(p, st->run_id, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(m->len, ==, epochs);
+    for (guint e = 0; e < epochs; e++) {
+      const EmsegEngineEvent *ev = find(&log, EMSEG_ENGINE_EVENT_EPOCH, jobs[j], e);
+      const EmsegEpochMetrics *row = &g_array_index(m, EmsegEpochMetrics, e);
+      g_assert_nonnull(ev);
+      g_assert_cmpuint(row->epoch, ==, e + 1);
+      g_assert_cmpfloat(row->train_loss, ==, ev->metrics.train_loss);
+      g_assert_cmpfloat(row->val_loss, ==, ev->metrics.val_loss);
+      g_assert_cmpfloat(row->val_accuracy, ==, ev->metrics.val_accuracy);
+      g_assert_true(isfinite(row->val_loss));
+    }
+    /* Heatmap: n_layers per epoch, same values. */
+    g_autoptr(GArray) ls = emseg_project_get_layer_stats(p, st->run_id, &error);
+    g_assert_no_error(error);
+    const EmsegEngineEvent *l0 = find(&log, EMSEG_ENGINE_EVENT_LAYER_STATS, jobs[j], 0);
+    g_assert_nonnull(l0);
+    g_assert_cmpuint(l0->n_layers, >, 2);
+    g_assert_cmpuint(ls->len, ==, epochs * l0->n_layers);
+    for (guint k = 0; k < l0->n_layers; k++) {
+      const EmsegLayerStat *s = &g_array_index(ls, EmsegLayerStat, k);
+      g_assert_cmpstr(s->layer, ==, l0->layer_names[k]);
+      g_assert_cmpfloat(s->mean_abs_update, ==, l0->mean_abs_update[k]);
+      g_assert_cmpfloat(s->mean_abs_weight, ==, l0->mean_abs_weight[k]);
+    }
+    /* The best checkpoint: the last CHECKPOINT event's row, with its scores. */
+    guint nc = event_log_count(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jobs[j]);
+    g_assert_cmpuint(nc, >=, 1);
+    const EmsegEngineEvent *ck = find(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jobs[j], nc - 1);
+    g_auto(EmsegCheckpointInfo) info = { 0 };
+    g_autoptr(GBytes) w = emseg_project_load_checkpoint(p, ck->model_name, &info, &error);
+    g_assert_no_error(error);
+    g_assert_cmpint(info.id, ==, ck->model_id);
+    g_assert_cmpint(info.run_id, ==, st->run_id);
+    g_assert_cmpstr(info.scores, ==, ck->scores);
+    last_ckpt = ck->model_id;
+  }
+
+  /* The prediction job used the current model (the second run's best) and stored it. */
+  g_assert_cmpuint(event_log_count(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp), ==, 2);
+  const EmsegEngineEvent *pe = find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp, 1);
+  g_assert_cmpint(pe->model_id, ==, last_ckpt);
+  g_assert_cmpuint(pe->slice, ==, N_LABELED + 1);
+  g_autofree float *stored = g_new(float, TEST_SIZE * TEST_SIZE);
+  emseg_project_read_prediction(p, pe->model_id, stack_id, pe->slice, stored, &error);
+  g_assert_no_error(error);
+  double lo = 1, hi = 0;
+  for (guint i = 0; i < TEST_SIZE * TEST_SIZE; i++) {
+    g_assert_cmpfloat_with_epsilon(stored[i], pe->prob[i], 1.0 / 65535 + 1e-6);
+    lo = MIN(lo, pe->prob[i]);
+    hi = MAX(hi, pe->prob[i]);
+  }
+  g_assert_cmpfloat(hi, >, lo); /* a real map, not a constant */
+  event_log_clear(&log);
+}
+
+static void
+test_bad_data(void)
+{
+  EmsegEngineThread *t = new_thread();
+  EventLog log;
+  event_log_init(&log);
+  /* Slice N_LABELED has no labeled pixel. */
+  guint64 j1 = emseg_engine_thread_start(t, test_train_job(stack_id, N_LABELED, 1, 0, 1, 1, 1));
+  EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
+  pj->stack_id = stack_id;
+  pj->model = g_strdup("no-such-checkpoint");
+  guint64 j2 = emseg_engine_thread_start(t, pj);
+  EmsegEngineJob *sj = test_train_job(stack_id, 0, 1, 0, 0, 1, 1);
+  sj->stack_id = 999;
+  guint64 j3 = emseg_engine_thread_start(t, sj);
+  guint64 jobs[] = { j1, j2, j3 };
+  const char *expect[] = { "slice 12", "no-such-checkpoint", "999" };
+  for (guint i = 0; i < G_N_ELEMENTS(jobs); i++) {
+    const EmsegEngineEvent *err = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_ERROR, jobs[i]);
+    g_test_message("job %u: %s", i, err->message);
+    g_assert_nonnull(strstr(err->message, expect[i]));
+    const EmsegEngineEvent *fin = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jobs[i]);
+    g_assert_cmpint(fin->status, ==, EMSEG_ENGINE_STATUS_FAILED);
+  }
+  emseg_engine_thread_free(t);
+  event_log_clear(&log);
+}
+
+/* Predicts with the checkpoint named by ev on our own connection and compares. */
+static void
+check_against_checkpoint(EmsegProject *p, const EmsegEngineEvent *pe, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_auto(EmsegCheckpointInfo) info = { 0 };
+  g_autoptr(GBytes) w = emseg_project_load_checkpoint(p, name, &info, &error);
+  g_assert_no_error(error);
+  if (info.id != pe->model_id) {
+    g_test_message("checkpoint replaced since the prediction; weights no longer stored");
+    return;
+  }
+  EngModel *m = NULL;
+  EngError err;
+  gsize len;
+  const guint8 *data = g_bytes_get_data(w, &len);
+  g_assert_cmpint(eng_model_deserialize(data, len, &m, NULL, &err), ==, ENG_OK);
+  EngGraph *g = eng_graph_new(m, 1, TEST_SIZE, TEST_SIZE, 0, &err);
+  g_assert_nonnull(g);
+  g_autofree float *img = g_new(float, TEST_SIZE * TEST_SIZE);
+  g_autofree float *prob = g_new(float, TEST_SIZE * TEST_SIZE);
+  emseg_project_read_slice_float(p, stack_id, pe->slice, img, &error);
+  g_assert_no_error(error);
+  g_assert_cmpint(eng_standardize(img, img, ENG_PIXEL_F32, TEST_SIZE, TEST_SIZE, NULL, &err),
+                  ==, ENG_OK);
+  g_assert_cmpint(eng_predict(g, img, ENG_MODE_INFER, 1, 0, prob, NULL, &err), ==, ENG_OK);
+  for (guint i = 0; i < TEST_SIZE * TEST_SIZE; i++)
+    g_assert_cmpfloat_with_epsilon(prob[i], pe->prob[i], 1e-5);
+  eng_graph_free(g);
+  eng_model_free(m);
+}
+
+static void
+test_predict_during_training(void)
+{
+  EmsegEngineThread *t = new_thread();
+  EventLog log;
+  event_log_init(&log);
+  guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 4, 4, 2, 8, 21));
+  const EmsegEngineEvent *ck = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
+  g_autofree char *ck_name = g_strdup(ck->model_name);
+  EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
+  pj->stack_id = stack_id;
+  pj->slices = test_slices(5, 3);
+  pj->n_slices = 3;
+  guint64 jp = emseg_engine_thread_start(t, pj);
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jp);
+  /* Served while the training still ran, one slice per step, all from one snapshot. */
+  g_assert_cmpuint(event_log_count(&log, EMSEG_ENGINE_EVENT_FINISHED, jt), ==, 0);
+  g_assert_cmpuint(event_log_count(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp), ==, 3);
+  const EmsegEngineEvent *p0 = find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp, 0);
+  for (guint i = 1; i < 3; i++)
+    g_assert_cmpint(find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp, i)->model_id, ==,
+                    p0->model_id);
+  g_assert_cmpint(p0->model_id, >, 0);
+  /* Steps of the training job came between the predictions. */
+  guint i0 = 0, i2 = 0;
+  g_assert_true(g_ptr_array_find(log.events, p0, &i0));
+  g_assert_true(g_ptr_array_find(log.events, find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp, 2), &i2));
+  guint steps_between = 0;
+  for (guint i = i0; i < i2; i++) {
+    const EmsegEngineEvent *ev = log.events->pdata[i];
+    steps_between += ev->kind == EMSEG_ENGINE_EVENT_STEP && ev->job == jt;
+  }
+  g_assert_cmpuint(steps_between, >=, 2);
+  emseg_engine_thread_stop(t, jt);
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
+  emseg_engine_thread_free(t);
+
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);
+  g_assert_no_error(error);
+  for (guint i = 0; i < 3; i++)
+    check_against_checkpoint(p, find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp, i), ck_name);
+  event_log_clear(&log);
+}
+
+static void
+test_fine_tune_on_corrections_and_evaluate(void)
+{
+  g_autoptr(GError) error = NULL;
+  EmsegEngineThread *t = new_thread();
+  EventLog log;
+  event_log_init(&log);
+  guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 2, 2, 1, 1, 31));
+  const EmsegEngineEvent *ck = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
+  g_autofree char *base = g_strdup(ck->model_name);
+  gint64 base_id = ck->model_id;
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
+
+  /* A correction on a slice that had no labels, through the GUI's own connection. */
+  {
+    g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);
+    g_assert_no_error(error);
+    const float xy[] = { 4, 4, 28, 28 };
+    emseg_project_apply_stroke(p, stack_id, N_LABELED, EMSEG_LABEL_MEMBRANE, 2, xy, 2, NULL,
+                               &error);
+    g_assert_no_error(error);
+  }
+  EmsegEngineJob *fj = emseg_engine_job_new(EMSEG_ENGINE_JOB_FINE_TUNE);
+  fj->stack_id = stack_id;
+  fj->model = g_strdup(base);
+  fj->val_slices = test_slices(0, 1);
+  fj->n_val = 1;
+  fj->training.epochs = 1;
+  fj->training.augment = FALSE;
+  fj->training.metrics_every = 0;
+  guint64 jf = emseg_engine_thread_start(t, fj);
+  const EmsegEngineEvent *st = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_STARTED, jf);
+  gint64 run_id = st->run_id;
+  const EmsegEngineEvent *fin = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jf);
+  g_assert_cmpint(fin->status, ==, EMSEG_ENGINE_STATUS_FINISHED);
+
+  EmsegEngineJob *ej = emseg_engine_job_new(EMSEG_ENGINE_JOB_EVALUATE);
+  ej->stack_id = stack_id;
+  ej->slices = test_slices(0, 3);
+  ej->n_slices = 3;
+  guint64 je = emseg_engine_thread_start(t, ej);
+  const EmsegEngineEvent *ev = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_EVALUATION, je);
+  g_test_message("evaluation: V_rand %.4f V_info %.4f accuracy %.4f", ev->vrand, ev->vinfo,
+                 ev->pixel_accuracy);
+  g_assert_cmpuint(ev->n_slices, ==, 3);
+  g_assert_true(ev->vrand >= 0 && ev->vrand <= 1);
+  g_assert_true(ev->vinfo >= 0 && ev->vinfo <= 1);
+  g_assert_true(ev->pixel_accuracy > 0 && ev->pixel_accuracy <= 1);
+  emseg_engine_thread_free(t);
+
+  g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);
+  g_autoptr(GArray) runs = emseg_project_list_runs(p, &error);
+  g_assert_no_error(error);
+  const EmsegRun *run = NULL;
+  for (guint i = 0; i < runs->len; i++)
+    if (g_array_index(runs, EmsegRun, i).id == run_id)
+      run = &g_array_index(runs, EmsegRun, i);
+  g_assert_nonnull(run);
+  g_assert_cmpint(run->parent_model_id, ==, base_id);
+  g_assert_nonnull(strstr(run->params, "job=fine-tune\n"));
+  /* Every labeled slice but the validation one, the fresh correction included. */
+  g_assert_nonnull(strstr(run->params, "train_slices=1,2,3,4,5,6,7,8,9,10,11,12\n"));
+  event_log_clear(&log);
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_autoptr(GError) error = NULL;
+  scratch = g_dir_make_tmp("emseg-engine-train-XXXXXX", &error);
+  g_assert_no_error(error);
+  project_path = test_make_project(scratch, "train", N_SLICES, N_LABELED, TEST_SIZE, &stack_id);
+  g_test_add_func("/engine-thread/train/stop-during-validation", test_stop_during_validation);
+  g_test_add_func("/engine-thread/train/two-runs-persisted", test_two_runs_persisted);
+  g_test_add_func("/engine-thread/train/bad-data", test_bad_data);
+  g_test_add_func("/engine-thread/train/predict-during-training", test_predict_during_training);
+  g_test_add_func("/engine-thread/train/fine-tune-evaluate",
+                  test_fine_tune_on_corrections_and_evaluate);
+  int rc = g_test_run();
+  GDir *dir = g_dir_open(scratch, 0, NULL);
+  for (const char *name; dir && (name = g_dir_read_name(dir));) {
+    g_autofree char *p = g_build_filename(scratch, name, NULL);
+    g_unlink(p);
+  }
+  if (dir)
+    g_dir_close(dir);
+  g_rmdir(scratch);
+  g_free(scratch);
+  g_free(project_path);
+  return rc;
+}
