@@ -77,6 +77,9 @@ static const struct {
 } accels[] = {
   { "app.quit", { "<Control>q", NULL } },
   { "win.open", { "<Control>o", NULL } },
+  { "win.new-project", { "<Control>n", NULL } },
+  { "win.import-stack", { "<Control>i", NULL } },
+  { "win.export", { "<Control>e", NULL } },
   { "win.undo", { "<Control>z", NULL } },
   { "win.redo", { "<Control><Shift>z", "<Control>y", NULL } },
   { "win.zoom-in", { "<Control>plus", "<Control>equal", "<Control>KP_Add", NULL } },

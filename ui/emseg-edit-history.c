@@ -1,4 +1,9 @@
-/* emseg-edit-history.c — disc-stamping brush and a sparse before/after undo log.
+/* emseg-edit-history.c — round brush along a polyline and a sparse before/after undo log.
+ *
+ * The brush covers pixel (x, y) when its centre (x + 0.5, y + 0.5) lies within the radius
+ * of a segment of the stroke, with points rounded to float — exactly the project store's
+ * rasterisation (emseg_project_apply_stroke), so what the viewer paints while dragging is
+ * what the store records, pixel for pixel, when the stroke is handed over.
  *
  * Each stroke stores (pixel index, old value) once per changed pixel; a per-stroke bit
  * set remembers which pixels were already logged so overlapping discs do not log twice.
@@ -17,6 +22,7 @@ typedef struct {
 typedef struct {
   EmsegStrokeInfo info;
   GArray *changes; /* Change, owned */
+  GArray *points;  /* float x, y pairs as painted, owned */
   double last_x, last_y;
 } Stroke;
 
@@ -27,6 +33,10 @@ struct _EmsegEditHistory {
   GPtrArray *redo;   /* Stroke*, most recently undone last */
   Stroke *current;   /* stroke in progress or NULL */
   guint8 *touched;   /* bit per pixel of the current stroke's slice */
+  /* the end of the last finished stroke, kept across _clear for shift-click lines */
+  gboolean have_last;
+  guint last_slice;
+  double last_x, last_y;
 };
 
 static void
@@ -35,6 +45,7 @@ stroke_free (gpointer data)
   Stroke *s = data;
 
   g_array_unref (s->changes);
+  g_array_unref (s->points);
   g_free (s);
 }
 
@@ -62,18 +73,32 @@ emseg_edit_history_free (EmsegEditHistory *history)
   g_free (history);
 }
 
+/* Distance from (px, py) to the segment a-b, squared: the store's formula, term for term. */
+static double
+dist2_to_segment (double px, double py, double ax, double ay, double bx, double by)
+{
+  double dx = bx - ax, dy = by - ay;
+  double len2 = dx * dx + dy * dy;
+  double t = len2 > 0 ? ((px - ax) * dx + (py - ay) * dy) / len2 : 0;
+  double cx, cy;
+
+  t = CLAMP (t, 0.0, 1.0);
+  cx = ax + t * dx - px;
+  cy = ay + t * dy - py;
+  return cx * cx + cy * cy;
+}
+
 static gboolean
-stamp_disc (EmsegEditHistory *h, double cx, double cy)
+stamp_segment (EmsegEditHistory *h, double ax, double ay, double bx, double by)
 {
   Stroke *s = h->current;
   EmsegVolume *v = h->volume;
   guint8 *plane = emseg_volume_label_plane (v, s->info.slice);
   double r = s->info.radius;
-  /* Pixel (x, y) covers [x, x+1); it is inside when its centre is within r. */
-  long ya = (long) floor (cy - r);
-  long yb = (long) ceil (cy + r);
-  long xa = (long) floor (cx - r);
-  long xb = (long) ceil (cx + r);
+  long xa = (long) floor (MIN (ax, bx) - r);
+  long xb = (long) ceil (MAX (ax, bx) + r);
+  long ya = (long) floor (MIN (ay, by) - r);
+  long yb = (long) ceil (MAX (ay, by) + r);
   gboolean changed = FALSE;
 
   ya = MAX (ya, 0);
@@ -83,11 +108,9 @@ stamp_disc (EmsegEditHistory *h, double cx, double cy)
   for (long y = ya; y <= yb; y++)
     for (long x = xa; x <= xb; x++)
       {
-        double dx = x + 0.5 - cx;
-        double dy = y + 0.5 - cy;
         gsize i = (gsize) y * v->width + (gsize) x;
 
-        if (dx * dx + dy * dy > r * r)
+        if (dist2_to_segment (x + 0.5, y + 0.5, ax, ay, bx, by) > r * r)
           continue;
         if (plane[i] == s->info.label)
           continue;
@@ -108,6 +131,17 @@ stamp_disc (EmsegEditHistory *h, double cx, double cy)
   return changed;
 }
 
+static void
+add_point (Stroke *s, double x, double y)
+{
+  float p[2] = { (float) x, (float) y };
+
+  g_array_append_vals (s->points, p, 2);
+  /* the store sees float points: paint through the same rounded values */
+  s->last_x = p[0];
+  s->last_y = p[1];
+}
+
 void
 emseg_edit_history_begin_stroke (EmsegEditHistory *history, guint slice, guint8 label,
                                  double radius, double x, double y)
@@ -124,37 +158,29 @@ emseg_edit_history_begin_stroke (EmsegEditHistory *history, guint slice, guint8 
 
   history->current = g_new0 (Stroke, 1);
   history->current->changes = g_array_new (FALSE, FALSE, sizeof (Change));
+  history->current->points = g_array_new (FALSE, FALSE, sizeof (float));
   history->current->info.slice = slice;
   history->current->info.label = label;
   history->current->info.radius = MAX (radius, 0.5);
   history->current->info.x0 = G_MAXUINT;
   history->current->info.y0 = G_MAXUINT;
   history->touched = g_malloc0 (plane / 8 + 1);
-  history->current->last_x = x;
-  history->current->last_y = y;
-  stamp_disc (history, x, y);
+  add_point (history->current, x, y);
+  stamp_segment (history, history->current->last_x, history->current->last_y,
+                 history->current->last_x, history->current->last_y);
 }
 
 gboolean
 emseg_edit_history_stroke_to (EmsegEditHistory *history, double x, double y)
 {
   Stroke *s = history->current;
-  double dx, dy, len, step;
-  int n;
-  gboolean changed = FALSE;
+  double ax, ay;
 
   g_return_val_if_fail (s != NULL, FALSE);
-  dx = x - s->last_x;
-  dy = y - s->last_y;
-  len = sqrt (dx * dx + dy * dy);
-  /* Stamps closer than a quarter radius (at most 1 px) leave no gaps between discs. */
-  step = MIN (MAX (s->info.radius * 0.25, 0.25), 1.0);
-  n = (int) ceil (len / step);
-  for (int k = 1; k <= n; k++)
-    changed |= stamp_disc (history, s->last_x + dx * k / n, s->last_y + dy * k / n);
-  s->last_x = x;
-  s->last_y = y;
-  return changed;
+  ax = s->last_x;
+  ay = s->last_y;
+  add_point (s, x, y);
+  return stamp_segment (history, ax, ay, s->last_x, s->last_y);
 }
 
 gboolean
@@ -170,6 +196,10 @@ emseg_edit_history_end_stroke (EmsegEditHistory *history, EmsegStrokeInfo *info)
       stroke_free (s);
       return FALSE;
     }
+  history->have_last = TRUE;
+  history->last_slice = s->info.slice;
+  history->last_x = s->last_x;
+  history->last_y = s->last_y;
   s->info.n_changed = s->changes->len;
   if (info != NULL)
     *info = s->info;
@@ -188,16 +218,31 @@ gboolean
 emseg_edit_history_last_point (const EmsegEditHistory *history, guint slice, double *x,
                                double *y)
 {
+  if (!history->have_last || history->last_slice != slice)
+    return FALSE;
+  *x = history->last_x;
+  *y = history->last_y;
+  return TRUE;
+}
+
+const float *
+emseg_edit_history_last_points (const EmsegEditHistory *history, guint *n_points)
+{
   const Stroke *s;
 
+  *n_points = 0;
   if (history->undo->len == 0)
-    return FALSE;
+    return NULL;
   s = g_ptr_array_index (history->undo, history->undo->len - 1);
-  if (s->info.slice != slice)
-    return FALSE;
-  *x = s->last_x;
-  *y = s->last_y;
-  return TRUE;
+  *n_points = s->points->len / 2;
+  return (const float *) (gconstpointer) s->points->data;
+}
+
+void
+emseg_edit_history_clear (EmsegEditHistory *history)
+{
+  g_ptr_array_set_size (history->undo, 0);
+  g_ptr_array_set_size (history->redo, 0);
 }
 
 gboolean

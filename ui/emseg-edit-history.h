@@ -1,6 +1,10 @@
 /* emseg-edit-history.h — brush strokes on label masks and their undo/redo history.
  *
- * A stroke paints discs of one label value along a polyline on one slice. It records,
+ * A stroke paints a round brush of one label value along a polyline on one slice, with
+ * the project store's rasterisation (see the .c), so a stroke painted here and the same
+ * points given to emseg_project_apply_stroke change the same pixels. With a project open
+ * the window hands each finished stroke to the store and clears this history: then it is
+ * only the live painter, and undo/redo go through the store. It records,
  * for every pixel it changed, the value it had before, so undo restores exactly what was
  * there (not "unlabeled") and redo reapplies the stroke. The history spans slices: undo
  * after changing slice undoes the last stroke wherever it was and reports its slice so
@@ -43,6 +47,13 @@ gboolean emseg_edit_history_in_stroke (const EmsegEditHistory *history);
 /* The last point of the last finished stroke on `slice`, for shift-click straight lines. */
 gboolean emseg_edit_history_last_point (const EmsegEditHistory *history, guint slice,
                                         double *x, double *y);
+
+/* The points (x, y float pairs, image coordinates) of the last finished stroke, as the
+ * store wants them; NULL and *n_points 0 when there is none. Borrowed until the next call. */
+const float *emseg_edit_history_last_points (const EmsegEditHistory *history, guint *n_points);
+/* Drops every undo and redo entry (the pixels stay as they are); the last point for
+ * shift-click lines is kept. */
+void emseg_edit_history_clear (EmsegEditHistory *history);
 
 gboolean emseg_edit_history_can_undo (const EmsegEditHistory *history);
 gboolean emseg_edit_history_can_redo (const EmsegEditHistory *history);

@@ -9,6 +9,7 @@ struct _EmsegTrainPanel {
 
   /* template widgets */
   GtkDropDown *loss_dropdown;
+  GtkDropDown *model_dropdown;
   GtkSpinButton *epochs_spin;
   GtkSpinButton *lr_spin;
   GtkSpinButton *dropout_spin;
@@ -43,6 +44,14 @@ enum {
 
 static guint signals[N_SIGNALS];
 
+/* The model sizes of the dropdown, as eng_spec_parse overrides of Table 1. Tiny is the
+ * training smoke test's network: seconds per epoch on the demo stack. */
+static const char *const model_specs[] = {
+  "base_width=8,down=1/1,across=1",
+  "base_width=16,down=2/2/2,across=2",
+  "",
+};
+
 void
 emseg_train_panel_get_params (EmsegTrainPanel *self, EmsegTrainParams *params)
 {
@@ -53,6 +62,13 @@ emseg_train_panel_get_params (EmsegTrainPanel *self, EmsegTrainParams *params)
   params->long_skip = gtk_check_button_get_active (self->long_skip_check);
   params->short_skip = gtk_check_button_get_active (self->short_skip_check);
   params->augment = gtk_check_button_get_active (self->augment_check);
+  params->spec = model_specs[MIN (gtk_drop_down_get_selected (self->model_dropdown), G_N_ELEMENTS (model_specs) - 1)];
+}
+
+void
+emseg_train_panel_set_epochs (EmsegTrainPanel *self, guint epochs)
+{
+  gtk_spin_button_set_value (self->epochs_spin, epochs);
 }
 
 void
@@ -68,6 +84,7 @@ emseg_train_panel_set_state (EmsegTrainPanel *self, EmsegTrainState state)
   gtk_widget_set_sensitive (GTK_WIDGET (self->stop_button), !idle);
   /* hyperparameters are fixed while a run uses them */
   gtk_widget_set_sensitive (GTK_WIDGET (self->loss_dropdown), idle);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->model_dropdown), idle);
   gtk_widget_set_sensitive (GTK_WIDGET (self->epochs_spin), idle);
   gtk_widget_set_sensitive (GTK_WIDGET (self->lr_spin), idle);
   gtk_widget_set_sensitive (GTK_WIDGET (self->dropout_spin), idle);
@@ -86,6 +103,17 @@ void
 emseg_train_panel_set_status (EmsegTrainPanel *self, const char *text)
 {
   gtk_label_set_text (self->status_label, text);
+}
+
+void
+emseg_train_panel_reset (EmsegTrainPanel *self)
+{
+  emseg_loss_plot_clear (self->loss_plot);
+  emseg_heatmap_set_layers (self->heatmap, NULL, 0);
+  self->step_series = self->train_series = self->val_series = -1;
+  self->run = 0;
+  gtk_progress_bar_set_fraction (self->progress, 0.0);
+  gtk_progress_bar_set_text (self->progress, "idle");
 }
 
 void
@@ -226,6 +254,7 @@ emseg_train_panel_class_init (EmsegTrainPanelClass *klass)
   g_type_ensure (EMSEG_TYPE_HEATMAP);
   gtk_widget_class_set_template_from_resource (widget_class, "/org/emseg/Workbench/emseg-train-panel.ui");
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, loss_dropdown);
+  gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, model_dropdown);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, epochs_spin);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, lr_spin);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, dropout_spin);

@@ -5,8 +5,7 @@
  * The panel does no training itself. It emits "train-requested" (gboolean fine_tune),
  * "pause-requested", "resume-requested" and "stop-requested", and is fed by whoever runs
  * the engine thread through the plain-data calls below (on the main thread, from the
- * coalesced progress events). Until the engine thread exists (issue 5) nothing is
- * connected to those signals and the window says so in the status line. */
+ * coalesced progress events); EmsegWindow (emseg-window-train.c) does both. */
 #pragma once
 
 #include <gtk/gtk.h>
@@ -28,6 +27,7 @@ typedef struct {
   double learning_rate;  /* RMSprop */
   double dropout;
   gboolean long_skip, short_skip, augment;
+  const char *spec;      /* eng_spec_parse overrides of Table 1 for the chosen size (static) */
 } EmsegTrainParams;
 
 #define EMSEG_TYPE_TRAIN_PANEL (emseg_train_panel_get_type ())
@@ -36,11 +36,15 @@ G_DECLARE_FINAL_TYPE (EmsegTrainPanel, emseg_train_panel, EMSEG, TRAIN_PANEL, Gt
 GtkWidget *emseg_train_panel_new (void);
 
 void emseg_train_panel_get_params (EmsegTrainPanel *self, EmsegTrainParams *params);
+/* Sets the epochs control (scripted runs and tests). */
+void emseg_train_panel_set_epochs (EmsegTrainPanel *self, guint epochs);
 /* Enables the buttons that make sense in `state`. */
 void emseg_train_panel_set_state (EmsegTrainPanel *self, EmsegTrainState state);
 EmsegTrainState emseg_train_panel_get_state (EmsegTrainPanel *self);
 void emseg_train_panel_set_status (EmsegTrainPanel *self, const char *text);
 
+/* Drops every curve and heatmap column (another project was opened). */
+void emseg_train_panel_reset (EmsegTrainPanel *self);
 /* Starts the curves and heatmap of a new run. The current run's epoch curves, if any,
  * stay as dashed "run N" series for comparison. layer_names: (n_layers), copied. */
 void emseg_train_panel_begin_run (EmsegTrainPanel *self, const char *const *layer_names,

@@ -251,3 +251,31 @@ emseg_volume_new_synthetic (guint width, guint height, guint n_slices, guint64 s
   emseg_volume_update_range (v);
   return g_steal_pointer (&v);
 }
+
+EmsegVolume *
+emseg_volume_new_from_project (EmsegProject *project, gint64 stack_id, GError **error)
+{
+  g_auto (EmsegProjectStack) info = { 0 };
+  g_autoptr (EmsegVolume) v = NULL;
+
+  if (!emseg_project_get_stack (project, stack_id, &info, error))
+    return NULL;
+  v = emseg_volume_new (info.width, info.height, info.n_slices, error);
+  if (v == NULL)
+    return NULL;
+  for (guint z = 0; z < info.n_slices; z++)
+    if (!emseg_project_read_slice_float (project, stack_id, z, emseg_volume_image_plane (v, z), error) ||
+        !emseg_project_read_mask (project, stack_id, z, emseg_volume_label_plane (v, z), NULL, error))
+      return NULL;
+  emseg_volume_update_range (v);
+  return g_steal_pointer (&v);
+}
+
+gboolean
+emseg_volume_reload_mask (EmsegVolume *volume, EmsegProject *project, gint64 stack_id,
+                          guint slice, GError **error)
+{
+  g_return_val_if_fail (slice < volume->n_slices, FALSE);
+  return emseg_project_read_mask (project, stack_id, slice,
+                                  emseg_volume_label_plane (volume, slice), NULL, error);
+}

@@ -52,6 +52,15 @@ const char *emseg_label_to_string (guint8 label);
  * and, for a size mismatch, both sizes. */
 EmsegVolume *emseg_volume_new_from_stack (const char *image_path, const char *labels_path,
                                           GError **error);
+/* Reads stack `stack_id` of an open project: every slice as float samples and its mask.
+ * Errors name the project file and the slice. */
+EmsegVolume *emseg_volume_new_from_project (EmsegProject *project, gint64 stack_id,
+                                            GError **error);
+/* Re-reads one slice's mask from the store (after a stroke, undo or redo there), so the
+ * viewer shows exactly what is stored. */
+gboolean emseg_volume_reload_mask (EmsegVolume *volume, EmsegProject *project,
+                                   gint64 stack_id, guint slice, GError **error);
+
 /* The demo project: an EM-like synthetic stack (engine/augment eng-synth) whose first
  * n_labelled slices carry their exact labels and the rest are unlabeled. */
 EmsegVolume *emseg_volume_new_synthetic (guint width, guint height, guint n_slices,

@@ -1,6 +1,12 @@
 /* emseg-window.h — the workbench window: a slice viewer with its controls, the training
- * panel, and the window actions (open, undo/redo, zoom, slice navigation). The window
- * owns the volume it shows; the application decides what to open. */
+ * panel, and the window actions (projects, import, undo/redo, zoom, slice navigation,
+ * export). The window owns the project connection of the main thread, the volume it shows
+ * (read from that project) and the engine thread; the application decides what to open.
+ *
+ * Everything goes through a project (.emseg, app/store): opening a bare stack opens (or
+ * creates) its project in the user data folder, the demo is a project too, every brush
+ * stroke is one transaction there, undo/redo are the store's, training runs and their
+ * curves are the engine thread's records in it. */
 #pragma once
 
 #include <gtk/gtk.h>
@@ -16,12 +22,47 @@ G_DECLARE_FINAL_TYPE (EmsegWindow, emseg_window, EMSEG, WINDOW, GtkApplicationWi
 
 EmsegWindow *emseg_window_new (GtkApplication *app);
 
-/* Shows volume (the window takes its own reference); title names where it came from. */
+typedef enum {
+  EMSEG_EXPORT_ISBI,          /* ISBI 2012 submission: float P(cell interior), validated */
+  EMSEG_EXPORT_LABELS,        /* the project's masks, 8 bit: 0 membrane, 255 cell, 128 unlabeled */
+  EMSEG_EXPORT_PROBABILITIES, /* float P(membrane), the network's own target convention */
+} EmsegExportKind;
+
+/* Shows volume with no project (strokes stay in memory); the window takes a reference. */
 void emseg_window_set_volume (EmsegWindow *self, EmsegVolume *volume, const char *title);
-/* Opens a TIFF stack or PNG folder; on failure shows a dialog and returns FALSE. */
+/* A project file (.emseg) is opened; a TIFF stack or PNG folder opens its own project in
+ * the user data folder (created and imported on first use). On failure shows a dialog and
+ * returns FALSE. */
 gboolean emseg_window_open_path (EmsegWindow *self, const char *path, GError **error);
-/* Replaces the demo/current volume with a freshly generated synthetic stack. */
+/* Opens project `path`; create: make a new, empty project there (replacing the file). */
+gboolean emseg_window_open_project (EmsegWindow *self, const char *path, gboolean create,
+                                    GError **error);
+/* Imports a stack (labels may be NULL) into the open project and shows it. */
+gboolean emseg_window_import_stack (EmsegWindow *self, const char *images, const char *labels,
+                                    GError **error);
+/* Opens the demo project (user data folder, generated on the first run). */
 gboolean emseg_window_open_demo (EmsegWindow *self, GError **error);
+/* Where the demo project lives. */
+char *emseg_window_demo_project_path (void);
+
+EmsegProject *emseg_window_get_project (EmsegWindow *self); /* borrowed, may be NULL */
+gint64 emseg_window_get_stack_id (EmsegWindow *self);
+
+/* Starts a training run on the engine thread with the panel's parameters (fine_tune:
+ * from the latest checkpoint); spec_override (may be NULL) replaces the panel's model
+ * size with eng_spec_parse text. FALSE with error when it cannot start. */
+gboolean emseg_window_start_training (EmsegWindow *self, gboolean fine_tune,
+                                      const char *spec_override, GError **error);
+gboolean emseg_window_is_training (EmsegWindow *self);
+/* The checkpoint the prediction overlay shows (NULL before any). */
+const char *emseg_window_get_best_model (EmsegWindow *self);
+
+/* Exports every slice of the shown stack to path; model: a checkpoint name (NULL: the
+ * latest); mc_samples >= 1. Runs on the engine thread; the end is reported in the status
+ * line and a message dialog. */
+gboolean emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *model,
+                                    int mc_samples, const char *path, GError **error);
+gboolean emseg_window_is_exporting (EmsegWindow *self);
 
 EmsegSliceView *emseg_window_get_view (EmsegWindow *self);             /* borrowed */
 EmsegTrainPanel *emseg_window_get_train_panel (EmsegWindow *self);     /* borrowed */

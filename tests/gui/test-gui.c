@@ -1,17 +1,21 @@
 /* test-gui.c — the workbench under Xvfb (see xvfb-wrap.sh): start the application, open
- * a generated stack written as TIFF, paint a stroke and undo it, feed the training panel
- * synthetic curves and heatmap columns, and save a PNG screenshot of the window at each
- * stage (to $EMSEG_SCREENSHOT_DIR) with assertions on its pixels. Also checks the edit
- * history and the plots' off-screen drawing directly. GSK_RENDERER=cairo is set by the
- * meson test so pixels do not depend on a GL driver. */
+ * a generated stack written as TIFF (it becomes a project), paint a stroke and undo it
+ * through the project store, quit and reopen (the stroke and its undo survive), train a
+ * tiny network on the engine thread until curve points, heatmap columns and the
+ * prediction overlay appear (measuring the main loop's lateness meanwhile), stop a run,
+ * export (ISBI, labels, a refused path), reopen and find the earlier run's curves; a PNG
+ * screenshot of the window at each stage (to $EMSEG_SCREENSHOT_DIR) with assertions on
+ * its pixels. Also checks the edit history (and that it rasterises exactly like the
+ * store) and the plots' off-screen drawing. GSK_RENDERER=cairo is set by the meson test
+ * so pixels do not depend on a GL driver. */
 #include <gtk/gtk.h>
 #include <glib/gstdio.h>
 #include <math.h>
+#include <string.h>
 
 #include "emseg-application.h"
 #include "emseg-edit-history.h"
-#include "emseg-heatmap.h"
-#include "emseg-loss-plot.h"
+#include "emseg-project.h"
 #include "emseg-stack.h"
 #include "emseg-window.h"
 
@@ -203,11 +207,13 @@ test_history (void)
 
 /* ---- the window ---- */
 
+/* Writes a generated 192×160×4 stack as an 8-bit TIFF (and, if labels_path is given, its
+ * exact labels for the first n_labelled slices) into the test's temporary folder. */
 static char *
-write_generated_stack (guint *width, guint *height, guint *n)
+write_generated_stack (guint *width, guint *height, guint *n, guint n_labelled, char **labels_path)
 {
   g_autoptr (GError) error = NULL;
-  g_autoptr (EmsegVolume) v = emseg_volume_new_synthetic (192, 160, 4, 7, 0, &error);
+  g_autoptr (EmsegVolume) v = emseg_volume_new_synthetic (192, 160, 4, 7, n_labelled, &error);
   g_autofree guint8 *bytes = NULL;
   gsize total;
   char *path;
@@ -220,10 +226,125 @@ write_generated_stack (guint *width, guint *height, guint *n)
   path = g_build_filename (g_get_tmp_dir (), "emseg-gui-stack.tif", NULL);
   g_assert_true (emseg_tiff_write_u8_stack (path, bytes, v->width, v->height, v->n_slices, &error));
   g_assert_no_error (error);
+  if (labels_path != NULL)
+    {
+      *labels_path = g_build_filename (g_get_tmp_dir (), "emseg-gui-labels.tif", NULL);
+      g_assert_true (emseg_tiff_write_u8_stack (*labels_path, v->labels, v->width, v->height, n_labelled, &error));
+      g_assert_no_error (error);
+    }
   *width = v->width;
   *height = v->height;
   *n = v->n_slices;
   return path;
+}
+
+/* The viewer's live brush and the store's stroke change the same pixels: paint with the
+ * edit history, hand its points to emseg_project_apply_stroke on a blank copy, compare. */
+static void
+test_brush_matches_store (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (EmsegVolume) v = emseg_volume_new (97, 61, 2, &error);
+  g_autoptr (EmsegEditHistory) h = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("emseg-gui-XXXXXX", &error);
+  g_autofree char *tif = g_build_filename (dir, "blank.tif", NULL);
+  g_autofree char *proj = g_build_filename (dir, "p.emseg", NULL);
+  g_autofree guint8 *blank = g_malloc0 (97 * 61 * 2);
+  g_autofree guint8 *mask = g_malloc (97 * 61);
+  g_autoptr (EmsegProject) p = NULL;
+  g_autoptr (EmsegStack) st = NULL;
+  const double radii[] = { 0.5, 1.3, 2.0, 3.7, 6.0 };
+  gint64 stack_id = 0;
+
+  g_assert_no_error (error);
+  g_assert_true (emseg_tiff_write_u8_stack (tif, blank, 97, 61, 2, &error));
+  p = emseg_project_open (proj, EMSEG_PROJECT_OPEN_CREATE, &error);
+  g_assert_no_error (error);
+  st = emseg_stack_open (tif, &error);
+  g_assert_no_error (error);
+  g_assert_true (emseg_project_import_stack (p, "blank", st, NULL, &stack_id, &error));
+  h = emseg_edit_history_new (v);
+  for (guint k = 0; k < G_N_ELEMENTS (radii); k++)
+    {
+      /* fractional, diagonal, doubling back and leaving the image */
+      double xs[] = { 10.3 + k, 40.77, 33.1, 90.2 + k * 3, 60.5 };
+      double ys[] = { 5.6, 30.25 + k, 12.9, 58.4, 70.0 };
+      guint8 label = k % 2 ? EMSEG_LABEL_CELL : EMSEG_LABEL_MEMBRANE;
+      const float *xy;
+      guint n_points = 0, n_diff = 0, n_set = 0;
+
+      emseg_edit_history_begin_stroke (h, 1, label, radii[k], xs[0], ys[0]);
+      for (guint i = 1; i < G_N_ELEMENTS (xs); i++)
+        emseg_edit_history_stroke_to (h, xs[i], ys[i]);
+      g_assert_true (emseg_edit_history_end_stroke (h, NULL));
+      xy = emseg_edit_history_last_points (h, &n_points);
+      g_assert_cmpuint (n_points, ==, G_N_ELEMENTS (xs));
+      g_assert_true (emseg_project_apply_stroke (p, stack_id, 1, label, radii[k], xy, n_points, NULL, &error));
+      g_assert_no_error (error);
+      g_assert_true (emseg_project_read_mask (p, stack_id, 1, mask, NULL, &error));
+      for (gsize i = 0; i < 97 * 61; i++)
+        {
+          n_diff += mask[i] != emseg_volume_label_plane (v, 1)[i];
+          n_set += mask[i] == label;
+        }
+      g_assert_cmpuint (n_set, >, 20);
+      g_assert_cmpuint (n_diff, ==, 0);
+    }
+  g_clear_pointer (&p, emseg_project_close);
+  g_unlink (tif);
+  g_unlink (proj);
+  g_rmdir (dir);
+}
+
+static void
+close_dialogs (void)
+{
+  GListModel *tops = gtk_window_get_toplevels ();
+
+  for (guint i = g_list_model_get_n_items (tops); i-- > 0;)
+    {
+      g_autoptr (GObject) w = g_list_model_get_item (tops, i);
+
+      if (GTK_IS_MESSAGE_DIALOG (w))
+        gtk_window_destroy (GTK_WINDOW (w));
+    }
+}
+
+static guint
+count_message_dialogs (GtkMessageType type)
+{
+  GListModel *tops = gtk_window_get_toplevels ();
+  guint n = 0;
+
+  for (guint i = 0; i < g_list_model_get_n_items (tops); i++)
+    {
+      g_autoptr (GObject) w = g_list_model_get_item (tops, i);
+      GtkMessageType t;
+
+      if (!GTK_IS_MESSAGE_DIALOG (w))
+        continue;
+      g_object_get (w, "message-type", &t, NULL);
+      n += t == type;
+    }
+  return n;
+}
+
+/* "Quit and start again": the window goes (its connection and engine thread with it)
+ * and a new one opens the project from its file. */
+static void
+restart_window (const char *project_path)
+{
+  g_autoptr (GError) error = NULL;
+
+  close_dialogs ();
+  gtk_window_destroy (GTK_WINDOW (window));
+  for (int i = 0; i < 20; i++)
+    g_main_context_iteration (NULL, FALSE);
+  window = emseg_window_new (GTK_APPLICATION (app));
+  gtk_window_set_default_size (GTK_WINDOW (window), 1200, 960);
+  gtk_window_present (GTK_WINDOW (window));
+  g_assert_true (emseg_window_open_path (window, project_path, &error));
+  g_assert_no_error (error);
 }
 
 static void
@@ -231,7 +352,10 @@ test_window_paint_undo (void)
 {
   g_autoptr (GError) error = NULL;
   guint width, height, n;
-  g_autofree char *path = write_generated_stack (&width, &height, &n);
+  g_autofree char *path = write_generated_stack (&width, &height, &n, 0, NULL);
+  g_autofree char *project_path = NULL;
+  g_autofree guint8 *stored = NULL;
+  guint64 applied = 0;
   EmsegSliceView *view = emseg_window_get_view (window);
   EmsegVolume *v;
   g_autoptr (Shot) before = NULL;
@@ -244,6 +368,10 @@ test_window_paint_undo (void)
   g_assert_true (emseg_window_open_path (window, path, &error));
   g_assert_no_error (error);
   g_unlink (path);
+  /* a bare stack opens its own project in the user data folder */
+  g_assert_nonnull (emseg_window_get_project (window));
+  project_path = g_strdup (emseg_project_get_path (emseg_window_get_project (window)));
+  g_assert_true (g_str_has_prefix (project_path, g_get_user_data_dir ()));
   v = emseg_slice_view_get_volume (view);
   g_assert_nonnull (v);
   g_assert_cmpuint (v->width, ==, width);
@@ -284,10 +412,21 @@ test_window_paint_undo (void)
       g_assert_cmpint (c[0], <, c[1] + 8);
     }
   g_assert_cmpuint (red_pixels, ==, 21);
-  g_assert_nonnull (strstr (emseg_window_get_status (window), "Slice 1 changed"));
+  g_assert_nonnull (strstr (emseg_window_get_status (window), "stroke saved"));
+  /* one stroke in the store, and the screen's mask is the stored one byte for byte */
+  g_assert_true (emseg_project_stroke_count (emseg_window_get_project (window), emseg_window_get_stack_id (window),
+                                             &applied, NULL, &error));
+  g_assert_cmpuint (applied, ==, 1);
+  stored = g_malloc (width * height);
+  g_assert_true (emseg_project_read_mask (emseg_window_get_project (window), emseg_window_get_stack_id (window), 0,
+                                          stored, NULL, &error));
+  g_assert_cmpmem (stored, width * height, emseg_volume_label_plane (v, 0), width * height);
 
   gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL);
   g_assert_cmpuint (emseg_volume_label_plane (v, 0)[80 * width + 95], ==, EMSEG_LABEL_UNLABELED);
+  g_assert_true (emseg_project_stroke_count (emseg_window_get_project (window), emseg_window_get_stack_id (window),
+                                             &applied, NULL, &error));
+  g_assert_cmpuint (applied, ==, 0);
   spin_until (view_allocated, view, 0.2);
   undone = screenshot ("03-undone");
   shot_rgb (undone, x, y, rgb2);
@@ -308,6 +447,39 @@ test_window_paint_undo (void)
   gtk_widget_activate_action (GTK_WIDGET (window), "win.redo", NULL);
   g_assert_cmpuint (emseg_slice_view_get_slice (view), ==, 0); /* redo follows its stroke */
   g_assert_cmpuint (emseg_volume_label_plane (v, 0)[80 * width + 95], ==, EMSEG_LABEL_MEMBRANE);
+
+  /* Quit and reopen the same stack: the stroke is there, and undo still removes it. */
+  restart_window (project_path);
+  view = emseg_window_get_view (window);
+  v = emseg_slice_view_get_volume (view);
+  g_assert_nonnull (v);
+  g_assert_cmpuint (emseg_volume_label_plane (v, 0)[80 * width + 95], ==, EMSEG_LABEL_MEMBRANE);
+  spin_until (view_allocated, view, 5.0);
+  emseg_slice_view_zoom_fit (view);
+  {
+    g_autoptr (Shot) reopened = screenshot ("03b-reopened");
+    int c[3];
+
+    image_to_window (95.5, 80.5, &x, &y);
+    shot_rgb (reopened, x, y, c);
+    g_assert_cmpint (c[0], >, c[1] + 40);
+  }
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL);
+  g_assert_cmpuint (emseg_volume_label_plane (v, 0)[80 * width + 95], ==, EMSEG_LABEL_UNLABELED);
+  g_assert_true (emseg_project_stroke_count (emseg_window_get_project (window), emseg_window_get_stack_id (window),
+                                             &applied, NULL, &error));
+  g_assert_cmpuint (applied, ==, 0);
+  /* the project is among the recent files (the Open Recent menu lists it) */
+  {
+    g_autoptr (GFile) f = g_file_new_for_path (project_path);
+    g_autofree char *uri = g_file_get_uri (f);
+
+    g_assert_true (gtk_recent_manager_has_item (gtk_recent_manager_get_default (), uri));
+  }
+  /* and the undo itself is stored: one more restart keeps the slice clean */
+  restart_window (project_path);
+  v = emseg_slice_view_get_volume (emseg_window_get_view (window));
+  g_assert_cmpuint (emseg_volume_label_plane (v, 0)[80 * width + 95], ==, EMSEG_LABEL_UNLABELED);
 }
 
 static void
@@ -378,6 +550,275 @@ test_window_training_panel (void)
   g_assert_nonnull (strstr (hover, "block.0"));
   g_assert_nonnull (strstr (hover, "epoch 1"));
   g_assert_null (emseg_loss_plot_hover_text (plot, -100, -100));
+}
+
+
+/* ---- training on the engine thread, export, reopen ---- */
+
+typedef struct {
+  gint64 expected_us; /* when the timer should fire next */
+  GArray *late_ms;    /* double: lateness of each firing */
+} Latency;
+
+/* A 10 ms timer's lateness measures how long the main loop was busy elsewhere. */
+static gboolean
+latency_tick (gpointer data)
+{
+  Latency *lat = data;
+  gint64 now = g_get_monotonic_time ();
+  double late = (now - lat->expected_us) / 1000.0;
+
+  g_array_append_val (lat->late_ms, late);
+  lat->expected_us = now + 10 * 1000;
+  return G_SOURCE_CONTINUE;
+}
+
+static int
+cmp_double (gconstpointer a, gconstpointer b)
+{
+  double x = *(const double *) a, y = *(const double *) b;
+
+  return (x > y) - (x < y);
+}
+
+typedef struct {
+  EmsegTrainPanel *panel;
+  guint min_epochs;
+} HeatWait;
+
+static gboolean
+heatmap_and_curve (gpointer data)
+{
+  HeatWait *w = data;
+  EmsegHeatmap *heatmap = emseg_train_panel_get_heatmap (w->panel);
+  EmsegLossPlot *plot = emseg_train_panel_get_loss_plot (w->panel);
+
+  return emseg_heatmap_get_n_epochs (heatmap) >= w->min_epochs && emseg_loss_plot_get_n_series (plot) >= 2 &&
+         emseg_loss_plot_get_n_points (plot, emseg_loss_plot_get_n_series (plot) - 3) > 0 &&
+         emseg_loss_plot_get_n_points (plot, emseg_loss_plot_get_n_series (plot) - 2) >= w->min_epochs;
+}
+
+static gboolean
+training_done (gpointer data)
+{
+  return !emseg_window_is_training (window);
+}
+
+static gboolean
+overlay_shown (gpointer data)
+{
+  EmsegVolume *v = emseg_slice_view_get_volume (emseg_window_get_view (window));
+
+  return v->prediction != NULL && emseg_volume_prediction_plane (v, 0)[0] != 0.5f;
+}
+
+static gboolean
+export_done (gpointer data)
+{
+  return !emseg_window_is_exporting (window);
+}
+
+/* Screen pixels of the heatmap's cells that carry colour (not grey, not background). */
+static guint
+heatmap_coloured (const Shot *shot, EmsegHeatmap *heatmap)
+{
+  guint n = 0;
+
+  for (int k = 0; k < 20; k++)
+    for (int r = 0; r < 4; r++)
+      {
+        graphene_point_t p;
+        int rgb[3];
+        double hx = 100 + k * (gtk_widget_get_width (GTK_WIDGET (heatmap)) - 160) / 20.0;
+
+        g_assert_true (gtk_widget_compute_point (GTK_WIDGET (heatmap), GTK_WIDGET (window),
+                                                 &GRAPHENE_POINT_INIT (hx, 30 + r * 30), &p));
+        shot_rgb (shot, (int) p.x, (int) p.y, rgb);
+        n += MAX (MAX (rgb[0], rgb[1]), rgb[2]) - MIN (MIN (rgb[0], rgb[1]), rgb[2]) > 60;
+      }
+  return n;
+}
+
+/* The tiny network of the training smoke test: seconds per epoch here, also under ASan. */
+#define TINY_SPEC "base_width=4,down=1/1,across=1"
+
+static gboolean
+always_false_until_step (gpointer data)
+{
+  EmsegLossPlot *plot = emseg_train_panel_get_loss_plot (data);
+  guint n = emseg_loss_plot_get_n_series (plot);
+
+  /* the current run's step series is the third last */
+  return n >= 3 && emseg_loss_plot_get_n_points (plot, n - 3) > 0;
+}
+
+static void
+test_window_train_export (void)
+{
+  g_autoptr (GError) error = NULL;
+  guint width, height, n;
+  g_autofree char *labels = NULL;
+  g_autofree char *images = write_generated_stack (&width, &height, &n, 3, &labels);
+  g_autofree char *project_path = g_build_filename (g_get_user_data_dir (), "train-test.emseg", NULL);
+  g_autofree char *isbi_path = g_build_filename (g_get_tmp_dir (), "isbi.tif", NULL);
+  g_autofree char *labels_out = g_build_filename (g_get_tmp_dir (), "labels-out.tif", NULL);
+  g_autofree char *bad_path = g_build_filename (g_get_tmp_dir (), "no-such-folder", "x.tif", NULL);
+  EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
+  EmsegSliceView *view;
+  Latency lat = { 0 };
+  HeatWait wait = { panel, 1 };
+  guint timer;
+  g_autoptr (Shot) shot = NULL;
+  g_autoptr (Shot) overlay = NULL;
+  g_autoptr (EmsegStack) out = NULL;
+  g_autofree float *page = NULL;
+  double p99, worst;
+  guint n_coloured;
+
+  g_mkdir_with_parents (g_get_user_data_dir (), 0755);
+  g_assert_true (emseg_window_open_project (window, project_path, TRUE, &error));
+  g_assert_no_error (error);
+  g_assert_null (emseg_slice_view_get_volume (emseg_window_get_view (window))); /* empty project */
+  g_assert_true (emseg_window_import_stack (window, images, labels, &error));
+  g_assert_no_error (error);
+  g_unlink (images);
+  g_unlink (labels);
+  view = emseg_window_get_view (window);
+  g_assert_nonnull (emseg_slice_view_get_volume (view));
+  g_assert_cmpuint (emseg_volume_label_plane (emseg_slice_view_get_volume (view), 0)[0], !=, EMSEG_LABEL_UNLABELED);
+
+  /* no model yet: fine-tune and prediction export are refused with a reason */
+  g_assert_false (emseg_window_start_training (window, TRUE, NULL, &error));
+  g_assert_nonnull (strstr (error->message, "Train first"));
+  g_clear_error (&error);
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, isbi_path, &error));
+  g_clear_error (&error);
+
+  emseg_window_show_page (window, "train");
+  emseg_train_panel_set_epochs (panel, 3);
+  lat.late_ms = g_array_new (FALSE, FALSE, sizeof (double));
+  lat.expected_us = g_get_monotonic_time () + 10 * 1000;
+  timer = g_timeout_add (10, latency_tick, &lat);
+  g_assert_true (emseg_window_start_training (window, FALSE, TINY_SPEC, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (emseg_train_panel_get_state (panel), ==, EMSEG_TRAIN_RUNNING);
+  spin_until (heatmap_and_curve, &wait, 120.0);
+  g_assert_true (heatmap_and_curve (&wait));
+  shot = screenshot ("06-training-live");
+  n_coloured = heatmap_coloured (shot, emseg_train_panel_get_heatmap (panel));
+  g_assert_cmpuint (n_coloured, >, 0);
+  spin_until (training_done, NULL, 240.0);
+  g_source_remove (timer);
+  g_assert_false (emseg_window_is_training (window));
+  g_assert_cmpint (emseg_train_panel_get_state (panel), ==, EMSEG_TRAIN_IDLE);
+  g_assert_nonnull (emseg_window_get_best_model (window));
+
+  g_array_sort (lat.late_ms, cmp_double);
+  g_assert_cmpuint (lat.late_ms->len, >, 10);
+  p99 = g_array_index (lat.late_ms, double, (guint) floor (0.99 * (lat.late_ms->len - 1)));
+  worst = g_array_index (lat.late_ms, double, lat.late_ms->len - 1);
+  g_test_message ("main-loop latency while training: %u ticks, p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+                  lat.late_ms->len, g_array_index (lat.late_ms, double, lat.late_ms->len / 2), p99, worst);
+  g_array_unref (lat.late_ms);
+
+  /* the overlay of the visible slice came from the best checkpoint */
+  spin_until (overlay_shown, NULL, 60.0);
+  g_assert_true (overlay_shown (NULL));
+  emseg_window_show_page (window, "correct");
+  g_object_set (view, "labels-visible", FALSE, NULL);
+  overlay = screenshot ("07-prediction-overlay");
+  {
+    int x, y, c[3];
+    guint n_tinted = 0;
+
+    /* the magma-like overlay tints the grey image: look for colour anywhere on the slice */
+    for (int k = 0; k < 100; k++)
+      {
+        image_to_window (5 + (k % 10) * 18.0, 5 + (k / 10) * 15.0, &x, &y);
+        shot_rgb (overlay, x, y, c);
+        n_tinted += abs (c[0] - c[1]) > 12 || abs (c[1] - c[2]) > 12;
+      }
+    g_assert_cmpuint (n_tinted, >, 50);
+  }
+  g_object_set (view, "labels-visible", TRUE, NULL);
+
+  /* a fine-tune run, stopped: the run ends "cancelled" and the panel goes idle */
+  emseg_window_show_page (window, "train");
+  emseg_train_panel_set_epochs (panel, 50);
+  g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
+  g_assert_no_error (error);
+  wait.min_epochs = 0;
+  spin_until (always_false_until_step, panel, 60.0);
+  g_signal_emit_by_name (panel, "stop-requested");
+  spin_until (training_done, NULL, 60.0);
+  g_assert_false (emseg_window_is_training (window));
+  g_assert_cmpint (emseg_train_panel_get_state (panel), ==, EMSEG_TRAIN_IDLE);
+
+  /* export: ISBI submission of every slice */
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 2, isbi_path, &error));
+  g_assert_no_error (error);
+  spin_until (export_done, NULL, 120.0);
+  g_assert_false (emseg_window_is_exporting (window));
+  g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_INFO), ==, 1);
+  g_assert_nonnull (strstr (emseg_window_get_status (window), "Exported 4 slices"));
+  out = emseg_stack_open (isbi_path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (emseg_stack_get_n_slices (out), ==, n);
+  g_assert_cmpuint (emseg_stack_get_width (out), ==, width);
+  g_assert_cmpint (emseg_stack_get_sample_type (out), ==, EMSEG_SAMPLE_F32);
+  page = g_new (float, width * height);
+  for (guint z = 0; z < n; z++)
+    {
+      double lo = 1, hi = 0;
+
+      g_assert_true (emseg_stack_read_float (out, z, page, &error));
+      for (gsize i = 0; i < width * height; i++)
+        {
+          lo = MIN (lo, page[i]);
+          hi = MAX (hi, page[i]);
+        }
+      g_assert_cmpfloat (lo, >=, 0.0);
+      g_assert_cmpfloat (hi, <=, 1.0);
+      g_assert_cmpfloat (hi - lo, >, 0.01); /* not a constant page */
+    }
+  g_clear_pointer (&out, emseg_stack_free);
+  close_dialogs ();
+
+  /* the label stack: the project's masks */
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_LABELS, NULL, 1, labels_out, &error));
+  g_assert_no_error (error);
+  out = emseg_stack_open (labels_out, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (emseg_stack_get_n_slices (out), ==, n);
+  g_clear_pointer (&out, emseg_stack_free);
+  close_dialogs ();
+
+  /* a path that cannot be written: a failure message, nothing written */
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_PROBABILITIES, NULL, 1, bad_path, &error));
+  spin_until (export_done, NULL, 120.0);
+  g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_ERROR), ==, 1);
+  g_assert_false (g_file_test (bad_path, G_FILE_TEST_EXISTS));
+  {
+    g_autoptr (Shot) failed = screenshot ("08-export-failed");
+    g_assert_cmpint (failed->width, >, 0);
+  }
+  close_dialogs ();
+
+  /* reopen: the earlier runs' curves and heatmap come back from the store */
+  restart_window (project_path);
+  panel = emseg_window_get_train_panel (window);
+  emseg_window_show_page (window, "train");
+  g_assert_cmpuint (emseg_heatmap_get_n_epochs (emseg_train_panel_get_heatmap (panel)), >=, 1);
+  g_assert_cmpuint (emseg_loss_plot_get_n_series (emseg_train_panel_get_loss_plot (panel)), >=, 3);
+  g_assert_nonnull (emseg_window_get_best_model (window));
+  spin_until (overlay_shown, NULL, 30.0);
+  {
+    g_autoptr (Shot) reopened = screenshot ("09-reopened-runs");
+
+    g_assert_cmpuint (heatmap_coloured (reopened, emseg_train_panel_get_heatmap (panel)), >, 0);
+  }
+  g_unlink (isbi_path);
+  g_unlink (labels_out);
 }
 
 /* The first-run demo: a synthetic EM stack whose first slices carry exact labels, so
@@ -464,10 +905,18 @@ int
 main (int argc, char *argv[])
 {
   g_autoptr (GError) error = NULL;
+  g_autofree char *recent_dir = NULL;
+  g_autofree char *recent_file = NULL;
   int status;
 
-  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+  /* GTK's recent-files singleton keeps the data folder it was created with: create it
+   * first, in a folder that outlives the per-test ones of G_TEST_OPTION_ISOLATE_DIRS. */
+  recent_dir = g_dir_make_tmp ("emseg-gui-recent-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_setenv ("XDG_DATA_HOME", recent_dir, TRUE);
   gtk_init ();
+  g_assert_nonnull (gtk_recent_manager_get_default ());
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
   /* A non-unique application: a workbench already running on this session must not
    * receive our windows. */
@@ -479,9 +928,11 @@ main (int argc, char *argv[])
   gtk_window_present (GTK_WINDOW (window));
 
   g_test_add_func ("/gui/history", test_history);
+  g_test_add_func ("/gui/brush-matches-store", test_brush_matches_store);
   g_test_add_func ("/gui/plot-offscreen", test_plot_offscreen);
   g_test_add_func ("/gui/window/paint-undo", test_window_paint_undo);
   g_test_add_func ("/gui/window/training-panel", test_window_training_panel);
+  g_test_add_func ("/gui/window/train-export", test_window_train_export);
   g_test_add_func ("/gui/window/demo", test_window_demo);
   status = g_test_run ();
 
@@ -489,5 +940,8 @@ main (int argc, char *argv[])
   for (int i = 0; i < 20; i++)
     g_main_context_iteration (NULL, FALSE);
   g_object_unref (app);
+  recent_file = g_build_filename (recent_dir, "recently-used.xbel", NULL);
+  g_unlink (recent_file);
+  g_rmdir (recent_dir);
   return status;
 }

@@ -1,0 +1,87 @@
+/* emseg-window-private.h — the EmsegWindow struct and the functions its concern files
+ * share: emseg-window.c (widgets, bindings, view actions), emseg-window-project.c
+ * (projects, stacks, strokes to the store, recent files), emseg-window-train.c (the
+ * engine thread: training, prediction overlay, export jobs). Main thread only. */
+#pragma once
+
+#include "emseg-engine-thread.h"
+#include "emseg-project.h"
+#include "emseg-window.h"
+
+struct _EmsegWindow {
+  GtkApplicationWindow parent_instance;
+
+  /* template widgets */
+  EmsegSliceView *view;
+  GtkAdjustment *slice_adj;
+  GtkAdjustment *brightness_adj;
+  GtkAdjustment *contrast_adj;
+  GtkAdjustment *brush_adj;
+  GtkAdjustment *labels_opacity_adj;
+  GtkAdjustment *prediction_opacity_adj;
+  GtkLabel *slice_label;
+  GtkLabel *zoom_label;
+  GtkLabel *pointer_label;
+  GtkLabel *status_label;
+  GtkToggleButton *pan_toggle;
+  GtkToggleButton *brush_toggle;
+  GtkToggleButton *eraser_toggle;
+  GtkDropDown *label_dropdown;
+  GtkCheckButton *labels_check;
+  GtkCheckButton *prediction_check;
+  GtkStack *side_stack;
+  EmsegTrainPanel *train_panel;
+  GMenu *recent_menu;
+
+  /* owned */
+  EmsegVolume *volume;
+  EmsegProject *project;         /* this thread's connection, NULL without a project */
+  gint64 stack_id;               /* the stack shown, 0 when the project has none */
+  GtkFileChooserNative *chooser; /* while a chooser is open */
+  char *pending_images;          /* import: images chosen, labels chooser open */
+  EmsegEngineThread *engine;     /* started with the first job; freed in dispose (joins) */
+  GtkWidget *export_dialog;      /* while open; destroyed with the window */
+
+  /* training state (emseg-window-train.c) */
+  guint64 train_job;             /* running training job, 0 when idle */
+  guint64 preview_job;           /* prediction of the visible slice in flight */
+  guint64 export_job;            /* export prediction in flight */
+  gint64 best_model_id;          /* latest checkpoint: the overlay's model */
+  char *best_model_name;         /* owned */
+  gint64 train_started_us;
+  guint64 steps_done;
+  guint n_epochs;
+  float *export_prob;            /* (n_slices, height, width) collected PREDICTION events */
+  guint export_received;
+  int export_kind;               /* EmsegExportKind */
+  char *export_path;             /* owned */
+
+  guint strokes_unsaved;         /* without a project: strokes kept in memory only */
+};
+
+/* emseg-window.c */
+void emseg_window_set_status (EmsegWindow *self, const char *text);
+void emseg_window_show_error (EmsegWindow *self, const char *primary, const GError *error);
+void emseg_window_show_message (EmsegWindow *self, GtkMessageType type, const char *primary,
+                                const char *secondary);
+void emseg_window_update_actions (EmsegWindow *self);
+/* Shows volume (may be NULL) without touching the project (the project file calls it). */
+void emseg_window_show_volume (EmsegWindow *self, EmsegVolume *volume, const char *title);
+
+/* emseg-window-project.c */
+void emseg_window_project_init (EmsegWindow *self);
+void emseg_window_project_class_init (GtkWidgetClass *wc);
+void emseg_window_project_dispose (EmsegWindow *self);
+void emseg_window_stroke_finished (EmsegWindow *self, guint slice);
+gboolean emseg_window_undo_redo (EmsegWindow *self, gboolean undo);
+gboolean emseg_window_can_undo (EmsegWindow *self);
+gboolean emseg_window_can_redo (EmsegWindow *self);
+
+/* emseg-window-train.c */
+void emseg_window_train_init (EmsegWindow *self);
+void emseg_window_train_class_init (GtkWidgetClass *wc);
+void emseg_window_train_dispose (EmsegWindow *self);
+/* The project changed (opened, closed, other stack): stop jobs, reload earlier runs. */
+void emseg_window_train_project_changed (EmsegWindow *self);
+/* The visible slice changed: refresh its prediction overlay from the best model. */
+void emseg_window_train_slice_changed (EmsegWindow *self);

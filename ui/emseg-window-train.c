@@ -1,0 +1,721 @@
+/* emseg-window-train.c — the window's side of the engine thread (app/run): training
+ * runs from the panel's buttons, live curves / heatmap / progress from its events, the
+ * prediction overlay of the visible slice, earlier runs reloaded from the store, and the
+ * export (dialog, prediction of every slice, TIFF writing, the closing message).
+ *
+ * One engine thread per open project, started with the first job and freed (joined)
+ * when the project changes or the window goes away; it delivers events on the default
+ * main context, coalesced, and drops those of stopped jobs. Events of jobs this window no
+ * longer waits for are ignored by id. The thread writes the run's records to the store
+ * itself; the window only reads them back when a project is (re)opened. */
+#include "emseg-window-private.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "emseg-export-dialog.h"
+#include "emseg-isbi.h"
+#include "emseg-stack.h"
+
+/* ---- the overlay of the visible slice ------------------------------------------- */
+
+/* Which model's prediction each slice of the volume holds: a new best checkpoint makes
+ * them all stale, and a slice is predicted again only when it is shown. */
+static GQuark
+pred_model_quark (void)
+{
+  return g_quark_from_static_string ("emseg-window-pred-model");
+}
+
+static gint64 *
+pred_models (EmsegWindow *self)
+{
+  gint64 *ids = g_object_get_qdata (G_OBJECT (self), pred_model_quark ());
+
+  if (ids == NULL && self->volume != NULL)
+    {
+      ids = g_new0 (gint64, self->volume->n_slices);
+      g_object_set_qdata_full (G_OBJECT (self), pred_model_quark (), ids, g_free);
+    }
+  return ids;
+}
+
+static void
+forget_predictions (EmsegWindow *self)
+{
+  g_object_set_qdata (G_OBJECT (self), pred_model_quark (), NULL);
+}
+
+static gboolean
+ensure_engine (EmsegWindow *self, GError **error);
+
+static void
+show_prediction (EmsegWindow *self, guint slice, gint64 model_id, const float *prob)
+{
+  g_autoptr (GError) error = NULL;
+  gint64 *ids;
+
+  if (self->volume == NULL || slice >= self->volume->n_slices)
+    return;
+  if (!emseg_volume_ensure_prediction (self->volume, &error))
+    {
+      emseg_window_set_status (self, error->message);
+      return;
+    }
+  memcpy (emseg_volume_prediction_plane (self->volume, slice), prob,
+          emseg_volume_plane_size (self->volume) * sizeof (float));
+  ids = pred_models (self);
+  ids[slice] = model_id;
+  emseg_slice_view_volume_changed (self->view);
+}
+
+/* Shows the best model's prediction of the visible slice: from the store when it was
+ * kept there, else asks the engine thread (one request in flight at a time). */
+void
+emseg_window_train_slice_changed (EmsegWindow *self)
+{
+  guint slice;
+  gint64 *ids;
+  g_autofree float *prob = NULL;
+  EmsegEngineJob *job;
+
+  if (self->project == NULL || self->volume == NULL || self->best_model_id == 0)
+    return;
+  slice = emseg_slice_view_get_slice (self->view);
+  ids = pred_models (self);
+  if (ids[slice] == self->best_model_id || self->preview_job != 0)
+    return;
+  prob = g_new (float, emseg_volume_plane_size (self->volume));
+  if (emseg_project_read_prediction (self->project, self->best_model_id, self->stack_id, slice, prob, NULL))
+    {
+      show_prediction (self, slice, self->best_model_id, prob);
+      return;
+    }
+  if (!ensure_engine (self, NULL))
+    return;
+  job = emseg_engine_job_new (EMSEG_ENGINE_JOB_PREDICT);
+  job->stack_id = self->stack_id;
+  job->slices = g_new (guint, 1);
+  job->slices[0] = slice;
+  job->n_slices = 1;
+  /* while training, no name: the thread serves it from its snapshot of the best weights
+   * between steps; afterwards the checkpoint by name */
+  job->model = self->train_job != 0 ? NULL : g_strdup (self->best_model_name);
+  self->preview_job = emseg_engine_thread_start (self->engine, job);
+}
+
+/* ---- events ----------------------------------------------------------------------- */
+
+static void
+set_best_model (EmsegWindow *self, gint64 id, const char *name)
+{
+  self->best_model_id = id;
+  g_free (self->best_model_name);
+  self->best_model_name = g_strdup (name);
+}
+
+static void
+heatmap_column (EmsegWindow *self, const EmsegEngineEvent *ev)
+{
+  EmsegHeatmap *heatmap = emseg_train_panel_get_heatmap (self->train_panel);
+  g_autofree float *values = g_new (float, MAX (ev->n_layers, 1));
+
+  if (emseg_heatmap_get_n_layers (heatmap) != ev->n_layers)
+    emseg_heatmap_set_layers (heatmap, (const char *const *) ev->layer_names, ev->n_layers);
+  for (guint l = 0; l < ev->n_layers; l++)
+    values[l] = (float) ev->mean_abs_update[l];
+  emseg_heatmap_append_epoch (heatmap, values);
+}
+
+static void
+training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
+{
+  EmsegTrainPanel *panel = self->train_panel;
+  g_autofree char *text = NULL;
+
+  switch (ev->kind)
+    {
+    case EMSEG_ENGINE_EVENT_STARTED:
+      text = g_strdup_printf ("Run %" G_GINT64_FORMAT " started.", ev->run_id);
+      emseg_train_panel_set_status (panel, text);
+      break;
+    case EMSEG_ENGINE_EVENT_STEP:
+      {
+        double n_steps = MAX (ev->n_steps, 1u);
+        double pos = (ev->epoch - 1) + ev->step / n_steps;
+        double fraction = ev->n_epochs ? pos / ev->n_epochs : 0.0;
+        double elapsed = (g_get_monotonic_time () - self->train_started_us) / (double) G_USEC_PER_SEC;
+        double left = fraction > 0.01 ? elapsed * (1.0 - fraction) / fraction : -1.0;
+
+        self->steps_done++;
+        self->n_epochs = ev->n_epochs;
+        emseg_train_panel_add_step (panel, pos, ev->loss);
+        emseg_train_panel_set_progress (panel, fraction, ev->epoch, ev->n_epochs, self->steps_done, left);
+      }
+      break;
+    case EMSEG_ENGINE_EVENT_EPOCH:
+      emseg_train_panel_add_epoch (panel, ev->epoch, ev->metrics.train_loss, ev->metrics.val_loss, NULL);
+      emseg_train_panel_set_progress (panel, ev->n_epochs ? (double) ev->epoch / ev->n_epochs : 0.0,
+                                      ev->epoch, ev->n_epochs, self->steps_done, ev->eta_seconds);
+      text = isfinite (ev->metrics.v_rand)
+               ? g_strdup_printf ("Epoch %u: train %.4f, validation %.4f, V_rand %.4f, V_info %.4f",
+                                  ev->epoch, ev->metrics.train_loss, ev->metrics.val_loss,
+                                  ev->metrics.v_rand, ev->metrics.v_info)
+               : g_strdup_printf ("Epoch %u: train loss %.4f, validation loss %.4f", ev->epoch,
+                                  ev->metrics.train_loss, ev->metrics.val_loss);
+      emseg_train_panel_set_status (panel, text);
+      break;
+    case EMSEG_ENGINE_EVENT_LAYER_STATS:
+      heatmap_column (self, ev);
+      break;
+    case EMSEG_ENGINE_EVENT_CHECKPOINT:
+      set_best_model (self, ev->model_id, ev->model_name);
+      text = g_strdup_printf ("New best model at epoch %u (%s): refreshing the overlay.", ev->epoch,
+                              ev->model_name);
+      emseg_window_set_status (self, text);
+      emseg_window_train_slice_changed (self);
+      break;
+    case EMSEG_ENGINE_EVENT_PAUSED:
+      emseg_train_panel_set_state (panel, EMSEG_TRAIN_PAUSED);
+      emseg_train_panel_set_status (panel, "Paused between two steps.");
+      break;
+    case EMSEG_ENGINE_EVENT_RESUMED:
+      emseg_train_panel_set_state (panel, EMSEG_TRAIN_RUNNING);
+      emseg_train_panel_set_status (panel, "Resumed.");
+      break;
+    case EMSEG_ENGINE_EVENT_ERROR:
+      text = g_strdup_printf ("Training failed: %s", ev->message ? ev->message : "unknown error");
+      emseg_train_panel_set_status (panel, text);
+      emseg_window_set_status (self, text);
+      break;
+    case EMSEG_ENGINE_EVENT_FINISHED:
+      self->train_job = 0;
+      emseg_train_panel_set_state (panel, EMSEG_TRAIN_IDLE);
+      if (ev->status != EMSEG_ENGINE_STATUS_FAILED)
+        {
+          text = g_strdup_printf ("Run %" G_GINT64_FORMAT " %s.", ev->run_id,
+                                  emseg_engine_status_name (ev->status));
+          emseg_train_panel_set_status (panel, text);
+        }
+      emseg_window_update_actions (self);
+      break;
+    case EMSEG_ENGINE_EVENT_PREDICTION:
+    case EMSEG_ENGINE_EVENT_EVALUATION:
+      break;
+    }
+}
+
+static void export_event (EmsegWindow *self, const EmsegEngineEvent *ev);
+
+static void
+engine_event_cb (const EmsegEngineEvent *ev, gpointer data)
+{
+  EmsegWindow *self = data;
+
+  if (ev->job != 0 && ev->job == self->train_job)
+    training_event (self, ev);
+  else if (ev->job != 0 && ev->job == self->export_job)
+    export_event (self, ev);
+  else if (ev->job != 0 && ev->job == self->preview_job)
+    {
+      if (ev->kind == EMSEG_ENGINE_EVENT_PREDICTION && ev->prob != NULL && self->volume != NULL &&
+          ev->width == self->volume->width && ev->height == self->volume->height)
+        show_prediction (self, ev->slice, ev->model_id, ev->prob);
+      else if (ev->kind == EMSEG_ENGINE_EVENT_FINISHED)
+        {
+          self->preview_job = 0;
+          /* the user may have moved on, or a better model arrived meanwhile */
+          emseg_window_train_slice_changed (self);
+        }
+    }
+}
+
+static gboolean
+ensure_engine (EmsegWindow *self, GError **error)
+{
+  if (self->engine != NULL)
+    return TRUE;
+  if (self->project == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                           "No project is open: open or create one first");
+      return FALSE;
+    }
+  /* user_data is the window, borrowed: the thread is freed (joined, pending dispatches
+   * made no-ops) in emseg_window_train_dispose before the window goes. */
+  self->engine = emseg_engine_thread_new (emseg_project_get_path (self->project), g_main_context_default (),
+                                          engine_event_cb, self, NULL, error);
+  return self->engine != NULL;
+}
+
+/* ---- training --------------------------------------------------------------------- */
+
+gboolean
+emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *spec_override,
+                             GError **error)
+{
+  EmsegTrainParams params;
+  g_autoptr (EmsegEngineJob) job = NULL;
+  g_autoptr (GArray) labeled = NULL;
+  EngError err;
+
+  if (self->train_job != 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY, "A training run is already going");
+      return FALSE;
+    }
+  if (self->project == NULL || self->stack_id == 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                           "Nothing to train on: open a project with a stack first");
+      return FALSE;
+    }
+  if (fine_tune && self->best_model_name == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                           "Fine-tune continues from the current model, and this project has none "
+                           "yet: use Train first");
+      return FALSE;
+    }
+  labeled = emseg_project_labeled_slices (self->project, self->stack_id, error);
+  if (labeled == NULL)
+    return FALSE;
+  if (labeled->len == 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                           "No slice of this stack has labels: paint membrane and cell first, or "
+                           "import a label stack");
+      return FALSE;
+    }
+  if (!ensure_engine (self, error))
+    return FALSE;
+
+  emseg_train_panel_get_params (self->train_panel, &params);
+  job = emseg_engine_job_new (fine_tune ? EMSEG_ENGINE_JOB_FINE_TUNE : EMSEG_ENGINE_JOB_TRAIN);
+  job->name = g_strdup (fine_tune ? "fine-tune (workbench)" : "train (workbench)");
+  job->stack_id = self->stack_id;
+  if (!fine_tune)
+    {
+      const char *spec = spec_override != NULL ? spec_override : params.spec;
+
+      eng_spec_default (&job->training.spec);
+      if (spec != NULL && *spec != '\0' && eng_spec_parse (&job->training.spec, spec, &err) != ENG_OK)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "Model size \"%s\": %s", spec,
+                       err.message);
+          return FALSE;
+        }
+      job->training.spec.long_skip = params.long_skip;
+      job->training.spec.short_skip = params.short_skip;
+    }
+  else
+    job->model = g_strdup (self->best_model_name);
+  job->training.loss = params.dice ? ENG_LOSS_DICE : ENG_LOSS_BCE;
+  job->training.epochs = MAX (params.epochs, 1u);
+  job->training.lr = params.learning_rate;
+  job->training.dropout = (float) params.dropout;
+  job->training.augment = params.augment;
+  /* the last labelled slice validates (and picks the best weights) when there are enough */
+  if (labeled->len >= 3)
+    {
+      job->val_slices = g_new (guint, 1);
+      job->val_slices[0] = g_array_index (labeled, guint, labeled->len - 1);
+      job->n_val = 1;
+    }
+
+  emseg_train_panel_begin_run (self->train_panel, NULL, 0);
+  emseg_train_panel_set_state (self->train_panel, EMSEG_TRAIN_RUNNING);
+  emseg_train_panel_set_status (self->train_panel, fine_tune ? "Fine-tuning: starting…" : "Training: starting…");
+  self->train_started_us = g_get_monotonic_time ();
+  self->steps_done = 0;
+  self->train_job = emseg_engine_thread_start (self->engine, g_steal_pointer (&job));
+  emseg_window_update_actions (self);
+  return TRUE;
+}
+
+gboolean
+emseg_window_is_training (EmsegWindow *self)
+{
+  return self->train_job != 0;
+}
+
+const char *
+emseg_window_get_best_model (EmsegWindow *self)
+{
+  return self->best_model_name;
+}
+
+static void
+train_requested_cb (EmsegTrainPanel *panel, gboolean fine_tune, EmsegWindow *self)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!emseg_window_start_training (self, fine_tune, NULL, &error))
+    {
+      emseg_train_panel_set_status (panel, error->message);
+      emseg_window_show_error (self, fine_tune ? "Could not fine-tune" : "Could not train", error);
+    }
+}
+
+static void
+pause_requested_cb (EmsegWindow *self)
+{
+  if (self->engine != NULL && self->train_job != 0)
+    emseg_engine_thread_pause (self->engine);
+}
+
+static void
+resume_requested_cb (EmsegWindow *self)
+{
+  if (self->engine != NULL && self->train_job != 0)
+    emseg_engine_thread_resume (self->engine);
+}
+
+static void
+stop_requested_cb (EmsegWindow *self)
+{
+  if (self->engine != NULL && self->train_job != 0)
+    {
+      emseg_engine_thread_stop (self->engine, self->train_job);
+      emseg_train_panel_set_status (self->train_panel, "Stopping after the current step…");
+    }
+}
+
+/* ---- earlier runs from the store ---------------------------------------------------- */
+
+static void
+reload_runs (EmsegWindow *self)
+{
+  g_autoptr (GArray) runs = NULL;
+  g_autoptr (GArray) checkpoints = NULL;
+
+  if (self->project == NULL)
+    return;
+  runs = emseg_project_list_runs (self->project, NULL);
+  for (guint r = 0; runs != NULL && r < runs->len; r++)
+    {
+      const EmsegRun *run = &g_array_index (runs, EmsegRun, r);
+      g_autoptr (GArray) metrics = emseg_project_get_epoch_metrics (self->project, run->id, NULL);
+      g_autoptr (GArray) stats = emseg_project_get_layer_stats (self->project, run->id, NULL);
+      g_autoptr (GPtrArray) names = g_ptr_array_new ();
+      guint n_layers = 0;
+
+      if (metrics == NULL || metrics->len == 0)
+        continue;
+      /* layer names from the first epoch's rows, in layer order */
+      for (guint i = 0; stats != NULL && i < stats->len; i++)
+        {
+          const EmsegLayerStat *st = &g_array_index (stats, EmsegLayerStat, i);
+
+          if (st->epoch != g_array_index (stats, EmsegLayerStat, 0).epoch)
+            break;
+          g_ptr_array_add (names, st->layer);
+          n_layers++;
+        }
+      emseg_train_panel_begin_run (self->train_panel, (const char *const *) names->pdata, n_layers);
+      for (guint e = 0; e < metrics->len; e++)
+        {
+          const EmsegEpochMetrics *m = &g_array_index (metrics, EmsegEpochMetrics, e);
+          g_autofree float *updates = n_layers ? g_new0 (float, n_layers) : NULL;
+          guint found = 0;
+
+          for (guint i = 0; updates != NULL && stats != NULL && i < stats->len; i++)
+            {
+              const EmsegLayerStat *st = &g_array_index (stats, EmsegLayerStat, i);
+
+              if (st->epoch == m->epoch && st->layer_index < n_layers)
+                {
+                  updates[st->layer_index] = (float) st->mean_abs_update;
+                  found++;
+                }
+            }
+          emseg_train_panel_add_epoch (self->train_panel, m->epoch, m->train_loss, m->val_loss,
+                                       found ? updates : NULL);
+        }
+    }
+  if (runs != NULL && runs->len > 0)
+    {
+      g_autofree char *text = g_strdup_printf ("%u earlier run(s) of this project loaded from the store.", runs->len);
+      emseg_train_panel_set_status (self->train_panel, text);
+    }
+  checkpoints = emseg_project_list_checkpoints (self->project, NULL);
+  if (checkpoints != NULL && checkpoints->len > 0)
+    {
+      const EmsegCheckpointInfo *c = &g_array_index (checkpoints, EmsegCheckpointInfo, checkpoints->len - 1);
+
+      set_best_model (self, c->id, c->name);
+    }
+}
+
+void
+emseg_window_train_project_changed (EmsegWindow *self)
+{
+  /* joins the thread: it was working for the previous project */
+  g_clear_pointer (&self->engine, emseg_engine_thread_free);
+  self->train_job = self->preview_job = self->export_job = 0;
+  g_clear_pointer (&self->export_prob, g_free);
+  if (self->export_dialog != NULL)
+    emseg_export_dialog_set_busy (EMSEG_EXPORT_DIALOG (self->export_dialog), FALSE);
+  set_best_model (self, 0, NULL);
+  forget_predictions (self);
+  emseg_train_panel_reset (self->train_panel);
+  emseg_train_panel_set_state (self->train_panel, EMSEG_TRAIN_IDLE);
+  emseg_train_panel_set_status (self->train_panel,
+                                self->project ? "Ready: Train starts a new model on the labelled slices."
+                                              : "Open a project to train.");
+  reload_runs (self);
+  emseg_window_train_slice_changed (self);
+}
+
+/* ---- export ----------------------------------------------------------------------- */
+
+static void
+export_progress (EmsegWindow *self, double fraction, const char *text)
+{
+  if (self->export_dialog != NULL)
+    emseg_export_dialog_set_progress (EMSEG_EXPORT_DIALOG (self->export_dialog), fraction, text);
+  emseg_window_set_status (self, text);
+}
+
+static void
+export_done (EmsegWindow *self, const GError *error)
+{
+  g_autofree char *text = NULL;
+
+  self->export_job = 0;
+  g_clear_pointer (&self->export_prob, g_free);
+  if (self->export_dialog != NULL)
+    emseg_export_dialog_set_busy (EMSEG_EXPORT_DIALOG (self->export_dialog), FALSE);
+  if (error != NULL)
+    {
+      export_progress (self, 0.0, "export failed");
+      emseg_window_show_error (self, "Export failed", error);
+      return;
+    }
+  text = g_strdup_printf ("Exported %u slices to %s.", self->volume->n_slices, self->export_path);
+  export_progress (self, 1.0, text);
+  emseg_window_show_message (self, GTK_MESSAGE_INFO, "Export finished", text);
+}
+
+static gboolean
+write_predictions (EmsegWindow *self, GError **error)
+{
+  EmsegVolume *v = self->volume;
+  gsize plane = emseg_volume_plane_size (v);
+
+  if (self->export_kind == EMSEG_EXPORT_ISBI)
+    {
+      for (guint z = 0; z < v->n_slices; z++)
+        if (!emseg_isbi_validate_slice (self->export_prob + plane * z, v->width, v->height,
+                                        "the prediction", z, error))
+          return FALSE;
+    }
+  else
+    for (gsize i = 0; i < plane * v->n_slices; i++)
+      self->export_prob[i] = 1.0f - self->export_prob[i];
+  return emseg_tiff_write_float_stack (self->export_path, self->export_prob, v->width, v->height,
+                                       v->n_slices, error);
+}
+
+static void
+export_event (EmsegWindow *self, const EmsegEngineEvent *ev)
+{
+  EmsegVolume *v = self->volume;
+  g_autoptr (GError) error = NULL;
+
+  switch (ev->kind)
+    {
+    case EMSEG_ENGINE_EVENT_PREDICTION:
+      if (self->export_prob != NULL && ev->slice < v->n_slices && ev->width == v->width && ev->height == v->height)
+        {
+          g_autofree char *text = NULL;
+
+          memcpy (self->export_prob + emseg_volume_plane_size (v) * ev->slice, ev->prob,
+                  emseg_volume_plane_size (v) * sizeof (float));
+          self->export_received++;
+          text = g_strdup_printf ("exporting: slice %u of %u predicted", self->export_received, v->n_slices);
+          export_progress (self, (double) self->export_received / v->n_slices, text);
+        }
+      break;
+    case EMSEG_ENGINE_EVENT_ERROR:
+      g_set_error (&error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s", ev->message ? ev->message : "prediction failed");
+      export_done (self, error);
+      break;
+    case EMSEG_ENGINE_EVENT_FINISHED:
+      if (self->export_job == 0)
+        break; /* the ERROR ended it already */
+      if (ev->status != EMSEG_ENGINE_STATUS_FINISHED || self->export_received != v->n_slices)
+        g_set_error (&error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                     "The prediction %s after %u of %u slices; nothing was written to %s",
+                     emseg_engine_status_name (ev->status), self->export_received, v->n_slices,
+                     self->export_path);
+      else
+        write_predictions (self, &error);
+      export_done (self, error);
+      break;
+    default:
+      break;
+    }
+}
+
+static gboolean
+export_labels (EmsegWindow *self, GError **error)
+{
+  EmsegVolume *v = self->volume;
+  gsize plane = emseg_volume_plane_size (v);
+  g_autofree guint8 *masks = g_try_malloc (plane * v->n_slices);
+
+  if (masks == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "Not enough memory for the label stack");
+      return FALSE;
+    }
+  /* from the store, not the screen: the file is what the project holds */
+  for (guint z = 0; z < v->n_slices; z++)
+    if (!emseg_project_read_mask (self->project, self->stack_id, z, masks + plane * z, NULL, error))
+      return FALSE;
+  return emseg_tiff_write_u8_stack (self->export_path, masks, v->width, v->height, v->n_slices, error);
+}
+
+gboolean
+emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *model,
+                           int mc_samples, const char *path, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  EmsegEngineJob *job;
+
+  if (self->export_job != 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY, "An export is already running");
+      return FALSE;
+    }
+  if (self->project == NULL || self->volume == NULL || path == NULL || *path == '\0')
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                           path == NULL || *path == '\0' ? "Choose a file to export to"
+                                                         : "Nothing to export: open a project with a stack");
+      return FALSE;
+    }
+  g_free (self->export_path);
+  self->export_path = g_strdup (path);
+  self->export_kind = kind;
+  if (kind == EMSEG_EXPORT_LABELS)
+    {
+      if (!export_labels (self, &local))
+        {
+          export_done (self, local);
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+      export_done (self, NULL);
+      return TRUE;
+    }
+  if (model == NULL)
+    model = self->best_model_name;
+  if (model == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                           "No trained model in this project: train one before exporting predictions");
+      return FALSE;
+    }
+  if (!ensure_engine (self, error))
+    return FALSE;
+  self->export_prob = g_try_new (float, emseg_volume_plane_size (self->volume) * self->volume->n_slices);
+  if (self->export_prob == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "Not enough memory for the exported stack");
+      return FALSE;
+    }
+  self->export_received = 0;
+  job = emseg_engine_job_new (EMSEG_ENGINE_JOB_PREDICT);
+  job->stack_id = self->stack_id;
+  job->model = g_strdup (model);
+  job->mc_samples = MAX (mc_samples, 1);
+  self->export_job = emseg_engine_thread_start (self->engine, job);
+  if (self->export_dialog != NULL)
+    emseg_export_dialog_set_busy (EMSEG_EXPORT_DIALOG (self->export_dialog), TRUE);
+  export_progress (self, 0.0, "exporting: predicting…");
+  return TRUE;
+}
+
+gboolean
+emseg_window_is_exporting (EmsegWindow *self)
+{
+  return self->export_job != 0;
+}
+
+static void
+export_requested_cb (EmsegExportDialog *dialog, int kind, const char *model, int mc_samples,
+                     const char *path, EmsegWindow *self)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!emseg_window_start_export (self, (EmsegExportKind) kind, model, mc_samples, path, &error))
+    emseg_window_show_error (self, "Could not export", error);
+}
+
+static void
+export_dialog_destroyed_cb (EmsegWindow *self)
+{
+  self->export_dialog = NULL;
+}
+
+static void
+action_export (GtkWidget *widget, const char *name, GVariant *param)
+{
+  EmsegWindow *self = EMSEG_WINDOW (widget);
+  g_autoptr (GArray) checkpoints = NULL;
+  g_autoptr (GPtrArray) names = g_ptr_array_new ();
+  g_autofree char *dir = NULL;
+
+  if (self->export_dialog != NULL)
+    {
+      gtk_window_present (GTK_WINDOW (self->export_dialog));
+      return;
+    }
+  if (self->project == NULL)
+    return;
+  checkpoints = emseg_project_list_checkpoints (self->project, NULL);
+  for (guint i = 0; checkpoints != NULL && i < checkpoints->len; i++)
+    g_ptr_array_add (names, g_array_index (checkpoints, EmsegCheckpointInfo, i).name);
+  g_ptr_array_add (names, NULL);
+  dir = g_path_get_dirname (emseg_project_get_path (self->project));
+  self->export_dialog = emseg_export_dialog_new (GTK_WINDOW (self), (const char *const *) names->pdata, dir);
+  g_signal_connect_object (self->export_dialog, "export-requested", G_CALLBACK (export_requested_cb), self, 0);
+  g_signal_connect_object (self->export_dialog, "destroy", G_CALLBACK (export_dialog_destroyed_cb), self,
+                           G_CONNECT_SWAPPED);
+  if (self->export_job != 0)
+    emseg_export_dialog_set_busy (EMSEG_EXPORT_DIALOG (self->export_dialog), TRUE);
+  gtk_window_present (GTK_WINDOW (self->export_dialog));
+}
+
+/* ---- life cycle ------------------------------------------------------------------- */
+
+void
+emseg_window_train_class_init (GtkWidgetClass *wc)
+{
+  gtk_widget_class_install_action (wc, "win.export", NULL, action_export);
+}
+
+void
+emseg_window_train_init (EmsegWindow *self)
+{
+  g_signal_connect (self->train_panel, "train-requested", G_CALLBACK (train_requested_cb), self);
+  g_signal_connect_swapped (self->train_panel, "pause-requested", G_CALLBACK (pause_requested_cb), self);
+  g_signal_connect_swapped (self->train_panel, "resume-requested", G_CALLBACK (resume_requested_cb), self);
+  g_signal_connect_swapped (self->train_panel, "stop-requested", G_CALLBACK (stop_requested_cb), self);
+  emseg_train_panel_set_status (self->train_panel, "Open a project to train.");
+}
+
+void
+emseg_window_train_dispose (EmsegWindow *self)
+{
+  g_clear_pointer (&self->engine, emseg_engine_thread_free);
+  if (self->export_dialog != NULL)
+    gtk_window_destroy (GTK_WINDOW (self->export_dialog));
+  self->export_dialog = NULL;
+  g_clear_pointer (&self->export_prob, g_free);
+  g_clear_pointer (&self->export_path, g_free);
+  g_clear_pointer (&self->best_model_name, g_free);
+  forget_predictions (self);
+}
