@@ -84,7 +84,8 @@ emseg_heatmap_write_png(const char *path, const char *title, const double *value
 
   double cw = CLAMP(900.0 / n_layers, 1.0, 14.0), ch = CLAMP(420.0 / n_epochs, 2.0, 28.0);
   double mx = 70, my = 50, plot_w = cw * n_layers, plot_h = ch * n_epochs;
-  int width = (int) ceil(mx + plot_w + 110), height = (int) ceil(my + plot_h + 60);
+  double bar_h = MAX(plot_h, 120.0); /* the colour bar stays readable for short runs */
+  int width = (int) ceil(mx + plot_w + 110), height = (int) ceil(my + MAX(plot_h, bar_h) + 60);
   cairo_surface_t *surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
   cairo_t *cr = cairo_create(surface);
   cairo_set_source_rgb(cr, 1, 1, 1);
@@ -135,7 +136,7 @@ emseg_heatmap_write_png(const char *path, const char *title, const double *value
   }
 
   /* colour bar with a tick per decade */
-  double bx = mx + plot_w + 24, bw = 16, bh = MAX(plot_h, 120.0);
+  double bx = mx + plot_w + 24, bw = 16, bh = bar_h;
   for (int y = 0; y < (int) bh; y++) {
     double rgb[3];
     ramp(1.0 - y / bh, rgb);
