@@ -33,12 +33,68 @@ G_DEFINE_QUARK(emseg-engine-error-quark, emseg_engine_error)
 /* A burst of STEP events is delivered at most this often (ms); other events at idle. */
 #define STEP_DISPATCH_MS 30
 
+/* ---- synchronisation ThreadSanitizer can see ------------------------------------------
+ * GLib's GMutex, GCond, GAsyncQueue and reference counts synchronise inside the
+ * (uninstrumented) GLib library, invisible to ThreadSanitizer, which would then report
+ * every hand-off through them as a race. These wrappers state the happens-before edges
+ * explicitly under -fsanitize=thread and are plain calls otherwise. */
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define TSAN_RELEASE(addr) __tsan_release((void *) (addr))
+#define TSAN_ACQUIRE(addr) __tsan_acquire((void *) (addr))
+#else
+#define TSAN_RELEASE(addr) ((void) (addr))
+#define TSAN_ACQUIRE(addr) ((void) (addr))
+#endif
+
+static void
+lock(GMutex *m)
+{
+  g_mutex_lock(m);
+  TSAN_ACQUIRE(m);
+}
+
+static void
+unlock(GMutex *m)
+{
+  TSAN_RELEASE(m);
+  g_mutex_unlock(m);
+}
+
+static void
+cond_wait(GCond *c, GMutex *m)
+{
+  TSAN_RELEASE(m);
+  g_cond_wait(c, m);
+  TSAN_ACQUIRE(m);
+}
+
+static void
+queue_push(GAsyncQueue *q, gpointer item)
+{
+  TSAN_RELEASE(q);
+  g_async_queue_push(q, item);
+}
+
+/* timeout_us < 0: wait forever; 0: do not wait. */
+static gpointer
+queue_pop(GAsyncQueue *q, gint64 timeout_us)
+{
+  gpointer item = timeout_us < 0  ? g_async_queue_pop(q)
+                  : timeout_us == 0 ? g_async_queue_try_pop(q)
+                                    : g_async_queue_timeout_pop(q, (guint64) timeout_us);
+  if (item)
+    TSAN_ACQUIRE(q);
+  return item;
+}
+
 /* ---- events ------------------------------------------------------------------------ */
 
 static void
 event_clear(gpointer data)
 {
   EmsegEngineEvent *ev = data;
+  TSAN_ACQUIRE(ev); /* every holder's last use happens before the free */
   g_strfreev(ev->layer_names);
   g_free(ev->mean_abs_update);
   g_free(ev->mean_abs_weight);
@@ -74,7 +130,10 @@ void
 emseg_engine_event_unref(EmsegEngineEvent *event)
 {
   if (event)
+  {
+    TSAN_RELEASE(event);
     g_atomic_rc_box_release_full(event, event_clear);
+  }
 }
 
 const char *
@@ -148,6 +207,7 @@ static void
 mailbox_clear(gpointer data)
 {
   Mailbox *mb = data;
+  TSAN_ACQUIRE(mb);
   g_async_queue_unref(mb->events);
   g_hash_table_unref(mb->stopped);
   if (mb->context)
@@ -158,6 +218,7 @@ mailbox_clear(gpointer data)
 static void
 mailbox_unref(gpointer mb)
 {
+  TSAN_RELEASE(mb);
   g_atomic_rc_box_release_full(mb, mailbox_clear);
 }
 
@@ -170,9 +231,9 @@ mailbox_is_stopped_locked(Mailbox *mb, guint64 job)
 static gboolean
 mailbox_is_stopped(Mailbox *mb, guint64 job)
 {
-  g_mutex_lock(&mb->lock);
+  lock(&mb->lock);
   gboolean stopped = mailbox_is_stopped_locked(mb, job);
-  g_mutex_unlock(&mb->lock);
+  unlock(&mb->lock);
   return stopped;
 }
 
@@ -198,7 +259,7 @@ dispatch(gpointer data)
     return G_SOURCE_REMOVE;
   EmsegEngineEvent **batch = g_new0(EmsegEngineEvent *, (gsize) n);
   gint got = 0;
-  while (got < n && (batch[got] = g_async_queue_try_pop(mb->events)))
+  while (got < n && (batch[got] = queue_pop(mb->events, 0)))
     got++;
   for (gint i = 0; i < got; i++) {
     EmsegEngineEvent *ev = batch[i];
@@ -208,10 +269,10 @@ dispatch(gpointer data)
                           batch[i + 1]->kind == EMSEG_ENGINE_EVENT_STEP &&
                           batch[i + 1]->job == ev->job;
     if (!superseded && !mailbox_should_drop(mb, ev)) {
-      g_mutex_lock(&mb->lock);
+      lock(&mb->lock);
       EmsegEngineEventFunc cb = mb->closed ? NULL : mb->callback;
       gpointer user_data = mb->user_data;
-      g_mutex_unlock(&mb->lock);
+      unlock(&mb->lock);
       /* Called without the lock: the callback may stop jobs or free the thread. */
       if (cb)
         cb(ev, user_data);
@@ -231,7 +292,7 @@ mailbox_post(Mailbox *mb, EmsegEngineEvent *ev)
     return;
   }
   gboolean step = ev->kind == EMSEG_ENGINE_EVENT_STEP;
-  g_async_queue_push(mb->events, ev);
+  queue_push(mb->events, ev);
   if (!mb->context || atomic_exchange(&mb->scheduled, 1))
     return;
   GSource *source = step ? g_timeout_source_new(STEP_DISPATCH_MS) : g_idle_source_new();
@@ -653,8 +714,7 @@ emseg_engine_job_between_steps(EmsegEngineJobContext *ctx)
   EmsegEngineThread *t = ctx->t;
   for (;;) {
     /* Paused: block here, between two steps, until resume or stop. */
-    Command *c = t->paused && !ctx->stop ? g_async_queue_pop(t->commands)
-                                         : g_async_queue_try_pop(t->commands);
+    Command *c = queue_pop(t->commands, t->paused && !ctx->stop ? -1 : 0);
     if (!c)
       break;
     handle_command(t, ctx, c);
@@ -1084,11 +1144,11 @@ static void
 run_job(EmsegEngineThread *t, QueuedJob *q)
 {
   EmsegEngineJobContext ctx = { .t = t, .q = q };
-  g_mutex_lock(&t->lock);
+  lock(&t->lock);
   t->running_job = q->id;
   /* A stop that raced with this job's start still reaches it. */
   atomic_store(&t->cancel, mailbox_is_stopped(t->mailbox, q->id) ? 1 : 0);
-  g_mutex_unlock(&t->lock);
+  unlock(&t->lock);
   ctx.stop = atomic_load(&t->cancel) != 0;
 
   GError *error = NULL;
@@ -1135,10 +1195,10 @@ run_job(EmsegEngineThread *t, QueuedJob *q)
   g_clear_error(&ctx.store_error);
   g_free(ctx.training_error);
 
-  g_mutex_lock(&t->lock);
+  lock(&t->lock);
   t->running_job = 0;
   atomic_store(&t->cancel, 0);
-  g_mutex_unlock(&t->lock);
+  unlock(&t->lock);
   /* Requests that training did not finish serving become ordinary jobs, first in line;
    * those already begun keep their snapshot. */
   while (!g_queue_is_empty(&t->previews))
@@ -1157,18 +1217,18 @@ engine_main(gpointer data)
   GError *error = NULL;
   EmsegProject *project = emseg_project_open(t->project_path, EMSEG_PROJECT_OPEN_DEFAULT,
                                              &error);
-  g_mutex_lock(&t->lock);
+  lock(&t->lock);
   t->project = project;
   t->open_error = error;
   t->ready = TRUE;
   g_cond_signal(&t->cond);
-  g_mutex_unlock(&t->lock);
+  unlock(&t->lock);
   if (!project)
     return NULL;
 
   while (!t->quit) {
     gboolean can_run = !t->paused && !g_queue_is_empty(&t->pending);
-    Command *c = can_run ? g_async_queue_try_pop(t->commands) : g_async_queue_pop(t->commands);
+    Command *c = queue_pop(t->commands, can_run ? 0 : -1);
     if (c)
       handle_command(t, NULL, c);
     else
@@ -1197,7 +1257,7 @@ push_command(EmsegEngineThread *t, CommandKind kind, guint64 job_id, EmsegEngine
   c->kind = kind;
   c->job_id = job_id;
   c->job = job;
-  g_async_queue_push(t->commands, c);
+  queue_push(t->commands, c);
 }
 
 EmsegEngineThread *
@@ -1230,10 +1290,10 @@ emseg_engine_thread_new(const char *project_path, GMainContext *context,
 
   t->thread = g_thread_try_new("emseg-engine", engine_main, t, error);
   if (t->thread) {
-    g_mutex_lock(&t->lock);
+    lock(&t->lock);
     while (!t->ready)
-      g_cond_wait(&t->cond, &t->lock);
-    g_mutex_unlock(&t->lock);
+      cond_wait(&t->cond, &t->lock);
+    unlock(&t->lock);
     if (!t->open_error)
       return t;
     g_thread_join(t->thread);
@@ -1255,20 +1315,20 @@ emseg_engine_thread_free(EmsegEngineThread *t)
 {
   if (!t)
     return;
-  g_mutex_lock(&t->lock);
+  lock(&t->lock);
   atomic_store(&t->cancel, 1); /* abort the step in flight rather than finish it */
-  g_mutex_unlock(&t->lock);
+  unlock(&t->lock);
   push_command(t, CMD_QUIT, 0, NULL);
   g_thread_join(t->thread);
 
   Mailbox *mb = t->mailbox;
-  g_mutex_lock(&mb->lock);
+  lock(&mb->lock);
   mb->closed = TRUE;
   GDestroyNotify destroy = mb->destroy;
   gpointer user_data = mb->user_data;
   mb->callback = NULL;
   mb->destroy = NULL;
-  g_mutex_unlock(&mb->lock);
+  unlock(&mb->lock);
   if (destroy)
     destroy(user_data);
   mailbox_unref(mb); /* a source still scheduled holds its own reference */
@@ -1304,17 +1364,17 @@ void
 emseg_engine_thread_stop(EmsegEngineThread *t, guint64 job)
 {
   Mailbox *mb = t->mailbox;
-  g_mutex_lock(&t->lock);
-  g_mutex_lock(&mb->lock);
+  lock(&t->lock);
+  lock(&mb->lock);
   if (job == 0)
     mb->stopped_below = atomic_load(&t->next_id);
   else
     g_hash_table_add(mb->stopped, g_memdup2(&job, sizeof job));
-  g_mutex_unlock(&mb->lock);
+  unlock(&mb->lock);
   /* Under t->lock: the running job cannot change between this test and the store. */
   if (t->running_job != 0 && (job == 0 || job == t->running_job))
     atomic_store(&t->cancel, 1);
-  g_mutex_unlock(&t->lock);
+  unlock(&t->lock);
   push_command(t, CMD_STOP, job, NULL);
 }
 
@@ -1324,8 +1384,7 @@ emseg_engine_thread_pop_event(EmsegEngineThread *t, gint64 timeout_us)
   gint64 deadline = g_get_monotonic_time() + MAX(timeout_us, 0);
   for (;;) {
     gint64 left = deadline - g_get_monotonic_time();
-    EmsegEngineEvent *ev = left > 0 ? g_async_queue_timeout_pop(t->mailbox->events, (guint64) left)
-                                    : g_async_queue_try_pop(t->mailbox->events);
+    EmsegEngineEvent *ev = queue_pop(t->mailbox->events, MAX(left, 0));
     if (!ev || !mailbox_should_drop(t->mailbox, ev))
       return ev;
     emseg_engine_event_unref(ev);
