@@ -71,7 +71,7 @@ skip_ablation(int argc, char **argv)
 {
   g_autofree char *images_path = NULL, *labels_path = NULL, *slices_text = NULL,
                   *val_text = NULL, *spec_text = NULL, *out_dir = NULL, *loss_text = NULL;
-  int size = 128, epochs = 12, n_train = 8, n_val = 2, crop = 0;
+  int size = 128, epochs = 20, n_train = 8, n_val = 2, crop = 0;
   double lr = 1e-3, wd = 1e-3;
   gint64 seed = 1;
   gboolean no_augment = FALSE;
@@ -83,8 +83,8 @@ skip_ablation(int argc, char **argv)
     { "size", 0, 0, G_OPTION_ARG_INT, &size, "Synthetic slice size (default 128)", "PX" },
     { "n-train", 0, 0, G_OPTION_ARG_INT, &n_train, "Synthetic training slices (default 8)", "N" },
     { "n-val", 0, 0, G_OPTION_ARG_INT, &n_val, "Synthetic validation slices (default 2)", "N" },
-    { "epochs", 0, 0, G_OPTION_ARG_INT, &epochs, "Epochs per variant (default 12)", "N" },
-    { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Spec overrides (default " DEFAULT_SPEC "); skip switches are set per variant", "SPEC" },
+    { "epochs", 0, 0, G_OPTION_ARG_INT, &epochs, "Epochs per variant (default 20)", "N" },
+    { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Overrides of the Table 1 spec (default, without --spec: " DEFAULT_SPEC "); skip switches are set per variant", "SPEC" },
     { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "dice or bce (default dice)", "LOSS" },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, "RMSprop learning rate (default 1e-3)", "LR" },
     { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &wd, "L2 on conv weights (default 1e-3)", "WD" },
