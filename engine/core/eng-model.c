@@ -394,8 +394,8 @@ block(Net *net, EngBlockType type, int x, size_t cout, size_t inner, int sub, in
     }
   }
   r = L_dropout(net, r);
-  if (up)
-    r = L_resize(net, r, OP_REPEAT);
+  /* An upsampling block adds its shortcut before the repetition: repeat(r) + repeat(s) =
+   * repeat(r + s), and the sum at low resolution moves a quarter of the data. */
   if (net->b->model->spec.short_skip) {
     int s = x;
     if (sub)
@@ -404,10 +404,10 @@ block(Net *net, EngBlockType type, int x, size_t cout, size_t inner, int sub, in
       join_name(name, sizeof name, prefix, "shortcut");
       s = L_conv(net, s, cout, 1, 1, name);
     }
-    if (up)
-      s = L_resize(net, s, OP_REPEAT);
     L_add(net, r, s);
   }
+  if (up)
+    r = L_resize(net, r, OP_REPEAT);
   return r;
 }
 
