@@ -185,6 +185,13 @@ emseg_train_panel_set_progress (EmsegTrainPanel *self, double fraction, guint ep
   gtk_progress_bar_set_text (self->progress, text);
 }
 
+void
+emseg_train_panel_set_progress_text (EmsegTrainPanel *self, double fraction, const char *text)
+{
+  gtk_progress_bar_set_fraction (self->progress, CLAMP (fraction, 0.0, 1.0));
+  gtk_progress_bar_set_text (self->progress, text);
+}
+
 EmsegLossPlot *
 emseg_train_panel_get_loss_plot (EmsegTrainPanel *self)
 {

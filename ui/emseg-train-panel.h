@@ -60,6 +60,9 @@ void emseg_train_panel_add_epoch (EmsegTrainPanel *self, guint epoch, double tra
 void emseg_train_panel_set_progress (EmsegTrainPanel *self, double fraction, guint epoch,
                                      guint n_epochs, guint64 step, double seconds_left);
 
+/* Progress bar text without a running run ("idle", "run 3: 12 epochs"). */
+void emseg_train_panel_set_progress_text (EmsegTrainPanel *self, double fraction, const char *text);
+
 EmsegLossPlot *emseg_train_panel_get_loss_plot (EmsegTrainPanel *self); /* borrowed */
 EmsegHeatmap *emseg_train_panel_get_heatmap (EmsegTrainPanel *self);    /* borrowed */
 

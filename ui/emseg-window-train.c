@@ -147,7 +147,8 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
         double elapsed = (g_get_monotonic_time () - self->train_started_us) / (double) G_USEC_PER_SEC;
         double left = fraction > 0.01 ? elapsed * (1.0 - fraction) / fraction : -1.0;
 
-        self->steps_done++;
+        /* steps of a burst arrive coalesced to the latest: count from the event */
+        self->steps_done = (guint64) (ev->epoch - 1) * ev->n_steps + ev->step;
         self->n_epochs = ev->n_epochs;
         emseg_train_panel_add_step (panel, pos, ev->loss);
         emseg_train_panel_set_progress (panel, fraction, ev->epoch, ev->n_epochs, self->steps_done, left);
@@ -211,6 +212,7 @@ static void
 engine_event_cb (const EmsegEngineEvent *ev, gpointer data)
 {
   EmsegWindow *self = data;
+  gint64 start = g_get_monotonic_time ();
 
   if (ev->job != 0 && ev->job == self->train_job)
     training_event (self, ev);
@@ -228,6 +230,10 @@ engine_event_cb (const EmsegEngineEvent *ev, gpointer data)
           emseg_window_train_slice_changed (self);
         }
     }
+  /* G_MESSAGES_DEBUG=emseg-workbench shows what the main loop spends on each event */
+  g_debug ("engine event %s of job %" G_GUINT64_FORMAT ": %.2f ms on the main loop",
+           emseg_engine_event_kind_name (ev->kind), ev->job,
+           (g_get_monotonic_time () - start) / 1000.0);
 }
 
 static gboolean
@@ -392,6 +398,7 @@ reload_runs (EmsegWindow *self)
   if (self->project == NULL)
     return;
   runs = emseg_project_list_runs (self->project, NULL);
+  emseg_train_panel_set_progress_text (self->train_panel, 0.0, "idle");
   for (guint r = 0; runs != NULL && r < runs->len; r++)
     {
       const EmsegRun *run = &g_array_index (runs, EmsegRun, r);
@@ -432,6 +439,11 @@ reload_runs (EmsegWindow *self)
           emseg_train_panel_add_epoch (self->train_panel, m->epoch, m->train_loss, m->val_loss,
                                        found ? updates : NULL);
         }
+      {
+        g_autofree char *text = g_strdup_printf ("run %" G_GINT64_FORMAT " (%s): %u epoch(s)", run->id,
+                                                 run->status, metrics->len);
+        emseg_train_panel_set_progress_text (self->train_panel, 1.0, text);
+      }
     }
   if (runs != NULL && runs->len > 0)
     {

@@ -641,6 +641,7 @@ heatmap_coloured (const Shot *shot, EmsegHeatmap *heatmap)
 
 /* The tiny network of the training smoke test: seconds per epoch here, also under ASan. */
 #define TINY_SPEC "base_width=4,down=1/1,across=1"
+#define MEASURE_S 4.0
 
 static gboolean
 always_false_until_step (gpointer data)
@@ -696,9 +697,6 @@ test_window_train_export (void)
 
   emseg_window_show_page (window, "train");
   emseg_train_panel_set_epochs (panel, 3);
-  lat.late_ms = g_array_new (FALSE, FALSE, sizeof (double));
-  lat.expected_us = g_get_monotonic_time () + 10 * 1000;
-  timer = g_timeout_add (10, latency_tick, &lat);
   g_assert_true (emseg_window_start_training (window, FALSE, TINY_SPEC, &error));
   g_assert_no_error (error);
   g_assert_cmpint (emseg_train_panel_get_state (panel), ==, EMSEG_TRAIN_RUNNING);
@@ -708,18 +706,9 @@ test_window_train_export (void)
   n_coloured = heatmap_coloured (shot, emseg_train_panel_get_heatmap (panel));
   g_assert_cmpuint (n_coloured, >, 0);
   spin_until (training_done, NULL, 240.0);
-  g_source_remove (timer);
   g_assert_false (emseg_window_is_training (window));
   g_assert_cmpint (emseg_train_panel_get_state (panel), ==, EMSEG_TRAIN_IDLE);
   g_assert_nonnull (emseg_window_get_best_model (window));
-
-  g_array_sort (lat.late_ms, cmp_double);
-  g_assert_cmpuint (lat.late_ms->len, >, 10);
-  p99 = g_array_index (lat.late_ms, double, (guint) floor (0.99 * (lat.late_ms->len - 1)));
-  worst = g_array_index (lat.late_ms, double, lat.late_ms->len - 1);
-  g_test_message ("main-loop latency while training: %u ticks, p50 %.1f ms, p99 %.1f ms, max %.1f ms",
-                  lat.late_ms->len, g_array_index (lat.late_ms, double, lat.late_ms->len / 2), p99, worst);
-  g_array_unref (lat.late_ms);
 
   /* the overlay of the visible slice came from the best checkpoint */
   spin_until (overlay_shown, NULL, 60.0);
@@ -747,8 +736,30 @@ test_window_train_export (void)
   emseg_train_panel_set_epochs (panel, 50);
   g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
   g_assert_no_error (error);
-  wait.min_epochs = 0;
   spin_until (always_false_until_step, panel, 60.0);
+  /* Main-loop latency while it trains: a 10 ms timer's lateness over MEASURE_S seconds,
+   * the loop sleeping in poll between events as the application's does. */
+  lat.late_ms = g_array_new (FALSE, FALSE, sizeof (double));
+  lat.expected_us = g_get_monotonic_time () + 10 * 1000;
+  timer = g_timeout_add (10, latency_tick, &lat);
+  {
+    gint64 end = g_get_monotonic_time () + (gint64) (MEASURE_S * G_USEC_PER_SEC);
+
+    while (g_get_monotonic_time () < end && emseg_window_is_training (window))
+      g_main_context_iteration (NULL, TRUE);
+  }
+  g_source_remove (timer);
+  g_assert_true (emseg_window_is_training (window));
+  g_array_sort (lat.late_ms, cmp_double);
+  g_assert_cmpuint (lat.late_ms->len, >, 10);
+  p99 = g_array_index (lat.late_ms, double, (guint) floor (0.99 * (lat.late_ms->len - 1)));
+  worst = g_array_index (lat.late_ms, double, lat.late_ms->len - 1);
+  g_test_message ("main-loop latency while training: %u ticks, p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+                  lat.late_ms->len, g_array_index (lat.late_ms, double, lat.late_ms->len / 2), p99, worst);
+  /* a figure to report, not a pass/fail threshold: CI machines are shared and noisy */
+  g_assert_cmpfloat (worst, <, 5000.0);
+  g_array_unref (lat.late_ms);
+
   g_signal_emit_by_name (panel, "stop-requested");
   spin_until (training_done, NULL, 60.0);
   g_assert_false (emseg_window_is_training (window));
