@@ -117,7 +117,7 @@ emseg_heatmap_write_png(const char *path, const char *title, const double *value
     g_snprintf(buf, sizeof buf, "%u", first_epoch + e);
     text_at(cr, mx - 6, my + (e + 0.5) * ch, buf, 1, 0.5);
   }
-  if ((n_epochs - 1) % step) {
+  if ((n_epochs - 1) % step > step / 2) { /* the last epoch, unless it would overlap a tick */
     g_snprintf(buf, sizeof buf, "%u", first_epoch + n_epochs - 1);
     text_at(cr, mx - 6, my + (n_epochs - 0.5) * ch, buf, 1, 0.5);
   }
