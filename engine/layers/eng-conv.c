@@ -221,7 +221,7 @@ eng_conv2d_forward(float *out, const float *in, const float *weight, const float
         src = workspace;
       }
       blasint N = eng_blasint(hwo);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, weight, K, src,
+      eng_sgemm(CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, weight, K, src,
                   N, beta, y, N);
       continue;
     }
@@ -232,7 +232,7 @@ eng_conv2d_forward(float *out, const float *in, const float *weight, const float
                     .y0 = y0, .rows = r};
       eng_parallel_for(s->cin * 9, min_rows(r * s->w), im2col_range, &pc);
       blasint N = eng_blasint(r * s->w);
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, weight, K,
+      eng_sgemm(CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, weight, K,
                   workspace, N, beta, y + y0 * s->w, eng_blasint(hwo));
     }
   }
@@ -292,21 +292,21 @@ eng_conv2d_backward(float *din, float *dweight, float *dbias, const float *dout,
       blasint N = eng_blasint(hwo);
       if (s->stride == 1) {
         if (dweight)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dy, N, x, N,
+          eng_sgemm(CblasNoTrans, CblasTrans, M, K, N, 1.0f, dy, N, x, N,
                       1.0f, dweight, K);
         if (dx)
-          cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, weight, K, dy,
+          eng_sgemm(CblasTrans, CblasNoTrans, K, N, M, 1.0f, weight, K, dy,
                       N, 1.0f, dx, N);
         continue;
       }
       PackCtx pc = {.dst = workspace, .src = x, .cin = s->cin, .h = s->h, .w = s->w};
       if (dweight) {
         eng_parallel_for(s->cin, min_rows(hwo), decimate_range, &pc);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dy, N, workspace,
+        eng_sgemm(CblasNoTrans, CblasTrans, M, K, N, 1.0f, dy, N, workspace,
                     N, 1.0f, dweight, K);
       }
       if (dx) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, weight, K, dy, N,
+        eng_sgemm(CblasTrans, CblasNoTrans, K, N, M, 1.0f, weight, K, dy, N,
                     0.0f, workspace, N);
         PackCtx uc = {.dst = dx, .src = workspace, .cin = s->cin, .h = s->h, .w = s->w};
         eng_parallel_for(s->cin, min_rows(hwo), undecimate_add_range, &uc);
@@ -323,11 +323,11 @@ eng_conv2d_backward(float *din, float *dweight, float *dbias, const float *dout,
                     .y0 = y0, .rows = r};
       if (dweight) {
         eng_parallel_for(s->cin * 9, min_rows(r * s->w), im2col_range, &pc);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, K, N, 1.0f, dys, ldy,
+        eng_sgemm(CblasNoTrans, CblasTrans, M, K, N, 1.0f, dys, ldy,
                     workspace, N, 1.0f, dweight, K);
       }
       if (dx) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, N, M, 1.0f, weight, K, dys,
+        eng_sgemm(CblasTrans, CblasNoTrans, K, N, M, 1.0f, weight, K, dys,
                     ldy, 0.0f, workspace, N);
         PackCtx cc = {.dst = dx, .src = workspace, .cin = s->cin, .h = s->h, .w = s->w,
                       .y0 = y0, .rows = r};
