@@ -61,14 +61,14 @@ flag_set (gpointer data)
 /* The widget paintable renders the window's last drawn content, so wait for a frame
  * painted after everything queued so far. */
 static void
-wait_for_paint (void)
+wait_for_paint (GtkWidget *w)
 {
-  GdkFrameClock *clock = gtk_widget_get_frame_clock (GTK_WIDGET (window));
+  GdkFrameClock *clock = gtk_widget_get_frame_clock (w);
   gboolean painted = FALSE;
   gulong id;
 
   g_assert_nonnull (clock);
-  gtk_widget_queue_draw (GTK_WIDGET (window));
+  gtk_widget_queue_draw (w);
   id = g_signal_connect (clock, "after-paint", G_CALLBACK (after_paint_cb), &painted);
   spin_until (flag_set, &painted, 5.0);
   g_signal_handler_disconnect (clock, id);
@@ -86,9 +86,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (Shot, shot_free)
 /* Renders the window's widget tree (not the X server's framebuffer) to a texture, saves it
  * as <dir>/<name>.png and returns the pixels. */
 static Shot *
-screenshot (const char *name)
+screenshot_widget (GtkWidget *w, const char *name)
 {
-  GtkWidget *w = GTK_WIDGET (window);
   int width = gtk_widget_get_width (w);
   int height = gtk_widget_get_height (w);
   g_autoptr (GdkPaintable) paintable = gtk_widget_paintable_new (w);
@@ -99,7 +98,7 @@ screenshot (const char *name)
   g_autofree char *path = NULL;
   Shot *shot = g_new0 (Shot, 1);
 
-  wait_for_paint ();
+  wait_for_paint (w);
   gdk_paintable_snapshot (paintable, snap, width, height);
   node = gtk_snapshot_free_to_node (snap);
   g_assert_nonnull (node);
@@ -118,6 +117,12 @@ screenshot (const char *name)
   g_assert_true (gdk_texture_save_to_png (texture, path));
   g_test_message ("screenshot %s (%d×%d)", path, shot->width, shot->height);
   return shot;
+}
+
+static Shot *
+screenshot (const char *name)
+{
+  return screenshot_widget (GTK_WIDGET (window), name);
 }
 
 static void
@@ -733,7 +738,7 @@ test_window_train_export (void)
 
   /* a fine-tune run, stopped: the run ends "cancelled" and the panel goes idle */
   emseg_window_show_page (window, "train");
-  emseg_train_panel_set_epochs (panel, 50);
+  emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
   g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
   g_assert_no_error (error);
   spin_until (always_false_until_step, panel, 60.0);
@@ -764,6 +769,28 @@ test_window_train_export (void)
   spin_until (training_done, NULL, 60.0);
   g_assert_false (emseg_window_is_training (window));
   g_assert_cmpint (emseg_train_panel_get_state (panel), ==, EMSEG_TRAIN_IDLE);
+
+  /* the Export dialog lists the project's checkpoints, newest selected */
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.export", NULL);
+  {
+    GListModel *tops = gtk_window_get_toplevels ();
+    GtkWidget *dialog = NULL;
+
+    for (guint i = 0; i < g_list_model_get_n_items (tops) && dialog == NULL; i++)
+      {
+        g_autoptr (GObject) w = g_list_model_get_item (tops, i);
+
+        if (g_str_equal (G_OBJECT_TYPE_NAME (w), "EmsegExportDialog"))
+          dialog = GTK_WIDGET (w);
+      }
+    g_assert_nonnull (dialog);
+    spin_until (view_allocated, dialog, 5.0);
+    {
+      g_autoptr (Shot) dshot = screenshot_widget (dialog, "08a-export-dialog");
+      g_assert_cmpint (dshot->width, >, 300);
+    }
+    gtk_window_destroy (GTK_WINDOW (dialog));
+  }
 
   /* export: ISBI submission of every slice */
   g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 2, isbi_path, &error));
