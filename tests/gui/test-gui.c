@@ -658,6 +658,18 @@ always_false_until_step (gpointer data)
   return n >= 3 && emseg_loss_plot_get_n_points (plot, n - 3) > 0;
 }
 
+static gboolean
+panel_paused (gpointer data)
+{
+  return emseg_train_panel_get_state (data) == EMSEG_TRAIN_PAUSED;
+}
+
+static gboolean
+panel_running (gpointer data)
+{
+  return emseg_train_panel_get_state (data) == EMSEG_TRAIN_RUNNING;
+}
+
 static void
 test_window_train_export (void)
 {
@@ -742,6 +754,13 @@ test_window_train_export (void)
   g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
   g_assert_no_error (error);
   spin_until (always_false_until_step, panel, 60.0);
+  /* Pause and Resume act between steps and come back as panel states */
+  g_signal_emit_by_name (panel, "pause-requested");
+  spin_until (panel_paused, panel, 60.0);
+  g_assert_cmpint (emseg_train_panel_get_state (panel), ==, EMSEG_TRAIN_PAUSED);
+  g_signal_emit_by_name (panel, "resume-requested");
+  spin_until (panel_running, panel, 60.0);
+  g_assert_cmpint (emseg_train_panel_get_state (panel), ==, EMSEG_TRAIN_RUNNING);
   /* Main-loop latency while it trains: a 10 ms timer's lateness over MEASURE_S seconds,
    * the loop sleeping in poll between events as the application's does. */
   lat.late_ms = g_array_new (FALSE, FALSE, sizeof (double));
@@ -888,6 +907,35 @@ test_window_demo (void)
   g_assert_cmpuint (n_green, >, 150);
 }
 
+/* `emseg-workbench PROJECT`: GApplication's open opens the project in a new window. */
+static void
+test_app_open_project (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *path = emseg_window_demo_project_path ();
+  g_autoptr (GFile) file = NULL;
+  EmsegWindow *opened;
+  GList *windows;
+
+  /* the demo project file, made the way a first run makes it */
+  g_assert_true (emseg_window_open_demo (window, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_file_test (path, G_FILE_TEST_IS_REGULAR));
+  file = g_file_new_for_path (path);
+  g_application_open (G_APPLICATION (app), &file, 1, "");
+  windows = gtk_application_get_windows (GTK_APPLICATION (app));
+  g_assert_nonnull (windows);
+  opened = EMSEG_WINDOW (windows->data); /* most recently focused first: the new one */
+  g_assert_true (opened != window);
+  g_assert_nonnull (emseg_window_get_project (opened));
+  g_assert_cmpstr (emseg_project_get_path (emseg_window_get_project (opened)), ==, path);
+  g_assert_nonnull (emseg_slice_view_get_volume (emseg_window_get_view (opened)));
+  g_assert_cmpuint (emseg_slice_view_get_volume (emseg_window_get_view (opened))->n_slices, ==, 12);
+  gtk_window_destroy (GTK_WINDOW (opened));
+  for (int i = 0; i < 20; i++)
+    g_main_context_iteration (NULL, FALSE);
+}
+
 /* ---- plots drawn off-screen ---- */
 
 static void
@@ -972,6 +1020,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/window/training-panel", test_window_training_panel);
   g_test_add_func ("/gui/window/train-export", test_window_train_export);
   g_test_add_func ("/gui/window/demo", test_window_demo);
+  g_test_add_func ("/gui/app/open-project", test_app_open_project);
   status = g_test_run ();
 
   gtk_window_destroy (GTK_WINDOW (window));
