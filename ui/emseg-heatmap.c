@@ -127,8 +127,17 @@ emseg_heatmap_draw (EmsegHeatmap *self, cairo_t *cr, int width, int height)
   self->lmin = lmin;
   self->lmax = lmax;
 
-  /* layout: layer names left, cells, colour bar right, epoch axis below */
-  self->cx0 = 96;
+  /* layout: layer names left (as wide as the longest, up to a third of the widget),
+   * cells, colour bar right, epoch axis below */
+  self->cx0 = 60;
+  for (guint l = 0; l < nl; l++)
+    {
+      double name_w, name_h;
+
+      emseg_plot_text_size (cr, g_ptr_array_index (self->names, l), &name_w, &name_h);
+      self->cx0 = MAX (self->cx0, name_w + 8);
+    }
+  self->cx0 = MIN (self->cx0, MAX (60.0, width / 3.0));
   self->cy0 = 8;
   bar_x1 = width - 54;
   bar_x0 = bar_x1 - 12;
