@@ -622,6 +622,15 @@ emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *
       export_done (self, NULL);
       return TRUE;
     }
+  if (self->train_job != 0)
+    {
+      /* the engine thread serves predictions asked for during a run from its snapshot of
+       * the run's best weights, not from a named checkpoint: export what was chosen */
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                           "A training run is going: stop it or wait for it to finish, then export "
+                           "predictions (the label stack can be exported now)");
+      return FALSE;
+    }
   if (model == NULL)
     model = self->best_model_name;
   if (model == NULL)

@@ -774,6 +774,10 @@ test_window_train_export (void)
   }
   g_source_remove (timer);
   g_assert_true (emseg_window_is_training (window));
+  /* predictions are not exported from a moving target */
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, isbi_path, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
   g_array_sort (lat.late_ms, cmp_double);
   g_assert_cmpuint (lat.late_ms->len, >, 10);
   p99 = g_array_index (lat.late_ms, double, (guint) floor (0.99 * (lat.late_ms->len - 1)));
