@@ -9,7 +9,7 @@
 
 #include "cli-commands.h"
 #include "emseg-dataset.h"
-#include "emseg-heatmap.h"
+#include "emseg-heatmap-png.h"
 #include "emseg-predict.h"
 #include "emseg-stack.h"
 #include "emseg-training.h"

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "emseg-heatmap.h"
+#include "emseg-heatmap-png.h"
 #include "eng-metrics.h"
 #include "eng-modelfile.h"
 #include "eng-rng.h"

@@ -1,5 +1,5 @@
-/* emseg-heatmap.c — Figure 3 / Figure 4 style PNGs with Cairo (see emseg-heatmap.h). */
-#include "emseg-heatmap.h"
+/* emseg-heatmap-png.c — Figure 3 / Figure 4 style PNGs with Cairo (see emseg-heatmap-png.h). */
+#include "emseg-heatmap-png.h"
 
 #include <errno.h>
 #include <math.h>

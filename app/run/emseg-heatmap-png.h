@@ -1,4 +1,4 @@
-/* emseg-heatmap.h — PNG figures of a training run drawn with Cairo, for the CLI and the
+/* emseg-heatmap-png.h — PNG figures of a training run drawn with Cairo, for the CLI and the
  * experiments (the GUI draws its own live plots):
  *   - the update heatmap of the paper's Figure 4: layers input → output along x, epochs
  *     along y (first epoch at the top), colour = mean |Δw| of the layer over the epoch on
