@@ -9,6 +9,7 @@
  * longer waits for are ignored by id. The thread writes the run's records to the store
  * itself; the window only reads them back when a project is (re)opened. */
 #include "emseg-window-private.h"
+#include "eng-modelfile.h"
 
 #include <math.h>
 #include <string.h>
@@ -254,6 +255,53 @@ ensure_engine (EmsegWindow *self, GError **error)
   return self->engine != NULL;
 }
 
+/* The model shipped with emseg (data/models/), imported into the project as a checkpoint
+ * so that the engine thread can fine-tune it like any other. Looked for in
+ * $EMSEG_MODELS_DIR, the installed data folder, then the source tree (uninstalled runs). */
+#define SHIPPED_MODEL_FILE "isbi2012-resfcn.emsegmodel"
+#define SHIPPED_MODEL_NAME "shipped-isbi2012"
+
+static gboolean
+import_shipped_model (EmsegWindow *self, GError **error)
+{
+  const char *dirs[] = { g_getenv ("EMSEG_MODELS_DIR"), EMSEG_MODELS_DIR, EMSEG_SOURCE_MODELS_DIR };
+  g_autofree char *path = NULL;
+  g_autofree char *bytes = NULL;
+  gsize len = 0;
+  EngModel *model = NULL;
+  EngError err;
+  char spec[1024];
+
+  for (gsize i = 0; i < G_N_ELEMENTS (dirs) && path == NULL; i++)
+    {
+      g_autofree char *candidate = dirs[i] ? g_build_filename (dirs[i], SHIPPED_MODEL_FILE, NULL) : NULL;
+      if (candidate && g_file_test (candidate, G_FILE_TEST_IS_REGULAR))
+        path = g_steal_pointer (&candidate);
+    }
+  if (path == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                   "This project has no model yet and the shipped model (%s) is not installed: "
+                   "use Train first", SHIPPED_MODEL_FILE);
+      return FALSE;
+    }
+  if (!g_file_get_contents (path, &bytes, &len, error))
+    return FALSE;
+  if (eng_model_deserialize ((const uint8_t *) bytes, len, &model, NULL, &err) != ENG_OK)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s", path, err.message);
+      return FALSE;
+    }
+  eng_spec_format (eng_model_spec (model), spec, sizeof spec);
+  eng_model_free (model);
+  if (!emseg_project_save_checkpoint (self->project, SHIPPED_MODEL_NAME, 0, 0, spec, NULL, bytes, len,
+                                      NULL, error))
+    return FALSE;
+  g_free (self->best_model_name);
+  self->best_model_name = g_strdup (SHIPPED_MODEL_NAME);
+  return TRUE;
+}
+
 /* ---- training --------------------------------------------------------------------- */
 
 gboolean
@@ -276,13 +324,9 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
                            "Nothing to train on: open a project with a stack first");
       return FALSE;
     }
-  if (fine_tune && self->best_model_name == NULL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                           "Fine-tune continues from the current model, and this project has none "
-                           "yet: use Train first");
-      return FALSE;
-    }
+  /* With no model of its own yet, a project fine-tunes the shipped ISBI 2012 model. */
+  if (fine_tune && self->best_model_name == NULL && !import_shipped_model (self, error))
+    return FALSE;
   labeled = emseg_project_labeled_slices (self->project, self->stack_id, error);
   if (labeled == NULL)
     return FALSE;
