@@ -5,6 +5,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include "emseg-test-util.h"
 
 static const char *emseg_bin;
 
@@ -27,17 +28,6 @@ run(const char *const *args, char **err_out)
   g_ptr_array_free(argv, TRUE);
   g_assert_true(WIFEXITED(wait_status));
   return WEXITSTATUS(wait_status);
-}
-
-static void
-remove_tree(const char *dir)
-{
-  g_autofree char *rm = g_strdup("rm"), *flags = g_strdup("-rf"), *path = g_strdup(dir);
-  char *argv[] = { rm, flags, path, NULL };
-  g_autoptr(GError) error = NULL;
-  g_spawn_sync(NULL, argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL,
-               &error);
-  g_assert_no_error(error);
 }
 
 /* Width and height from a PNG's IHDR chunk. */
@@ -90,7 +80,7 @@ test_synthetic(void)
   g_assert_true(g_file_get_contents(o, &co, &lo, NULL));
   g_assert_true(g_file_get_contents(s, &cs, &ls, NULL));
   g_assert_false(lo == ls && memcmp(co, cs, lo) == 0);
-  remove_tree(tmp);
+  emseg_test_remove_tree(tmp);
 }
 
 static void
@@ -106,7 +96,7 @@ test_errors(void)
   const char *bad[] = { "--images", missing, "--out", tmp, NULL };
   g_assert_cmpint(run(bad, &err), ==, 1);
   g_assert_nonnull(strstr(err, "missing.tif"));
-  remove_tree(tmp);
+  emseg_test_remove_tree(tmp);
 }
 
 int

@@ -9,6 +9,7 @@
 #include <glib/gstdio.h>
 
 #include "emseg-stack.h"
+#include "emseg-test-util.h"
 
 #define W 32
 #define H 24
@@ -130,21 +131,6 @@ test_export_isbi_from_probabilities(void)
   g_assert_cmpint(run(&o3, &e3, "export-isbi", "--images", img, NULL), ==, 2);
 }
 
-static void
-remove_tree(const char *path)
-{
-  GDir *d = g_dir_open(path, 0, NULL);
-  if (d != NULL) {
-    const char *name;
-    while ((name = g_dir_read_name(d)) != NULL) {
-      g_autofree char *child = g_build_filename(path, name, NULL);
-      remove_tree(child);
-    }
-    g_dir_close(d);
-  }
-  g_remove(path);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -156,7 +142,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli/project-commands", test_project_commands);
   g_test_add_func("/cli/export-isbi-from-probabilities", test_export_isbi_from_probabilities);
   int rc = g_test_run();
-  remove_tree(scratch);
+  emseg_test_remove_tree(scratch);
   g_free(scratch);
   return rc;
 }

@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 
 #include "emseg-isbi.h"
+#include "emseg-test-util.h"
 
 #define W 24
 #define H 16
@@ -131,21 +132,6 @@ test_export_refuses_bad_shape(void)
   g_assert_nonnull(strstr(error->message, "uint8"));
 }
 
-static void
-remove_tree(const char *path)
-{
-  GDir *d = g_dir_open(path, 0, NULL);
-  if (d != NULL) {
-    const char *name;
-    while ((name = g_dir_read_name(d)) != NULL) {
-      g_autofree char *child = g_build_filename(path, name, NULL);
-      remove_tree(child);
-    }
-    g_dir_close(d);
-  }
-  g_remove(path);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -156,7 +142,7 @@ main(int argc, char **argv)
   g_test_add_func("/export/refuses-bad-values", test_export_refuses_bad_values);
   g_test_add_func("/export/refuses-bad-shape", test_export_refuses_bad_shape);
   int rc = g_test_run();
-  remove_tree(scratch);
+  emseg_test_remove_tree(scratch);
   g_free(scratch);
   return rc;
 }

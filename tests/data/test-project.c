@@ -12,6 +12,7 @@
 #include <glib/gstdio.h>
 
 #include "emseg-project.h"
+#include "emseg-test-util.h"
 
 #define W 40
 #define H 30
@@ -494,21 +495,6 @@ test_two_threads(void)
   emseg_project_close(p);
 }
 
-static void
-remove_tree(const char *path)
-{
-  GDir *d = g_dir_open(path, 0, NULL);
-  if (d != NULL) {
-    const char *name;
-    while ((name = g_dir_read_name(d)) != NULL) {
-      g_autofree char *child = g_build_filename(path, name, NULL);
-      remove_tree(child);
-    }
-    g_dir_close(d);
-  }
-  g_remove(path);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -524,7 +510,7 @@ main(int argc, char **argv)
   g_test_add_func("/project/read-only-and-disk-full", test_read_only_and_disk_full);
   g_test_add_func("/project/two-threads", test_two_threads);
   int rc = g_test_run();
-  remove_tree(scratch);
+  emseg_test_remove_tree(scratch);
   g_free(scratch);
   return rc;
 }

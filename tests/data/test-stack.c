@@ -13,6 +13,7 @@
 #include <glib/gstdio.h>
 
 #include "emseg-stack.h"
+#include "emseg-test-util.h"
 
 #define W 37 /* not a multiple of the 16-pixel tiles: edge tiles are partial */
 #define H 29
@@ -682,21 +683,6 @@ test_imagej_contiguous(void)
                     (const char *[]){ path, "ImageJ stack of 3 images", "truncated", NULL });
 }
 
-static void
-remove_tree(const char *path)
-{
-  GDir *d = g_dir_open(path, 0, NULL);
-  if (d != NULL) {
-    const char *name;
-    while ((name = g_dir_read_name(d)) != NULL) {
-      g_autofree char *child = g_build_filename(path, name, NULL);
-      remove_tree(child);
-    }
-    g_dir_close(d);
-  }
-  g_remove(path);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -715,7 +701,7 @@ main(int argc, char **argv)
   g_test_add_func("/stack/writer-disk-full", test_writer_disk_full);
   g_test_add_func("/stack/imagej-contiguous", test_imagej_contiguous);
   int rc = g_test_run();
-  remove_tree(scratch);
+  emseg_test_remove_tree(scratch);
   g_free(scratch);
   return rc;
 }
