@@ -49,6 +49,7 @@ emseg_cli_export_isbi(int argc, char **argv)
                   *prob_path = NULL;
   gint mc_samples = 1;
   gint64 seed = 1;
+  gboolean tta = FALSE;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "model file (.emsegmodel)", "MODEL" },
     { "probabilities", 'p', 0, G_OPTION_ARG_FILENAME, &prob_path,
@@ -59,6 +60,8 @@ emseg_cli_export_isbi(int argc, char **argv)
     { "mc-samples", 0, 0, G_OPTION_ARG_INT, &mc_samples,
       "average N Monte-Carlo dropout passes (default 1: deterministic)", "N" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "seed of the dropout masks", "SEED" },
+    { "tta", 0, 0, G_OPTION_ARG_NONE, &tta,
+      "test-time augmentation: average the 8 flips and quarter turns", NULL },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("- write an ISBI 2012 submission TIFF");
@@ -91,6 +94,7 @@ emseg_cli_export_isbi(int argc, char **argv)
     emseg_predict_options_init(&pc.opts);
     pc.opts.mc_samples = mc_samples;
     pc.opts.seed = (guint64)seed;
+    pc.opts.tta = tta;
     EngError eerr = { 0 };
     if (eng_model_load(model_path, &pc.model, NULL, &eerr) != ENG_OK) {
       /* The engine names the file in its message. */

@@ -27,6 +27,7 @@ emseg_cli_predict(int argc, char **argv)
                   *out_path = NULL, *std_path = NULL;
   int mc = 1;
   gint64 seed = 1;
+  gboolean tta = FALSE;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file", "MODEL" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
@@ -34,6 +35,7 @@ emseg_cli_predict(int argc, char **argv)
     { "mc-samples", 0, 0, G_OPTION_ARG_INT, &mc, "Average N Monte-Carlo dropout passes (default 1)", "N" },
     { "std-out", 0, 0, G_OPTION_ARG_FILENAME, &std_path, "Also write the MC standard deviation stack", "TIFF" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed for MC dropout masks", "S" },
+    { "tta", 0, 0, G_OPTION_ARG_NONE, &tta, "Test-time augmentation: average the 8 flips and quarter turns", NULL },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Probability stack to write (float32 TIFF)", "PROB.tif" },
     { NULL },
   };
@@ -48,8 +50,8 @@ emseg_cli_predict(int argc, char **argv)
     fprintf(stderr, "emseg predict: --model, --images and --out are required (see --help)\n");
     return 2;
   }
-  if (mc < 1 || (std_path && mc < 2)) {
-    fprintf(stderr, "emseg predict: --mc-samples must be >= 1 (>= 2 with --std-out)\n");
+  if (mc < 1 || (std_path && mc < 2 && !tta)) {
+    fprintf(stderr, "emseg predict: --mc-samples must be >= 1 (>= 2 with --std-out, or use --tta)\n");
     return 2;
   }
   EngModel *model = NULL;
@@ -79,6 +81,7 @@ emseg_cli_predict(int argc, char **argv)
   emseg_predict_options_init(&opts);
   opts.mc_samples = mc;
   opts.seed = (guint64) seed;
+  opts.tta = tta;
   opts.progress = show_progress;
   if (!emseg_predict_slices(model, images, idx, n, &opts, prob, std, &error))
     goto out;

@@ -71,9 +71,12 @@ emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, gu
     ok = emseg_read_standardized(stack, slices[i], x, error);
     if (!ok)
       break;
-    EngStatus st = eng_predict(graph, x, samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER, samples,
-                               opts->seed + (guint64) slices[i] * 1000003u, prob + i * plane,
-                               std ? std + i * plane : NULL, &err);
+    EngMode mode = samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
+    guint64 seed = opts->seed + (guint64) slices[i] * 1000003u;
+    EngStatus st = opts->tta ? eng_predict_tta(graph, x, mode, samples, seed, prob + i * plane,
+                                               std ? std + i * plane : NULL, &err)
+                             : eng_predict(graph, x, mode, samples, seed, prob + i * plane,
+                                           std ? std + i * plane : NULL, &err);
     if (st != ENG_OK) {
       g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "slice %u: %s",
                   slices[i], err.message);

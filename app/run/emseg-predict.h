@@ -25,6 +25,7 @@ typedef gboolean (*EmsegProgressFunc)(guint done, guint total, gpointer user_dat
 
 typedef struct {
   int mc_samples;     /* 1 = deterministic inference; > 1 = MC dropout average */
+  gboolean tta;       /* average over flips and quarter turns (eng_predict_tta) */
   guint64 seed;       /* for MC dropout masks */
   EmsegProgressFunc progress;
   gpointer progress_data;

@@ -1182,6 +1182,14 @@ eng_graph_bytes(const EngGraph *g)
   return g->arena_bytes;
 }
 
+void
+eng_graph_size(const EngGraph *g, size_t *n, size_t *h, size_t *w)
+{
+  *n = g->n;
+  *h = g->h;
+  *w = g->w;
+}
+
 size_t
 eng_graph_output_count(const EngGraph *g)
 {

@@ -181,3 +181,94 @@ eng_predict(EngGraph *graph, const float *image, EngMode mode, int samples, uint
   }
   return ENG_OK;
 }
+
+/* Where pixel (x, y) of a (h, w) plane lands under transform d; *tw is the transformed
+ * width. */
+static size_t
+dihedral_index(size_t x, size_t y, size_t h, size_t w, int d)
+{
+  if (d >= 4)
+    x = w - 1 - x;
+  size_t cw = w, ch = h;
+  for (int k = 0; k < d % 4; k++) {
+    /* a quarter turn counter-clockwise: (x, y) -> (y, cw - 1 - x), sizes swap */
+    size_t nx = y, ny = cw - 1 - x;
+    x = nx;
+    y = ny;
+    size_t t = cw;
+    cw = ch;
+    ch = t;
+  }
+  return y * cw + x;
+}
+
+void
+eng_dihedral(float *out, const float *in, size_t h, size_t w, int d, int inverse)
+{
+  for (size_t y = 0; y < h; y++)
+    for (size_t x = 0; x < w; x++) {
+      size_t t = dihedral_index(x, y, h, w, d);
+      if (inverse)
+        out[y * w + x] = in[t];
+      else
+        out[t] = in[y * w + x];
+    }
+}
+
+EngStatus
+eng_predict_tta(EngGraph *graph, const float *image, EngMode mode, int samples, uint64_t seed,
+                float *prob_out, float *std_out, EngError *err)
+{
+  size_t n, h, w;
+  eng_graph_size(graph, &n, &h, &w);
+  size_t plane = h * w;
+  int square = h == w;
+  float *xt = malloc(n * plane * sizeof(float));
+  float *pt = malloc(n * plane * sizeof(float));
+  float *back = malloc(plane * sizeof(float));
+  float *sq = std_out ? calloc(n * plane, sizeof(float)) : NULL;
+  if (!xt || !pt || !back || (std_out && !sq)) {
+    free(xt);
+    free(pt);
+    free(back);
+    free(sq);
+    return eng_error_set(err, ENG_ERR_NOMEM, "out of memory for test-time augmentation");
+  }
+  memset(prob_out, 0, n * plane * sizeof(float));
+  int passes = 0;
+  EngStatus st = ENG_OK;
+  for (int d = 0; d < 8 && st == ENG_OK; d++) {
+    if (!square && d % 2)
+      continue;
+    for (size_t i = 0; i < n; i++)
+      eng_dihedral(xt + i * plane, image + i * plane, h, w, d, 0);
+    for (int s = 0; s < samples && st == ENG_OK; s++) {
+      st = eng_predict(graph, xt, mode, 1, seed + (uint64_t) (d * samples + s), pt, NULL, err);
+      for (size_t i = 0; st == ENG_OK && i < n; i++) {
+        eng_dihedral(back, pt + i * plane, h, w, d, 1);
+        for (size_t j = 0; j < plane; j++) {
+          prob_out[i * plane + j] += back[j];
+          if (sq)
+            sq[i * plane + j] += back[j] * back[j];
+        }
+      }
+      passes++;
+    }
+  }
+  if (st == ENG_OK) {
+    float inv = 1.0f / (float) passes;
+    for (size_t j = 0; j < n * plane; j++) {
+      float mean = prob_out[j] * inv;
+      prob_out[j] = mean;
+      if (sq) {
+        float var = sq[j] * inv - mean * mean;
+        std_out[j] = var > 0 ? sqrtf(var) : 0.0f;
+      }
+    }
+  }
+  free(xt);
+  free(pt);
+  free(back);
+  free(sq);
+  return st;
+}

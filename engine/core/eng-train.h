@@ -55,3 +55,15 @@ EngStatus eng_trainer_evaluate(EngTrainer *tr, const float *image, const float *
  * std_out: (n, h, w), caller-owned. */
 EngStatus eng_predict(EngGraph *graph, const float *image, EngMode mode, int samples,
                       uint64_t seed, float *prob_out, float *std_out, EngError *err);
+
+/* The same with test-time augmentation: the average over the 8 flips and quarter turns of
+ * each plane (4 — flips and the half turn — when h != w, since a quarter turn would need
+ * another graph), each pass with `samples` MC draws when mode is ENG_MODE_MC. std_out is
+ * the standard deviation over all passes. Allocates its scratch (three planes). */
+EngStatus eng_predict_tta(EngGraph *graph, const float *image, EngMode mode, int samples,
+                          uint64_t seed, float *prob_out, float *std_out, EngError *err);
+
+/* Exact dihedral transform d (0..7: d % 4 quarter turns counter-clockwise after a
+ * horizontal flip when d >= 4) of a (h, w) plane. forward: out (transformed, w and h
+ * swapped for odd turns) from in; inverse: the plane back from its transform. */
+void eng_dihedral(float *out, const float *in, size_t h, size_t w, int d, int inverse);

@@ -14,6 +14,7 @@
 #include "eng-modelfile.h"
 #include "eng-optim.h"
 #include "eng-rng.h"
+#include "eng-train.h"
 
 static void
 test_table1_count(void)
@@ -371,6 +372,70 @@ test_bad_size(void)
   eng_model_free(m);
 }
 
+/* ---- test-time augmentation ------------------------------------------------------------ */
+static void
+test_dihedral(void)
+{
+  const size_t h = 3, w = 5;
+  float in[15], t[15], back[15], t2[15];
+  for (int i = 0; i < 15; i++)
+    in[i] = (float) i;
+  for (int d = 0; d < 8; d++) {
+    eng_dihedral(t, in, h, w, d, 0);
+    eng_dihedral(back, t, h, w, d, 1);
+    g_assert_cmpmem(back, sizeof back, in, sizeof in);
+  }
+  /* One quarter turn counter-clockwise: the top-right pixel becomes the top-left one. */
+  eng_dihedral(t, in, h, w, 1, 0);
+  g_assert_cmpfloat(t[0], ==, in[w - 1]);
+  g_assert_cmpfloat(t[h - 1], ==, in[(h - 1) * w + w - 1]); /* transformed width is h */
+  /* The flip alone mirrors each row; two half turns are the identity. */
+  eng_dihedral(t, in, h, w, 4, 0);
+  g_assert_cmpfloat(t[0], ==, in[w - 1]);
+  g_assert_cmpfloat(t[w + 1], ==, in[w + w - 2]);
+  eng_dihedral(t, in, h, w, 2, 0);
+  eng_dihedral(t2, t, h, w, 2, 0);
+  g_assert_cmpmem(t2, sizeof t2, in, sizeof in);
+}
+
+/* Averaging over all eight transforms makes the prediction equivariant: TTA of a turned
+ * image is the turned TTA of the image (a wrong inverse transform breaks this). */
+static void
+test_tta_equivariant(void)
+{
+  EngModel *m = small_model();
+  EngError err;
+  const size_t s = 32;
+  EngGraph *g = eng_graph_new(m, 1, s, s, 0, &err);
+  g_assert_nonnull(g);
+  float *x = g_new(float, s * s), *xr = g_new(float, s * s), *p = g_new(float, s * s),
+        *pr = g_new(float, s * s), *pback = g_new(float, s * s), *plain = g_new(float, s * s);
+  EngRng rng;
+  eng_rng_seed(&rng, 9);
+  for (size_t i = 0; i < s * s; i++)
+    x[i] = eng_rng_normal(&rng);
+  g_assert_cmpint(eng_predict_tta(g, x, ENG_MODE_INFER, 1, 0, p, NULL, &err), ==, ENG_OK);
+  eng_dihedral(xr, x, s, s, 1, 0);
+  g_assert_cmpint(eng_predict_tta(g, xr, ENG_MODE_INFER, 1, 0, pr, NULL, &err), ==, ENG_OK);
+  eng_dihedral(pback, pr, s, s, 1, 1);
+  g_assert_cmpint(eng_predict(g, x, ENG_MODE_INFER, 1, 0, plain, NULL, &err), ==, ENG_OK);
+  double diff_plain = 0;
+  for (size_t i = 0; i < s * s; i++) {
+    g_assert_cmpfloat_with_epsilon(pback[i], p[i], 1e-5);
+    g_assert_true(p[i] >= 0.0f && p[i] <= 1.0f);
+    diff_plain = fmax(diff_plain, fabs(p[i] - plain[i]));
+  }
+  g_assert_cmpfloat(diff_plain, >, 1e-4); /* an untrained net is not symmetric by itself */
+  g_free(x);
+  g_free(xr);
+  g_free(p);
+  g_free(pr);
+  g_free(pback);
+  g_free(plain);
+  eng_graph_free(g);
+  eng_model_free(m);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -388,5 +453,7 @@ main(int argc, char **argv)
   g_test_add_func("/model/file", test_model_file);
   g_test_add_func("/model/f16", test_f16);
   g_test_add_func("/model/bad-size", test_bad_size);
+  g_test_add_func("/model/dihedral", test_dihedral);
+  g_test_add_func("/model/tta-equivariant", test_tta_equivariant);
   return g_test_run();
 }
