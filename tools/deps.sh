@@ -3,7 +3,7 @@
 # only those missing. Usage: tools/deps.sh [build|test]  (test adds Xvfb and checkers).
 set -euo pipefail
 want=(gcc pkg-config meson ninja-build python3 libopenblas-dev libtiff-dev libsqlite3-dev
-      libpng-dev libglib2.0-dev libgtk-4-dev)
+      libpng-dev libglib2.0-dev libcairo2-dev libgtk-4-dev)
 if [ "${1:-build}" = test ]; then
   want+=(xvfb xauth libtiff-tools sqlite3 desktop-file-utils appstream)
 fi
