@@ -101,6 +101,7 @@ event_clear(gpointer data)
   g_free(ev->model_name);
   g_free(ev->scores);
   g_free(ev->prob);
+  g_free(ev->std);
   g_free(ev->message);
 }
 
@@ -485,6 +486,7 @@ typedef struct {
   EngGraph *graph; /* owned */
   guint width, height;
   float *image;    /* (height, width) standardized input */
+  float *std;      /* (height, width) MC standard deviation; NULL unless samples > 1 */
 } Predictor;
 
 static void
@@ -492,6 +494,7 @@ predictor_clear(Predictor *p)
 {
   eng_graph_free(p->graph);
   g_free(p->image);
+  g_free(p->std);
   memset(p, 0, sizeof *p);
 }
 
@@ -530,10 +533,14 @@ predictor_run(Predictor *p, EmsegProject *project, gint64 stack_id, guint slice,
   if (!emseg_project_read_slice_float(project, stack_id, slice, p->image, error))
     return FALSE;
   EngError err;
+  /* the spread over MC samples travels with the prediction (the GUI's uncertainty) */
+  g_clear_pointer(&p->std, g_free);
+  if (samples > 1)
+    p->std = g_new(float, (gsize) p->width * p->height);
   if (eng_standardize(p->image, p->image, ENG_PIXEL_F32, p->width, p->height, NULL, &err) !=
           ENG_OK ||
       eng_predict(p->graph, p->image, samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER,
-                  MAX(samples, 1), seed, prob, NULL, &err) != ENG_OK) {
+                  MAX(samples, 1), seed, prob, p->std, &err) != ENG_OK) {
     g_set_error(error, EMSEG_ENGINE_ERROR,
                 err.status == ENG_ERR_CANCELLED ? EMSEG_ENGINE_ERROR_CANCELLED
                                                 : EMSEG_ENGINE_ERROR_ENGINE,
@@ -555,6 +562,8 @@ post_prediction(EmsegEngineThread *t, QueuedJob *q, gint64 model_id, const Predi
   ev->width = p->width;
   ev->height = p->height;
   ev->prob = g_memdup2(prob, sizeof(float) * p->width * p->height);
+  if (p->std)
+    ev->std = g_memdup2(p->std, sizeof(float) * p->width * p->height);
   post(t, ev);
 }
 

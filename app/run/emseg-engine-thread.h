@@ -146,6 +146,8 @@ typedef struct {
   gint64 stack_id;
   guint slice, width, height;
   float *prob;
+  float *std;               /* per-pixel standard deviation over the job's mc_samples (> 1);
+                               NULL for deterministic predictions */
   /* EVALUATION: over n_slices slices; vrand / vinfo NAN when some pixel is unlabeled */
   guint n_slices;
   double vrand, vinfo, pixel_accuracy;
