@@ -2,7 +2,8 @@
 # tests/bench/compare.sh — runs `emseg bench` and the PyTorch rendering (torch_bench.py) on
 # the same Table 1 model, alternating them round by round so that drifting machine load
 # hits both sides alike, and prints each side's median over the rounds and the ratio
-# torch / emseg per figure (> 1 means emseg is faster or smaller). A benchmark, not a test.
+# torch / emseg per figure: > 1 means emseg is faster or smaller for times and sizes; for
+# train_gflops (a rate) it is the other way round. A benchmark, not a test.
 #
 # usage: tests/bench/compare.sh [--emseg PATH] [--rounds N] [--size S] [--steps K]
 #                               [--torch-only]
@@ -34,7 +35,7 @@ while [ $# -gt 0 ]; do
     --size) size=${2:-}; shift 2 || die "--size needs a number" ;;
     --steps) steps=${2:-}; shift 2 || die "--steps needs a number" ;;
     --torch-only) torch_only=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
 done
