@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
     --size) size=${2:-}; shift 2 || die "--size needs a number" ;;
     --steps) steps=${2:-}; shift 2 || die "--steps needs a number" ;;
     --torch-only) torch_only=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
 done
