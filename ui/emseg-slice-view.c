@@ -32,8 +32,8 @@ struct _EmsegSliceView {
   /* display */
   double brightness;            /* added after the window, in [-1, 1] of the display range */
   double contrast;              /* slope around mid-grey */
-  gboolean labels_visible, prediction_visible;
-  double labels_opacity, prediction_opacity;
+  gboolean labels_visible, prediction_visible, uncertainty_visible;
+  double labels_opacity, prediction_opacity, uncertainty_opacity;
 
   /* tools */
   EmsegTool tool;
@@ -68,6 +68,8 @@ enum {
   PROP_LABELS_OPACITY,
   PROP_PREDICTION_VISIBLE,
   PROP_PREDICTION_OPACITY,
+  PROP_UNCERTAINTY_VISIBLE,
+  PROP_UNCERTAINTY_OPACITY,
   PROP_TOOL,
   PROP_BRUSH_LABEL,
   PROP_BRUSH_RADIUS,
@@ -150,6 +152,11 @@ colormap (double t, double rgb[3])
     rgb[c] = stops[k][c] * (1 - u) + stops[k + 1][c] * u;
 }
 
+/* The MC standard deviation of P(cell) at which the uncertainty overlay reaches its full
+ * opacity. A fixed scale, not the slice's maximum, so that slices and models compare: a
+ * pixel whose samples spread by 0.2 is one the model cannot decide on. */
+#define UNCERTAINTY_FULL 0.2
+
 static void
 render_region (EmsegSliceView *self, long x0, long y0, int step, int cw, int ch)
 {
@@ -163,6 +170,8 @@ render_region (EmsegSliceView *self, long x0, long y0, int step, int cw, int ch)
   double b = -a * v->image_min - 0.5 * self->contrast + 0.5 + self->brightness;
   double lab_alpha = self->labels_visible ? self->labels_opacity : 0.0;
   double pred_alpha = (self->prediction_visible && pred != NULL) ? self->prediction_opacity : 0.0;
+  const float *unc = emseg_volume_uncertainty_plane (v, self->slice);
+  double unc_alpha = (self->uncertainty_visible && unc != NULL) ? self->uncertainty_opacity : 0.0;
   guint8 *data;
   int stride;
 
@@ -193,6 +202,15 @@ render_region (EmsegSliceView *self, long x0, long y0, int step, int cw, int ch)
               r = r * (1 - pred_alpha) + c[0] * pred_alpha;
               gr = gr * (1 - pred_alpha) + c[1] * pred_alpha;
               bl = bl * (1 - pred_alpha) + c[2] * pred_alpha;
+            }
+          if (unc_alpha > 0 && unc[i] > 0)
+            {
+              /* cyan, as opaque as the samples disagree: confident pixels stay untouched */
+              double t = unc_alpha * MIN (unc[i] / UNCERTAINTY_FULL, 1.0);
+
+              r = r * (1 - t);
+              gr = gr * (1 - t) + 0.9 * t;
+              bl = bl * (1 - t) + 1.0 * t;
             }
           if (lab_alpha > 0 && lab[i] != EMSEG_LABEL_UNLABELED)
             {
@@ -382,12 +400,14 @@ update_pointer_text (EmsegSliceView *self)
         {
           gsize i = (gsize) iy * v->width + (gsize) ix;
           const float *pred = emseg_volume_prediction_plane (v, self->slice);
+          const float *unc = emseg_volume_uncertainty_plane (v, self->slice);
           g_autofree char *ptext = pred != NULL ? g_strdup_printf ("  P(cell) %.3f", pred[i]) : g_strdup ("");
+          g_autofree char *utext = unc != NULL ? g_strdup_printf ("  σ %.3f", unc[i]) : g_strdup ("");
 
-          text = g_strdup_printf ("x %u  y %u  value %g  %s%s", (guint) ix, (guint) iy,
+          text = g_strdup_printf ("x %u  y %u  value %g  %s%s%s", (guint) ix, (guint) iy,
                                   emseg_volume_image_plane (v, self->slice)[i],
                                   emseg_label_to_string (emseg_volume_label_plane (v, self->slice)[i]),
-                                  ptext);
+                                  ptext, utext);
         }
     }
   if (g_strcmp0 (text, self->pointer_text) == 0)
@@ -761,6 +781,8 @@ emseg_slice_view_get_property (GObject *object, guint prop_id, GValue *value, GP
     case PROP_LABELS_OPACITY: g_value_set_double (value, self->labels_opacity); break;
     case PROP_PREDICTION_VISIBLE: g_value_set_boolean (value, self->prediction_visible); break;
     case PROP_PREDICTION_OPACITY: g_value_set_double (value, self->prediction_opacity); break;
+    case PROP_UNCERTAINTY_VISIBLE: g_value_set_boolean (value, self->uncertainty_visible); break;
+    case PROP_UNCERTAINTY_OPACITY: g_value_set_double (value, self->uncertainty_opacity); break;
     case PROP_TOOL: g_value_set_uint (value, self->tool); break;
     case PROP_BRUSH_LABEL: g_value_set_uint (value, self->brush_label); break;
     case PROP_BRUSH_RADIUS: g_value_set_double (value, self->brush_radius); break;
@@ -802,6 +824,8 @@ emseg_slice_view_set_property (GObject *object, guint prop_id, const GValue *val
     case PROP_LABELS_OPACITY: SET_FIELD (labels_opacity, g_value_get_double (value), prop_id); break;
     case PROP_PREDICTION_VISIBLE: SET_FIELD (prediction_visible, g_value_get_boolean (value), prop_id); break;
     case PROP_PREDICTION_OPACITY: SET_FIELD (prediction_opacity, g_value_get_double (value), prop_id); break;
+    case PROP_UNCERTAINTY_VISIBLE: SET_FIELD (uncertainty_visible, g_value_get_boolean (value), prop_id); break;
+    case PROP_UNCERTAINTY_OPACITY: SET_FIELD (uncertainty_opacity, g_value_get_double (value), prop_id); break;
     case PROP_TOOL: SET_FIELD (tool, (EmsegTool) g_value_get_uint (value), prop_id); break;
     case PROP_BRUSH_LABEL: SET_FIELD (brush_label, (guint8) g_value_get_uint (value), prop_id); break;
     case PROP_BRUSH_RADIUS: SET_FIELD (brush_radius, g_value_get_double (value), prop_id); break;
@@ -854,6 +878,8 @@ emseg_slice_view_class_init (EmsegSliceViewClass *klass)
   properties[PROP_LABELS_OPACITY] = g_param_spec_double ("labels-opacity", NULL, NULL, 0.0, 1.0, 0.45, rw);
   properties[PROP_PREDICTION_VISIBLE] = g_param_spec_boolean ("prediction-visible", NULL, NULL, TRUE, rw);
   properties[PROP_PREDICTION_OPACITY] = g_param_spec_double ("prediction-opacity", NULL, NULL, 0.0, 1.0, 0.4, rw);
+  properties[PROP_UNCERTAINTY_VISIBLE] = g_param_spec_boolean ("uncertainty-visible", NULL, NULL, TRUE, rw);
+  properties[PROP_UNCERTAINTY_OPACITY] = g_param_spec_double ("uncertainty-opacity", NULL, NULL, 0.0, 1.0, 0.8, rw);
   properties[PROP_TOOL] = g_param_spec_uint ("tool", NULL, NULL, EMSEG_TOOL_PAN, EMSEG_TOOL_ERASER, EMSEG_TOOL_PAN, rw);
   properties[PROP_BRUSH_LABEL] = g_param_spec_uint ("brush-label", NULL, NULL, 0, 255, EMSEG_LABEL_MEMBRANE, rw);
   properties[PROP_BRUSH_RADIUS] = g_param_spec_double ("brush-radius", NULL, NULL, 0.5, 256.0, 3.0, rw);
@@ -901,6 +927,8 @@ emseg_slice_view_init (EmsegSliceView *self)
   self->labels_opacity = 0.45;
   self->prediction_visible = TRUE;
   self->prediction_opacity = 0.4;
+  self->uncertainty_visible = TRUE;
+  self->uncertainty_opacity = 0.8;
   self->tool = EMSEG_TOOL_PAN;
   self->brush_label = EMSEG_LABEL_MEMBRANE;
   self->brush_radius = 3.0;

@@ -1,5 +1,6 @@
 /* emseg-slice-view.h — the slice viewer: one slice of an EmsegVolume at any zoom, with
- * label and prediction overlays, brightness/contrast, panning and brush painting.
+ * label, prediction and uncertainty (MC-dropout standard deviation, cyan) overlays,
+ * brightness/contrast, panning and brush painting.
  *
  * Modelled on vipsdisp's imagedisplay: three named coordinate spaces —
  *   image  : pixels of the slice, (0,0) top-left corner, pixel (x,y) covers [x,x+1);
@@ -10,7 +11,8 @@
  * when zoomed out), cached, and drawn with nearest-neighbour filtering.
  *
  * Properties bindable to controls: slice, zoom, brightness, contrast, labels-visible,
- * labels-opacity, prediction-visible, prediction-opacity, tool, brush-label,
+ * labels-opacity, prediction-visible, prediction-opacity, uncertainty-visible,
+ * uncertainty-opacity, tool, brush-label,
  * brush-radius; read-only pointer-text (coordinates and value under the pointer).
  * Signal "stroke-finished" (guint slice, guint x0, guint y0, guint x1, guint y1) fires
  * after a stroke changed pixels, so the window saves that slice's mask at once. */

@@ -72,6 +72,12 @@ emseg_train_panel_set_epochs (EmsegTrainPanel *self, guint epochs)
 }
 
 void
+emseg_train_panel_set_dropout (EmsegTrainPanel *self, double dropout)
+{
+  gtk_spin_button_set_value (self->dropout_spin, dropout);
+}
+
+void
 emseg_train_panel_set_state (EmsegTrainPanel *self, EmsegTrainState state)
 {
   gboolean idle = state == EMSEG_TRAIN_IDLE;

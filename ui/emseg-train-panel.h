@@ -38,6 +38,7 @@ GtkWidget *emseg_train_panel_new (void);
 void emseg_train_panel_get_params (EmsegTrainPanel *self, EmsegTrainParams *params);
 /* Sets the epochs control (scripted runs and tests). */
 void emseg_train_panel_set_epochs (EmsegTrainPanel *self, guint epochs);
+void emseg_train_panel_set_dropout (EmsegTrainPanel *self, double dropout);
 /* Enables the buttons that make sense in `state`. */
 void emseg_train_panel_set_state (EmsegTrainPanel *self, EmsegTrainState state);
 EmsegTrainState emseg_train_panel_get_state (EmsegTrainPanel *self);

@@ -82,6 +82,8 @@ emseg_volume_unref (EmsegVolume *volume)
   g_free (volume->image);
   g_free (volume->labels);
   g_free (volume->prediction);
+  emseg_volume_clear_uncertainty (volume);
+  g_free (volume->uncertainty);
   g_free (volume);
 }
 
@@ -134,6 +136,33 @@ emseg_volume_ensure_prediction (EmsegVolume *volume, GError **error)
   for (gsize i = 0; i < n; i++)
     volume->prediction[i] = 0.5f;
   return TRUE;
+}
+
+const float *
+emseg_volume_uncertainty_plane (EmsegVolume *volume, guint slice)
+{
+  g_return_val_if_fail (slice < volume->n_slices, NULL);
+  return volume->uncertainty != NULL ? volume->uncertainty[slice] : NULL;
+}
+
+void
+emseg_volume_set_uncertainty (EmsegVolume *volume, guint slice, const float *std)
+{
+  gsize plane = emseg_volume_plane_size (volume);
+
+  g_return_if_fail (slice < volume->n_slices);
+  if (volume->uncertainty == NULL)
+    volume->uncertainty = g_new0 (float *, volume->n_slices);
+  if (volume->uncertainty[slice] == NULL)
+    volume->uncertainty[slice] = g_new (float, plane);
+  memcpy (volume->uncertainty[slice], std, plane * sizeof (float));
+}
+
+void
+emseg_volume_clear_uncertainty (EmsegVolume *volume)
+{
+  for (guint z = 0; volume->uncertainty != NULL && z < volume->n_slices; z++)
+    g_clear_pointer (&volume->uncertainty[z], g_free);
 }
 
 float *

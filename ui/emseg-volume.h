@@ -23,6 +23,9 @@ typedef struct {
   float *image;      /* (n_slices, height, width) raw sample values, owned */
   guint8 *labels;    /* (n_slices, height, width) EmsegLabel values, owned */
   float *prediction; /* (n_slices, height, width) P(cell interior), owned; NULL until predicted */
+  float **uncertainty; /* (n_slices) planes (height, width) of the MC-dropout standard
+                          deviation of P(cell), owned; a plane is NULL until estimated —
+                          only slices the user asked about have one */
   float image_min;   /* sample range over the stack: the viewer's default display window */
   float image_max;
   /* private */
@@ -44,6 +47,12 @@ gsize emseg_volume_plane_size (const EmsegVolume *volume);
 float *emseg_volume_image_plane (EmsegVolume *volume, guint slice);
 guint8 *emseg_volume_label_plane (EmsegVolume *volume, guint slice);
 float *emseg_volume_prediction_plane (EmsegVolume *volume, guint slice); /* NULL if none */
+/* The uncertainty (MC standard deviation) of a slice, NULL until estimated. */
+const float *emseg_volume_uncertainty_plane (EmsegVolume *volume, guint slice);
+/* Copies std (height × width) in as the slice's uncertainty. */
+void emseg_volume_set_uncertainty (EmsegVolume *volume, guint slice, const float *std);
+/* Drops every slice's uncertainty (the model it came from was replaced). */
+void emseg_volume_clear_uncertainty (EmsegVolume *volume);
 
 const char *emseg_label_to_string (guint8 label);
 

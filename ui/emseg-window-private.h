@@ -19,6 +19,8 @@ struct _EmsegWindow {
   GtkAdjustment *brush_adj;
   GtkAdjustment *labels_opacity_adj;
   GtkAdjustment *prediction_opacity_adj;
+  GtkAdjustment *uncertainty_opacity_adj;
+  GtkAdjustment *mc_samples_adj;
   GtkLabel *slice_label;
   GtkLabel *zoom_label;
   GtkLabel *pointer_label;
@@ -29,6 +31,8 @@ struct _EmsegWindow {
   GtkDropDown *label_dropdown;
   GtkCheckButton *labels_check;
   GtkCheckButton *prediction_check;
+  GtkCheckButton *uncertainty_check;
+  GtkButton *uncertainty_button;
   GtkStack *side_stack;
   EmsegTrainPanel *train_panel;
   GMenu *recent_menu;
@@ -46,6 +50,10 @@ struct _EmsegWindow {
   guint64 train_job;             /* running training job, 0 when idle */
   guint64 preview_job;           /* prediction of the visible slice in flight */
   guint64 export_job;            /* export prediction in flight */
+  guint64 uncertainty_job;       /* MC-dropout estimate of one slice in flight */
+  guint uncertainty_slice;       /* the slice it is for */
+  int uncertainty_samples;
+  double train_dropout;          /* dropout of the running training job (its snapshot's) */
   gint64 best_model_id;          /* latest checkpoint: the overlay's model */
   char *best_model_name;         /* owned */
   gint64 train_started_us;

@@ -1,7 +1,8 @@
 /* emseg-window-train.c — the window's side of the engine thread (app/run): training
  * runs from the panel's buttons, live curves / heatmap / progress from its events, the
- * prediction overlay of the visible slice, earlier runs reloaded from the store, and the
- * export (dialog, prediction of every slice, TIFF writing, the closing message).
+ * prediction overlay of the visible slice, the MC-dropout uncertainty of the visible
+ * slice on request, earlier runs reloaded from the store (and chosen for comparison),
+ * and the export (dialog, prediction of every slice, TIFF writing, the closing message).
  *
  * One engine thread per open project, started with the first job and freed (joined)
  * when the project changes or the window goes away; it delivers events on the default
@@ -172,6 +173,12 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
       break;
     case EMSEG_ENGINE_EVENT_CHECKPOINT:
       set_best_model (self, ev->model_id, ev->model_name);
+      /* the estimates described the replaced weights */
+      if (self->volume != NULL)
+        {
+          emseg_volume_clear_uncertainty (self->volume);
+          emseg_slice_view_volume_changed (self->view);
+        }
       text = g_strdup_printf ("New best model at epoch %u (%s): refreshing the overlay.", ev->epoch,
                               ev->model_name);
       emseg_window_set_status (self, text);
@@ -208,6 +215,7 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
 }
 
 static void export_event (EmsegWindow *self, const EmsegEngineEvent *ev);
+static void uncertainty_event (EmsegWindow *self, const EmsegEngineEvent *ev);
 
 static void
 engine_event_cb (const EmsegEngineEvent *ev, gpointer data)
@@ -219,6 +227,8 @@ engine_event_cb (const EmsegEngineEvent *ev, gpointer data)
     training_event (self, ev);
   else if (ev->job != 0 && ev->job == self->export_job)
     export_event (self, ev);
+  else if (ev->job != 0 && ev->job == self->uncertainty_job)
+    uncertainty_event (self, ev);
   else if (ev->job != 0 && ev->job == self->preview_job)
     {
       if (ev->kind == EMSEG_ENGINE_EVENT_PREDICTION && ev->prob != NULL && self->volume != NULL &&
@@ -364,6 +374,7 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
   job->training.epochs = MAX (params.epochs, 1u);
   job->training.lr = params.learning_rate;
   job->training.dropout = (float) params.dropout;
+  self->train_dropout = params.dropout;
   job->training.augment = params.augment;
   /* the last labelled slice validates (and picks the best weights) when there are enough */
   if (labeled->len >= 3)
@@ -508,7 +519,7 @@ emseg_window_train_project_changed (EmsegWindow *self)
 {
   /* joins the thread: it was working for the previous project */
   g_clear_pointer (&self->engine, emseg_engine_thread_free);
-  self->train_job = self->preview_job = self->export_job = 0;
+  self->train_job = self->preview_job = self->export_job = self->uncertainty_job = 0;
   g_clear_pointer (&self->export_prob, g_free);
   if (self->export_dialog != NULL)
     emseg_export_dialog_set_busy (EMSEG_EXPORT_DIALOG (self->export_dialog), FALSE);
@@ -521,6 +532,168 @@ emseg_window_train_project_changed (EmsegWindow *self)
                                               : "Open a project to train.");
   reload_runs (self);
   emseg_window_train_slice_changed (self);
+}
+
+/* ---- MC-dropout uncertainty of the visible slice ----------------------------------- */
+
+/* The dropout rate of the weights a PREDICT job would use: the running run's (its
+ * snapshot), else the named checkpoint's spec as stored. */
+static gboolean
+model_dropout (EmsegWindow *self, double *dropout, GError **error)
+{
+  g_autoptr (GArray) checkpoints = NULL;
+  EngSpec spec;
+  EngError err;
+
+  if (self->train_job != 0)
+    {
+      *dropout = self->train_dropout;
+      return TRUE;
+    }
+  checkpoints = emseg_project_list_checkpoints (self->project, error);
+  if (checkpoints == NULL)
+    return FALSE;
+  for (guint i = 0; i < checkpoints->len; i++)
+    {
+      const EmsegCheckpointInfo *c = &g_array_index (checkpoints, EmsegCheckpointInfo, i);
+
+      if (g_strcmp0 (c->name, self->best_model_name) != 0)
+        continue;
+      eng_spec_default (&spec);
+      if (c->spec == NULL || eng_spec_parse (&spec, c->spec, &err) != ENG_OK)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "Checkpoint \"%s\" has an unreadable spec: %s",
+                       c->name, c->spec ? err.message : "none stored");
+          return FALSE;
+        }
+      *dropout = spec.dropout;
+      return TRUE;
+    }
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "Checkpoint \"%s\" is not in the project any more",
+               self->best_model_name);
+  return FALSE;
+}
+
+gboolean
+emseg_window_estimate_uncertainty (EmsegWindow *self, int n_samples, GError **error)
+{
+  EmsegEngineJob *job;
+  double dropout = 0.0;
+
+  if (self->uncertainty_job != 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY, "An uncertainty estimate is already running");
+      return FALSE;
+    }
+  if (self->project == NULL || self->volume == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Nothing to estimate: open a project with a stack");
+      return FALSE;
+    }
+  if (n_samples < 2)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "An uncertainty estimate needs at least 2 Monte-Carlo samples, got %d", n_samples);
+      return FALSE;
+    }
+  if (self->best_model_name == NULL && self->train_job == 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                           "No model in this project yet: train one (with dropout > 0) first");
+      return FALSE;
+    }
+  if (!model_dropout (self, &dropout, error))
+    return FALSE;
+  if (!(dropout > 0.0))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   "The model \"%s\" was trained without dropout (dropout = 0), so all its Monte-Carlo "
+                   "passes agree and there is no uncertainty to show. Train or fine-tune with dropout "
+                   "> 0 (the Train panel's Dropout, 0.2 in the paper) and estimate again.",
+                   self->train_job != 0 ? "of the running training" : self->best_model_name);
+      return FALSE;
+    }
+  if (!ensure_engine (self, error))
+    return FALSE;
+  job = emseg_engine_job_new (EMSEG_ENGINE_JOB_PREDICT);
+  job->name = g_strdup ("uncertainty (workbench)");
+  job->stack_id = self->stack_id;
+  job->slices = g_new (guint, 1);
+  job->slices[0] = emseg_slice_view_get_slice (self->view);
+  job->n_slices = 1;
+  job->mc_samples = n_samples;
+  /* as for the overlay: while training, the thread's snapshot of the best weights */
+  job->model = self->train_job != 0 ? NULL : g_strdup (self->best_model_name);
+  self->uncertainty_slice = job->slices[0];
+  self->uncertainty_samples = n_samples;
+  self->uncertainty_job = emseg_engine_thread_start (self->engine, job);
+  {
+    g_autofree char *text = g_strdup_printf ("Estimating the uncertainty of slice %u from %d dropout passes…",
+                                             self->uncertainty_slice + 1, n_samples);
+    emseg_window_set_status (self, text);
+  }
+  emseg_window_update_actions (self);
+  return TRUE;
+}
+
+gboolean
+emseg_window_is_estimating (EmsegWindow *self)
+{
+  return self->uncertainty_job != 0;
+}
+
+static void
+uncertainty_event (EmsegWindow *self, const EmsegEngineEvent *ev)
+{
+  g_autofree char *text = NULL;
+
+  switch (ev->kind)
+    {
+    case EMSEG_ENGINE_EVENT_PREDICTION:
+      if (self->volume != NULL && ev->std != NULL && ev->slice < self->volume->n_slices &&
+          ev->width == self->volume->width && ev->height == self->volume->height)
+        {
+          gsize n = (gsize) ev->width * ev->height;
+          double sum = 0.0, max = 0.0;
+
+          for (gsize i = 0; i < n; i++)
+            {
+              sum += ev->std[i];
+              max = MAX (max, ev->std[i]);
+            }
+          emseg_volume_set_uncertainty (self->volume, ev->slice, ev->std);
+          emseg_slice_view_volume_changed (self->view);
+          if (!gtk_check_button_get_active (self->uncertainty_check))
+            gtk_check_button_set_active (self->uncertainty_check, TRUE);
+          text = g_strdup_printf ("Uncertainty of slice %u from %d dropout passes: mean σ %.4f, max σ %.4f "
+                                  "(cyan overlay).", ev->slice + 1, self->uncertainty_samples, sum / n, max);
+          emseg_window_set_status (self, text);
+        }
+      break;
+    case EMSEG_ENGINE_EVENT_ERROR:
+      {
+        g_autoptr (GError) error = g_error_new (G_IO_ERROR, G_IO_ERROR_FAILED, "%s",
+                                                ev->message ? ev->message : "the prediction failed");
+        emseg_window_show_error (self, "Could not estimate the uncertainty", error);
+      }
+      break;
+    case EMSEG_ENGINE_EVENT_FINISHED:
+      self->uncertainty_job = 0;
+      emseg_window_update_actions (self);
+      break;
+    default:
+      break;
+    }
+}
+
+static void
+action_estimate_uncertainty (GtkWidget *widget, const char *name, GVariant *param)
+{
+  EmsegWindow *self = EMSEG_WINDOW (widget);
+  g_autoptr (GError) error = NULL;
+
+  if (!emseg_window_estimate_uncertainty (self, (int) gtk_adjustment_get_value (self->mc_samples_adj), &error))
+    emseg_window_show_error (self, "Cannot estimate the uncertainty", error);
 }
 
 /* ---- export ----------------------------------------------------------------------- */
@@ -760,6 +933,7 @@ void
 emseg_window_train_class_init (GtkWidgetClass *wc)
 {
   gtk_widget_class_install_action (wc, "win.export", NULL, action_export);
+  gtk_widget_class_install_action (wc, "win.estimate-uncertainty", NULL, action_estimate_uncertainty);
 }
 
 void

@@ -51,6 +51,9 @@ emseg_window_update_actions (EmsegWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.redo", emseg_window_can_redo (self));
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-stack", self->project != NULL);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export", in_project);
+  /* enabled without a model too: the refusal says what is missing */
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.estimate-uncertainty",
+                                 in_project && !emseg_window_is_estimating (self));
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.prev-slice", have && slice > 0);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.next-slice", have && slice + 1 < n);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.open-labels", have);
@@ -108,6 +111,15 @@ slice_changed_cb (EmsegWindow *self)
 {
   update_slice_label (self);
   emseg_window_train_slice_changed (self);
+}
+
+static void
+mc_samples_changed_cb (EmsegWindow *self)
+{
+  g_autofree char *text = g_strdup_printf ("Estimate uncertainty (%d samples)",
+                                           (int) gtk_adjustment_get_value (self->mc_samples_adj));
+
+  gtk_button_set_label (self->uncertainty_button, text);
 }
 
 /* ---- tools ---------------------------------------------------------------------- */
@@ -250,6 +262,10 @@ emseg_window_class_init (EmsegWindowClass *klass)
   gtk_widget_class_bind_template_child (wc, EmsegWindow, brush_adj);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, labels_opacity_adj);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, prediction_opacity_adj);
+  gtk_widget_class_bind_template_child (wc, EmsegWindow, uncertainty_opacity_adj);
+  gtk_widget_class_bind_template_child (wc, EmsegWindow, mc_samples_adj);
+  gtk_widget_class_bind_template_child (wc, EmsegWindow, uncertainty_check);
+  gtk_widget_class_bind_template_child (wc, EmsegWindow, uncertainty_button);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, slice_label);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, zoom_label);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, pointer_label);
@@ -287,6 +303,9 @@ emseg_window_init (EmsegWindow *self)
   g_object_bind_property (self->view, "prediction-opacity", self->prediction_opacity_adj, "value", both);
   g_object_bind_property (self->view, "labels-visible", self->labels_check, "active", both);
   g_object_bind_property (self->view, "prediction-visible", self->prediction_check, "active", both);
+  g_object_bind_property (self->view, "uncertainty-opacity", self->uncertainty_opacity_adj, "value", both);
+  g_object_bind_property (self->view, "uncertainty-visible", self->uncertainty_check, "active", both);
+  g_signal_connect_swapped (self->mc_samples_adj, "value-changed", G_CALLBACK (mc_samples_changed_cb), self);
 
   g_signal_connect_swapped (self->view, "notify::slice", G_CALLBACK (slice_changed_cb), self);
   g_signal_connect_swapped (self->view, "notify::zoom", G_CALLBACK (view_zoom_cb), self);

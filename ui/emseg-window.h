@@ -64,6 +64,13 @@ gboolean emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, con
                                     int mc_samples, const char *path, GError **error);
 gboolean emseg_window_is_exporting (EmsegWindow *self);
 
+/* Estimates the MC-dropout uncertainty (per-pixel standard deviation of P(cell) over
+ * n_samples >= 2 stochastic passes) of the visible slice with the overlay's model, on
+ * the engine thread; the result shows as the viewer's uncertainty overlay. Refused with a
+ * message when there is no model, or the model has no dropout (all passes would agree). */
+gboolean emseg_window_estimate_uncertainty (EmsegWindow *self, int n_samples, GError **error);
+gboolean emseg_window_is_estimating (EmsegWindow *self);
+
 EmsegSliceView *emseg_window_get_view (EmsegWindow *self);             /* borrowed */
 EmsegTrainPanel *emseg_window_get_train_panel (EmsegWindow *self);     /* borrowed */
 /* Shows a page of the sidebar: "correct" or "train". */

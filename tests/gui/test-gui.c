@@ -670,6 +670,90 @@ panel_running (gpointer data)
   return emseg_train_panel_get_state (data) == EMSEG_TRAIN_RUNNING;
 }
 
+static gboolean
+estimate_done (gpointer data)
+{
+  return !emseg_window_is_estimating (window);
+}
+
+/* "Estimate uncertainty": MC dropout (the panel's dropout 0.2) on the visible slice; the
+ * cyan overlay must be exactly the documented blend of the estimate over the picture
+ * without it — untouched where the passes agree, cyan where they do not. */
+static void
+check_uncertainty (EmsegSliceView *view)
+{
+  g_autoptr (GError) error = NULL;
+  EmsegVolume *v = emseg_slice_view_get_volume (view);
+  const float *std;
+  g_autoptr (Shot) off = NULL;
+  g_autoptr (Shot) on = NULL;
+  guint n_checked = 0, n_visible = 0, n_agree = 0;
+  double sum = 0.0, max = 0.0;
+  gsize plane = emseg_volume_plane_size (v);
+
+  g_assert_null (emseg_volume_uncertainty_plane (v, 0));
+  g_object_set (view, "prediction-visible", FALSE, "labels-visible", FALSE, NULL);
+  g_assert_true (emseg_window_estimate_uncertainty (window, 8, &error));
+  g_assert_no_error (error);
+  g_assert_true (emseg_window_is_estimating (window));
+  g_assert_false (emseg_window_estimate_uncertainty (window, 8, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
+  spin_until (estimate_done, NULL, 60.0);
+  g_assert_false (emseg_window_is_estimating (window));
+  std = emseg_volume_uncertainty_plane (v, 0);
+  g_assert_nonnull (std);
+  for (gsize i = 0; i < plane; i++)
+    {
+      g_assert_true (std[i] >= 0.0f && std[i] <= 0.5f);
+      sum += std[i];
+      max = MAX (max, std[i]);
+    }
+  g_test_message ("uncertainty of slice 1 (8 samples): mean std %.4f, max %.4f", sum / plane, max);
+  g_assert_cmpfloat (max, >, 0.0); /* dropout 0.2: the passes differ somewhere */
+  g_assert_nonnull (strstr (emseg_window_get_status (window), "mean σ"));
+
+  g_object_set (view, "uncertainty-visible", FALSE, NULL);
+  off = screenshot ("07b-uncertainty-hidden");
+  g_object_set (view, "uncertainty-visible", TRUE, NULL);
+  on = screenshot ("07c-uncertainty");
+  /* The screenshot point of an image pixel's centre may fall on a neighbour (window and
+   * widget origins differ by the frame), so the blend must match for the pixel itself or
+   * one of its 8 neighbours, on all three channels. */
+  for (guint iy = 1; iy + 1 < v->height; iy += 3)
+    for (guint ix = 1; ix + 1 < v->width; ix += 3)
+      {
+        double s = std[(gsize) iy * v->width + ix];
+        int x, y, a[3], b[3];
+        gboolean match = FALSE;
+
+        image_to_window (ix + 0.5, iy + 0.5, &x, &y);
+        shot_rgb (off, x, y, a);
+        shot_rgb (on, x, y, b);
+        for (int k = 0; k < 9 && !match; k++)
+          {
+            double sn = std[(gsize) (iy + k / 3 - 1) * v->width + ix + k % 3 - 1];
+            double t = 0.8 * MIN (sn / 0.2, 1.0); /* default opacity, full at sigma 0.2 */
+
+            match = abs (b[0] - (int) lrint (a[0] * (1 - t))) <= 2 &&
+                    abs (b[1] - (int) lrint (a[1] * (1 - t) + 0.9 * 255 * t)) <= 2 &&
+                    abs (b[2] - (int) lrint (a[2] * (1 - t) + 255 * t)) <= 2;
+          }
+        if (!match)
+          g_test_message ("pixel %u,%u: hidden %d %d %d, shown %d %d %d, sigma %g", ix, iy, a[0], a[1], a[2],
+                          b[0], b[1], b[2], s);
+        g_assert_true (match);
+        n_checked++;
+        n_visible += b[2] > a[2] + 40 && b[0] <= a[0];
+        n_agree += s == 0.0f && a[0] == b[0] && a[1] == b[1] && a[2] == b[2];
+      }
+  g_test_message ("uncertainty overlay: %u pixels checked, %u clearly cyan, %u untouched (sigma 0)",
+                  n_checked, n_visible, n_agree);
+  g_assert_cmpuint (n_checked, >, 3000);
+  g_assert_cmpuint (n_visible, >, 0);
+  g_object_set (view, "prediction-visible", TRUE, NULL);
+}
+
 static void
 test_window_train_export (void)
 {
@@ -746,14 +830,23 @@ test_window_train_export (void)
       }
     g_assert_cmpuint (n_tinted, >, 50);
   }
+  check_uncertainty (view);
   g_object_set (view, "labels-visible", TRUE, NULL);
 
   /* a fine-tune run, stopped: the run ends "cancelled" and the panel goes idle */
   emseg_window_show_page (window, "train");
   emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
+  emseg_train_panel_set_dropout (panel, 0.0);
   g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
   g_assert_no_error (error);
+  emseg_train_panel_set_dropout (panel, 0.2);
   spin_until (always_false_until_step, panel, 60.0);
+  /* its weights have no dropout: an uncertainty estimate is refused, saying why */
+  g_assert_false (emseg_window_estimate_uncertainty (window, 8, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+  g_assert_nonnull (strstr (error->message, "without dropout"));
+  g_assert_false (emseg_window_is_estimating (window));
+  g_clear_error (&error);
   /* Pause and Resume act between steps and come back as panel states */
   g_signal_emit_by_name (panel, "pause-requested");
   spin_until (panel_paused, panel, 60.0);
