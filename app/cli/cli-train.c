@@ -105,6 +105,7 @@ emseg_cli_train(int argc, char **argv)
   double lr = 1e-3, wd = 1e-3, dropout = -1;
   gint64 seed = 1;
   gboolean half = FALSE, no_augment = FALSE, augment = FALSE, resume = FALSE, verbose = FALSE;
+  gboolean no_calibrate = FALSE;
   GOptionEntry entries[] = {
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
     { "labels", 0, 0, G_OPTION_ARG_FILENAME, &labels_path, "Label stack (0 = membrane, 255 = cell, other = unlabeled)", "LABELS" },
@@ -119,6 +120,8 @@ emseg_cli_train(int argc, char **argv)
     { "dropout", 0, 0, G_OPTION_ARG_DOUBLE, &dropout, "Dropout rate in every block (overrides --spec)", "P" },
     { "augment", 0, 0, G_OPTION_ARG_NONE, &augment, "Augment: flips, rotation, shear, elastic warp (default)", NULL },
     { "no-augment", 0, 0, G_OPTION_ARG_NONE, &no_augment, "Train on the slices as they are", NULL },
+    { "no-calibrate-bn", 0, 0, G_OPTION_ARG_NONE, &no_calibrate,
+      "Validate with the training-time BN running statistics (default: recompute them over the training slices first)", NULL },
     { "crop", 0, 0, G_OPTION_ARG_INT, &crop, "Train on random square crops of this size (default: full slices)", "PX" },
     { "metrics-every", 0, 0, G_OPTION_ARG_INT, &metrics_every, "V_rand / V_info on the validation slices every K epochs (0 = never; default 1)", "K" },
     { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Model spec overrides, e.g. base_width=8,down=1/1 (default: Table 1)", "SPEC" },
@@ -178,6 +181,7 @@ emseg_cli_train(int argc, char **argv)
   cfg.weight_decay = wd;
   cfg.patience = (guint) patience;
   cfg.augment = !no_augment;
+  cfg.calibrate_bn = !no_calibrate;
   cfg.crop = (guint) crop;
   cfg.metrics_every = (guint) metrics_every;
   cfg.seed = (guint64) seed;

@@ -21,6 +21,7 @@ static const Command commands[] = {
   { "evaluate", emseg_cli_evaluate, "score a prediction: V_rand, V_info, pixel error" },
   { "augment-preview", emseg_cli_augment_preview, "write augmented samples as PNG" },
   { "synth", emseg_cli_synth, "write a synthetic EM-like stack with labels" },
+  { "calibrate-bn", emseg_cli_calibrate_bn, "recompute BN statistics over slices (precise BN)" },
   { "experiment", emseg_cli_experiment, "the paper's experiments (skip-ablation)" },
 };
 

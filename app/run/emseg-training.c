@@ -38,6 +38,7 @@ emseg_training_config_init(EmsegTrainingConfig *cfg)
   cfg->lr = 1e-3;
   cfg->weight_decay = 1e-3;
   cfg->augment = TRUE;
+  cfg->calibrate_bn = TRUE;
   eng_augment_params_init(&cfg->augment_params);
   cfg->metrics_every = 1;
   cfg->seed = 1;
@@ -578,6 +579,33 @@ train_epoch(Run *run, guint e, double *loss_out, double *acc_out, GError **error
   return TRUE;
 }
 
+/* Precise BN (see calibrate_bn in the header): training-mode forwards of un-augmented
+ * training slices through the validation graph with momentum k/(k+1) and no dropout, so
+ * the running statistics end as the plain mean over the slices. Skipped when training
+ * and validation slices differ in size (the graph is sized for validation). */
+#define CALIBRATE_MAX_SLICES 16
+
+static gboolean
+calibrate_bn(Run *run, GError **error)
+{
+  const EmsegDataset *train = run->train, *val = run->val;
+  if (train->width != val->width || train->height != val->height)
+    return TRUE;
+  const float *images[CALIBRATE_MAX_SLICES];
+  guint n = MIN(train->n, CALIBRATE_MAX_SLICES);
+  for (guint k = 0; k < n; k++) /* evenly spread over the slices */
+    images[k] = emseg_dataset_image(train, (guint) ((guint64) k * train->n / n));
+  EngError err;
+  EngStatus st = eng_model_calibrate_bn(run->model, run->val_graph, images, n, &err);
+  if (st == ENG_ERR_CANCELLED) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED, "cancelled");
+    return FALSE;
+  }
+  if (st != ENG_OK)
+    return engine_error(error, &err, "before validation");
+  return TRUE;
+}
+
 /* Loss and accuracy on the validation slices in inference mode; P(cell) into val_prob. */
 static gboolean
 validate(Run *run, double *loss_out, double *acc_out, GError **error)
@@ -698,6 +726,8 @@ run_epoch(Run *run, guint e, GError **error)
   EmsegTrainingEpoch ep = { .val_loss = NAN, .val_accuracy = NAN, .vrand = NAN,
                             .vinfo = NAN, .lr = lr };
   if (!train_epoch(run, e, &ep.train_loss, &ep.train_accuracy, error))
+    return FALSE;
+  if (has_val && cfg->calibrate_bn && !calibrate_bn(run, error))
     return FALSE;
   if (has_val && !validate(run, &ep.val_loss, &ep.val_accuracy, error))
     return FALSE;

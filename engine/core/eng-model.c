@@ -634,6 +634,18 @@ eng_model_layer_name(const EngModel *m, size_t layer)
   return layer < m->n_layers ? m->layer_names[layer] : NULL;
 }
 
+void
+eng_model_set_bn_momentum(EngModel *m, float momentum)
+{
+  m->spec.bn_momentum = momentum;
+}
+
+void
+eng_model_set_dropout(EngModel *m, float rate)
+{
+  m->spec.dropout = rate;
+}
+
 EngStatus
 eng_model_copy_params(EngModel *dst, const EngModel *src, EngError *err)
 {

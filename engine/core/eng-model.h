@@ -66,6 +66,11 @@ void eng_model_zero_grad(EngModel *model);
 /* Names of layers (conv or BN), input to output, for update statistics. */
 size_t eng_model_n_layers(const EngModel *model);
 const char *eng_model_layer_name(const EngModel *model, size_t layer);
+/* Overrides the spec's BN momentum or dropout rate for the forwards that follow (BN
+ * recalibration runs training-mode forwards with momentum k/(k+1) and no dropout).
+ * The caller restores the values before saving the model. */
+void eng_model_set_bn_momentum(EngModel *model, float momentum);
+void eng_model_set_dropout(EngModel *model, float rate);
 /* Copies all parameters and buffers from src (same spec) into dst. */
 EngStatus eng_model_copy_params(EngModel *dst, const EngModel *src, EngError *err);
 

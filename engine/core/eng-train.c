@@ -272,3 +272,23 @@ eng_predict_tta(EngGraph *graph, const float *image, EngMode mode, int samples, 
   free(sq);
   return st;
 }
+
+EngStatus
+eng_model_calibrate_bn(EngModel *model, EngGraph *graph, const float *const *images, size_t n,
+                       EngError *err)
+{
+  const EngSpec *spec = eng_model_spec(model);
+  float momentum = spec->bn_momentum, dropout = spec->dropout;
+  EngStatus st = ENG_OK;
+  eng_model_set_dropout(model, 0.0f);
+  for (size_t k = 0; k < n && st == ENG_OK; k++) {
+    /* running = k/(k+1) running + 1/(k+1) batch: the exact mean after n images */
+    eng_model_set_bn_momentum(model, (float) k / (float) (k + 1));
+    st = eng_graph_forward(graph, images[k], ENG_MODE_TRAIN, 0);
+  }
+  eng_model_set_bn_momentum(model, momentum);
+  eng_model_set_dropout(model, dropout);
+  if (st != ENG_OK)
+    return eng_error_set(err, st, "recomputing BN statistics: %s", eng_status_to_string(st));
+  return ENG_OK;
+}

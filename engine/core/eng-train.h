@@ -56,6 +56,16 @@ EngStatus eng_trainer_evaluate(EngTrainer *tr, const float *image, const float *
 EngStatus eng_predict(EngGraph *graph, const float *image, EngMode mode, int samples,
                       uint64_t seed, float *prob_out, float *std_out, EngError *err);
 
+/* Precise BN: replaces every BN layer's running statistics by plain averages over the
+ * planes images[0..n-1] (each (1, in_channels, h, w) standardized, h and w the graph's):
+ * training-mode forwards with momentum k/(k+1) for the k-th image and dropout off, so
+ * running_mean is the mean of the per-image batch means and running_var the mean of the
+ * per-image unbiased variances. Weights are untouched; the spec's momentum and dropout
+ * are restored. Why: momentum-0.9 statistics of augmented, dropout-perturbed single
+ * slices describe the last few training images, not the data, and inference suffers. */
+EngStatus eng_model_calibrate_bn(EngModel *model, EngGraph *graph, const float *const *images,
+                                 size_t n, EngError *err);
+
 /* The same with test-time augmentation: the average over the 8 flips and quarter turns of
  * each plane (4 — flips and the half turn — when h != w, since a quarter turn would need
  * another graph), each pass with `samples` MC draws when mode is ENG_MODE_MC. std_out is

@@ -436,6 +436,60 @@ test_tta_equivariant(void)
   eng_model_free(m);
 }
 
+/* Precise BN: over [A, B] the running statistics are the average of those over [A] and
+ * over [B] alone (each of which is that image's batch statistics); weights, momentum and
+ * dropout are left as they were. */
+static void
+test_calibrate_bn(void)
+{
+  EngModel *m = small_model();
+  EngError err;
+  const size_t s = 32;
+  EngGraph *g = eng_graph_new(m, 1, s, s, 0, &err);
+  float *a = g_new(float, s * s), *b = g_new(float, s * s);
+  EngRng rng;
+  eng_rng_seed(&rng, 4);
+  for (size_t i = 0; i < s * s; i++) {
+    a[i] = eng_rng_normal(&rng);
+    b[i] = 2.0f * eng_rng_normal(&rng) + 0.5f;
+  }
+  size_t total;
+  float *w = eng_model_params_arena(m, &total);
+  float *w0 = g_memdup2(w, total * sizeof(float));
+  const float *only_a[] = { a }, *only_b[] = { b }, *both[] = { a, b };
+  g_assert_cmpint(eng_model_calibrate_bn(m, g, only_a, 1, &err), ==, ENG_OK);
+  float *stats_a = g_memdup2(w, total * sizeof(float));
+  g_assert_cmpint(eng_model_calibrate_bn(m, g, only_b, 1, &err), ==, ENG_OK);
+  float *stats_b = g_memdup2(w, total * sizeof(float));
+  g_assert_cmpint(eng_model_calibrate_bn(m, g, both, 2, &err), ==, ENG_OK);
+  /* Training-mode forwards normalize with batch statistics, so with the weights fixed each
+   * BN layer's input depends on its image alone and the averages must match exactly. */
+  int checked = 0;
+  for (size_t k = 0; k < eng_model_n_params(m); k++) {
+    const EngParam *p = eng_model_param(m, k);
+    for (size_t j = p->offset; j < p->offset + p->count; j++) {
+      if (p->trainable) {
+        g_assert_cmpfloat(w[j], ==, w0[j]);
+      } else {
+        double want = 0.5 * ((double) stats_a[j] + stats_b[j]);
+        g_assert_cmpfloat_with_epsilon(w[j], want, 1e-5 * fmax(1.0, fabs(want)));
+        g_assert_cmpfloat(fabsf(stats_a[j] - stats_b[j]), >, 0.0f);
+        checked++;
+      }
+    }
+  }
+  g_assert_cmpint(checked, >, 0);
+  g_assert_cmpfloat(eng_model_spec(m)->bn_momentum, ==, 0.9f);
+  g_assert_cmpfloat(eng_model_spec(m)->dropout, ==, 0.1f);
+  g_free(a);
+  g_free(b);
+  g_free(w0);
+  g_free(stats_a);
+  g_free(stats_b);
+  eng_graph_free(g);
+  eng_model_free(m);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -455,5 +509,6 @@ main(int argc, char **argv)
   g_test_add_func("/model/bad-size", test_bad_size);
   g_test_add_func("/model/dihedral", test_dihedral);
   g_test_add_func("/model/tta-equivariant", test_tta_equivariant);
+  g_test_add_func("/model/calibrate-bn", test_calibrate_bn);
   return g_test_run();
 }
