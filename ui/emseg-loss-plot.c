@@ -21,6 +21,7 @@ struct _EmsegLossPlot {
   /* owned */
   GPtrArray *series; /* Series* */
   char *x_label, *y_label;
+  gboolean legend_bottom;
 
   /* layout of the last draw, for hover lookups */
   double px0, py0, px1, py1;      /* plot area in widget space */
@@ -57,6 +58,13 @@ emseg_loss_plot_set_axis_labels (EmsegLossPlot *self, const char *x_label, const
   g_free (self->y_label);
   self->x_label = g_strdup (x_label);
   self->y_label = g_strdup (y_label);
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+void
+emseg_loss_plot_set_legend_bottom (EmsegLossPlot *self, gboolean bottom)
+{
+  self->legend_bottom = bottom;
   gtk_widget_queue_draw (GTK_WIDGET (self));
 }
 
@@ -363,8 +371,14 @@ emseg_loss_plot_draw (EmsegLossPlot *self, cairo_t *cr, int width, int height)
   for (guint k = 0; k < self->series->len; k++)
     draw_series (self, cr, g_ptr_array_index (self->series, k));
 
-  /* legend, top right inside the frame */
+  /* legend, top or bottom right inside the frame */
   legend_y = self->py0 + 6;
+  if (self->legend_bottom && self->series->len > 0)
+    {
+      /* every entry is one line of the same font */
+      emseg_plot_text_size (cr, "Ag", &tw, &th);
+      legend_y = MAX (self->py1 - 4 - (th + 2) * self->series->len, self->py0 + 2);
+    }
   for (guint k = 0; k < self->series->len; k++)
     {
       Series *s = g_ptr_array_index (self->series, k);

@@ -17,6 +17,9 @@ G_DECLARE_FINAL_TYPE (EmsegLossPlot, emseg_loss_plot, EMSEG, LOSS_PLOT, GtkWidge
 GtkWidget *emseg_loss_plot_new (void);
 
 void emseg_loss_plot_set_axis_labels (EmsegLossPlot *self, const char *x_label, const char *y_label);
+/* Where the legend goes, inside the frame on the right: top (default) or bottom — for
+ * curves that rise, such as scores. */
+void emseg_loss_plot_set_legend_bottom (EmsegLossPlot *self, gboolean bottom);
 /* Returns the series index. smoothing in [0, 1): EMA weight of the previous value. */
 guint emseg_loss_plot_add_series (EmsegLossPlot *self, const char *name, const GdkRGBA *color,
                                   double smoothing, gboolean dashed);

@@ -1,6 +1,8 @@
 /* emseg-train-panel.h — the training side panel: hyperparameters with the paper's
- * defaults, Train / Fine-tune / Pause / Resume / Stop, a progress bar, live loss curves
- * and the per-layer update heatmap.
+ * defaults, Train / Fine-tune / Pause / Resume / Stop, a progress bar, live loss curves,
+ * V_rand / V_info curves (a second plot, when the run computes them), earlier runs of
+ * the project drawn dashed for comparison (chosen in the "Earlier runs" popover) and the
+ * per-layer update heatmap.
  *
  * The panel does no training itself. It emits "train-requested" (gboolean fine_tune),
  * "pause-requested", "resume-requested" and "stop-requested", and is fed by whoever runs
@@ -46,8 +48,9 @@ void emseg_train_panel_set_status (EmsegTrainPanel *self, const char *text);
 
 /* Drops every curve and heatmap column (another project was opened). */
 void emseg_train_panel_reset (EmsegTrainPanel *self);
-/* Starts the curves and heatmap of a new run. The current run's epoch curves, if any,
- * stay as dashed "run N" series for comparison. layer_names: (n_layers), copied. */
+/* Starts the curves and heatmap of a new run; the previous current run's curves go (the
+ * caller lists it among the earlier runs to keep it comparable). layer_names: (n_layers),
+ * copied. */
 void emseg_train_panel_begin_run (EmsegTrainPanel *self, const char *const *layer_names,
                                   guint n_layers);
 /* One optimisation step; epoch_pos is fractional (epoch + step/steps_per_epoch) so the
@@ -57,6 +60,29 @@ void emseg_train_panel_add_step (EmsegTrainPanel *self, double epoch_pos, double
  * layer_updates is (n_layers) mean update magnitudes or NULL. */
 void emseg_train_panel_add_epoch (EmsegTrainPanel *self, guint epoch, double train_loss,
                                   double val_loss, const float *layer_updates);
+/* V_rand / V_info of an epoch of the current run (NAN: not computed that epoch). */
+void emseg_train_panel_add_scores (EmsegTrainPanel *self, guint epoch, double v_rand, double v_info);
+
+/* An earlier run's per-epoch curves (borrowed by the call, which copies them); NULL
+ * arrays or NAN entries mean "not computed". */
+typedef struct {
+  gint64 id;             /* the run's id in the store: legend entries are "run <id> …" */
+  const char *label;     /* its row in the popover */
+  guint n_epochs;
+  const double *epoch, *train_loss, *val_loss, *v_rand, *v_info; /* (n_epochs) */
+} EmsegRunCurves;
+
+/* Earlier runs offered for comparison; shown ones are drawn dashed in both plots, in
+ * the order added, before the current run's curves. */
+void emseg_train_panel_clear_earlier_runs (EmsegTrainPanel *self);
+void emseg_train_panel_add_earlier_run (EmsegTrainPanel *self, const EmsegRunCurves *run,
+                                        gboolean shown);
+guint emseg_train_panel_get_n_earlier_runs (EmsegTrainPanel *self);
+void emseg_train_panel_set_earlier_run_shown (EmsegTrainPanel *self, guint index, gboolean shown);
+gboolean emseg_train_panel_get_earlier_run_shown (EmsegTrainPanel *self, guint index);
+/* Opens the popover with a check button per earlier run. */
+void emseg_train_panel_popup_earlier_runs (EmsegTrainPanel *self);
+
 /* fraction in [0,1]; seconds_left < 0 when unknown. */
 void emseg_train_panel_set_progress (EmsegTrainPanel *self, double fraction, guint epoch,
                                      guint n_epochs, guint64 step, double seconds_left);
@@ -65,6 +91,7 @@ void emseg_train_panel_set_progress (EmsegTrainPanel *self, double fraction, gui
 void emseg_train_panel_set_progress_text (EmsegTrainPanel *self, double fraction, const char *text);
 
 EmsegLossPlot *emseg_train_panel_get_loss_plot (EmsegTrainPanel *self); /* borrowed */
+EmsegLossPlot *emseg_train_panel_get_score_plot (EmsegTrainPanel *self); /* borrowed */
 EmsegHeatmap *emseg_train_panel_get_heatmap (EmsegTrainPanel *self);    /* borrowed */
 
 G_END_DECLS

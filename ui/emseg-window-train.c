@@ -50,6 +50,8 @@ forget_predictions (EmsegWindow *self)
 
 static gboolean
 ensure_engine (EmsegWindow *self, GError **error);
+static void
+load_earlier_runs (EmsegWindow *self, gint64 current);
 
 static void
 show_prediction (EmsegWindow *self, guint slice, gint64 model_id, const float *prob)
@@ -158,6 +160,7 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
       break;
     case EMSEG_ENGINE_EVENT_EPOCH:
       emseg_train_panel_add_epoch (panel, ev->epoch, ev->metrics.train_loss, ev->metrics.val_loss, NULL);
+      emseg_train_panel_add_scores (panel, ev->epoch, ev->metrics.v_rand, ev->metrics.v_info);
       emseg_train_panel_set_progress (panel, ev->n_epochs ? (double) ev->epoch / ev->n_epochs : 0.0,
                                       ev->epoch, ev->n_epochs, self->steps_done, ev->eta_seconds);
       text = isfinite (ev->metrics.v_rand)
@@ -384,6 +387,8 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
       job->n_val = 1;
     }
 
+  /* every run so far becomes an earlier run, the latest drawn for comparison */
+  load_earlier_runs (self, 0);
   emseg_train_panel_begin_run (self->train_panel, NULL, 0);
   emseg_train_panel_set_state (self->train_panel, EMSEG_TRAIN_RUNNING);
   emseg_train_panel_set_status (self->train_panel, fine_tune ? "Fine-tuning: starting…" : "Training: starting…");
@@ -444,26 +449,97 @@ stop_requested_cb (EmsegWindow *self)
 
 /* ---- earlier runs from the store ---------------------------------------------------- */
 
+static char *
+run_label (const EmsegRun *run, guint n_epochs)
+{
+  return g_strdup_printf ("run %" G_GINT64_FORMAT " · %s · %u epoch%s · %s", run->id,
+                          run->name ? run->name : "unnamed", n_epochs, n_epochs == 1 ? "" : "s",
+                          run->status ? run->status : "running");
+}
+
+/* Offers every run of the project with epochs, except `current` (0: none), for
+ * comparison in the panel; the most recent one is drawn, the others are a tick away. */
+static void
+load_earlier_runs (EmsegWindow *self, gint64 current)
+{
+  g_autoptr (GArray) runs = NULL;
+  gint64 latest = 0;
+
+  emseg_train_panel_clear_earlier_runs (self->train_panel);
+  if (self->project == NULL)
+    return;
+  runs = emseg_project_list_runs (self->project, NULL);
+  for (guint r = 0; runs != NULL && r < runs->len; r++)
+    {
+      const EmsegRun *run = &g_array_index (runs, EmsegRun, r);
+      g_autoptr (GArray) metrics = NULL;
+      g_autofree double *values = NULL;
+      g_autofree char *label = NULL;
+      EmsegRunCurves curves = { 0 };
+      guint n;
+
+      if (run->id == current)
+        continue;
+      metrics = emseg_project_get_epoch_metrics (self->project, run->id, NULL);
+      if (metrics == NULL || metrics->len == 0)
+        continue;
+      n = metrics->len;
+      values = g_new (double, 5 * (gsize) n);
+      for (guint e = 0; e < n; e++)
+        {
+          const EmsegEpochMetrics *m = &g_array_index (metrics, EmsegEpochMetrics, e);
+
+          values[e] = m->epoch;
+          values[n + e] = m->train_loss;
+          values[2 * n + e] = m->val_loss;
+          values[3 * n + e] = m->v_rand;
+          values[4 * n + e] = m->v_info;
+        }
+      label = run_label (run, n);
+      curves.id = run->id;
+      curves.label = label;
+      curves.n_epochs = n;
+      curves.epoch = values;
+      curves.train_loss = values + n;
+      curves.val_loss = values + 2 * n;
+      curves.v_rand = values + 3 * n;
+      curves.v_info = values + 4 * n;
+      emseg_train_panel_add_earlier_run (self->train_panel, &curves, FALSE);
+      latest = run->id;
+    }
+  for (guint i = 0; latest != 0 && i < emseg_train_panel_get_n_earlier_runs (self->train_panel); i++)
+    if (i + 1 == emseg_train_panel_get_n_earlier_runs (self->train_panel))
+      emseg_train_panel_set_earlier_run_shown (self->train_panel, i, TRUE);
+}
+
+/* A reopened project shows its latest run as the current one (curves, scores, heatmap)
+ * and offers the others for comparison. */
 static void
 reload_runs (EmsegWindow *self)
 {
   g_autoptr (GArray) runs = NULL;
   g_autoptr (GArray) checkpoints = NULL;
+  g_autoptr (GArray) metrics = NULL;
+  g_autoptr (GArray) stats = NULL;
+  g_autoptr (GPtrArray) names = g_ptr_array_new ();
+  const EmsegRun *run = NULL;
+  guint n_layers = 0;
 
   if (self->project == NULL)
     return;
   runs = emseg_project_list_runs (self->project, NULL);
   emseg_train_panel_set_progress_text (self->train_panel, 0.0, "idle");
-  for (guint r = 0; runs != NULL && r < runs->len; r++)
+  for (guint r = runs != NULL ? runs->len : 0; r-- > 0 && run == NULL;)
     {
-      const EmsegRun *run = &g_array_index (runs, EmsegRun, r);
-      g_autoptr (GArray) metrics = emseg_project_get_epoch_metrics (self->project, run->id, NULL);
-      g_autoptr (GArray) stats = emseg_project_get_layer_stats (self->project, run->id, NULL);
-      g_autoptr (GPtrArray) names = g_ptr_array_new ();
-      guint n_layers = 0;
-
-      if (metrics == NULL || metrics->len == 0)
-        continue;
+      g_clear_pointer (&metrics, g_array_unref);
+      metrics = emseg_project_get_epoch_metrics (self->project, g_array_index (runs, EmsegRun, r).id, NULL);
+      if (metrics != NULL && metrics->len > 0)
+        run = &g_array_index (runs, EmsegRun, r);
+    }
+  load_earlier_runs (self, run != NULL ? run->id : 0);
+  if (run != NULL)
+    {
+      stats = emseg_project_get_layer_stats (self->project, run->id, NULL);
       /* layer names from the first epoch's rows, in layer order */
       for (guint i = 0; stats != NULL && i < stats->len; i++)
         {
@@ -493,6 +569,7 @@ reload_runs (EmsegWindow *self)
             }
           emseg_train_panel_add_epoch (self->train_panel, m->epoch, m->train_loss, m->val_loss,
                                        found ? updates : NULL);
+          emseg_train_panel_add_scores (self->train_panel, m->epoch, m->v_rand, m->v_info);
         }
       {
         g_autofree char *text = g_strdup_printf ("run %" G_GINT64_FORMAT " (%s): %u epoch(s)", run->id,
