@@ -205,6 +205,7 @@ emseg_cli_train(int argc, char **argv)
   g_autofree guint *train_idx = NULL, *val_idx = NULL;
   guint n_train = 0, n_val = 0;
   g_autoptr(EmsegTrainingLog) record = NULL;
+  g_autoptr(GError) werr = NULL; /* declared before the first goto: its cleanup always runs */
   if (!labels)
     goto fail;
   guint n_labeled = MIN(emseg_stack_get_n_slices(images), emseg_stack_get_n_slices(labels));
@@ -248,7 +249,6 @@ emseg_cli_train(int argc, char **argv)
   emseg_training_result_clear(&result);
 
   /* The records are written even after a stop: they describe what was done. */
-  g_autoptr(GError) werr = NULL;
   if ((curves_csv && !emseg_training_log_write_curves_csv(record, curves_csv, &werr)) ||
       (stats_csv && !emseg_training_log_write_stats_csv(record, stats_csv, &werr)) ||
       (heatmap_png && !emseg_training_log_write_heatmap_png(record, heatmap_png, NULL, &werr))) {
