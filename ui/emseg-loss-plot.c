@@ -414,6 +414,8 @@ emseg_loss_plot_draw (EmsegLossPlot *self, cairo_t *cr, int width, int height)
           double bx, by;
 
           cairo_set_source_rgb (cr, 0, 0, 0);
+          /* a fresh path: text drawing leaves a current point the arc would join */
+          cairo_new_path (cr);
           cairo_arc (cr, mx, my, 4, 0, 2 * G_PI);
           cairo_stroke (cr);
           emseg_plot_text_size (cr, text, &tw, &th);

@@ -428,6 +428,12 @@ emseg_train_panel_popup_earlier_runs (EmsegTrainPanel *self)
   gtk_menu_button_popup (self->runs_button);
 }
 
+GtkPopover *
+emseg_train_panel_get_earlier_runs_popover (EmsegTrainPanel *self)
+{
+  return gtk_menu_button_get_popover (self->runs_button);
+}
+
 void
 emseg_train_panel_add_step (EmsegTrainPanel *self, double epoch_pos, double loss)
 {

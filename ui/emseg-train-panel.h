@@ -82,6 +82,7 @@ void emseg_train_panel_set_earlier_run_shown (EmsegTrainPanel *self, guint index
 gboolean emseg_train_panel_get_earlier_run_shown (EmsegTrainPanel *self, guint index);
 /* Opens the popover with a check button per earlier run. */
 void emseg_train_panel_popup_earlier_runs (EmsegTrainPanel *self);
+GtkPopover *emseg_train_panel_get_earlier_runs_popover (EmsegTrainPanel *self); /* borrowed */
 
 /* fraction in [0,1]; seconds_left < 0 when unknown. */
 void emseg_train_panel_set_progress (EmsegTrainPanel *self, double fraction, guint epoch,

@@ -140,6 +140,28 @@ shot_rgb (const Shot *shot, int x, int y, int rgb[3])
   rgb[2] = p[0];
 }
 
+/* Screenshot pixels inside widget w (a plot) within 12 levels of colour (r, g, b). */
+static guint
+plot_pixels_like (const Shot *shot, GtkWidget *w, double r, double g, double b)
+{
+  graphene_rect_t bounds;
+  guint n = 0;
+
+  g_assert_true (gtk_widget_compute_bounds (w, GTK_WIDGET (window), &bounds));
+  for (int y = (int) bounds.origin.y; y < (int) (bounds.origin.y + bounds.size.height); y++)
+    for (int x = (int) bounds.origin.x; x < (int) (bounds.origin.x + bounds.size.width); x++)
+      {
+        int c[3];
+
+        if (x < 0 || y < 0 || x >= shot->width || y >= shot->height)
+          continue;
+        shot_rgb (shot, x, y, c);
+        n += abs (c[0] - (int) lrint (r * 255)) <= 12 && abs (c[1] - (int) lrint (g * 255)) <= 12 &&
+             abs (c[2] - (int) lrint (b * 255)) <= 12;
+      }
+  return n;
+}
+
 /* Window coordinates of an image point of the viewer. */
 static void
 image_to_window (double ix, double iy, int *x, int *y)
@@ -506,6 +528,11 @@ feed_training (EmsegTrainPanel *panel, guint n_layers, guint n_epochs)
       for (guint l = 0; l < n_layers; l++)
         updates[l] = (float) (1e-2 * pow (10.0, -3.0 * l / (n_layers - 1)) / e);
       emseg_train_panel_add_epoch (panel, e, 0.7 * exp (-0.3 * e), 0.75 * exp (-0.25 * e), updates);
+      /* V_rand / V_info every second epoch, as with metrics_every = 2 */
+      if (e % 2 == 0)
+        emseg_train_panel_add_scores (panel, e, 1.0 - 0.5 * exp (-0.4 * e), 1.0 - 0.4 * exp (-0.3 * e));
+      else
+        emseg_train_panel_add_scores (panel, e, NAN, NAN);
       emseg_train_panel_set_progress (panel, (double) e / 10, e, 10, e * 10, 60.0 * (10 - e));
     }
 }
@@ -555,6 +582,33 @@ test_window_training_panel (void)
   g_assert_nonnull (strstr (hover, "block.0"));
   g_assert_nonnull (strstr (hover, "epoch 1"));
   g_assert_null (emseg_loss_plot_hover_text (plot, -100, -100));
+
+  /* the score plot: 3 points per curve (epochs 2, 4, 6), hover names them */
+  {
+    EmsegLossPlot *scores = emseg_train_panel_get_score_plot (panel);
+    const double *x, *y;
+    g_autofree char *shover = NULL;
+    double wx;
+
+    g_assert_cmpuint (emseg_loss_plot_get_n_series (scores), ==, 2);
+    g_assert_cmpuint (emseg_loss_plot_get_points (scores, 0, &x, &y), ==, 3);
+    g_assert_cmpfloat (x[2], ==, 6.0);
+    g_assert_cmpuint (emseg_loss_plot_get_n_points (scores, 1), ==, 3);
+    /* the last V_rand point is at the right end of the frame (x range 2..6), about
+     * 12 px from the widget's right edge; its height is found by scanning */
+    wx = gtk_widget_get_width (GTK_WIDGET (scores)) - 12;
+    for (double wy = 0; wy < gtk_widget_get_height (GTK_WIDGET (scores)) && shover == NULL; wy += 2)
+      {
+        g_autofree char *t = emseg_loss_plot_hover_text (scores, wx, wy);
+
+        if (t != NULL && g_str_has_prefix (t, "V_rand"))
+          shover = g_steal_pointer (&t);
+      }
+    g_assert_nonnull (shover);
+    g_assert_nonnull (strstr (shover, "epoch 6"));
+    /* the V_rand green is on screen in the score plot */
+    g_assert_cmpuint (plot_pixels_like (shot, GTK_WIDGET (scores), 0.17, 0.63, 0.17), >, 30);
+  }
 }
 
 
@@ -754,6 +808,83 @@ check_uncertainty (EmsegSliceView *view)
   g_object_set (view, "prediction-visible", TRUE, NULL);
 }
 
+/* Finds the first GtkCheckButton under w. */
+static GtkCheckButton *
+find_check_button (GtkWidget *w)
+{
+  if (GTK_IS_CHECK_BUTTON (w))
+    return GTK_CHECK_BUTTON (w);
+  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkCheckButton *found = find_check_button (c);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
+/* After reopening a project with two runs: the latest is the current one, the first is
+ * offered in the "Earlier runs" popover and drawn dashed (red, the first comparison
+ * colour) in both plots; unticking it removes it, ticking brings it back. */
+static void
+check_earlier_runs (EmsegTrainPanel *panel)
+{
+  EmsegLossPlot *loss = emseg_train_panel_get_loss_plot (panel);
+  EmsegLossPlot *scores = emseg_train_panel_get_score_plot (panel);
+  GtkPopover *popover = emseg_train_panel_get_earlier_runs_popover (panel);
+  GtkCheckButton *check;
+  guint n_loss, n_scores, red_shown, red_hidden;
+  const double *x, *y;
+
+  g_assert_cmpuint (emseg_train_panel_get_n_earlier_runs (panel), ==, 1);
+  g_assert_true (emseg_train_panel_get_earlier_run_shown (panel, 0));
+  n_loss = emseg_loss_plot_get_n_series (loss);
+  n_scores = emseg_loss_plot_get_n_series (scores);
+  /* run 1's train and validation curves before the current run's three; its scores
+   * before the current two; all three epochs of run 1, from the store */
+  g_assert_cmpuint (n_loss, ==, 5);
+  g_assert_cmpuint (n_scores, ==, 4);
+  g_assert_cmpuint (emseg_loss_plot_get_points (loss, 0, &x, &y), ==, 3);
+  g_assert_cmpuint (emseg_loss_plot_get_n_points (scores, 0), ==, 3);
+  {
+    g_autoptr (Shot) shown = screenshot ("10-earlier-run-shown");
+
+    red_shown = plot_pixels_like (shown, GTK_WIDGET (loss), 0.84, 0.15, 0.16) +
+                plot_pixels_like (shown, GTK_WIDGET (scores), 0.84, 0.15, 0.16);
+  }
+
+  emseg_train_panel_popup_earlier_runs (panel);
+  spin_until (view_allocated, popover, 5.0);
+  g_assert_true (gtk_widget_get_mapped (GTK_WIDGET (popover)));
+  {
+    g_autoptr (Shot) pshot = screenshot_widget (GTK_WIDGET (popover), "11-earlier-runs-popover");
+
+    g_assert_cmpint (pshot->width, >, 100);
+  }
+  check = find_check_button (GTK_WIDGET (popover));
+  g_assert_nonnull (check);
+  g_assert_nonnull (strstr (gtk_check_button_get_label (check), "run 1"));
+  g_assert_true (gtk_check_button_get_active (check));
+  gtk_check_button_set_active (check, FALSE); /* as a click does */
+  gtk_popover_popdown (popover);
+  g_assert_false (emseg_train_panel_get_earlier_run_shown (panel, 0));
+  g_assert_cmpuint (emseg_loss_plot_get_n_series (loss), ==, n_loss - 2);
+  g_assert_cmpuint (emseg_loss_plot_get_n_series (scores), ==, n_scores - 2);
+  {
+    g_autoptr (Shot) hidden = screenshot ("12-earlier-run-hidden");
+
+    red_hidden = plot_pixels_like (hidden, GTK_WIDGET (loss), 0.84, 0.15, 0.16) +
+                 plot_pixels_like (hidden, GTK_WIDGET (scores), 0.84, 0.15, 0.16);
+  }
+  g_test_message ("earlier run 1 in red: %u plot pixels shown, %u hidden", red_shown, red_hidden);
+  g_assert_cmpuint (red_shown, >, 40);
+  g_assert_cmpuint (red_hidden, ==, 0);
+  emseg_train_panel_set_earlier_run_shown (panel, 0, TRUE);
+  g_assert_true (gtk_check_button_get_active (check));
+  g_assert_cmpuint (emseg_loss_plot_get_n_series (loss), ==, n_loss);
+}
+
 static void
 test_window_train_export (void)
 {
@@ -810,6 +941,23 @@ test_window_train_export (void)
   g_assert_false (emseg_window_is_training (window));
   g_assert_cmpint (emseg_train_panel_get_state (panel), ==, EMSEG_TRAIN_IDLE);
   g_assert_nonnull (emseg_window_get_best_model (window));
+  /* V_rand / V_info of the validation slice, every epoch (metrics_every = 1) */
+  {
+    EmsegLossPlot *scores = emseg_train_panel_get_score_plot (panel);
+    guint ns = emseg_loss_plot_get_n_series (scores);
+    const double *x, *y;
+
+    g_assert_cmpuint (ns, >=, 2);
+    for (guint k = ns - 2; k < ns; k++)
+      {
+        g_assert_cmpuint (emseg_loss_plot_get_points (scores, k, &x, &y), ==, 3);
+        for (guint i = 0; i < 3; i++)
+          {
+            g_assert_cmpfloat (x[i], ==, i + 1.0);
+            g_assert_true (y[i] >= 0.0 && y[i] <= 1.0);
+          }
+      }
+  }
 
   /* the overlay of the visible slice came from the best checkpoint */
   spin_until (overlay_shown, NULL, 60.0);
@@ -971,6 +1119,7 @@ test_window_train_export (void)
 
     g_assert_cmpuint (heatmap_coloured (reopened, emseg_train_panel_get_heatmap (panel)), >, 0);
   }
+  check_earlier_runs (panel);
   g_unlink (isbi_path);
   g_unlink (labels_out);
 }
