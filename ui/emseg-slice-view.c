@@ -53,6 +53,10 @@ struct _EmsegSliceView {
   long cache_x0, cache_y0;      /* image pixel of the surface's (0,0) */
   int cache_step;               /* image pixels per surface pixel */
   int cache_w, cache_h;         /* surface size */
+
+  /* diagnostics */
+  gint64 last_draw_us;          /* how long the last snapshot took */
+  gboolean last_draw_rendered;  /* whether it re-rendered the cached region */
 };
 
 G_DEFINE_FINAL_TYPE (EmsegSliceView, emseg_slice_view, GTK_TYPE_WIDGET)
@@ -251,8 +255,10 @@ emseg_slice_view_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   long x0, y0, x1, y1;
   int step, cw, ch;
   cairo_t *cr;
+  gint64 start = g_get_monotonic_time ();
 
   gtk_snapshot_append_color (snapshot, &bg, &GRAPHENE_RECT_INIT (0, 0, w, h));
+  self->last_draw_rendered = FALSE;
   if (v == NULL || w <= 0 || h <= 0)
     return;
 
@@ -276,7 +282,10 @@ emseg_slice_view_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
   if (!self->cache_valid || self->cache_slice != self->slice || self->cache_x0 != x0 ||
       self->cache_y0 != y0 || self->cache_step != step || self->cache_w != cw ||
       self->cache_h != ch)
-    render_region (self, x0, y0, step, cw, ch);
+    {
+      render_region (self, x0, y0, step, cw, ch);
+      self->last_draw_rendered = TRUE;
+    }
 
   cr = gtk_snapshot_append_cairo (snapshot, &GRAPHENE_RECT_INIT (0, 0, w, h));
   cairo_save (cr);
@@ -303,6 +312,15 @@ emseg_slice_view_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
       cairo_stroke (cr);
     }
   cairo_destroy (cr);
+  self->last_draw_us = g_get_monotonic_time () - start;
+}
+
+double
+emseg_slice_view_get_last_draw_ms (EmsegSliceView *self, gboolean *rendered)
+{
+  if (rendered != NULL)
+    *rendered = self->last_draw_rendered;
+  return self->last_draw_us / 1000.0;
 }
 
 /* ---- view changes --------------------------------------------------------------- */

@@ -76,4 +76,9 @@ void emseg_slice_view_volume_changed (EmsegSliceView *self);
 
 const char *emseg_slice_view_get_pointer_text (EmsegSliceView *self);
 
+/* Diagnostics (the 4096² panning measurement): how long the last snapshot took in ms —
+ * converting the visible region if it changed, and drawing it scaled — and whether it had
+ * to convert (rendered may be NULL). */
+double emseg_slice_view_get_last_draw_ms (EmsegSliceView *self, gboolean *rendered);
+
 G_END_DECLS

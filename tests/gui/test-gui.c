@@ -1124,6 +1124,228 @@ test_window_train_export (void)
   g_unlink (labels_out);
 }
 
+/* ---- panning a 4096 x 4096 slice ---- */
+
+#define PAN_SIZE 4096
+#define PAN_FRAMES 90
+
+/* A pattern whose value at any pixel the test can recompute: 64-px checker of two grey
+ * levels plus a ramp, so a wrong pan shows as a wrong grey. */
+static float
+pan_pattern (guint x, guint y)
+{
+  return (((x / 64) + (y / 64)) % 2 ? 200.0f : 60.0f) + (float) ((x + y) % 64) * 0.5f;
+}
+
+typedef struct {
+  EmsegSliceView *view;
+  double dx, dy;          /* widget pixels per frame */
+  guint frames;           /* frames panned so far */
+  gint64 update_us;       /* when the current frame's update phase began */
+  GArray *frame_ms;       /* double: update → after-paint of each panned frame */
+  GArray *interval_ms;    /* double: between consecutive after-paints */
+  GArray *draw_ms;        /* double: the view's own snapshot time in each painted frame */
+  gint64 last_paint_us;
+  gboolean panned_this_frame;
+  guint n_paints;
+} PanRun;
+
+static void
+pan_update_cb (GdkFrameClock *clock, PanRun *run)
+{
+  run->update_us = g_get_monotonic_time ();
+}
+
+static gboolean
+pan_tick_cb (GtkWidget *widget, GdkFrameClock *clock, gpointer data)
+{
+  PanRun *run = data;
+
+  if (run->frames >= PAN_FRAMES)
+    return G_SOURCE_CONTINUE; /* removed by the test once it has seen the last frame */
+  emseg_slice_view_pan (run->view, run->dx, run->dy);
+  run->frames++;
+  run->panned_this_frame = TRUE;
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+pan_after_paint_cb (GdkFrameClock *clock, PanRun *run)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  run->n_paints++;
+  if (run->panned_this_frame)
+    {
+      double ms = (now - run->update_us) / 1000.0;
+
+      g_array_append_val (run->frame_ms, ms);
+      ms = emseg_slice_view_get_last_draw_ms (run->view, NULL);
+      g_array_append_val (run->draw_ms, ms);
+      if (run->last_paint_us != 0)
+        {
+          double iv = (now - run->last_paint_us) / 1000.0;
+
+          g_array_append_val (run->interval_ms, iv);
+        }
+      run->last_paint_us = now;
+    }
+  run->panned_this_frame = FALSE;
+}
+
+static gboolean
+pan_finished (gpointer data)
+{
+  PanRun *run = data;
+
+  return run->frames >= PAN_FRAMES && !run->panned_this_frame;
+}
+
+static double
+percentile (GArray *values, double p)
+{
+  g_array_sort (values, cmp_double);
+  return g_array_index (values, double, (guint) floor (p * (values->len - 1)));
+}
+
+/* Pans a 4096² slice with every overlay on (labels, prediction, uncertainty) one step per
+ * frame from a tick callback, as a drag does, at three zooms; reports the time from each
+ * frame's update phase to its after-paint (the pan, our snapshot and GTK's rendering) and
+ * the interval between painted frames. Timing is reported, not asserted (a shared 2-core
+ * machine); what is asserted: every step painted a frame, the view moved by exactly the
+ * steps, and after panning the screen shows the pattern at the image point it should. */
+static void
+test_window_pan_4096 (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (EmsegVolume) v = emseg_volume_new (PAN_SIZE, PAN_SIZE, 1, &error);
+  EmsegSliceView *view = emseg_window_get_view (window);
+  GdkFrameClock *clock;
+  g_autofree float *std = NULL;
+  const double zooms[] = { 0.0 /* fit */, 1.0, 4.0 };
+  gsize plane;
+
+  g_assert_no_error (error);
+  plane = emseg_volume_plane_size (v);
+  std = g_new (float, plane);
+  g_assert_true (emseg_volume_ensure_prediction (v, &error));
+  for (guint y = 0; y < PAN_SIZE; y++)
+    for (guint x = 0; x < PAN_SIZE; x++)
+      {
+        gsize i = (gsize) y * PAN_SIZE + x;
+
+        v->image[i] = pan_pattern (x, y);
+        v->labels[i] = x % 256 < 4 ? EMSEG_LABEL_MEMBRANE : y % 256 < 4 ? EMSEG_LABEL_CELL : EMSEG_LABEL_UNLABELED;
+        v->prediction[i] = (float) ((x * 7 + y * 3) % 1024) / 1024.0f;
+        std[i] = (float) (x % 97) / 485.0f;
+      }
+  emseg_volume_set_uncertainty (v, 0, std);
+  emseg_volume_update_range (v);
+  emseg_window_set_volume (window, v, "pan-4096");
+  emseg_window_show_page (window, "correct");
+  emseg_slice_view_set_tool (view, EMSEG_TOOL_PAN);
+  g_object_set (view, "labels-visible", TRUE, "prediction-visible", TRUE, "uncertainty-visible", TRUE, NULL);
+  spin_until (view_allocated, view, 5.0);
+  clock = gtk_widget_get_frame_clock (GTK_WIDGET (view));
+  g_assert_nonnull (clock);
+
+  for (guint z = 0; z < G_N_ELEMENTS (zooms); z++)
+    {
+      PanRun run = { view, 12.0, 5.0, 0, 0, NULL, NULL, NULL, 0, FALSE, 0 };
+      double cx0, cy0, cx1, cy1;
+      double w = gtk_widget_get_width (GTK_WIDGET (view)), h = gtk_widget_get_height (GTK_WIDGET (view));
+      gulong id_update, id_paint;
+
+      if (zooms[z] == 0.0)
+        emseg_slice_view_zoom_fit (view);
+      else
+        {
+          emseg_slice_view_zoom_at (view, zooms[z], w / 2, h / 2);
+          /* start away from the edges, so no step is clamped */
+          emseg_slice_view_pan (view, 0, 0);
+        }
+      if (zooms[z] == 0.0)
+        run.dx = run.dy = 0.0; /* the whole slice is in view: pan would clamp; redraw only */
+      wait_for_paint (GTK_WIDGET (window));
+      emseg_slice_view_widget_to_image (view, w / 2, h / 2, &cx0, &cy0);
+      run.frame_ms = g_array_new (FALSE, FALSE, sizeof (double));
+      run.interval_ms = g_array_new (FALSE, FALSE, sizeof (double));
+      run.draw_ms = g_array_new (FALSE, FALSE, sizeof (double));
+      id_update = g_signal_connect (clock, "update", G_CALLBACK (pan_update_cb), &run);
+      id_paint = g_signal_connect (clock, "after-paint", G_CALLBACK (pan_after_paint_cb), &run);
+      if (zooms[z] == 0.0)
+        {
+          /* zoomed out, a pan changes nothing: time full redraws (brightness steps) instead */
+          for (guint f = 0; f < PAN_FRAMES; f++)
+            {
+              gboolean painted = FALSE;
+              gulong id = g_signal_connect (clock, "after-paint", G_CALLBACK (after_paint_cb), &painted);
+
+              g_object_set (view, "brightness", (f % 2) ? 0.01 : 0.0, NULL);
+              run.frames++;
+              run.panned_this_frame = TRUE;
+              run.update_us = g_get_monotonic_time ();
+              spin_until (flag_set, &painted, 5.0);
+              g_signal_handler_disconnect (clock, id);
+            }
+        }
+      else
+        {
+          guint tick = gtk_widget_add_tick_callback (GTK_WIDGET (view), pan_tick_cb, &run, NULL);
+
+          spin_until (pan_finished, &run, 60.0);
+          /* before `run` goes out of scope (a later run reuses its stack slot) */
+          gtk_widget_remove_tick_callback (GTK_WIDGET (view), tick);
+        }
+      g_signal_handler_disconnect (clock, id_update);
+      g_signal_handler_disconnect (clock, id_paint);
+      g_assert_cmpuint (run.frames, ==, PAN_FRAMES);
+      /* the frames are the figure; painted at all is the assertion */
+      g_assert_cmpuint (run.frame_ms->len, >=, PAN_FRAMES * 9 / 10);
+      emseg_slice_view_widget_to_image (view, w / 2, h / 2, &cx1, &cy1);
+      g_assert_cmpfloat_with_epsilon (cx1 - cx0, -PAN_FRAMES * run.dx / emseg_slice_view_get_zoom (view), 1e-6);
+      g_assert_cmpfloat_with_epsilon (cy1 - cy0, -PAN_FRAMES * run.dy / emseg_slice_view_get_zoom (view), 1e-6);
+      g_test_message ("pan 4096² at zoom %.3f: %u steps, %u painted frames; view snapshot p50 %.1f ms, p95 %.1f ms, "
+                      "max %.1f ms; update→painted p50 %.1f ms, p95 %.1f ms, max %.1f ms; "
+                      "frame interval p50 %.1f ms, p95 %.1f ms",
+                      emseg_slice_view_get_zoom (view), run.frames, run.frame_ms->len, percentile (run.draw_ms, 0.5),
+                      percentile (run.draw_ms, 0.95), percentile (run.draw_ms, 1.0), percentile (run.frame_ms, 0.5),
+                      percentile (run.frame_ms, 0.95), percentile (run.frame_ms, 1.0),
+                      run.interval_ms->len ? percentile (run.interval_ms, 0.5) : 0.0,
+                      run.interval_ms->len ? percentile (run.interval_ms, 0.95) : 0.0);
+      g_array_unref (run.frame_ms);
+      g_array_unref (run.interval_ms);
+      g_array_unref (run.draw_ms);
+    }
+
+  /* after the pans at zoom 4: the screen at the centre shows the pattern's pixel there */
+  g_object_set (view, "labels-visible", FALSE, "prediction-visible", FALSE, "uncertainty-visible", FALSE,
+                "brightness", 0.0, NULL);
+  {
+    g_autoptr (Shot) shot = screenshot ("13-pan-4096");
+    double w = gtk_widget_get_width (GTK_WIDGET (view)), h = gtk_widget_get_height (GTK_WIDGET (view));
+    guint n_ok = 0;
+
+    for (int k = 0; k < 25; k++)
+      {
+        double ix, iy;
+        int x, y, c[3];
+        double expect;
+
+        emseg_slice_view_widget_to_image (view, w * (0.1 + 0.8 * (k % 5) / 4.0), h * (0.1 + 0.8 * (k / 5) / 4.0),
+                                          &ix, &iy);
+        ix = floor (ix) + 0.5;
+        iy = floor (iy) + 0.5;
+        image_to_window (ix, iy, &x, &y);
+        shot_rgb (shot, x + 1, y + 1, c); /* +1: inside the 4-px pixel, off its edge */
+        expect = 255.0 * (pan_pattern ((guint) ix, (guint) iy) - v->image_min) / (v->image_max - v->image_min);
+        n_ok += abs (c[0] - (int) lrint (expect)) <= 2 && c[0] == c[1] && c[1] == c[2];
+      }
+    g_assert_cmpuint (n_ok, ==, 25);
+  }
+  emseg_window_set_volume (window, NULL, NULL);
+}
+
 /* The first-run demo: a synthetic EM stack whose first slices carry exact labels, so
  * both label colours show over the image. */
 static void
@@ -1266,6 +1488,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/window/training-panel", test_window_training_panel);
   g_test_add_func ("/gui/window/train-export", test_window_train_export);
   g_test_add_func ("/gui/window/demo", test_window_demo);
+  g_test_add_func ("/gui/window/pan-4096", test_window_pan_4096);
   g_test_add_func ("/gui/app/open-project", test_app_open_project);
   status = g_test_run ();
 
