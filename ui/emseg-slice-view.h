@@ -8,7 +8,8 @@
  *   device : physical pixels, widget × scale factor, which Cairo handles for HiDPI.
  * The view is `scale` widget pixels per image pixel and `origin`, the image point shown
  * at widget (0,0). Only the visible part of the slice is converted to RGB (subsampled
- * when zoomed out), cached, and drawn with nearest-neighbour filtering.
+ * when zoomed out), in tiles that are cached while the view pans, and drawn with
+ * nearest-neighbour filtering.
  *
  * Properties bindable to controls: slice, zoom, brightness, contrast, labels-visible,
  * labels-opacity, prediction-visible, prediction-opacity, uncertainty-visible,
@@ -77,8 +78,8 @@ void emseg_slice_view_volume_changed (EmsegSliceView *self);
 const char *emseg_slice_view_get_pointer_text (EmsegSliceView *self);
 
 /* Diagnostics (the 4096² panning measurement): how long the last snapshot took in ms —
- * converting the visible region if it changed, and drawing it scaled — and whether it had
- * to convert (rendered may be NULL). */
-double emseg_slice_view_get_last_draw_ms (EmsegSliceView *self, gboolean *rendered);
+ * converting the tiles that came into view, and drawing the visible ones scaled — and how
+ * many tiles it converted (tiles_converted may be NULL). */
+double emseg_slice_view_get_last_draw_ms (EmsegSliceView *self, guint *tiles_converted);
 
 G_END_DECLS

@@ -102,7 +102,7 @@ screenshot_widget (GtkWidget *w, const char *name)
   gdk_paintable_snapshot (paintable, snap, width, height);
   node = gtk_snapshot_free_to_node (snap);
   g_assert_nonnull (node);
-  texture = gsk_renderer_render_texture (gtk_native_get_renderer (GTK_NATIVE (w)), node,
+  texture = gsk_renderer_render_texture (gtk_native_get_renderer (gtk_widget_get_native (w)), node,
                                          &GRAPHENE_RECT_INIT (0, 0, width, height));
   shot->width = gdk_texture_get_width (texture);
   shot->height = gdk_texture_get_height (texture);
@@ -1148,6 +1148,7 @@ typedef struct {
   gint64 last_paint_us;
   gboolean panned_this_frame;
   guint n_paints;
+  guint tiles;            /* tiles the view converted over the run */
 } PanRun;
 
 static void
@@ -1180,8 +1181,11 @@ pan_after_paint_cb (GdkFrameClock *clock, PanRun *run)
       double ms = (now - run->update_us) / 1000.0;
 
       g_array_append_val (run->frame_ms, ms);
-      ms = emseg_slice_view_get_last_draw_ms (run->view, NULL);
+      guint tiles = 0;
+
+      ms = emseg_slice_view_get_last_draw_ms (run->view, &tiles);
       g_array_append_val (run->draw_ms, ms);
+      run->tiles += tiles;
       if (run->last_paint_us != 0)
         {
           double iv = (now - run->last_paint_us) / 1000.0;
@@ -1251,7 +1255,7 @@ test_window_pan_4096 (void)
 
   for (guint z = 0; z < G_N_ELEMENTS (zooms); z++)
     {
-      PanRun run = { view, 12.0, 5.0, 0, 0, NULL, NULL, NULL, 0, FALSE, 0 };
+      PanRun run = { view, 12.0, 5.0, 0, 0, NULL, NULL, NULL, 0, FALSE, 0, 0 };
       double cx0, cy0, cx1, cy1;
       double w = gtk_widget_get_width (GTK_WIDGET (view)), h = gtk_widget_get_height (GTK_WIDGET (view));
       gulong id_update, id_paint;
@@ -1305,10 +1309,11 @@ test_window_pan_4096 (void)
       emseg_slice_view_widget_to_image (view, w / 2, h / 2, &cx1, &cy1);
       g_assert_cmpfloat_with_epsilon (cx1 - cx0, -PAN_FRAMES * run.dx / emseg_slice_view_get_zoom (view), 1e-6);
       g_assert_cmpfloat_with_epsilon (cy1 - cy0, -PAN_FRAMES * run.dy / emseg_slice_view_get_zoom (view), 1e-6);
-      g_test_message ("pan 4096² at zoom %.3f: %u steps, %u painted frames; view snapshot p50 %.1f ms, p95 %.1f ms, "
-                      "max %.1f ms; update→painted p50 %.1f ms, p95 %.1f ms, max %.1f ms; "
+      g_test_message ("pan 4096² at zoom %.3f: %u steps, %u painted frames, %u tiles converted; view snapshot "
+                      "p50 %.1f ms, p95 %.1f ms, max %.1f ms; update→painted p50 %.1f ms, p95 %.1f ms, max %.1f ms; "
                       "frame interval p50 %.1f ms, p95 %.1f ms",
-                      emseg_slice_view_get_zoom (view), run.frames, run.frame_ms->len, percentile (run.draw_ms, 0.5),
+                      emseg_slice_view_get_zoom (view), run.frames, run.frame_ms->len, run.tiles,
+                      percentile (run.draw_ms, 0.5),
                       percentile (run.draw_ms, 0.95), percentile (run.draw_ms, 1.0), percentile (run.frame_ms, 0.5),
                       percentile (run.frame_ms, 0.95), percentile (run.frame_ms, 1.0),
                       run.interval_ms->len ? percentile (run.interval_ms, 0.5) : 0.0,
@@ -1318,6 +1323,11 @@ test_window_pan_4096 (void)
       g_array_unref (run.draw_ms);
     }
 
+  {
+    g_autoptr (Shot) overlays = screenshot ("13a-pan-4096-overlays");
+
+    g_assert_cmpint (overlays->width, >, 0);
+  }
   /* after the pans at zoom 4: the screen at the centre shows the pattern's pixel there */
   g_object_set (view, "labels-visible", FALSE, "prediction-visible", FALSE, "uncertainty-visible", FALSE,
                 "brightness", 0.0, NULL);
@@ -1342,6 +1352,55 @@ test_window_pan_4096 (void)
         n_ok += abs (c[0] - (int) lrint (expect)) <= 2 && c[0] == c[1] && c[1] == c[2];
       }
     g_assert_cmpuint (n_ok, ==, 25);
+  }
+
+  /* Tiles meet without seams at a fractional zoom: along the window columns and rows
+   * around a tile boundary, every pixel shows the sample under its centre (or, exactly
+   * on a sample edge, its neighbour's), never background or a blend. */
+  emseg_slice_view_zoom_at (view, 1.37, gtk_widget_get_width (GTK_WIDGET (view)) / 2.0,
+                            gtk_widget_get_height (GTK_WIDGET (view)) / 2.0);
+  {
+    /* the view alone: its screenshot's pixels are its widget coordinates exactly (the
+     * window's have the frame's offset, a few pixels, which this check would notice) */
+    g_autoptr (Shot) shot = screenshot_widget (GTK_WIDGET (view), "14-tile-seams");
+    double w = gtk_widget_get_width (GTK_WIDGET (view)), h = gtk_widget_get_height (GTK_WIDGET (view));
+    double ix0, iy0, ix1, iy1;
+    long bx, by;
+    guint n_checked = 0;
+
+    emseg_slice_view_widget_to_image (view, 0, 0, &ix0, &iy0);
+    emseg_slice_view_widget_to_image (view, w, h, &ix1, &iy1);
+    bx = ((long) ix0 / 256 + 1) * 256; /* first tile boundaries inside the view */
+    by = ((long) iy0 / 256 + 1) * 256;
+    g_assert_cmpfloat (bx, <, ix1);
+    g_assert_cmpfloat (by, <, iy1);
+    for (int pass = 0; pass < 2; pass++)
+        for (int along = 0; along < (pass ? (int) w : (int) h); along += 1)
+        for (int d = -2; d <= 2; d++)
+          {
+            double bwx, bwy, ix, iy;
+            int c[3];
+            gboolean ok = FALSE;
+
+            emseg_slice_view_image_to_widget (view, (double) bx, (double) by, &bwx, &bwy);
+            /* a widget pixel's centre near the boundary column (pass 0) or row (pass 1) */
+            bwx = pass ? along + 0.5 : floor (bwx) + d + 0.5;
+            bwy = pass ? floor (bwy) + d + 0.5 : along + 0.5;
+            shot_rgb (shot, (int) floor (bwx), (int) floor (bwy), c);
+            emseg_slice_view_widget_to_image (view, bwx, bwy, &ix, &iy);
+            for (int k = 0; k < 9 && !ok; k++)
+              {
+                long sx = (long) floor (ix) + k % 3 - 1, sy = (long) floor (iy) + k / 3 - 1;
+                double e = 255.0 * (pan_pattern ((guint) sx, (guint) sy) - v->image_min) / (v->image_max - v->image_min);
+
+                ok = abs (c[0] - (int) lrint (e)) <= 2 && c[0] == c[1] && c[1] == c[2];
+              }
+            if (!ok)
+              g_test_message ("seam at widget %.1f,%.1f (image %.2f,%.2f): %d %d %d", bwx, bwy, ix, iy, c[0], c[1], c[2]);
+            g_assert_true (ok);
+            n_checked++;
+          }
+    g_test_message ("tile seams: %u pixels around the boundaries x=%ld, y=%ld checked at zoom 1.37", n_checked, bx, by);
   }
   emseg_window_set_volume (window, NULL, NULL);
 }
