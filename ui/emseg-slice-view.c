@@ -50,6 +50,8 @@ struct _EmsegSliceView {
   gboolean pointer_inside;
   double pointer_x, pointer_y;  /* widget space */
   gboolean dragging_paint, dragging_pan;
+  double stroke_x, stroke_y;    /* last point of the stroke being painted, image space */
+  double stroke_radius;         /* its brush radius (fixed when it began) */
   double drag_origin_x, drag_origin_y; /* origin at drag begin, for panning */
   double drag_start_x, drag_start_y;   /* widget space */
 
@@ -124,6 +126,30 @@ invalidate (EmsegSliceView *self)
 {
   self->cache_valid = FALSE;
   gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+/* Pixels of image rectangle [x0, x1) × [y0, y1) changed (a brush segment, an undo):
+ * only the tiles over it are converted again. */
+static void
+invalidate_rect (EmsegSliceView *self, double x0, double y0, double x1, double y1)
+{
+  long span = (long) TILE * MAX (self->cache_step, 1);
+  long tx0 = (long) floor (MAX (x0, 0.0)) / span, ty0 = (long) floor (MAX (y0, 0.0)) / span;
+  long tx1 = (long) ceil (MAX (x1, 0.0)) / span, ty1 = (long) ceil (MAX (y1, 0.0)) / span;
+
+  for (long ty = ty0; ty <= ty1; ty++)
+    for (long tx = tx0; tx <= tx1; tx++)
+      g_hash_table_remove (self->tiles, TILE_KEY (tx, ty));
+  gtk_widget_queue_draw (GTK_WIDGET (self));
+}
+
+/* The segment the current stroke's brush paints from (ax, ay) to (bx, by). */
+static void
+invalidate_segment (EmsegSliceView *self, double ax, double ay, double bx, double by)
+{
+  double r = self->stroke_radius + 1.0;
+
+  invalidate_rect (self, MIN (ax, bx) - r, MIN (ay, by) - r, MAX (ax, bx) + r, MAX (ay, by) + r);
 }
 
 /* Only the view moved (pan, zoom): the tiles stay; the draw picks the ones in view. */
@@ -312,9 +338,9 @@ emseg_slice_view_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
 
   cr = gtk_snapshot_append_cairo (snapshot, &GRAPHENE_RECT_INIT (0, 0, w, h));
   cairo_save (cr);
-  cairo_scale (cr, self->scale, self->scale);
-  cairo_translate (cr, -self->origin_x, -self->origin_y);
-  /* tile edges meet exactly: antialiased edges would leave faint seams between tiles */
+  /* Each tile fills a rectangle whose edges are rounded to whole widget pixels, the
+   * shared edge of two neighbours from the same image coordinate, so they meet exactly:
+   * antialiased or unrounded edges leave faint lines or one-pixel gaps between tiles. */
   cairo_set_antialias (cr, CAIRO_ANTIALIAS_NONE);
   tx0 = x0 / span;
   ty0 = y0 / span;
@@ -334,12 +360,18 @@ emseg_slice_view_snapshot (GtkWidget *widget, GtkSnapshot *snapshot)
             g_hash_table_insert (self->tiles, TILE_KEY (tx, ty), tile);
             self->last_draw_tiles++;
           }
+        double l = round (((double) (tx * span) - self->origin_x) * self->scale);
+        double t = round (((double) (ty * span) - self->origin_y) * self->scale);
+        double r = round (((double) (tx * span) + ew * step - self->origin_x) * self->scale);
+        double b = round (((double) (ty * span) + eh * step - self->origin_y) * self->scale);
+
         cairo_save (cr);
-        cairo_translate (cr, (double) (tx * span), (double) (ty * span));
+        cairo_rectangle (cr, l, t, r - l, b - t); /* the path is fixed before the transform */
+        cairo_scale (cr, self->scale, self->scale);
+        cairo_translate (cr, (double) (tx * span) - self->origin_x, (double) (ty * span) - self->origin_y);
         cairo_scale (cr, step, step);
         cairo_set_source_surface (cr, tile, 0, 0);
         cairo_pattern_set_filter (cairo_get_source (cr), CAIRO_FILTER_NEAREST);
-        cairo_rectangle (cr, 0, 0, ew, eh);
         cairo_fill (cr);
         cairo_restore (cr);
       }
@@ -591,6 +623,19 @@ paint_label (EmsegSliceView *self)
   return self->tool == EMSEG_TOOL_ERASER ? EMSEG_LABEL_UNLABELED : self->brush_label;
 }
 
+/* Extends the stroke; converts again only the tiles under the new segment. */
+static gboolean
+stroke_to (EmsegSliceView *self, double ix, double iy)
+{
+  gboolean changed = emseg_edit_history_stroke_to (self->history, ix, iy);
+
+  if (changed)
+    invalidate_segment (self, self->stroke_x, self->stroke_y, ix, iy);
+  self->stroke_x = ix;
+  self->stroke_y = iy;
+  return changed;
+}
+
 static void
 stroke_begin (EmsegSliceView *self, double ix, double iy, gboolean straight)
 {
@@ -599,10 +644,13 @@ stroke_begin (EmsegSliceView *self, double ix, double iy, gboolean straight)
 
   emseg_edit_history_begin_stroke (self->history, self->slice, paint_label (self),
                                    self->brush_radius, from_last ? lx : ix, from_last ? ly : iy);
+  self->stroke_radius = self->brush_radius;
+  self->stroke_x = from_last ? lx : ix;
+  self->stroke_y = from_last ? ly : iy;
+  invalidate_segment (self, self->stroke_x, self->stroke_y, self->stroke_x, self->stroke_y);
   if (from_last)
-    emseg_edit_history_stroke_to (self->history, ix, iy);
+    stroke_to (self, ix, iy);
   self->dragging_paint = TRUE;
-  invalidate (self);
 }
 
 static void
@@ -626,7 +674,7 @@ emseg_slice_view_paint_stroke (EmsegSliceView *self, const double *xs, const dou
     return;
   stroke_begin (self, xs[0], ys[0], FALSE);
   for (guint k = 1; k < n; k++)
-    emseg_edit_history_stroke_to (self->history, xs[k], ys[k]);
+    stroke_to (self, xs[k], ys[k]);
   stroke_end (self);
 }
 
@@ -644,7 +692,7 @@ apply_history (EmsegSliceView *self, gboolean undo)
     return FALSE;
   /* Show where the change happened: undo may concern another slice. */
   emseg_slice_view_set_slice (self, info.slice);
-  invalidate (self);
+  invalidate_rect (self, info.x0, info.y0, info.x1, info.y1);
   g_signal_emit (self, signals[SIGNAL_STROKE_FINISHED], 0, info.slice, info.x0, info.y0,
                  info.x1, info.y1);
   notify_history (self);
@@ -704,10 +752,9 @@ drag_update_cb (GtkGestureDrag *gesture, double dx, double dy, EmsegSliceView *s
   if (self->dragging_paint)
     {
       emseg_slice_view_widget_to_image (self, self->pointer_x, self->pointer_y, &ix, &iy);
-      if (emseg_edit_history_stroke_to (self->history, ix, iy))
-        invalidate (self);
-      else
-        gtk_widget_queue_draw (GTK_WIDGET (self));
+      /* the brush outline follows the pointer either way */
+      stroke_to (self, ix, iy);
+      gtk_widget_queue_draw (GTK_WIDGET (self));
     }
   else if (self->dragging_pan)
     {
@@ -862,16 +909,18 @@ emseg_slice_view_get_property (GObject *object, guint prop_id, GValue *value, GP
     }
 }
 
-/* Sets a display field and redraws only if it changed, notifying bound controls. */
-#define SET_FIELD(field, val, prop)                                             \
+/* Sets a field and redraws only if it changed, notifying bound controls: `redraw` is
+ * invalidate (what the tiles show changed) or view_moved (only the brush outline). */
+#define SET_FIELD_WITH(field, val, prop, redraw)                                \
   G_STMT_START {                                                                \
     if (self->field != (val))                                                   \
       {                                                                         \
         self->field = (val);                                                    \
-        invalidate (self);                                                      \
+        redraw (self);                                                          \
         g_object_notify_by_pspec (object, properties[prop]);                    \
       }                                                                         \
   } G_STMT_END
+#define SET_FIELD(field, val, prop) SET_FIELD_WITH (field, val, prop, invalidate)
 
 static void
 emseg_slice_view_set_property (GObject *object, guint prop_id, const GValue *value,
@@ -891,9 +940,9 @@ emseg_slice_view_set_property (GObject *object, guint prop_id, const GValue *val
     case PROP_PREDICTION_OPACITY: SET_FIELD (prediction_opacity, g_value_get_double (value), prop_id); break;
     case PROP_UNCERTAINTY_VISIBLE: SET_FIELD (uncertainty_visible, g_value_get_boolean (value), prop_id); break;
     case PROP_UNCERTAINTY_OPACITY: SET_FIELD (uncertainty_opacity, g_value_get_double (value), prop_id); break;
-    case PROP_TOOL: SET_FIELD (tool, (EmsegTool) g_value_get_uint (value), prop_id); break;
-    case PROP_BRUSH_LABEL: SET_FIELD (brush_label, (guint8) g_value_get_uint (value), prop_id); break;
-    case PROP_BRUSH_RADIUS: SET_FIELD (brush_radius, g_value_get_double (value), prop_id); break;
+    case PROP_TOOL: SET_FIELD_WITH (tool, (EmsegTool) g_value_get_uint (value), prop_id, view_moved); break;
+    case PROP_BRUSH_LABEL: SET_FIELD_WITH (brush_label, (guint8) g_value_get_uint (value), prop_id, view_moved); break;
+    case PROP_BRUSH_RADIUS: SET_FIELD_WITH (brush_radius, g_value_get_double (value), prop_id, view_moved); break;
     default: G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
 }
