@@ -99,12 +99,8 @@ emseg_project_apply_stroke(EmsegProject *p, gint64 stack_id, guint slice, EmsegL
   g_auto(EmsegProjectStack) s = { 0 };
   if (!emseg_project_get_stack(p, stack_id, &s, error))
     return FALSE;
-  if (slice >= s.n_slices) {
-    g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND,
-                "%s: stack %" G_GINT64_FORMAT " has %u slices, slice %u requested", p->path,
-                stack_id, s.n_slices, slice);
+  if (!emseg_project_check_slice(p, &s, slice, error))
     return FALSE;
-  }
   gsize n = (gsize)s.width * s.height;
   g_autofree guint8 *mask = g_malloc(n);
   g_autofree guint8 *before_mask = g_malloc(n);

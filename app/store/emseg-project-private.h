@@ -52,3 +52,8 @@ gboolean emseg_project_put_mask(EmsegProject *p, gint64 stack_id, guint slice,
 /* Reads a mask (n bytes; all UNLABELED when never annotated), validating every value. */
 gboolean emseg_project_get_mask(EmsegProject *p, gint64 stack_id, guint slice, guint8 *out,
                                 gsize n, guint64 *n_labeled, GError **error);
+
+/* TRUE if slice exists in stack s; else a NOT_FOUND error naming the project, the stack
+ * and both numbers. */
+gboolean emseg_project_check_slice(EmsegProject *project, const EmsegProjectStack *s,
+                                   guint slice, GError **error);

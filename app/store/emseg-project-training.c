@@ -485,12 +485,8 @@ emseg_project_save_prediction(EmsegProject *p, gint64 model_id, gint64 stack_id,
   g_auto(EmsegProjectStack) s = { 0 };
   if (!emseg_project_get_stack(p, stack_id, &s, error))
     return FALSE;
-  if (slice >= s.n_slices) {
-    g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND,
-                "%s: stack %" G_GINT64_FORMAT " has %u slices, slice %u requested", p->path,
-                stack_id, s.n_slices, slice);
+  if (!emseg_project_check_slice(p, &s, slice, error))
     return FALSE;
-  }
   gsize n = (gsize)s.width * s.height;
   g_autofree guint16 *q = g_new(guint16, n);
   for (gsize i = 0; i < n; i++) {

@@ -700,8 +700,9 @@ emseg_project_list_stacks(EmsegProject *p, GError **error)
   return a;
 }
 
-static gboolean
-check_slice(EmsegProject *p, const EmsegProjectStack *s, guint slice, GError **error)
+gboolean
+emseg_project_check_slice(EmsegProject *p, const EmsegProjectStack *s, guint slice,
+                          GError **error)
 {
   if (slice < s->n_slices)
     return TRUE;
@@ -847,7 +848,7 @@ emseg_project_read_slice(EmsegProject *p, gint64 stack_id, guint slice, void *ou
 {
   g_auto(EmsegProjectStack) s = { 0 };
   gsize bytes = 0;
-  if (!emseg_project_get_stack(p, stack_id, &s, error) || !check_slice(p, &s, slice, error) ||
+  if (!emseg_project_get_stack(p, stack_id, &s, error) || !emseg_project_check_slice(p, &s, slice, error) ||
       !emseg_project_slice_bytes(&s, emseg_sample_type_size(s.type), &bytes, error))
     return FALSE;
   sqlite3_stmt *st =
@@ -948,7 +949,7 @@ emseg_project_read_mask(EmsegProject *p, gint64 stack_id, guint slice, guint8 *o
                         guint64 *n_labeled, GError **error)
 {
   g_auto(EmsegProjectStack) s = { 0 };
-  if (!emseg_project_get_stack(p, stack_id, &s, error) || !check_slice(p, &s, slice, error))
+  if (!emseg_project_get_stack(p, stack_id, &s, error) || !emseg_project_check_slice(p, &s, slice, error))
     return FALSE;
   return emseg_project_get_mask(p, stack_id, slice, out, (gsize)s.width * s.height, n_labeled,
                                 error);
@@ -959,7 +960,7 @@ emseg_project_write_mask(EmsegProject *p, gint64 stack_id, guint slice, const gu
                          GError **error)
 {
   g_auto(EmsegProjectStack) s = { 0 };
-  if (!emseg_project_get_stack(p, stack_id, &s, error) || !check_slice(p, &s, slice, error))
+  if (!emseg_project_get_stack(p, stack_id, &s, error) || !emseg_project_check_slice(p, &s, slice, error))
     return FALSE;
   if (!emseg_project_begin(p, "saving a mask", error))
     return FALSE;
