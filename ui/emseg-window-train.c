@@ -269,15 +269,17 @@ ensure_engine (EmsegWindow *self, GError **error)
 }
 
 /* The model shipped with emseg (data/models/), imported into the project as a checkpoint
- * so that the engine thread can fine-tune it like any other. Looked for in
- * $EMSEG_MODELS_DIR, the installed data folder, then the source tree (uninstalled runs). */
+ * so that the engine thread can fine-tune it like any other. Looked for in the installed
+ * data folder, then the source tree (uninstalled runs), or only in $EMSEG_MODELS_DIR. */
 #define SHIPPED_MODEL_FILE "isbi2012-resfcn.emsegmodel"
 #define SHIPPED_MODEL_NAME "shipped-isbi2012"
 
 static gboolean
 import_shipped_model (EmsegWindow *self, GError **error)
 {
-  const char *dirs[] = { g_getenv ("EMSEG_MODELS_DIR"), EMSEG_MODELS_DIR, EMSEG_SOURCE_MODELS_DIR };
+  /* $EMSEG_MODELS_DIR, when set, is the only place looked at (tests use it to have none). */
+  const char *env = g_getenv ("EMSEG_MODELS_DIR");
+  const char *dirs[] = { env ? env : EMSEG_MODELS_DIR, env ? NULL : EMSEG_SOURCE_MODELS_DIR };
   g_autofree char *path = NULL;
   g_autofree char *bytes = NULL;
   gsize len = 0;

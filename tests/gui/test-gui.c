@@ -20,6 +20,7 @@
 #include "emseg-project.h"
 #include "emseg-stack.h"
 #include "emseg-window.h"
+#include "eng-modelfile.h"
 
 typedef struct {
   int width, height;
@@ -1581,6 +1582,55 @@ test_plot_offscreen (void)
   cairo_surface_destroy (surface);
 }
 
+/* A project without a model fine-tunes the shipped model: it is imported as checkpoint
+ * "shipped-isbi2012" and a run starts from it (a tiny stand-in file, found through
+ * $EMSEG_MODELS_DIR). */
+static void
+test_window_finetune_shipped (void)
+{
+  g_autoptr (GError) error = NULL;
+  guint width, height, n;
+  g_autofree char *labels = NULL;
+  g_autofree char *images = write_generated_stack (&width, &height, &n, 3, &labels);
+  g_autofree char *project_path = g_build_filename (g_get_user_data_dir (), "shipped-test.emseg", NULL);
+  g_autofree char *models = g_dir_make_tmp ("emseg-models-XXXXXX", NULL);
+  g_autofree char *model_path = g_build_filename (models, "isbi2012-resfcn.emsegmodel", NULL);
+  EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
+  EngSpec spec;
+  EngError err;
+  EngModel *model;
+  GBytes *stored;
+
+  eng_spec_default (&spec);
+  g_assert_cmpint (eng_spec_parse (&spec, TINY_SPEC ",dropout=0.1", &err), ==, ENG_OK);
+  model = eng_model_new (&spec, 3, &err);
+  g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F16, NULL, &err), ==, ENG_OK);
+  eng_model_free (model);
+
+  g_mkdir_with_parents (g_get_user_data_dir (), 0755);
+  g_assert_true (emseg_window_open_project (window, project_path, TRUE, &error));
+  g_assert_true (emseg_window_import_stack (window, images, labels, &error));
+  g_assert_no_error (error);
+  g_unlink (images);
+  g_unlink (labels);
+
+  g_setenv ("EMSEG_MODELS_DIR", models, TRUE);
+  emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
+  g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
+  g_assert_no_error (error);
+  g_setenv ("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
+  stored = emseg_project_load_checkpoint (emseg_window_get_project (window), "shipped-isbi2012", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (stored);
+  g_bytes_unref (stored);
+  spin_until (always_false_until_step, panel, 60.0);
+  g_signal_emit_by_name (panel, "stop-requested");
+  spin_until (training_done, NULL, 60.0);
+  g_assert_false (emseg_window_is_training (window));
+  g_unlink (model_path);
+  g_rmdir (models);
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1607,12 +1657,15 @@ main (int argc, char *argv[])
   gtk_window_set_default_size (GTK_WINDOW (window), 1200, 960);
   gtk_window_present (GTK_WINDOW (window));
 
+  /* No shipped model for these tests: "fine-tune without a model" must be refused. */
+  g_setenv ("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
   g_test_add_func ("/gui/history", test_history);
   g_test_add_func ("/gui/brush-matches-store", test_brush_matches_store);
   g_test_add_func ("/gui/plot-offscreen", test_plot_offscreen);
   g_test_add_func ("/gui/window/paint-undo", test_window_paint_undo);
   g_test_add_func ("/gui/window/training-panel", test_window_training_panel);
   g_test_add_func ("/gui/window/train-export", test_window_train_export);
+  g_test_add_func ("/gui/window/finetune-shipped", test_window_finetune_shipped);
   g_test_add_func ("/gui/window/demo", test_window_demo);
   g_test_add_func ("/gui/window/pan-4096", test_window_pan_4096);
   g_test_add_func ("/gui/app/open-project", test_app_open_project);
