@@ -224,7 +224,7 @@ skip_ablation(int argc, char **argv)
         }
         ys[nc] = y;
         labels_text[nc] = g_strdup_printf("%s %s", variants[v].name, k == 0 ? "train" : "val");
-        curves[nc] = (EmsegCurve) { labels_text[nc], y, ep->len,
+        curves[nc] = (EmsegCurve) { labels_text[nc], y, ep->len, 1,
                                     { variants[v].rgb[0], variants[v].rgb[1], variants[v].rgb[2] },
                                     k == 0 };
         nc++;

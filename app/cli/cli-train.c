@@ -263,9 +263,10 @@ emseg_cli_train(int argc, char **argv)
       tl[i] = e->m.train_loss;
       vl[i] = e->m.val_loss;
     }
+    guint first = g_array_index(record->epochs, EmsegTrainingLogEpoch, 0).epoch;
     EmsegCurve curves[2] = {
-      { "train", tl, n, { 0.1, 0.35, 0.75 }, TRUE },
-      { "validation", vl, n, { 0.1, 0.35, 0.75 }, FALSE },
+      { "train", tl, n, first, { 0.1, 0.35, 0.75 }, TRUE },
+      { "validation", vl, n, first, { 0.1, 0.35, 0.75 }, FALSE },
     };
     if (!emseg_curves_write_png(curves_png, "loss per epoch", eng_loss_name(cfg.loss), curves,
                                 n_val ? 2 : 1, &werr)) {

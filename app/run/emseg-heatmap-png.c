@@ -180,9 +180,7 @@ emseg_curves_write_png(const char *path, const char *title, const char *y_label,
                        const EmsegCurve *curves, guint n_curves, GError **error)
 {
   double lo = INFINITY, hi = -INFINITY;
-  guint n_max = 0;
   for (guint c = 0; c < n_curves; c++) {
-    n_max = MAX(n_max, curves[c].n);
     for (guint i = 0; i < curves[c].n; i++)
       if (isfinite(curves[c].values[i])) {
         lo = MIN(lo, curves[c].values[i]);
@@ -209,8 +207,16 @@ emseg_curves_write_png(const char *path, const char *title, const char *y_label,
   cairo_paint(cr);
   cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
   cairo_set_font_size(cr, 12);
-  double x_hi = MAX(n_max, 2u);
-#define PX(e) (mx + ((e) - 1) / (x_hi - 1) * pw)
+  /* The x axis spans the epochs of all curves (resumed runs start after epoch 1). */
+  double x_lo = G_MAXDOUBLE, x_hi = 0;
+  for (guint c = 0; c < n_curves; c++) {
+    double first = MAX(curves[c].first_epoch, 1u);
+    x_lo = MIN(x_lo, first);
+    x_hi = MAX(x_hi, first + MAX(curves[c].n, 1u) - 1);
+  }
+  if (x_hi < x_lo + 1)
+    x_hi = x_lo + 1;
+#define PX(e) (mx + ((e) - x_lo) / (x_hi - x_lo) * pw)
 #define PY(v) (my + ph - ((v) - lo) / (hi - lo) * ph)
   char buf[64];
   cairo_set_line_width(cr, 1);
@@ -224,8 +230,8 @@ emseg_curves_write_png(const char *path, const char *title, const char *y_label,
     g_snprintf(buf, sizeof buf, "%.3g", fabs(v) < ys * 1e-6 ? 0.0 : v);
     text_at(cr, mx - 6, PY(v), buf, 1, 0.5);
   }
-  double xs = MAX(1.0, nice_step(x_hi - 1, 8));
-  for (double e = 1; e <= x_hi; e += xs) {
+  double xs = MAX(1.0, nice_step(x_hi - x_lo, 8));
+  for (double e = x_lo; e <= x_hi; e += xs) {
     g_snprintf(buf, sizeof buf, "%g", e);
     text_at(cr, PX(e), my + ph + 14, buf, 0.5, 0.5);
   }
@@ -247,6 +253,7 @@ emseg_curves_write_png(const char *path, const char *title, const char *y_label,
     cairo_set_dash(cr, dash, cv->dashed ? 2 : 0, 0);
     cairo_set_source_rgb(cr, cv->rgb[0], cv->rgb[1], cv->rgb[2]);
     gboolean pen = FALSE;
+    double first = MAX(cv->first_epoch, 1u);
     for (guint i = 0; i < cv->n; i++) {
       double v = cv->values[i];
       if (!isfinite(v)) {
@@ -254,9 +261,9 @@ emseg_curves_write_png(const char *path, const char *title, const char *y_label,
         continue;
       }
       if (pen)
-        cairo_line_to(cr, PX(i + 1.0), PY(v));
+        cairo_line_to(cr, PX(first + i), PY(v));
       else
-        cairo_move_to(cr, PX(i + 1.0), PY(v));
+        cairo_move_to(cr, PX(first + i), PY(v));
       pen = TRUE;
       if (cv->n == 1)
         cairo_rel_line_to(cr, 0.01, 0);

@@ -31,8 +31,9 @@ gboolean emseg_heatmap_write_png(const char *path, const char *title, const doub
 
 typedef struct {
   const char *label;     /* legend text */
-  const double *values;  /* (n) y per epoch, epoch = index + 1; NaN = gap */
+  const double *values;  /* (n) y per epoch, epoch = first_epoch + index; NaN = gap */
   guint n;
+  guint first_epoch;     /* 0 or 1: the run started at epoch 1 (a resumed run starts later) */
   double rgb[3];         /* line colour, components in [0, 1] */
   gboolean dashed;
 } EmsegCurve;
