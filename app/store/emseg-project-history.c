@@ -133,9 +133,7 @@ emseg_project_apply_stroke(EmsegProject *p, gint64 stack_id, guint slice, EmsegL
     ok = st != NULL;
     if (ok) {
       sqlite3_bind_int64(st, 1, stack_id);
-      int rc = sqlite3_step(st);
-      sqlite3_reset(st);
-      ok = rc == SQLITE_DONE || emseg_project_fail(p, rc, "clearing the redo list", error);
+      ok = emseg_project_step_done(p, st, "clearing the redo list", error);
     }
   }
   if (ok) {
@@ -161,9 +159,7 @@ emseg_project_apply_stroke(EmsegProject *p, gint64 stack_id, guint slice, EmsegL
     sqlite3_bind_int64(st, 9, b.y1);
     sqlite3_bind_blob64(st, 10, g_bytes_get_data(zb, NULL), g_bytes_get_size(zb), SQLITE_STATIC);
     sqlite3_bind_blob64(st, 11, g_bytes_get_data(za, NULL), g_bytes_get_size(za), SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    ok = rc == SQLITE_DONE || emseg_project_fail(p, rc, "saving a stroke", error);
+    ok = emseg_project_step_done(p, st, "saving a stroke", error);
   }
   if (!ok) {
     emseg_project_rollback(p);
@@ -248,9 +244,7 @@ step_history(EmsegProject *p, gint64 stack_id, gboolean undo, gboolean *did, gui
     if (ok) {
       sqlite3_bind_int(st, 1, undo ? 1 : 0);
       sqlite3_bind_int64(st, 2, id);
-      rc = sqlite3_step(st);
-      sqlite3_reset(st);
-      ok = rc == SQLITE_DONE || emseg_project_fail(p, rc, what, error);
+      ok = emseg_project_step_done(p, st, what, error);
     }
   }
   if (!ok) {

@@ -57,3 +57,8 @@ gboolean emseg_project_get_mask(EmsegProject *p, gint64 stack_id, guint slice, g
  * and both numbers. */
 gboolean emseg_project_check_slice(EmsegProject *project, const EmsegProjectStack *s,
                                    guint slice, GError **error);
+
+/* Steps a statement that returns no rows and resets it; FALSE with the store's error
+ * (what = the action, for the message) unless it finished with SQLITE_DONE. */
+gboolean emseg_project_step_done(EmsegProject *project, sqlite3_stmt *st, const char *what,
+                                 GError **error);

@@ -340,9 +340,7 @@ emseg_project_save_checkpoint(EmsegProject *p, const char *name, gint64 run_id, 
   gboolean ok = st != NULL;
   if (ok) {
     sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    ok = rc == SQLITE_DONE || emseg_project_fail(p, rc, "replacing a checkpoint", error);
+    ok = emseg_project_step_done(p, st, "replacing a checkpoint", error);
   }
   if (ok) {
     st = emseg_project_stmt(

@@ -701,6 +701,14 @@ emseg_project_list_stacks(EmsegProject *p, GError **error)
 }
 
 gboolean
+emseg_project_step_done(EmsegProject *p, sqlite3_stmt *st, const char *what, GError **error)
+{
+  int rc = sqlite3_step(st);
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE || emseg_project_fail(p, rc, what, error);
+}
+
+gboolean
 emseg_project_check_slice(EmsegProject *p, const EmsegProjectStack *s, guint slice,
                           GError **error)
 {
@@ -797,9 +805,7 @@ emseg_project_import_stack(EmsegProject *p, const char *name, EmsegStack *images
     sqlite3_bind_int64(st, 5, n);
     sqlite3_bind_int64(st, 6, type);
     sqlite3_bind_text(st, 7, iso, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    ok = rc == SQLITE_DONE || emseg_project_fail(p, rc, "importing a stack", error);
+    ok = emseg_project_step_done(p, st, "importing a stack", error);
   }
   gint64 id = sqlite3_last_insert_rowid(p->db);
   g_autofree guint8 *raw = g_malloc(bytes);
@@ -819,9 +825,7 @@ emseg_project_import_stack(EmsegProject *p, const char *name, EmsegStack *images
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int64(st, 2, i);
     sqlite3_bind_blob64(st, 3, g_bytes_get_data(z, NULL), g_bytes_get_size(z), SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    ok = rc == SQLITE_DONE || emseg_project_fail(p, rc, "importing a slice", error);
+    ok = emseg_project_step_done(p, st, "importing a slice", error);
     if (ok && labels != NULL && i < emseg_stack_get_n_slices(labels)) {
       ok = emseg_stack_read_u8(labels, i, lab, error);
       for (gsize k = 0; ok && k < (gsize)w * h; k++)
