@@ -21,10 +21,7 @@ now_iso(void)
 static gboolean
 write_one(EmsegProject *p, sqlite3_stmt *st, const char *what, GError **error)
 {
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) {
-    emseg_project_fail(p, rc, what, error);
+  if (!emseg_project_step_done(p, st, what, error)) {
     emseg_project_rollback(p);
     return FALSE;
   }
@@ -74,10 +71,7 @@ emseg_project_begin_run(EmsegProject *p, const char *name, const char *params, g
   else
     sqlite3_bind_null(st, 4);
   sqlite3_bind_text(st, 5, iso, -1, SQLITE_TRANSIENT);
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) {
-    emseg_project_fail(p, rc, "starting a run", error);
+  if (!emseg_project_step_done(p, st, "starting a run", error)) {
     emseg_project_rollback(p);
     return FALSE;
   }
@@ -274,10 +268,7 @@ emseg_project_add_layer_stats(EmsegProject *p, gint64 run_id, guint epoch, guint
     sqlite3_bind_text(st, 4, layer_names[i], -1, SQLITE_STATIC);
     sqlite3_bind_double(st, 5, mean_abs_update[i]);
     sqlite3_bind_double(st, 6, mean_abs_weight[i]);
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (rc != SQLITE_DONE) {
-      emseg_project_fail(p, rc, "saving layer statistics", error);
+    if (!emseg_project_step_done(p, st, "saving layer statistics", error)) {
       emseg_project_rollback(p);
       return FALSE;
     }
@@ -367,10 +358,7 @@ emseg_project_save_checkpoint(EmsegProject *p, const char *name, gint64 run_id, 
   sqlite3_bind_int64(st, 7, (sqlite3_int64)weights_len);
   sqlite3_bind_text(st, 8, sha, -1, SQLITE_TRANSIENT);
   sqlite3_bind_text(st, 9, iso, -1, SQLITE_TRANSIENT);
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) {
-    emseg_project_fail(p, rc, "saving a checkpoint", error);
+  if (!emseg_project_step_done(p, st, "saving a checkpoint", error)) {
     emseg_project_rollback(p);
     return FALSE;
   }
