@@ -9,13 +9,13 @@
  * the full-size run takes --images/--labels and the Table 1 spec. */
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <glib/gstdio.h>
 
 #include "cli-commands.h"
+#include "cli-interrupt.h"
 #include "emseg-dataset.h"
 #include "emseg-heatmap-png.h"
 #include "emseg-predict.h"
@@ -25,14 +25,6 @@
  * keep updates alive in the middle layers (Figure 4). 3 levels, 6 blocks everywhere. */
 #define DEFAULT_SPEC "base_width=8,init_block=simple,main_block=simple,down=6/6/6,across=6,up=6/6/6"
 
-static atomic_int interrupted;
-
-static void
-on_sigint(int sig)
-{
-  (void) sig;
-  atomic_store(&interrupted, 1);
-}
 
 typedef struct {
   const char *name;
@@ -173,8 +165,7 @@ skip_ablation(int argc, char **argv)
   EmsegTrainingLog *logs[N_VARIANTS] = { NULL };
   double seconds[N_VARIANTS] = { 0 };
   int rc = 0;
-  atomic_store(&interrupted, 0);
-  void (*old_handler)(int) = signal(SIGINT, on_sigint);
+  atomic_int *interrupted = emseg_cli_catch_sigint();
   for (int v = 0; v < N_VARIANTS && rc == 0; v++) {
     cfg.spec.long_skip = variants[v].long_skip;
     cfg.spec.short_skip = variants[v].short_skip;
@@ -186,7 +177,7 @@ skip_ablation(int argc, char **argv)
     printf("variant %s (long_skip=%d short_skip=%d)\n", variants[v].name,
            variants[v].long_skip, variants[v].short_skip);
     fflush(stdout);
-    if (!emseg_training_run(&cfg, train, val, on_event, &p, &interrupted, &result,
+    if (!emseg_training_run(&cfg, train, val, on_event, &p, interrupted, &result,
                             &run_error)) {
       fprintf(stderr, "emseg experiment skip-ablation: %s: %s\n", variants[v].name,
               run_error->message);
@@ -206,7 +197,7 @@ skip_ablation(int argc, char **argv)
       rc = 1;
     }
   }
-  signal(SIGINT, old_handler);
+  emseg_cli_release_sigint();
 
   if (rc == 0) {
     /* Figure 3: one plot, a colour per variant, dashed = training, solid = validation */

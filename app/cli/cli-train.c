@@ -3,11 +3,11 @@
  * state beside it, and optional CSV / PNG records (curves, per-layer update statistics,
  * the Figure 4 heatmap). Ctrl-C stops after the current step and keeps what was done. */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli-commands.h"
+#include "cli-interrupt.h"
 #include "emseg-dataset.h"
 #include "emseg-heatmap-png.h"
 #include "emseg-predict.h"
@@ -15,14 +15,6 @@
 #include "emseg-training.h"
 #include "eng-modelfile.h"
 
-static atomic_int interrupted;
-
-static void
-on_sigint(int sig)
-{
-  (void) sig;
-  atomic_store(&interrupted, 1);
-}
 
 typedef struct {
   EmsegTrainingLog *log;
@@ -235,11 +227,10 @@ emseg_cli_train(int argc, char **argv)
   record = emseg_training_log_new();
   Printer printer = { .log = record, .verbose = verbose, .has_val = n_val > 0 };
   EmsegTrainingResult result;
-  atomic_store(&interrupted, 0);
-  void (*old_handler)(int) = signal(SIGINT, on_sigint);
-  gboolean ok = emseg_training_run(&cfg, train, val, print_event, &printer, &interrupted,
+  atomic_int *interrupted = emseg_cli_catch_sigint();
+  gboolean ok = emseg_training_run(&cfg, train, val, print_event, &printer, interrupted,
                                    &result, &error);
-  signal(SIGINT, old_handler);
+  emseg_cli_release_sigint();
   gboolean cancelled = result.cancelled;
   if (result.best_model)
     printf("best %s %.4f at epoch %u written to %s\n", n_val ? "val_loss" : "train_loss",
