@@ -90,8 +90,9 @@ find(const EventLog *log, EmsegEngineEventKind kind, guint64 job, guint nth)
   return NULL;
 }
 
-/* Two training jobs in a row, then everything they wrote read back from a reopened
- * project, then a prediction with the current model read back too. */
+/* Two training jobs queued in a row, then everything they wrote read back from a
+ * reopened project, then a prediction (asked for after both) with the current model
+ * read back too. */
 static void
 test_two_runs_persisted(void)
 {
@@ -101,6 +102,11 @@ test_two_runs_persisted(void)
   const guint epochs = 3;
   guint64 ja = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, epochs, 11));
   guint64 jb = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, epochs, 12));
+  /* The prediction is asked for once both runs are done: one asked for during training
+   * is served at once from the running job's best weights (see predict-during-training),
+   * and this test wants the second run's final best. */
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, ja);
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jb);
   EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
   pj->stack_id = stack_id;
   pj->slices = test_slices(N_LABELED, 2); /* unlabeled slices: predictions need no labels */
