@@ -88,6 +88,7 @@ static const struct {
   { "win.zoom-one", { "<Control>1", NULL } },
   { "win.next-slice", { "Page_Down", "<Control>Page_Down", NULL } },
   { "win.prev-slice", { "Page_Up", "<Control>Page_Up", NULL } },
+  { "win.estimate-uncertainty", { "<Control>u", NULL } },
 };
 
 static void

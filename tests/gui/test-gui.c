@@ -1531,6 +1531,34 @@ test_app_open_project (void)
     g_main_context_iteration (NULL, FALSE);
 }
 
+/* Every action with an accelerator is listed in the shortcuts window (Ctrl+?), and
+ * "Estimate uncertainty" has one (Ctrl+U). */
+static void
+test_app_shortcuts (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) ui = g_resources_lookup_data ("/org/emseg/Workbench/gtk/help-overlay.ui",
+                                                   G_RESOURCE_LOOKUP_FLAGS_NONE, &error);
+  g_assert_no_error (error);
+  g_autofree char *text = g_strndup (g_bytes_get_data (ui, NULL), g_bytes_get_size (ui));
+  g_auto (GStrv) actions = gtk_application_list_action_descriptions (GTK_APPLICATION (app));
+  guint n = 0;
+
+  for (guint i = 0; actions[i]; i++) {
+    g_autofree char *needle = g_strdup_printf ("<property name=\"action-name\">%s</property>",
+                                               actions[i]);
+    g_test_message ("%s", actions[i]);
+    g_assert_nonnull (strstr (text, needle));
+    n++;
+  }
+  g_assert_cmpuint (n, >=, 14);
+
+  g_auto (GStrv) accels = gtk_application_get_accels_for_action (GTK_APPLICATION (app),
+                                                                 "win.estimate-uncertainty");
+  g_assert_cmpuint (g_strv_length (accels), ==, 1);
+  g_assert_cmpstr (accels[0], ==, "<Control>u");
+}
+
 /* ---- plots drawn off-screen ---- */
 
 static void
@@ -1669,6 +1697,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/window/demo", test_window_demo);
   g_test_add_func ("/gui/window/pan-4096", test_window_pan_4096);
   g_test_add_func ("/gui/app/open-project", test_app_open_project);
+  g_test_add_func ("/gui/app/shortcuts", test_app_shortcuts);
   status = g_test_run ();
 
   gtk_window_destroy (GTK_WINDOW (window));
