@@ -399,19 +399,29 @@ emseg_window_undo_redo (EmsegWindow *self, gboolean undo)
 {
   g_autoptr (GError) error = NULL;
   gboolean did = FALSE;
-  guint slice = 0;
+  guint slice = 0, n_slices = 0;
   gboolean ok;
 
   if (self->project == NULL || self->stack_id == 0)
     return undo ? emseg_slice_view_undo (self->view) : emseg_slice_view_redo (self->view);
-  ok = undo ? emseg_project_undo (self->project, self->stack_id, &did, &slice, &error)
-            : emseg_project_redo (self->project, self->stack_id, &did, &slice, &error);
+  ok = undo ? emseg_project_undo (self->project, self->stack_id, &did, &slice, &n_slices, &error)
+            : emseg_project_redo (self->project, self->stack_id, &did, &slice, &n_slices, &error);
   if (!ok)
     {
       emseg_window_show_error (self, undo ? "Could not undo" : "Could not redo", error);
       return FALSE;
     }
-  if (did)
+  if (did && n_slices > 1)
+    {
+      /* a label import: every slice it touched changes back at once */
+      g_autofree char *text = g_strdup_printf ("%s the label import on slices %u–%u.",
+                                               undo ? "Undone" : "Redone", slice + 1, slice + n_slices);
+
+      for (guint z = slice; z < slice + n_slices; z++)
+        reload_slice_mask (self, z);
+      emseg_window_set_status (self, text);
+    }
+  else if (did)
     {
       g_autofree char *text = g_strdup_printf ("%s on slice %u.", undo ? "Undone" : "Redone", slice + 1);
 
@@ -448,14 +458,17 @@ emseg_window_can_redo (EmsegWindow *self)
 
 /* ---- labels for the shown stack ------------------------------------------------- */
 
-static void
-import_labels (EmsegWindow *self, const char *path)
+/* Labels (< 128 membrane, >= 128 cell, as the store's import reads them). In a project the
+ * whole import is one step of the undo history and one transaction. */
+gboolean
+emseg_window_import_labels (EmsegWindow *self, const char *path, GError **out_error)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (EmsegStack) stack = emseg_stack_open (path, &error);
   EmsegVolume *v = self->volume;
-  g_autofree guint8 *page = NULL;
-  guint n = 0;
+  gsize plane = emseg_volume_plane_size (v);
+  g_autofree guint8 *pages = NULL;
+  guint n = 0, changed = 0;
 
   if (stack != NULL && (emseg_stack_get_width (stack) != v->width || emseg_stack_get_height (stack) != v->height ||
                         emseg_stack_get_n_slices (stack) > v->n_slices))
@@ -466,30 +479,47 @@ import_labels (EmsegWindow *self, const char *path)
   if (error == NULL)
     {
       n = emseg_stack_get_n_slices (stack);
-      page = g_malloc (emseg_volume_plane_size (v));
+      pages = g_try_malloc (plane * n);
+      if (pages == NULL)
+        g_set_error (&error, G_IO_ERROR, G_IO_ERROR_NO_SPACE,
+                     "Labels %s: not enough memory for %u slices of %u×%u", path, n, v->width, v->height);
     }
   for (guint z = 0; error == NULL && z < n; z++)
     {
+      guint8 *page = pages + (gsize) z * plane;
+
       if (!emseg_stack_read_u8 (stack, z, page, &error))
         break;
-      /* label files: < 128 membrane, >= 128 cell, as the store's import reads them */
-      for (gsize i = 0; i < emseg_volume_plane_size (v); i++)
+      for (gsize i = 0; i < plane; i++)
         page[i] = page[i] < 128 ? EMSEG_LABEL_MEMBRANE : EMSEG_LABEL_CELL;
-      if (self->project != NULL)
-        emseg_project_write_mask (self->project, self->stack_id, z, page, &error);
-      else
-        memcpy (emseg_volume_label_plane (v, z), page, emseg_volume_plane_size (v));
     }
   if (error == NULL && self->project != NULL)
-    for (guint z = 0; error == NULL && z < n; z++)
-      emseg_volume_reload_mask (v, self->project, self->stack_id, z, &error);
+    {
+      if (emseg_project_replace_masks (self->project, self->stack_id, 0, n, pages, &changed, &error))
+        for (guint z = 0; error == NULL && z < n; z++)
+          emseg_volume_reload_mask (v, self->project, self->stack_id, z, &error);
+    }
+  else if (error == NULL)
+    {
+      for (guint z = 0; z < n; z++)
+        memcpy (emseg_volume_label_plane (v, z), pages + (gsize) z * plane, plane);
+      changed = n;
+    }
   emseg_slice_view_volume_changed (self->view);
+  emseg_window_update_actions (self);
   if (error != NULL)
     {
       emseg_window_show_error (self, "Could not import the labels", error);
-      return;
+      g_propagate_error (out_error, g_steal_pointer (&error));
+      return FALSE;
     }
-  emseg_window_set_status (self, "Labels imported.");
+  {
+    g_autofree char *text = self->project != NULL
+                                ? g_strdup_printf ("Labels imported: %u of %u slices changed (Ctrl+Z takes the import back).", changed, n)
+                                : g_strdup_printf ("Labels imported for %u slices.", n);
+    emseg_window_set_status (self, text);
+  }
+  return TRUE;
 }
 
 /* ---- choosers ------------------------------------------------------------------- */
@@ -553,7 +583,7 @@ chooser_response_cb (GtkNativeDialog *dialog, int response, EmsegWindow *self)
       break;
     case CHOOSE_LABELS:
       if (path != NULL && self->volume != NULL)
-        import_labels (self, path);
+        emseg_window_import_labels (self, path, NULL);
       break;
     }
 }

@@ -40,6 +40,11 @@ gboolean emseg_window_open_project (EmsegWindow *self, const char *path, gboolea
 /* Imports a stack (labels may be NULL) into the open project and shows it. */
 gboolean emseg_window_import_stack (EmsegWindow *self, const char *images, const char *labels,
                                     GError **error);
+/* Replaces the labels of the shown stack with the label stack at `path` (same size, at
+ * most as many slices; < 128 membrane, >= 128 cell). In a project this is one step of the
+ * undo history (Ctrl+Z takes the whole import back) and one transaction: on failure
+ * nothing is written. On failure shows a dialog and returns FALSE. */
+gboolean emseg_window_import_labels (EmsegWindow *self, const char *path, GError **error);
 /* Opens the demo project (user data folder, generated on the first run). */
 gboolean emseg_window_open_demo (EmsegWindow *self, GError **error);
 /* Where the demo project lives. */

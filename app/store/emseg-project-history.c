@@ -3,7 +3,9 @@
  * Each stroke row keeps its points (for the record) and the mask patch under its bounding
  * box before and after painting, so undo and redo are exact copies rather than
  * re-rasterizations, and one transaction per stroke holds both the mask change and its
- * history. History is linear per stack: painting after an undo drops the undone strokes. */
+ * history. A label import (replace_masks) is a batch of such rows, one per changed slice,
+ * undone and redone together. History is linear per stack: a change after an undo drops
+ * the undone rows. */
 #include <math.h>
 #include <string.h>
 
@@ -19,18 +21,22 @@ box_area(const Box *b)
   return (gsize)(b->x1 - b->x0) * (b->y1 - b->y0);
 }
 
+/* patch (box_area(b) bytes) <- the box b of a width-wide mask */
 static void
-copy_patch(guint8 *patch, guint8 *mask, guint width, const Box *b, gboolean to_patch)
+read_patch(guint8 *patch, const guint8 *mask, guint width, const Box *b)
 {
   gsize bw = b->x1 - b->x0;
-  for (guint y = b->y0; y < b->y1; y++) {
-    guint8 *pr = patch + (gsize)(y - b->y0) * bw;
-    guint8 *mr = mask + (gsize)y * width + b->x0;
-    if (to_patch)
-      memcpy(pr, mr, bw);
-    else
-      memcpy(mr, pr, bw);
-  }
+  for (guint y = b->y0; y < b->y1; y++)
+    memcpy(patch + (gsize)(y - b->y0) * bw, mask + (gsize)y * width + b->x0, bw);
+}
+
+/* the box b of a width-wide mask <- patch */
+static void
+write_patch(guint8 *mask, const guint8 *patch, guint width, const Box *b)
+{
+  gsize bw = b->x1 - b->x0;
+  for (guint y = b->y0; y < b->y1; y++)
+    memcpy(mask + (gsize)y * width + b->x0, patch + (gsize)(y - b->y0) * bw, bw);
 }
 
 /* Distance from (px, py) to the segment a-b, squared. */
@@ -70,6 +76,57 @@ rasterize(guint8 *mask, guint width, guint height, const float *xy, guint n, dou
         }
   }
   return all;
+}
+
+/* Inserts one history row: the patch of slice under box b before and after the change
+ * (both box_area(b) bytes). batch 0: a step of its own; else the batch it belongs to.
+ * Inside the caller's transaction. */
+static gboolean
+insert_row(EmsegProject *p, gint64 stack_id, guint slice, int label, double radius,
+           const float *xy, guint n_points, const Box *b, const guint8 *before,
+           const guint8 *after, gint64 batch, GError **error)
+{
+  sqlite3_stmt *st = emseg_project_stmt(
+      p,
+      "INSERT INTO strokes (stack_id, idx, label, radius, points, x0, y0, x1, y1, before,"
+      " after, undone, created, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0,"
+      " strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?)",
+      error);
+  if (st == NULL)
+    return FALSE;
+  g_autoptr(GBytes) zb = emseg_project_compress(before, box_area(b));
+  g_autoptr(GBytes) za = emseg_project_compress(after, box_area(b));
+  sqlite3_bind_int64(st, 1, stack_id);
+  sqlite3_bind_int64(st, 2, slice);
+  sqlite3_bind_int(st, 3, label);
+  sqlite3_bind_double(st, 4, radius);
+  if (n_points > 0)
+    sqlite3_bind_blob64(st, 5, xy, (sqlite3_uint64)n_points * 2 * sizeof(float), SQLITE_STATIC);
+  else
+    sqlite3_bind_zeroblob(st, 5, 0); /* an empty blob, not NULL: the column is NOT NULL */
+  sqlite3_bind_int64(st, 6, b->x0);
+  sqlite3_bind_int64(st, 7, b->y0);
+  sqlite3_bind_int64(st, 8, b->x1);
+  sqlite3_bind_int64(st, 9, b->y1);
+  sqlite3_bind_blob64(st, 10, g_bytes_get_data(zb, NULL), g_bytes_get_size(zb), SQLITE_STATIC);
+  sqlite3_bind_blob64(st, 11, g_bytes_get_data(za, NULL), g_bytes_get_size(za), SQLITE_STATIC);
+  if (batch != 0)
+    sqlite3_bind_int64(st, 12, batch);
+  else
+    sqlite3_bind_null(st, 12);
+  return emseg_project_step_done(p, st, "saving a stroke", error);
+}
+
+/* Drops the redo list (undone rows): a new change after an undo forks the history. */
+static gboolean
+clear_redo(EmsegProject *p, gint64 stack_id, GError **error)
+{
+  sqlite3_stmt *st =
+      emseg_project_stmt(p, "DELETE FROM strokes WHERE stack_id = ? AND undone = 1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64(st, 1, stack_id);
+  return emseg_project_step_done(p, st, "clearing the redo list", error);
 }
 
 gboolean
@@ -123,44 +180,13 @@ emseg_project_apply_stroke(EmsegProject *p, gint64 stack_id, guint slice, EmsegL
   g_autofree guint8 *before = ok ? g_malloc(box_area(&b)) : NULL;
   g_autofree guint8 *after = ok ? g_malloc(box_area(&b)) : NULL;
   if (ok) {
-    copy_patch(before, before_mask, s.width, &b, TRUE);
-    copy_patch(after, mask, s.width, &b, TRUE);
+    read_patch(before, before_mask, s.width, &b);
+    read_patch(after, mask, s.width, &b);
     ok = emseg_project_put_mask(p, stack_id, slice, mask, n, error);
   }
-  sqlite3_stmt *st = NULL;
-  if (ok) {
-    st = emseg_project_stmt(p, "DELETE FROM strokes WHERE stack_id = ? AND undone = 1", error);
-    ok = st != NULL;
-    if (ok) {
-      sqlite3_bind_int64(st, 1, stack_id);
-      ok = emseg_project_step_done(p, st, "clearing the redo list", error);
-    }
-  }
-  if (ok) {
-    st = emseg_project_stmt(
-        p,
-        "INSERT INTO strokes (stack_id, idx, label, radius, points, x0, y0, x1, y1, before,"
-        " after, undone, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0,"
-        " strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-        error);
-    ok = st != NULL;
-  }
-  if (ok) {
-    g_autoptr(GBytes) zb = emseg_project_compress(before, box_area(&b));
-    g_autoptr(GBytes) za = emseg_project_compress(after, box_area(&b));
-    sqlite3_bind_int64(st, 1, stack_id);
-    sqlite3_bind_int64(st, 2, slice);
-    sqlite3_bind_int(st, 3, label);
-    sqlite3_bind_double(st, 4, radius);
-    sqlite3_bind_blob64(st, 5, xy, (sqlite3_uint64)n_points * 2 * sizeof(float), SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, b.x0);
-    sqlite3_bind_int64(st, 7, b.y0);
-    sqlite3_bind_int64(st, 8, b.x1);
-    sqlite3_bind_int64(st, 9, b.y1);
-    sqlite3_bind_blob64(st, 10, g_bytes_get_data(zb, NULL), g_bytes_get_size(zb), SQLITE_STATIC);
-    sqlite3_bind_blob64(st, 11, g_bytes_get_data(za, NULL), g_bytes_get_size(za), SQLITE_STATIC);
-    ok = emseg_project_step_done(p, st, "saving a stroke", error);
-  }
+  ok = ok && clear_redo(p, stack_id, error);
+  if (ok)
+    ok = insert_row(p, stack_id, slice, label, radius, xy, n_points, &b, before, after, 0, error);
   if (!ok) {
     emseg_project_rollback(p);
     return FALSE;
@@ -173,69 +199,135 @@ emseg_project_apply_stroke(EmsegProject *p, gint64 stack_id, guint slice, EmsegL
   return TRUE;
 }
 
-/* Undo (undo = TRUE: latest applied stroke, write its `before`) or redo (earliest undone,
- * write its `after`), in one transaction. */
-static gboolean
-step_history(EmsegProject *p, gint64 stack_id, gboolean undo, gboolean *did, guint *slice_out,
-             GError **error)
+/* The box around every pixel where a and b differ (width x height masks); empty (x1 <= x0)
+ * when they are equal. */
+static Box
+diff_box(const guint8 *a, const guint8 *b, guint width, guint height)
 {
-  const char *what = undo ? "undoing a stroke" : "redoing a stroke";
-  if (did != NULL)
-    *did = FALSE;
+  Box box = { width, height, 0, 0 };
+  for (guint y = 0; y < height; y++) {
+    const guint8 *ra = a + (gsize)y * width, *rb = b + (gsize)y * width;
+    if (memcmp(ra, rb, width) == 0)
+      continue;
+    guint x0 = 0, x1 = width;
+    while (ra[x0] == rb[x0])
+      x0++;
+    while (ra[x1 - 1] == rb[x1 - 1])
+      x1--;
+    box.x0 = MIN(box.x0, x0);
+    box.x1 = MAX(box.x1, x1);
+    box.y0 = MIN(box.y0, y);
+    box.y1 = y + 1;
+  }
+  return box;
+}
+
+gboolean
+emseg_project_replace_masks(EmsegProject *p, gint64 stack_id, guint first, guint n_slices,
+                            const guint8 *masks, guint *n_changed, GError **error)
+{
+  if (n_changed != NULL)
+    *n_changed = 0;
   g_auto(EmsegProjectStack) s = { 0 };
   if (!emseg_project_get_stack(p, stack_id, &s, error))
     return FALSE;
+  if (n_slices == 0)
+    return TRUE;
+  if (!emseg_project_check_slice(p, &s, first, error) ||
+      !emseg_project_check_slice(p, &s, first + n_slices - 1, error))
+    return FALSE;
+  const char *what = "replacing masks";
+  gsize n = (gsize)s.width * s.height;
+  g_autofree guint8 *old = g_malloc(n);
   if (!emseg_project_begin(p, what, error))
     return FALSE;
+  gboolean ok = TRUE;
+  gint64 batch = 0;
+  guint changed = 0;
+  for (guint z = 0; ok && z < n_slices; z++) {
+    const guint8 *mask = masks + (gsize)z * n;
+    ok = emseg_project_get_mask(p, stack_id, first + z, old, n, NULL, error);
+    Box b = ok ? diff_box(old, mask, s.width, s.height) : (Box){ 0, 0, 0, 0 };
+    if (!ok || b.x1 <= b.x0)
+      continue;
+    if (changed == 0)
+      ok = clear_redo(p, stack_id, error);
+    g_autofree guint8 *before = g_malloc(box_area(&b));
+    g_autofree guint8 *after = g_malloc(box_area(&b));
+    read_patch(before, old, s.width, &b);
+    read_patch(after, mask, s.width, &b);
+    /* label -1: a whole-mask replacement, not a brush; no points, radius 0 */
+    ok = ok && emseg_project_put_mask(p, stack_id, first + z, mask, n, error) &&
+         insert_row(p, stack_id, first + z, -1, 0.0, NULL, 0, &b, before, after, batch, error);
+    if (ok && changed == 0) {
+      /* the batch is named after its first row, which gets the name too */
+      batch = sqlite3_last_insert_rowid(p->db);
+      sqlite3_stmt *st = emseg_project_stmt(p, "UPDATE strokes SET batch = ? WHERE id = ?", error);
+      ok = st != NULL;
+      if (ok) {
+        sqlite3_bind_int64(st, 1, batch);
+        sqlite3_bind_int64(st, 2, batch);
+        ok = emseg_project_step_done(p, st, what, error);
+      }
+    }
+    changed++;
+  }
+  if (!ok) {
+    emseg_project_rollback(p);
+    return FALSE;
+  }
+  if (!emseg_project_commit(p, what, error))
+    return FALSE;
+  if (n_changed != NULL)
+    *n_changed = changed;
+  return TRUE;
+}
+
+/* Writes one history row's `before` (undo) or `after` (redo) patch into its slice and
+ * flips its undone flag; inside the caller's transaction. */
+static gboolean
+apply_row(EmsegProject *p, const EmsegProjectStack *s, gint64 stack_id, gint64 id,
+          gboolean undo, guint *slice_out, GError **error)
+{
+  const char *what = undo ? "undoing a stroke" : "redoing a stroke";
   sqlite3_stmt *st = emseg_project_stmt(
       p,
-      undo ? "SELECT id, idx, x0, y0, x1, y1, before FROM strokes"
-             " WHERE stack_id = ? AND undone = 0 ORDER BY id DESC LIMIT 1"
-           : "SELECT id, idx, x0, y0, x1, y1, after FROM strokes"
-             " WHERE stack_id = ? AND undone = 1 ORDER BY id ASC LIMIT 1",
+      undo ? "SELECT idx, x0, y0, x1, y1, before FROM strokes WHERE id = ?"
+           : "SELECT idx, x0, y0, x1, y1, after FROM strokes WHERE id = ?",
       error);
-  if (st == NULL) {
-    emseg_project_rollback(p);
+  if (st == NULL)
     return FALSE;
-  }
-  sqlite3_bind_int64(st, 1, stack_id);
+  sqlite3_bind_int64(st, 1, id);
   int rc = sqlite3_step(st);
-  if (rc == SQLITE_DONE) {
-    sqlite3_reset(st);
-    emseg_project_rollback(p);
-    return TRUE;
-  }
   if (rc != SQLITE_ROW) {
     sqlite3_reset(st);
-    emseg_project_fail(p, rc, what, error);
-    emseg_project_rollback(p);
-    return FALSE;
+    if (rc == SQLITE_DONE)
+      rc = SQLITE_CORRUPT; /* listed a moment ago in this transaction */
+    return emseg_project_fail(p, rc, what, error);
   }
-  gint64 id = sqlite3_column_int64(st, 0);
-  gint64 idx = sqlite3_column_int64(st, 1);
-  gint64 x0 = sqlite3_column_int64(st, 2), y0 = sqlite3_column_int64(st, 3);
-  gint64 x1 = sqlite3_column_int64(st, 4), y1 = sqlite3_column_int64(st, 5);
-  g_autofree char *where =
-      g_strdup_printf("%s: stroke %" G_GINT64_FORMAT, p->path, id);
+  gint64 idx = sqlite3_column_int64(st, 0);
+  gint64 x0 = sqlite3_column_int64(st, 1), y0 = sqlite3_column_int64(st, 2);
+  gint64 x1 = sqlite3_column_int64(st, 3), y1 = sqlite3_column_int64(st, 4);
+  g_autofree char *where = g_strdup_printf("%s: stroke %" G_GINT64_FORMAT, p->path, id);
   gboolean ok = TRUE;
   /* The box comes from the file: check it against the stack before using it. */
-  if (idx < 0 || idx >= s.n_slices || x0 < 0 || y0 < 0 || x1 <= x0 || y1 <= y0 ||
-      x1 > s.width || y1 > s.height) {
+  if (idx < 0 || idx >= s->n_slices || x0 < 0 || y0 < 0 || x1 <= x0 || y1 <= y0 ||
+      x1 > s->width || y1 > s->height) {
     g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CORRUPT,
                 "%s: slice or box out of the stack's bounds", where);
     ok = FALSE;
   }
   Box b = { (guint)x0, (guint)y0, (guint)x1, (guint)y1 };
-  gsize n = (gsize)s.width * s.height;
+  gsize n = (gsize)s->width * s->height;
   g_autofree guint8 *patch = ok ? g_malloc(box_area(&b)) : NULL;
   g_autofree guint8 *mask = ok ? g_malloc(n) : NULL;
-  ok = ok && emseg_project_decompress(sqlite3_column_blob(st, 6),
-                                      (gsize)sqlite3_column_bytes(st, 6), patch, box_area(&b),
+  ok = ok && emseg_project_decompress(sqlite3_column_blob(st, 5),
+                                      (gsize)sqlite3_column_bytes(st, 5), patch, box_area(&b),
                                       where, error);
   sqlite3_reset(st);
   ok = ok && emseg_project_get_mask(p, stack_id, (guint)idx, mask, n, NULL, error);
   if (ok) {
-    copy_patch(patch, mask, s.width, &b, FALSE);
+    write_patch(mask, patch, s->width, &b);
     ok = emseg_project_put_mask(p, stack_id, (guint)idx, mask, n, error);
   }
   if (ok) {
@@ -247,31 +339,130 @@ step_history(EmsegProject *p, gint64 stack_id, gboolean undo, gboolean *did, gui
       ok = emseg_project_step_done(p, st, what, error);
     }
   }
-  if (!ok) {
+  if (ok)
+    *slice_out = (guint)idx;
+  return ok;
+}
+
+/* The rows of the step to undo (latest applied) or redo (earliest undone): one stroke, or
+ * every row of its batch, in the order they are to be applied. NULL on error; an empty
+ * array when there is nothing to do. */
+static GArray *
+history_step_rows(EmsegProject *p, gint64 stack_id, gboolean undo, const char *what,
+                  GError **error)
+{
+  sqlite3_stmt *st = emseg_project_stmt(
+      p,
+      undo ? "SELECT id, batch FROM strokes WHERE stack_id = ? AND undone = 0"
+             " ORDER BY id DESC LIMIT 1"
+           : "SELECT id, batch FROM strokes WHERE stack_id = ? AND undone = 1"
+             " ORDER BY id ASC LIMIT 1",
+      error);
+  if (st == NULL)
+    return NULL;
+  sqlite3_bind_int64(st, 1, stack_id);
+  int rc = sqlite3_step(st);
+  GArray *ids = g_array_new(FALSE, FALSE, sizeof(gint64));
+  if (rc == SQLITE_DONE) {
+    sqlite3_reset(st);
+    return ids;
+  }
+  if (rc != SQLITE_ROW) {
+    sqlite3_reset(st);
+    emseg_project_fail(p, rc, what, error);
+    g_array_unref(ids);
+    return NULL;
+  }
+  gint64 id = sqlite3_column_int64(st, 0);
+  gboolean batched = sqlite3_column_type(st, 1) != SQLITE_NULL;
+  gint64 batch = sqlite3_column_int64(st, 1);
+  sqlite3_reset(st);
+  if (!batched) {
+    g_array_append_val(ids, id);
+    return ids;
+  }
+  st = emseg_project_stmt(
+      p,
+      undo ? "SELECT id FROM strokes WHERE stack_id = ? AND batch = ? AND undone = 0"
+             " ORDER BY id DESC"
+           : "SELECT id FROM strokes WHERE stack_id = ? AND batch = ? AND undone = 1"
+             " ORDER BY id ASC",
+      error);
+  if (st == NULL) {
+    g_array_unref(ids);
+    return NULL;
+  }
+  sqlite3_bind_int64(st, 1, stack_id);
+  sqlite3_bind_int64(st, 2, batch);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    gint64 row = sqlite3_column_int64(st, 0);
+    g_array_append_val(ids, row);
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) {
+    emseg_project_fail(p, rc, what, error);
+    g_array_unref(ids);
+    return NULL;
+  }
+  return ids;
+}
+
+/* Undo (latest applied step, write its `before` patches) or redo (earliest undone step,
+ * write its `after` patches), in one transaction. */
+static gboolean
+step_history(EmsegProject *p, gint64 stack_id, gboolean undo, gboolean *did, guint *slice_out,
+             guint *n_slices_out, GError **error)
+{
+  const char *what = undo ? "undoing a stroke" : "redoing a stroke";
+  if (did != NULL)
+    *did = FALSE;
+  g_auto(EmsegProjectStack) s = { 0 };
+  if (!emseg_project_get_stack(p, stack_id, &s, error))
+    return FALSE;
+  if (!emseg_project_begin(p, what, error))
+    return FALSE;
+  g_autoptr(GArray) ids = history_step_rows(p, stack_id, undo, what, error);
+  if (ids == NULL) {
     emseg_project_rollback(p);
     return FALSE;
+  }
+  if (ids->len == 0) {
+    emseg_project_rollback(p);
+    return TRUE;
+  }
+  guint lo = G_MAXUINT, hi = 0;
+  for (guint i = 0; i < ids->len; i++) {
+    guint slice = 0;
+    if (!apply_row(p, &s, stack_id, g_array_index(ids, gint64, i), undo, &slice, error)) {
+      emseg_project_rollback(p);
+      return FALSE;
+    }
+    lo = MIN(lo, slice);
+    hi = MAX(hi, slice);
   }
   if (!emseg_project_commit(p, what, error))
     return FALSE;
   if (did != NULL)
     *did = TRUE;
   if (slice_out != NULL)
-    *slice_out = (guint)idx;
+    *slice_out = lo;
+  if (n_slices_out != NULL)
+    *n_slices_out = ids->len == 1 ? 1 : hi - lo + 1;
   return TRUE;
 }
 
 gboolean
 emseg_project_undo(EmsegProject *p, gint64 stack_id, gboolean *did, guint *slice_out,
-                   GError **error)
+                   guint *n_slices_out, GError **error)
 {
-  return step_history(p, stack_id, TRUE, did, slice_out, error);
+  return step_history(p, stack_id, TRUE, did, slice_out, n_slices_out, error);
 }
 
 gboolean
 emseg_project_redo(EmsegProject *p, gint64 stack_id, gboolean *did, guint *slice_out,
-                   GError **error)
+                   guint *n_slices_out, GError **error)
 {
-  return step_history(p, stack_id, FALSE, did, slice_out, error);
+  return step_history(p, stack_id, FALSE, did, slice_out, n_slices_out, error);
 }
 
 static gboolean

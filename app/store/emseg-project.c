@@ -56,6 +56,9 @@ static const char *const migrations[] = {
   "  stack_id INTEGER NOT NULL REFERENCES stacks(id) ON DELETE CASCADE, idx INTEGER NOT NULL,"
   "  bits INTEGER NOT NULL CHECK (bits = 16), data BLOB NOT NULL,"
   "  PRIMARY KEY (model_id, stack_id, idx));",
+  /* 2: strokes that belong together (a whole-stack label import): undone and redone as
+   * one step. NULL for a brush stroke, which is a step of its own. */
+  "ALTER TABLE strokes ADD COLUMN batch INTEGER;",
 };
 
 /* What the code expects to find, checked on every open: a file whose tables lack a column
@@ -68,7 +71,7 @@ static const struct {
   { "stacks", "id,name,source_path,width,height,n_slices,sample_type,created" },
   { "slices", "stack_id,idx,pixels" },
   { "masks", "stack_id,idx,mask,n_labeled" },
-  { "strokes", "id,stack_id,idx,label,radius,points,x0,y0,x1,y1,before,after,undone,created" },
+  { "strokes", "id,stack_id,idx,label,radius,points,x0,y0,x1,y1,before,after,undone,created,batch" },
   { "runs", "id,name,params,seed,parent_model_id,started,ended,status" },
   { "epoch_metrics",
     "run_id,epoch,train_loss,val_loss,train_accuracy,val_accuracy,v_rand,v_info,seconds" },

@@ -106,7 +106,8 @@ gboolean emseg_project_read_slice_float(EmsegProject *project, gint64 stack_id, 
  * n_labeled (may be NULL) receives the count of non-UNLABELED pixels. */
 gboolean emseg_project_read_mask(EmsegProject *project, gint64 stack_id, guint slice,
                                  guint8 *out, guint64 *n_labeled, GError **error);
-/* Replaces a whole mask (imports, "clear slice"); not part of the undo history. */
+/* Replaces a whole mask (scripted imports, tests); not part of the undo history. For an
+ * import a person may want to take back, use emseg_project_replace_masks. */
 gboolean emseg_project_write_mask(EmsegProject *project, gint64 stack_id, guint slice,
                                   const guint8 *mask, GError **error);
 /* Slices that have at least one labeled pixel, ascending: GArray of guint. */
@@ -120,15 +121,26 @@ GArray *emseg_project_labeled_slices(EmsegProject *project, gint64 stack_id, GEr
 gboolean emseg_project_apply_stroke(EmsegProject *project, gint64 stack_id, guint slice,
                                     EmsegLabel label, double radius, const float *xy,
                                     guint n_points, gint64 *stroke_id, GError **error);
-/* Undo the latest applied stroke / redo the latest undone one. *did (may be NULL) says
- * whether there was anything to do; slice_out (may be NULL) which slice changed. */
+/* Replaces the masks of slices first .. first+n_slices-1 with `masks` (n_slices masks of
+ * width*height EmsegLabel bytes, caller-owned) as ONE step of the history: one undo puts
+ * every slice back. Slices whose mask does not change are left out of the record;
+ * n_changed (may be NULL) receives how many changed. One transaction: on error nothing
+ * is written. Clears the redo list when anything changed. */
+gboolean emseg_project_replace_masks(EmsegProject *project, gint64 stack_id, guint first,
+                                     guint n_slices, const guint8 *masks, guint *n_changed,
+                                     GError **error);
+/* Undo the latest applied step (a stroke, or a whole replace_masks) / redo the latest
+ * undone one. *did (may be NULL) says whether there was anything to do; slice_out and
+ * n_slices_out (each may be NULL) the span of slices that changed: slice_out ..
+ * slice_out + n_slices_out - 1 (one slice for a brush stroke). */
 gboolean emseg_project_undo(EmsegProject *project, gint64 stack_id, gboolean *did,
-                            guint *slice_out, GError **error);
+                            guint *slice_out, guint *n_slices_out, GError **error);
 gboolean emseg_project_redo(EmsegProject *project, gint64 stack_id, gboolean *did,
-                            guint *slice_out, GError **error);
+                            guint *slice_out, guint *n_slices_out, GError **error);
 gboolean emseg_project_can_undo(EmsegProject *project, gint64 stack_id);
 gboolean emseg_project_can_redo(EmsegProject *project, gint64 stack_id);
-/* Number of applied (not undone) strokes, and the id of the latest applied one (0: none). */
+/* Number of applied (not undone) history rows (a brush stroke is one; replace_masks adds
+ * one per changed slice), and the id of the latest applied one (0: none). */
 gboolean emseg_project_stroke_count(EmsegProject *project, gint64 stack_id, guint64 *applied,
                                     gint64 *latest_id, GError **error);
 gboolean emseg_project_stroke_exists(EmsegProject *project, gint64 stroke_id, GError **error);

@@ -200,28 +200,30 @@ test_strokes_undo_redo_across_reopen(void)
   gboolean did = FALSE;
   guint changed = 0;
   g_assert_true(emseg_project_can_undo(p, id));
-  g_assert_true(emseg_project_undo(p, id, &did, &changed, &error));
+  guint span = 0;
+  g_assert_true(emseg_project_undo(p, id, &did, &changed, &span, &error));
   g_assert_true(did);
   g_assert_cmpuint(changed, ==, slice);
+  g_assert_cmpuint(span, ==, 1);
   g_assert_true(emseg_project_read_mask(p, id, slice, m, &n1, &error));
   g_assert_cmpuint(m[20 * W + 30], ==, EMSEG_LABEL_UNLABELED);
   g_assert_cmpuint(m[5 * W + 10], ==, EMSEG_LABEL_MEMBRANE);
   g_assert_cmpuint(n1, <, n2);
-  g_assert_true(emseg_project_undo(p, id, &did, NULL, &error));
+  g_assert_true(emseg_project_undo(p, id, &did, NULL, NULL, &error));
   g_assert_true(emseg_project_read_mask(p, id, slice, m, &n1, &error));
   g_assert_cmpuint(n1, ==, 0);
-  g_assert_true(emseg_project_undo(p, id, &did, NULL, &error));
+  g_assert_true(emseg_project_undo(p, id, &did, NULL, NULL, &error));
   g_assert_false(did);
   emseg_project_close(p);
 
   /* Redo after another restart restores exactly; a new stroke then clears the redo list. */
   p = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
-  g_assert_true(emseg_project_redo(p, id, &did, NULL, &error));
+  g_assert_true(emseg_project_redo(p, id, &did, NULL, NULL, &error));
   g_assert_true(did);
-  g_assert_true(emseg_project_redo(p, id, &did, NULL, &error));
+  g_assert_true(emseg_project_redo(p, id, &did, NULL, NULL, &error));
   g_assert_true(emseg_project_read_mask(p, id, slice, m, &n1, &error));
   g_assert_cmpuint(n1, ==, n2);
-  g_assert_true(emseg_project_undo(p, id, &did, NULL, &error));
+  g_assert_true(emseg_project_undo(p, id, &did, NULL, NULL, &error));
   g_assert_true(emseg_project_can_redo(p, id));
   g_assert_true(emseg_project_apply_stroke(p, id, slice, EMSEG_LABEL_UNLABELED, 2, line, 2,
                                            NULL, &error));
@@ -239,6 +241,109 @@ test_strokes_undo_redo_across_reopen(void)
                                             &error));
   g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_INVALID);
   g_clear_error(&error);
+  emseg_project_close(p);
+}
+
+/* All masks of the stack, slice after slice. */
+static void
+read_all_masks(EmsegProject *p, gint64 id, guint8 *out)
+{
+  g_autoptr(GError) error = NULL;
+  for (guint z = 0; z < N; z++) {
+    g_assert_true(emseg_project_read_mask(p, id, z, out + (gsize)z * W * H, NULL, &error));
+    g_assert_no_error(error);
+  }
+}
+
+/* A label import (replace_masks) is one step of the history: one undo puts every slice
+ * back, across a reopen too; unchanged slices are not recorded; bad input writes nothing.
+ * A project of schema version 1 (before batches) is upgraded on open. */
+static void
+test_label_import_one_undo_step(void)
+{
+  g_autofree char *path = NULL;
+  gint64 id = 0;
+  EmsegProject *p = make_project(&path, &id);
+  g_autoptr(GError) error = NULL;
+  const float dot[] = { 10, 10 };
+  g_assert_true(emseg_project_apply_stroke(p, id, 2, EMSEG_LABEL_MEMBRANE, 4, dot, 1, NULL,
+                                           &error));
+  guint8 before[N * W * H], after[N * W * H], now[N * W * H];
+  read_all_masks(p, id, before);
+
+  /* Slices 1..4 replaced; slice 1 with what it already holds. */
+  memcpy(after, before, sizeof before);
+  for (guint z = 2; z <= 4; z++)
+    for (guint i = 0; i < W * H; i++)
+      after[z * W * H + i] = (i / W) == z ? EMSEG_LABEL_MEMBRANE : EMSEG_LABEL_CELL;
+  guint changed = 99;
+  g_assert_true(emseg_project_replace_masks(p, id, 1, 4, after + W * H, &changed, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(changed, ==, 3);
+  read_all_masks(p, id, now);
+  g_assert_cmpmem(now, sizeof now, after, sizeof after);
+
+  gboolean did = FALSE;
+  guint slice = 0, span = 0;
+  g_assert_true(emseg_project_undo(p, id, &did, &slice, &span, &error));
+  g_assert_true(did);
+  g_assert_cmpuint(slice, ==, 2);
+  g_assert_cmpuint(span, ==, 3);
+  read_all_masks(p, id, now);
+  g_assert_cmpmem(now, sizeof now, before, sizeof before);
+  emseg_project_close(p);
+
+  /* After a reopen, redo brings the whole import back; then undo twice reaches the dot. */
+  p = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  g_assert_no_error(error);
+  g_assert_true(emseg_project_redo(p, id, &did, &slice, &span, &error));
+  g_assert_true(did);
+  read_all_masks(p, id, now);
+  g_assert_cmpmem(now, sizeof now, after, sizeof after);
+  g_assert_true(emseg_project_undo(p, id, &did, NULL, NULL, &error));
+  g_assert_true(emseg_project_undo(p, id, &did, &slice, &span, &error));
+  g_assert_true(did);
+  g_assert_cmpuint(slice, ==, 2);
+  g_assert_cmpuint(span, ==, 1);
+  g_assert_true(emseg_project_redo(p, id, &did, NULL, NULL, &error));
+
+  /* Nothing to change: nothing recorded. */
+  guint64 rows = 0, rows2 = 0;
+  g_assert_true(emseg_project_stroke_count(p, id, &rows, NULL, &error));
+  g_assert_true(emseg_project_replace_masks(p, id, 0, N, before, &changed, &error));
+  g_assert_cmpuint(changed, ==, 0);
+  g_assert_true(emseg_project_stroke_count(p, id, &rows2, NULL, &error));
+  g_assert_cmpuint(rows2, ==, rows);
+
+  /* A bad value on the last slice: refused, and the slices before it are untouched. */
+  memcpy(now, after, sizeof now);
+  now[(N - 1) * W * H + 5] = 7;
+  g_assert_false(emseg_project_replace_masks(p, id, 0, N, now, &changed, &error));
+  g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_INVALID);
+  g_clear_error(&error);
+  read_all_masks(p, id, now);
+  g_assert_cmpmem(now, sizeof now, before, sizeof before);
+  g_assert_true(emseg_project_stroke_count(p, id, &rows2, NULL, &error));
+  g_assert_cmpuint(rows2, ==, rows);
+  /* Slices past the end of the stack. */
+  g_assert_false(emseg_project_replace_masks(p, id, N - 1, 2, after, &changed, &error));
+  g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND);
+  g_clear_error(&error);
+  emseg_project_close(p);
+
+  /* A version-1 file (strokes without batch) is upgraded, its history kept. */
+  raw_exec(path, "ALTER TABLE strokes DROP COLUMN batch; PRAGMA user_version = 1;");
+  p = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  g_assert_no_error(error);
+  g_assert_cmpint(raw_int(path, "PRAGMA user_version"), ==, emseg_project_schema_version());
+  g_assert_true(emseg_project_replace_masks(p, id, 1, 4, after + W * H, &changed, &error));
+  g_assert_cmpuint(changed, ==, 3);
+  g_assert_true(emseg_project_undo(p, id, &did, &slice, &span, &error));
+  g_assert_cmpuint(span, ==, 3);
+  g_assert_true(emseg_project_undo(p, id, &did, &slice, &span, &error));
+  g_assert_true(did);
+  g_assert_cmpuint(slice, ==, 2); /* the dot, painted before the upgrade */
+  g_assert_cmpuint(span, ==, 1);
   emseg_project_close(p);
 }
 
@@ -504,6 +609,7 @@ main(int argc, char **argv)
   g_test_add_func("/project/migrations-and-import", test_migrations_and_import);
   g_test_add_func("/project/strokes-undo-redo-across-reopen",
                   test_strokes_undo_redo_across_reopen);
+  g_test_add_func("/project/label-import-one-undo-step", test_label_import_one_undo_step);
   g_test_add_func("/project/training-records", test_training_records);
   g_test_add_func("/project/refuses-foreign-and-damaged-files",
                   test_refuses_foreign_and_damaged_files);

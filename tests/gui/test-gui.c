@@ -527,6 +527,36 @@ test_window_paint_undo (void)
   restart_window (project_path);
   v = emseg_slice_view_get_volume (emseg_window_get_view (window));
   g_assert_cmpuint (emseg_volume_label_plane (v, 0)[80 * width + 95], ==, EMSEG_LABEL_UNLABELED);
+
+  /* "Import labels for this stack" on the first two slices is one undo step */
+  {
+    g_autofree char *labels = g_build_filename (g_get_tmp_dir (), "emseg-gui-import-labels.tif", NULL);
+    g_autofree guint8 *lab = g_malloc ((gsize) width * height * 2);
+    g_autofree guint8 *mask0 = g_memdup2 (emseg_volume_label_plane (v, 0), (gsize) width * height);
+
+    for (gsize i = 0; i < (gsize) width * height * 2; i++)
+      lab[i] = (i % width) < width / 3 ? 0 : 255;
+    g_assert_true (emseg_tiff_write_u8_stack (labels, lab, width, height, 2, &error));
+    g_assert_no_error (error);
+    g_assert_true (emseg_window_import_labels (window, labels, &error));
+    g_assert_no_error (error);
+    g_unlink (labels);
+    g_assert_nonnull (strstr (emseg_window_get_status (window), "2 of 2 slices changed"));
+    g_assert_cmpuint (emseg_volume_label_plane (v, 0)[80 * width + 5], ==, EMSEG_LABEL_MEMBRANE);
+    g_assert_cmpuint (emseg_volume_label_plane (v, 1)[80 * width + 95], ==, EMSEG_LABEL_CELL);
+    g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL));
+    g_assert_nonnull (strstr (emseg_window_get_status (window), "label import on slices 1–2"));
+    g_assert_cmpmem (emseg_volume_label_plane (v, 0), (gsize) width * height, mask0, (gsize) width * height);
+    g_assert_cmpuint (emseg_volume_label_plane (v, 1)[80 * width + 95], ==, EMSEG_LABEL_UNLABELED);
+    /* a stack of the wrong size is refused with both sizes named, and nothing changes */
+    g_assert_true (emseg_tiff_write_u8_stack (labels, lab, width / 2, height, 2, &error));
+    g_assert_false (emseg_window_import_labels (window, labels, &error));
+    g_assert_nonnull (error);
+    g_assert_nonnull (strstr (error->message, "but the images are"));
+    g_clear_error (&error);
+    g_unlink (labels);
+    g_assert_false (emseg_project_can_undo (emseg_window_get_project (window), emseg_window_get_stack_id (window)));
+  }
 }
 
 static void
