@@ -302,9 +302,24 @@ emseg_volume_new_from_project (EmsegProject *project, gint64 stack_id, GError **
 
 gboolean
 emseg_volume_reload_mask (EmsegVolume *volume, EmsegProject *project, gint64 stack_id,
-                          guint slice, GError **error)
+                          guint slice, gboolean *changed, GError **error)
 {
+  gsize n = emseg_volume_plane_size (volume);
+  g_autofree guint8 *stored = NULL;
+  guint8 *plane;
+
   g_return_val_if_fail (slice < volume->n_slices, FALSE);
-  return emseg_project_read_mask (project, stack_id, slice,
-                                  emseg_volume_label_plane (volume, slice), NULL, error);
+  if (changed != NULL)
+    *changed = FALSE;
+  stored = g_malloc (n); /* one slice: the volume already holds all of them */
+  if (!emseg_project_read_mask (project, stack_id, slice, stored, NULL, error))
+    return FALSE;
+  plane = emseg_volume_label_plane (volume, slice);
+  if (memcmp (plane, stored, n) != 0)
+    {
+      memcpy (plane, stored, n);
+      if (changed != NULL)
+        *changed = TRUE;
+    }
+  return TRUE;
 }

@@ -66,9 +66,12 @@ EmsegVolume *emseg_volume_new_from_stack (const char *image_path, const char *la
 EmsegVolume *emseg_volume_new_from_project (EmsegProject *project, gint64 stack_id,
                                             GError **error);
 /* Re-reads one slice's mask from the store (after a stroke, undo or redo there), so the
- * viewer shows exactly what is stored. */
+ * viewer shows exactly what is stored. changed (may be NULL) says whether the plane
+ * differed from the store: after a stroke it normally does not, and the viewer need not
+ * redraw. */
 gboolean emseg_volume_reload_mask (EmsegVolume *volume, EmsegProject *project,
-                                   gint64 stack_id, guint slice, GError **error);
+                                   gint64 stack_id, guint slice, gboolean *changed,
+                                   GError **error);
 
 /* The demo project: an EM-like synthetic stack (engine/augment eng-synth) whose first
  * n_labelled slices carry their exact labels and the rest are unlabeled. */

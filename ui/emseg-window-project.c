@@ -354,14 +354,19 @@ emseg_window_get_stack_id (EmsegWindow *self)
 
 /* ---- strokes, undo, redo -------------------------------------------------------- */
 
+/* The viewer redraws only when the stored mask differs from the one on screen: after a
+ * stroke they agree (the stroke painted both the same way), and a redraw would convert
+ * every tile in view again. */
 static void
 reload_slice_mask (EmsegWindow *self, guint slice)
 {
   g_autoptr (GError) error = NULL;
+  gboolean changed = TRUE;
 
-  if (!emseg_volume_reload_mask (self->volume, self->project, self->stack_id, slice, &error))
+  if (!emseg_volume_reload_mask (self->volume, self->project, self->stack_id, slice, &changed, &error))
     emseg_window_show_error (self, "Could not read the mask back from the project", error);
-  emseg_slice_view_volume_changed (self->view);
+  if (changed)
+    emseg_slice_view_volume_changed (self->view);
 }
 
 void
@@ -497,7 +502,7 @@ emseg_window_import_labels (EmsegWindow *self, const char *path, GError **out_er
     {
       if (emseg_project_replace_masks (self->project, self->stack_id, 0, n, pages, &changed, &error))
         for (guint z = 0; error == NULL && z < n; z++)
-          emseg_volume_reload_mask (v, self->project, self->stack_id, z, &error);
+          emseg_volume_reload_mask (v, self->project, self->stack_id, z, NULL, &error);
     }
   else if (error == NULL)
     {

@@ -468,6 +468,28 @@ test_window_paint_undo (void)
   g_assert_true (emseg_project_read_mask (emseg_window_get_project (window), emseg_window_get_stack_id (window), 0,
                                           stored, NULL, &error));
   g_assert_cmpmem (stored, width * height, emseg_volume_label_plane (v, 0), width * height);
+  /* so reading it back after the stroke changes nothing, and the viewer is not redrawn */
+  {
+    gboolean changed = TRUE;
+
+    g_assert_true (emseg_volume_reload_mask (v, emseg_window_get_project (window), emseg_window_get_stack_id (window),
+                                             0, &changed, &error));
+    g_assert_false (changed);
+    /* a mask changed in the store behind the viewer's back does read as a change */
+    stored[0] = stored[0] == EMSEG_LABEL_CELL ? EMSEG_LABEL_MEMBRANE : EMSEG_LABEL_CELL;
+    g_assert_true (emseg_project_write_mask (emseg_window_get_project (window), emseg_window_get_stack_id (window), 0,
+                                             stored, &error));
+    g_assert_true (emseg_volume_reload_mask (v, emseg_window_get_project (window), emseg_window_get_stack_id (window),
+                                             0, &changed, &error));
+    g_assert_true (changed);
+    g_assert_cmpuint (emseg_volume_label_plane (v, 0)[0], ==, stored[0]);
+    stored[0] = EMSEG_LABEL_UNLABELED;
+    g_assert_true (emseg_project_write_mask (emseg_window_get_project (window), emseg_window_get_stack_id (window), 0,
+                                             stored, &error));
+    g_assert_true (emseg_volume_reload_mask (v, emseg_window_get_project (window), emseg_window_get_stack_id (window),
+                                             0, &changed, &error));
+    g_assert_true (changed);
+  }
 
   gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL);
   g_assert_cmpuint (emseg_volume_label_plane (v, 0)[80 * width + 95], ==, EMSEG_LABEL_UNLABELED);
