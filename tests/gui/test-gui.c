@@ -564,6 +564,9 @@ test_window_paint_undo (void)
     g_assert_no_error (error);
     g_unlink (labels);
     g_assert_nonnull (strstr (emseg_window_get_status (window), "2 of 2 slices changed"));
+    spin_until (view_allocated, emseg_window_get_view (window), 0.2);
+    g_clear_pointer (&undone, shot_free);
+    undone = screenshot ("03c-labels-imported");
     g_assert_cmpuint (emseg_volume_label_plane (v, 0)[80 * width + 5], ==, EMSEG_LABEL_MEMBRANE);
     g_assert_cmpuint (emseg_volume_label_plane (v, 1)[80 * width + 95], ==, EMSEG_LABEL_CELL);
     g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL));
