@@ -5,7 +5,8 @@ set -euo pipefail
 want=(gcc pkg-config meson ninja-build python3 libopenblas-dev libtiff-dev libsqlite3-dev
       libpng-dev libglib2.0-dev libcairo2-dev libgtk-4-dev)
 if [ "${1:-build}" = test ]; then
-  want+=(xvfb xauth libtiff-tools sqlite3 desktop-file-utils appstream)
+  want+=(xvfb xauth libtiff-tools sqlite3 desktop-file-utils appstream python3-numpy
+         python3-tifffile)
 fi
 missing=()
 for p in "${want[@]}"; do
