@@ -29,6 +29,7 @@ struct _EmsegWindow {
   GtkToggleButton *brush_toggle;
   GtkToggleButton *eraser_toggle;
   GtkDropDown *label_dropdown;
+  GtkDropDown *stack_dropdown;   /* the project's stacks; hidden when it has one */
   GtkCheckButton *labels_check;
   GtkCheckButton *prediction_check;
   GtkCheckButton *uncertainty_check;
@@ -41,6 +42,8 @@ struct _EmsegWindow {
   EmsegVolume *volume;
   EmsegProject *project;         /* this thread's connection, NULL without a project */
   gint64 stack_id;               /* the stack shown, 0 when the project has none */
+  GArray *stack_ids;             /* gint64 per stack_dropdown row */
+  gboolean filling_stacks;       /* stack_dropdown being refilled: not a choice */
   GtkFileChooserNative *chooser; /* while a chooser is open */
   char *pending_images;          /* import: images chosen, labels chooser open */
   EmsegEngineThread *engine;     /* started with the first job; freed in dispose (joins) */

@@ -30,6 +30,51 @@ close_project (EmsegWindow *self)
 {
   g_clear_pointer (&self->project, emseg_project_close);
   self->stack_id = 0;
+  g_clear_pointer (&self->stack_ids, g_array_unref);
+  gtk_widget_set_visible (GTK_WIDGET (self->stack_dropdown), FALSE);
+}
+
+/* The stack chooser lists the project's stacks (name and size) with the shown one
+ * selected; it is hidden when there is only one. stacks: the project's, or NULL. */
+static void
+fill_stack_dropdown (EmsegWindow *self, GArray *stacks)
+{
+  g_autoptr (GtkStringList) names = gtk_string_list_new (NULL);
+  guint selected = 0;
+  guint n = stacks != NULL ? stacks->len : 0;
+  gboolean same = self->stack_ids != NULL && self->stack_ids->len == n;
+
+  /* The same stacks (a choice in the dropdown itself): only the selection moves. Replacing
+   * the model from inside its own selection change would free it under GTK's feet. */
+  for (guint i = 0; same && i < n; i++)
+    same = g_array_index (self->stack_ids, gint64, i) == g_array_index (stacks, EmsegProjectStack, i).id;
+  if (same)
+    {
+      for (guint i = 0; i < n; i++)
+        if (g_array_index (self->stack_ids, gint64, i) == self->stack_id)
+          selected = i;
+      self->filling_stacks = TRUE;
+      gtk_drop_down_set_selected (self->stack_dropdown, selected);
+      self->filling_stacks = FALSE;
+      return;
+    }
+  g_clear_pointer (&self->stack_ids, g_array_unref);
+  self->stack_ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  for (guint i = 0; stacks != NULL && i < stacks->len; i++)
+    {
+      const EmsegProjectStack *s = &g_array_index (stacks, EmsegProjectStack, i);
+      g_autofree char *text = g_strdup_printf ("%s (%u×%u×%u)", s->name, s->width, s->height, s->n_slices);
+
+      gtk_string_list_append (names, text);
+      g_array_append_val (self->stack_ids, s->id);
+      if (s->id == self->stack_id)
+        selected = i;
+    }
+  self->filling_stacks = TRUE;
+  gtk_drop_down_set_model (self->stack_dropdown, G_LIST_MODEL (names));
+  gtk_drop_down_set_selected (self->stack_dropdown, selected);
+  self->filling_stacks = FALSE;
+  gtk_widget_set_visible (GTK_WIDGET (self->stack_dropdown), self->stack_ids->len > 1);
 }
 
 static void rebuild_recent_menu (EmsegWindow *self);
@@ -70,15 +115,12 @@ show_stack (EmsegWindow *self, gint64 stack_id, GError **error)
   g_autofree char *base = g_path_get_basename (emseg_project_get_path (self->project));
   g_autofree char *title = NULL;
 
-  if (stack_id == 0)
-    {
-      g_autoptr (GArray) stacks = emseg_project_list_stacks (self->project, error);
+  g_autoptr (GArray) stacks = emseg_project_list_stacks (self->project, error);
 
-      if (stacks == NULL)
-        return FALSE;
-      if (stacks->len > 0)
-        stack_id = g_array_index (stacks, EmsegProjectStack, 0).id;
-    }
+  if (stacks == NULL)
+    return FALSE;
+  if (stack_id == 0 && stacks->len > 0)
+    stack_id = g_array_index (stacks, EmsegProjectStack, 0).id;
   if (stack_id != 0)
     {
       v = emseg_volume_new_from_project (self->project, stack_id, error);
@@ -86,6 +128,7 @@ show_stack (EmsegWindow *self, gint64 stack_id, GError **error)
         return FALSE;
     }
   self->stack_id = stack_id;
+  fill_stack_dropdown (self, stacks);
   title = g_strdup_printf ("%s — emseg", base);
   emseg_window_show_volume (self, v, title);
   if (v == NULL)
@@ -93,6 +136,57 @@ show_stack (EmsegWindow *self, gint64 stack_id, GError **error)
   emseg_window_train_project_changed (self);
   emseg_window_update_actions (self);
   return TRUE;
+}
+
+gboolean
+emseg_window_show_stack (EmsegWindow *self, gint64 stack_id, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+
+  if (self->project == NULL)
+    g_set_error (&local, G_IO_ERROR, G_IO_ERROR_FAILED, "No project is open");
+  else if (emseg_window_is_training (self) || emseg_window_is_exporting (self))
+    g_set_error (&local, G_IO_ERROR, G_IO_ERROR_BUSY,
+                 "%s is running on the stack shown: stop it (or let it finish) before showing another stack",
+                 emseg_window_is_training (self) ? "Training" : "An export");
+  if (local == NULL && stack_id == self->stack_id)
+    return TRUE;
+  if (local == NULL && show_stack (self, stack_id, &local))
+    {
+      guint i = gtk_drop_down_get_selected (self->stack_dropdown);
+      g_autoptr (GtkStringObject) item = g_list_model_get_item (gtk_drop_down_get_model (self->stack_dropdown), i);
+      g_autofree char *text = g_strdup_printf ("Showing stack %s.", item != NULL ? gtk_string_object_get_string (item) : "");
+
+      emseg_window_set_status (self, text);
+      return TRUE;
+    }
+  emseg_window_show_error (self, "Could not show the stack", local);
+  g_propagate_error (error, g_steal_pointer (&local));
+  return FALSE;
+}
+
+GtkWidget *
+emseg_window_get_stack_chooser (EmsegWindow *self)
+{
+  return GTK_WIDGET (self->stack_dropdown);
+}
+
+/* A stack chosen in the dropdown; a refusal puts the selection back on the shown one. */
+static void
+stack_selected_cb (EmsegWindow *self)
+{
+  guint i = gtk_drop_down_get_selected (self->stack_dropdown);
+
+  if (self->filling_stacks || self->stack_ids == NULL || i >= self->stack_ids->len)
+    return;
+  if (!emseg_window_show_stack (self, g_array_index (self->stack_ids, gint64, i), NULL))
+    for (guint k = 0; k < self->stack_ids->len; k++)
+      if (g_array_index (self->stack_ids, gint64, k) == self->stack_id)
+        {
+          self->filling_stacks = TRUE;
+          gtk_drop_down_set_selected (self->stack_dropdown, k);
+          self->filling_stacks = FALSE;
+        }
 }
 
 gboolean
@@ -761,6 +855,7 @@ emseg_window_project_init (EmsegWindow *self)
 
   g_signal_connect (drop, "drop", G_CALLBACK (drop_cb), self);
   gtk_widget_add_controller (GTK_WIDGET (self), GTK_EVENT_CONTROLLER (drop));
+  g_signal_connect_swapped (self->stack_dropdown, "notify::selected", G_CALLBACK (stack_selected_cb), self);
 }
 
 void

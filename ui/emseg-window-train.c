@@ -794,6 +794,7 @@ export_done (EmsegWindow *self, const GError *error)
   g_clear_pointer (&self->export_prob, g_free);
   if (self->export_dialog != NULL)
     emseg_export_dialog_set_busy (EMSEG_EXPORT_DIALOG (self->export_dialog), FALSE);
+  emseg_window_update_actions (self);
   if (error != NULL)
     {
       export_progress (self, 0.0, "export failed");
@@ -949,6 +950,7 @@ emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *
   job->model = g_strdup (model);
   job->mc_samples = MAX (mc_samples, 1);
   self->export_job = emseg_engine_thread_start (self->engine, job);
+  emseg_window_update_actions (self);
   if (self->export_dialog != NULL)
     emseg_export_dialog_set_busy (EMSEG_EXPORT_DIALOG (self->export_dialog), TRUE);
   export_progress (self, 0.0, "exporting: predicting…");

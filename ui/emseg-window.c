@@ -49,7 +49,11 @@ emseg_window_update_actions (EmsegWindow *self)
 
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.undo", emseg_window_can_undo (self));
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.redo", emseg_window_can_redo (self));
-  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-stack", self->project != NULL);
+  /* showing another stack restarts the engine thread: not while it works for this one */
+  gboolean busy = emseg_window_is_training (self) || emseg_window_is_exporting (self);
+
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-stack", self->project != NULL && !busy);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->stack_dropdown), !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export", in_project);
   /* enabled without a model too: the refusal says what is missing */
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.estimate-uncertainty",
@@ -274,6 +278,7 @@ emseg_window_class_init (EmsegWindowClass *klass)
   gtk_widget_class_bind_template_child (wc, EmsegWindow, brush_toggle);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, eraser_toggle);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, label_dropdown);
+  gtk_widget_class_bind_template_child (wc, EmsegWindow, stack_dropdown);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, labels_check);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, prediction_check);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, side_stack);

@@ -1056,6 +1056,12 @@ test_window_train_export (void)
   g_assert_no_error (error);
   emseg_train_panel_set_dropout (panel, 0.2);
   spin_until (always_false_until_step, panel, 60.0);
+  /* while it runs, another stack can be neither imported nor shown */
+  g_assert_false (gtk_widget_get_sensitive (emseg_window_get_stack_chooser (window)));
+  g_assert_false (emseg_window_show_stack (window, emseg_window_get_stack_id (window) + 1, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_assert_nonnull (strstr (error->message, "Training is running"));
+  g_clear_error (&error);
   /* its weights have no dropout: an uncertainty estimate is refused, saying why */
   g_assert_false (emseg_window_estimate_uncertainty (window, 8, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
@@ -1614,6 +1620,69 @@ test_app_shortcuts (void)
   g_assert_cmpstr (accels[0], ==, "<Control>u");
 }
 
+/* A project with two stacks: the stack chooser appears, lists both with their sizes and
+ * shows the one chosen. */
+static void
+test_window_two_stacks (void)
+{
+  g_autoptr (GError) error = NULL;
+  guint width, height, n;
+  g_autofree char *first = write_generated_stack (&width, &height, &n, 0, NULL);
+  g_autofree char *second = g_build_filename (g_get_tmp_dir (), "emseg-gui-second.tif", NULL);
+  g_autofree char *project_path = g_build_filename (g_get_user_data_dir (), "two-stacks.emseg", NULL);
+  g_autofree guint8 *pixels = g_malloc (64 * 48 * 3);
+  GtkDropDown *chooser = GTK_DROP_DOWN (emseg_window_get_stack_chooser (window));
+  EmsegVolume *v;
+  gint64 second_id;
+
+  for (gsize i = 0; i < 64 * 48 * 3; i++)
+    pixels[i] = (guint8) (i * 37);
+  g_assert_true (emseg_tiff_write_u8_stack (second, pixels, 64, 48, 3, &error));
+  g_mkdir_with_parents (g_get_user_data_dir (), 0755);
+  g_assert_true (emseg_window_open_project (window, project_path, TRUE, &error));
+  g_assert_true (emseg_window_import_stack (window, first, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_false (gtk_widget_get_visible (GTK_WIDGET (chooser))); /* one stack: nothing to choose */
+  g_assert_true (emseg_window_import_stack (window, second, NULL, &error));
+  g_assert_no_error (error);
+  g_unlink (first);
+  g_unlink (second);
+  second_id = emseg_window_get_stack_id (window);
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (chooser)));
+  g_assert_true (gtk_widget_get_sensitive (GTK_WIDGET (chooser)));
+  g_assert_cmpuint (g_list_model_get_n_items (gtk_drop_down_get_model (chooser)), ==, 2);
+  g_assert_cmpuint (gtk_drop_down_get_selected (chooser), ==, 1); /* the imported one is shown */
+  {
+    GtkStringObject *item = g_list_model_get_item (gtk_drop_down_get_model (chooser), 1);
+
+    g_assert_nonnull (strstr (gtk_string_object_get_string (item), "(64×48×3)"));
+    g_object_unref (item);
+  }
+  v = emseg_slice_view_get_volume (emseg_window_get_view (window));
+  g_assert_cmpuint (v->width, ==, 64);
+
+  /* choosing the first stack shows it */
+  gtk_drop_down_set_selected (chooser, 0);
+  g_assert_cmpint (emseg_window_get_stack_id (window), !=, second_id);
+  v = emseg_slice_view_get_volume (emseg_window_get_view (window));
+  g_assert_cmpuint (v->width, ==, width);
+  g_assert_cmpuint (v->n_slices, ==, n);
+  {
+    g_autofree char *size = g_strdup_printf ("(%u×%u×%u)", width, height, n);
+
+    g_assert_nonnull (strstr (emseg_window_get_status (window), "Showing stack"));
+    g_assert_nonnull (strstr (emseg_window_get_status (window), size));
+  }
+  spin_until (always_false, NULL, 0.2);
+  {
+    g_autoptr (Shot) shot = screenshot ("16-two-stacks");
+  }
+  /* and back, by the window's function */
+  g_assert_true (emseg_window_show_stack (window, second_id, &error));
+  g_assert_cmpuint (gtk_drop_down_get_selected (chooser), ==, 1);
+  g_assert_cmpuint (emseg_slice_view_get_volume (emseg_window_get_view (window))->n_slices, ==, 3);
+}
+
 /* ---- plots drawn off-screen ---- */
 
 static void
@@ -1748,6 +1817,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/window/paint-undo", test_window_paint_undo);
   g_test_add_func ("/gui/window/training-panel", test_window_training_panel);
   g_test_add_func ("/gui/window/train-export", test_window_train_export);
+  g_test_add_func ("/gui/window/two-stacks", test_window_two_stacks);
   g_test_add_func ("/gui/window/finetune-shipped", test_window_finetune_shipped);
   g_test_add_func ("/gui/window/demo", test_window_demo);
   g_test_add_func ("/gui/window/pan-4096", test_window_pan_4096);
