@@ -76,6 +76,9 @@ void emseg_window_show_error (EmsegWindow *self, const char *primary, const GErr
 void emseg_window_show_message (EmsegWindow *self, GtkMessageType type, const char *primary,
                                 const char *secondary);
 void emseg_window_update_actions (EmsegWindow *self);
+/* NULL when idle, else what the engine thread is doing for the shown stack ("Training",
+ * "An export"): it would be stopped by opening another project or showing another stack. */
+const char *emseg_window_busy_with (EmsegWindow *self);
 /* Shows volume (may be NULL) without touching the project (the project file calls it). */
 void emseg_window_show_volume (EmsegWindow *self, EmsegVolume *volume, const char *title);
 

@@ -34,6 +34,25 @@ close_project (EmsegWindow *self)
   gtk_widget_set_visible (GTK_WIDGET (self->stack_dropdown), FALSE);
 }
 
+/* TRUE (with a dialog and an error) when the engine thread works for the shown stack:
+ * `what` (opening another project, showing another stack) would stop it. */
+static gboolean
+refuse_while_busy (EmsegWindow *self, const char *what, GError **error)
+{
+  const char *busy = emseg_window_busy_with (self);
+  g_autoptr (GError) local = NULL;
+
+  if (busy == NULL)
+    return FALSE;
+  g_set_error (&local, G_IO_ERROR, G_IO_ERROR_BUSY,
+               "%s is running on the stack shown: stop it (or let it finish) before %s. "
+               "A stopped run keeps its best checkpoint.",
+               busy, what);
+  emseg_window_show_error (self, "Not now", local);
+  g_propagate_error (error, g_steal_pointer (&local));
+  return TRUE;
+}
+
 /* The stack chooser lists the project's stacks (name and size) with the shown one
  * selected; it is hidden when there is only one. stacks: the project's, or NULL. */
 static void
@@ -143,14 +162,12 @@ emseg_window_show_stack (EmsegWindow *self, gint64 stack_id, GError **error)
 {
   g_autoptr (GError) local = NULL;
 
+  if (stack_id == self->stack_id)
+    return TRUE;
+  if (refuse_while_busy (self, "showing another stack", error))
+    return FALSE;
   if (self->project == NULL)
     g_set_error (&local, G_IO_ERROR, G_IO_ERROR_FAILED, "No project is open");
-  else if (emseg_window_is_training (self) || emseg_window_is_exporting (self))
-    g_set_error (&local, G_IO_ERROR, G_IO_ERROR_BUSY,
-                 "%s is running on the stack shown: stop it (or let it finish) before showing another stack",
-                 emseg_window_is_training (self) ? "Training" : "An export");
-  if (local == NULL && stack_id == self->stack_id)
-    return TRUE;
   if (local == NULL && show_stack (self, stack_id, &local))
     {
       guint i = gtk_drop_down_get_selected (self->stack_dropdown);
@@ -195,6 +212,8 @@ emseg_window_open_project (EmsegWindow *self, const char *path, gboolean create,
   g_autoptr (GError) local = NULL;
   g_autoptr (EmsegProject) project = NULL;
 
+  if (refuse_while_busy (self, "opening another project", error))
+    return FALSE;
   if (create && g_file_test (path, G_FILE_TEST_EXISTS))
     {
       /* The chooser asked before replacing; a stale WAL beside it would be replayed. */
@@ -266,6 +285,8 @@ emseg_window_import_stack (EmsegWindow *self, const char *images, const char *la
   g_autoptr (GError) local = NULL;
   gint64 id = 0;
 
+  if (refuse_while_busy (self, "importing another stack", error))
+    return FALSE;
   if (self->project == NULL)
     g_set_error (&local, G_IO_ERROR, G_IO_ERROR_FAILED,
                  "No project is open: create or open one before importing %s", images);
@@ -324,6 +345,8 @@ emseg_window_open_path (EmsegWindow *self, const char *path, GError **error)
   g_autofree char *dir = NULL;
   gboolean existed;
 
+  if (refuse_while_busy (self, "opening another project", error))
+    return FALSE;
   if (is_project_file (path))
     return emseg_window_open_project (self, path, FALSE, error);
 
@@ -429,6 +452,8 @@ emseg_window_open_demo (EmsegWindow *self, GError **error)
 void
 emseg_window_set_volume (EmsegWindow *self, EmsegVolume *volume, const char *title)
 {
+  if (refuse_while_busy (self, "showing another stack", NULL))
+    return;
   close_project (self);
   emseg_window_train_project_changed (self);
   emseg_window_show_volume (self, volume, title);

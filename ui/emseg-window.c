@@ -38,6 +38,16 @@ emseg_window_show_error (EmsegWindow *self, const char *primary, const GError *e
   emseg_window_set_status (self, error->message);
 }
 
+const char *
+emseg_window_busy_with (EmsegWindow *self)
+{
+  if (emseg_window_is_training (self))
+    return "Training";
+  if (emseg_window_is_exporting (self))
+    return "An export";
+  return NULL;
+}
+
 /* The one place that decides which actions are enabled. */
 void
 emseg_window_update_actions (EmsegWindow *self)
@@ -49,9 +59,14 @@ emseg_window_update_actions (EmsegWindow *self)
 
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.undo", emseg_window_can_undo (self));
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.redo", emseg_window_can_redo (self));
-  /* showing another stack restarts the engine thread: not while it works for this one */
-  gboolean busy = emseg_window_is_training (self) || emseg_window_is_exporting (self);
+  /* another project or stack restarts the engine thread: not while it works for this one */
+  gboolean busy = emseg_window_busy_with (self) != NULL;
+  static const char *const switching[] = {
+    "win.open", "win.open-folder", "win.new-project", "win.demo", "win.open-recent",
+  };
 
+  for (guint i = 0; i < G_N_ELEMENTS (switching); i++)
+    gtk_widget_action_set_enabled (GTK_WIDGET (self), switching[i], !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-stack", self->project != NULL && !busy);
   gtk_widget_set_sensitive (GTK_WIDGET (self->stack_dropdown), !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export", in_project);

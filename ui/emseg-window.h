@@ -46,7 +46,8 @@ gboolean emseg_window_import_stack (EmsegWindow *self, const char *images, const
  * nothing is written. On failure shows a dialog and returns FALSE. */
 gboolean emseg_window_import_labels (EmsegWindow *self, const char *path, GError **error);
 /* Shows another stack of the open project (the stack dropdown does the same). Refused,
- * with a dialog and FALSE, while training or an export runs on the stack shown. */
+ * with a dialog and FALSE, while training or an export runs on the stack shown; so are
+ * opening another project and importing another stack. */
 gboolean emseg_window_show_stack (EmsegWindow *self, gint64 stack_id, GError **error);
 GtkWidget *emseg_window_get_stack_chooser (EmsegWindow *self); /* borrowed: a GtkDropDown */
 /* Opens the demo project (user data folder, generated on the first run). */

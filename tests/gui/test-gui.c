@@ -1062,6 +1062,10 @@ test_window_train_export (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
   g_assert_nonnull (strstr (error->message, "Training is running"));
   g_clear_error (&error);
+  g_assert_false (emseg_window_open_demo (window, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
+  g_assert_true (emseg_window_is_training (window)); /* untouched by the refusals */
   /* its weights have no dropout: an uncertainty estimate is refused, saying why */
   g_assert_false (emseg_window_estimate_uncertainty (window, 8, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
