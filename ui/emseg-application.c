@@ -27,16 +27,14 @@ static void
 action_quit (GSimpleAction *action, GVariant *param, gpointer data)
 {
   GApplication *app = data;
-  GList *windows = gtk_application_get_windows (GTK_APPLICATION (app));
+  GList *windows = g_list_copy (gtk_application_get_windows (GTK_APPLICATION (app)));
 
-  /* Destroying the windows (not g_application_quit) runs their dispose, so pending
-   * work is dropped in order; the application exits when the last one is gone. */
-  while (windows != NULL)
-    {
-      GList *next = windows->next;
-      gtk_window_destroy (windows->data);
-      windows = next;
-    }
+  /* Closing the windows (not g_application_quit) runs their dispose, so pending work is
+   * dropped in order, and a window still training asks first; the application exits
+   * when the last one is gone. A copy: closing a window takes it off the list. */
+  for (GList *w = windows; w != NULL; w = w->next)
+    gtk_window_close (w->data);
+  g_list_free (windows);
 }
 
 static void

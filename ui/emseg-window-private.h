@@ -68,6 +68,8 @@ struct _EmsegWindow {
   char *export_path;             /* owned */
 
   guint strokes_unsaved;         /* without a project: strokes kept in memory only */
+  GtkWidget *close_question;     /* "still running: close?" while shown (weak pointer) */
+  gboolean close_confirmed;      /* the user chose to stop the work and close */
 };
 
 /* emseg-window.c */

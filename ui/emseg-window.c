@@ -248,10 +248,62 @@ emseg_window_show_page (EmsegWindow *self, const char *name)
 }
 
 static void
+close_question_response_cb (GtkDialog *dialog, int response, EmsegWindow *self)
+{
+  gtk_window_destroy (GTK_WINDOW (dialog));
+  if (response == GTK_RESPONSE_ACCEPT)
+    {
+      self->close_confirmed = TRUE;
+      gtk_window_close (GTK_WINDOW (self));
+    }
+}
+
+/* Closing the window stops the engine thread: while it trains or exports for the user,
+ * ask first (the default answer keeps it running). */
+static gboolean
+emseg_window_close_request (GtkWindow *window)
+{
+  EmsegWindow *self = EMSEG_WINDOW (window);
+  const char *busy = emseg_window_busy_with (self);
+  GtkWidget *dialog;
+
+  if (busy == NULL || self->close_confirmed)
+    return GTK_WINDOW_CLASS (emseg_window_parent_class)->close_request (window);
+  if (self->close_question != NULL)
+    {
+      gtk_window_present (GTK_WINDOW (self->close_question));
+      return TRUE;
+    }
+  dialog = gtk_message_dialog_new (window, GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT, GTK_MESSAGE_QUESTION,
+                                   GTK_BUTTONS_NONE, "%s is still running", busy);
+  gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog), "%s",
+                                            emseg_window_is_training (self)
+                                                ? "Closing the window stops the run. Its best checkpoint so far stays in the project, and Fine-tune continues from it."
+                                                : "Closing the window stops the export; the file is not written.");
+  gtk_dialog_add_buttons (GTK_DIALOG (dialog), "_Keep Running", GTK_RESPONSE_CANCEL, "_Stop and Close",
+                          GTK_RESPONSE_ACCEPT, NULL);
+  gtk_dialog_set_default_response (GTK_DIALOG (dialog), GTK_RESPONSE_CANCEL);
+  g_signal_connect (dialog, "response", G_CALLBACK (close_question_response_cb), self);
+  self->close_question = dialog;
+  g_object_add_weak_pointer (G_OBJECT (dialog), (gpointer *) &self->close_question);
+  gtk_window_present (GTK_WINDOW (dialog));
+  return TRUE;
+}
+
+GtkWidget *
+emseg_window_get_close_question (EmsegWindow *self)
+{
+  return self->close_question;
+}
+
+static void
 emseg_window_dispose (GObject *object)
 {
   EmsegWindow *self = EMSEG_WINDOW (object);
 
+  if (self->close_question != NULL)
+    g_object_remove_weak_pointer (G_OBJECT (self->close_question), (gpointer *) &self->close_question);
+  self->close_question = NULL;
   /* the engine thread first: it is joined, so no event arrives after this */
   emseg_window_train_dispose (self);
   emseg_window_project_dispose (self);
@@ -270,6 +322,7 @@ emseg_window_class_init (EmsegWindowClass *klass)
   };
 
   G_OBJECT_CLASS (klass)->dispose = emseg_window_dispose;
+  GTK_WINDOW_CLASS (klass)->close_request = emseg_window_close_request;
 
   g_type_ensure (EMSEG_TYPE_SLICE_VIEW);
   g_type_ensure (EMSEG_TYPE_TRAIN_PANEL);

@@ -50,6 +50,10 @@ gboolean emseg_window_import_labels (EmsegWindow *self, const char *path, GError
  * opening another project and importing another stack. */
 gboolean emseg_window_show_stack (EmsegWindow *self, gint64 stack_id, GError **error);
 GtkWidget *emseg_window_get_stack_chooser (EmsegWindow *self); /* borrowed: a GtkDropDown */
+/* While training or an export runs, closing the window asks first; this is that question
+ * while it is shown (a GtkDialog: ACCEPT stops and closes, CANCEL keeps running), else
+ * NULL. Borrowed. */
+GtkWidget *emseg_window_get_close_question (EmsegWindow *self);
 /* Opens the demo project (user data folder, generated on the first run). */
 gboolean emseg_window_open_demo (EmsegWindow *self, GError **error);
 /* Where the demo project lives. */

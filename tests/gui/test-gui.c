@@ -1066,6 +1066,18 @@ test_window_train_export (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
   g_clear_error (&error);
   g_assert_true (emseg_window_is_training (window)); /* untouched by the refusals */
+  /* closing the window asks first; "Keep Running" keeps it open and training */
+  g_assert_null (emseg_window_get_close_question (window));
+  gtk_window_close (GTK_WINDOW (window));
+  g_assert_nonnull (emseg_window_get_close_question (window));
+  spin_until (always_false, NULL, 0.3);
+  {
+    g_autoptr (Shot) question = screenshot_widget (emseg_window_get_close_question (window), "06b-close-question");
+  }
+  gtk_dialog_response (GTK_DIALOG (emseg_window_get_close_question (window)), GTK_RESPONSE_CANCEL);
+  g_assert_null (emseg_window_get_close_question (window));
+  g_assert_true (gtk_widget_get_visible (GTK_WIDGET (window)));
+  g_assert_true (emseg_window_is_training (window));
   /* its weights have no dropout: an uncertainty estimate is refused, saying why */
   g_assert_false (emseg_window_estimate_uncertainty (window, 8, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
