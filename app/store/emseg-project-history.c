@@ -78,14 +78,21 @@ rasterize(guint8 *mask, guint width, guint height, const float *xy, guint n, dou
   return all;
 }
 
-/* Inserts one history row: the patch of slice under box b before and after the change
- * (both box_area(b) bytes). batch 0: a step of its own; else the batch it belongs to.
- * Inside the caller's transaction. */
+/* Stores slice's new mask and records the change as one history row: the patches of the
+ * old and new masks under box b (where they differ), the stroke's label, radius and
+ * points (label -1, radius 0, no points for a whole-mask replacement). batch 0: a step of
+ * its own; else the batch it belongs to. Inside the caller's transaction. */
 static gboolean
-insert_row(EmsegProject *p, gint64 stack_id, guint slice, int label, double radius,
-           const float *xy, guint n_points, const Box *b, const guint8 *before,
-           const guint8 *after, gint64 batch, GError **error)
+save_change(EmsegProject *p, const EmsegProjectStack *s, gint64 stack_id, guint slice,
+            const guint8 *old_mask, const guint8 *new_mask, const Box *b, int label,
+            double radius, const float *xy, guint n_points, gint64 batch, GError **error)
 {
+  if (!emseg_project_put_mask(p, stack_id, slice, new_mask, (gsize)s->width * s->height, error))
+    return FALSE;
+  g_autofree guint8 *before = g_malloc(box_area(b));
+  g_autofree guint8 *after = g_malloc(box_area(b));
+  read_patch(before, old_mask, s->width, b);
+  read_patch(after, new_mask, s->width, b);
   sqlite3_stmt *st = emseg_project_stmt(
       p,
       "INSERT INTO strokes (stack_id, idx, label, radius, points, x0, y0, x1, y1, before,"
@@ -177,16 +184,9 @@ emseg_project_apply_stroke(EmsegProject *p, gint64 stack_id, guint slice, EmsegL
       *stroke_id = 0;
     return TRUE;
   }
-  g_autofree guint8 *before = ok ? g_malloc(box_area(&b)) : NULL;
-  g_autofree guint8 *after = ok ? g_malloc(box_area(&b)) : NULL;
-  if (ok) {
-    read_patch(before, before_mask, s.width, &b);
-    read_patch(after, mask, s.width, &b);
-    ok = emseg_project_put_mask(p, stack_id, slice, mask, n, error);
-  }
-  ok = ok && clear_redo(p, stack_id, error);
-  if (ok)
-    ok = insert_row(p, stack_id, slice, label, radius, xy, n_points, &b, before, after, 0, error);
+  ok = ok && clear_redo(p, stack_id, error) &&
+       save_change(p, &s, stack_id, slice, before_mask, mask, &b, label, radius, xy, n_points, 0,
+                   error);
   if (!ok) {
     emseg_project_rollback(p);
     return FALSE;
@@ -242,7 +242,7 @@ emseg_project_replace_masks(EmsegProject *p, gint64 stack_id, guint first, guint
   if (!emseg_project_begin(p, what, error))
     return FALSE;
   gboolean ok = TRUE;
-  gint64 batch = 0;
+  gint64 batch = 0; /* named after its first row */
   guint changed = 0;
   for (guint z = 0; ok && z < n_slices; z++) {
     const guint8 *mask = masks + (gsize)z * n;
@@ -250,27 +250,19 @@ emseg_project_replace_masks(EmsegProject *p, gint64 stack_id, guint first, guint
     Box b = ok ? diff_box(old, mask, s.width, s.height) : (Box){ 0, 0, 0, 0 };
     if (!ok || b.x1 <= b.x0)
       continue;
-    if (changed == 0)
-      ok = clear_redo(p, stack_id, error);
-    g_autofree guint8 *before = g_malloc(box_area(&b));
-    g_autofree guint8 *after = g_malloc(box_area(&b));
-    read_patch(before, old, s.width, &b);
-    read_patch(after, mask, s.width, &b);
-    /* label -1: a whole-mask replacement, not a brush; no points, radius 0 */
-    ok = ok && emseg_project_put_mask(p, stack_id, first + z, mask, n, error) &&
-         insert_row(p, stack_id, first + z, -1, 0.0, NULL, 0, &b, before, after, batch, error);
-    if (ok && changed == 0) {
-      /* the batch is named after its first row, which gets the name too */
+    ok = save_change(p, &s, stack_id, first + z, old, mask, &b, -1, 0.0, NULL, 0, batch, error);
+    if (ok && batch == 0)
       batch = sqlite3_last_insert_rowid(p->db);
-      sqlite3_stmt *st = emseg_project_stmt(p, "UPDATE strokes SET batch = ? WHERE id = ?", error);
-      ok = st != NULL;
-      if (ok) {
-        sqlite3_bind_int64(st, 1, batch);
-        sqlite3_bind_int64(st, 2, batch);
-        ok = emseg_project_step_done(p, st, what, error);
-      }
-    }
     changed++;
+  }
+  if (ok && changed > 0) {
+    /* the first row, inserted before its batch had a name, joins it; the redo list goes */
+    sqlite3_stmt *st = emseg_project_stmt(p, "UPDATE strokes SET batch = id WHERE id = ?", error);
+    ok = st != NULL;
+    if (ok) {
+      sqlite3_bind_int64(st, 1, batch);
+      ok = emseg_project_step_done(p, st, what, error) && clear_redo(p, stack_id, error);
+    }
   }
   if (!ok) {
     emseg_project_rollback(p);
@@ -345,55 +337,27 @@ apply_row(EmsegProject *p, const EmsegProjectStack *s, gint64 stack_id, gint64 i
 }
 
 /* The rows of the step to undo (latest applied) or redo (earliest undone): one stroke, or
- * every row of its batch, in the order they are to be applied. NULL on error; an empty
- * array when there is nothing to do. */
+ * every row of its batch, in the order they are to be applied. A row's step is its batch,
+ * or its own id for a brush stroke (a batch is named after its first row's id). NULL on
+ * error; an empty array when there is nothing to do. */
 static GArray *
 history_step_rows(EmsegProject *p, gint64 stack_id, gboolean undo, const char *what,
                   GError **error)
 {
   sqlite3_stmt *st = emseg_project_stmt(
       p,
-      undo ? "SELECT id, batch FROM strokes WHERE stack_id = ? AND undone = 0"
-             " ORDER BY id DESC LIMIT 1"
-           : "SELECT id, batch FROM strokes WHERE stack_id = ? AND undone = 1"
-             " ORDER BY id ASC LIMIT 1",
+      undo ? "SELECT id FROM strokes WHERE stack_id = ?1 AND undone = 0 AND coalesce(batch, id) ="
+             " (SELECT coalesce(batch, id) FROM strokes WHERE stack_id = ?1 AND undone = 0"
+             " ORDER BY id DESC LIMIT 1) ORDER BY id DESC"
+           : "SELECT id FROM strokes WHERE stack_id = ?1 AND undone = 1 AND coalesce(batch, id) ="
+             " (SELECT coalesce(batch, id) FROM strokes WHERE stack_id = ?1 AND undone = 1"
+             " ORDER BY id ASC LIMIT 1) ORDER BY id ASC",
       error);
   if (st == NULL)
     return NULL;
   sqlite3_bind_int64(st, 1, stack_id);
-  int rc = sqlite3_step(st);
   GArray *ids = g_array_new(FALSE, FALSE, sizeof(gint64));
-  if (rc == SQLITE_DONE) {
-    sqlite3_reset(st);
-    return ids;
-  }
-  if (rc != SQLITE_ROW) {
-    sqlite3_reset(st);
-    emseg_project_fail(p, rc, what, error);
-    g_array_unref(ids);
-    return NULL;
-  }
-  gint64 id = sqlite3_column_int64(st, 0);
-  gboolean batched = sqlite3_column_type(st, 1) != SQLITE_NULL;
-  gint64 batch = sqlite3_column_int64(st, 1);
-  sqlite3_reset(st);
-  if (!batched) {
-    g_array_append_val(ids, id);
-    return ids;
-  }
-  st = emseg_project_stmt(
-      p,
-      undo ? "SELECT id FROM strokes WHERE stack_id = ? AND batch = ? AND undone = 0"
-             " ORDER BY id DESC"
-           : "SELECT id FROM strokes WHERE stack_id = ? AND batch = ? AND undone = 1"
-             " ORDER BY id ASC",
-      error);
-  if (st == NULL) {
-    g_array_unref(ids);
-    return NULL;
-  }
-  sqlite3_bind_int64(st, 1, stack_id);
-  sqlite3_bind_int64(st, 2, batch);
+  int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     gint64 row = sqlite3_column_int64(st, 0);
     g_array_append_val(ids, row);
@@ -447,7 +411,7 @@ step_history(EmsegProject *p, gint64 stack_id, gboolean undo, gboolean *did, gui
   if (slice_out != NULL)
     *slice_out = lo;
   if (n_slices_out != NULL)
-    *n_slices_out = ids->len == 1 ? 1 : hi - lo + 1;
+    *n_slices_out = hi - lo + 1;
   return TRUE;
 }
 

@@ -314,6 +314,7 @@ test_label_import_one_undo_step(void)
   g_assert_cmpuint(changed, ==, 0);
   g_assert_true(emseg_project_stroke_count(p, id, &rows2, NULL, &error));
   g_assert_cmpuint(rows2, ==, rows);
+  g_assert_true(emseg_project_can_redo(p, id)); /* the undone import is still there */
 
   /* A bad value on the last slice: refused, and the slices before it are untouched. */
   memcpy(now, after, sizeof now);
@@ -329,6 +330,14 @@ test_label_import_one_undo_step(void)
   g_assert_false(emseg_project_replace_masks(p, id, N - 1, 2, after, &changed, &error));
   g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND);
   g_clear_error(&error);
+  /* An import that changes something drops the redo list, as a stroke does. */
+  g_assert_true(emseg_project_replace_masks(p, id, 1, 4, after + W * H, &changed, &error));
+  g_assert_cmpuint(changed, ==, 3);
+  g_assert_false(emseg_project_can_redo(p, id));
+  g_assert_true(emseg_project_undo(p, id, &did, &slice, &span, &error));
+  g_assert_cmpuint(span, ==, 3);
+  read_all_masks(p, id, now);
+  g_assert_cmpmem(now, sizeof now, before, sizeof before);
   emseg_project_close(p);
 
   /* A version-1 file (strokes without batch) is upgraded, its history kept. */
