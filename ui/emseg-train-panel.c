@@ -196,15 +196,31 @@ save_series (EmsegLossPlot *plot, int series, Saved *out)
   out->y = g_memdup2 (y, out->n * sizeof (double));
 }
 
+/* Adds one of the current run's series, with saved's points (freed) if given. */
 static int
 restore_series (EmsegLossPlot *plot, Saved *saved, const char *name, const GdkRGBA *color, double smoothing)
 {
   guint s = emseg_loss_plot_add_series (plot, name, color, smoothing, FALSE);
 
-  emseg_loss_plot_set_points (plot, s, saved->x, saved->y, saved->n);
-  g_free (saved->x);
-  g_free (saved->y);
+  if (saved != NULL)
+    {
+      emseg_loss_plot_set_points (plot, s, saved->x, saved->y, saved->n);
+      g_free (saved->x);
+      g_free (saved->y);
+    }
   return (int) s;
+}
+
+/* The current run's five series, after the earlier runs' ones: empty for a new run, or
+ * saved[5] (step, train, val, V_rand, V_info) put back after a rebuild. */
+static void
+add_current_series (EmsegTrainPanel *self, Saved *saved)
+{
+  self->step_series = restore_series (self->loss_plot, saved ? &saved[0] : NULL, "step loss (smoothed)", &step_color, 0.9);
+  self->train_series = restore_series (self->loss_plot, saved ? &saved[1] : NULL, "train loss", &train_color, 0.0);
+  self->val_series = restore_series (self->loss_plot, saved ? &saved[2] : NULL, "validation loss", &val_color, 0.0);
+  self->vrand_series = restore_series (self->score_plot, saved ? &saved[3] : NULL, "V_rand", &vrand_color, 0.0);
+  self->vinfo_series = restore_series (self->score_plot, saved ? &saved[4] : NULL, "V_info", &vinfo_color, 0.0);
 }
 
 static gboolean
@@ -235,14 +251,14 @@ add_earlier_series (EmsegLossPlot *plot, const EarlierRun *r, GArray *values, co
 static void
 rebuild_plots (EmsegTrainPanel *self)
 {
-  Saved step, train, val, vrand, vinfo;
+  Saved saved[5];
   gboolean current = self->train_series >= 0;
 
-  save_series (self->loss_plot, self->step_series, &step);
-  save_series (self->loss_plot, self->train_series, &train);
-  save_series (self->loss_plot, self->val_series, &val);
-  save_series (self->score_plot, self->vrand_series, &vrand);
-  save_series (self->score_plot, self->vinfo_series, &vinfo);
+  save_series (self->loss_plot, self->step_series, &saved[0]);
+  save_series (self->loss_plot, self->train_series, &saved[1]);
+  save_series (self->loss_plot, self->val_series, &saved[2]);
+  save_series (self->score_plot, self->vrand_series, &saved[3]);
+  save_series (self->score_plot, self->vinfo_series, &saved[4]);
   emseg_loss_plot_clear (self->loss_plot);
   emseg_loss_plot_clear (self->score_plot);
 
@@ -260,13 +276,8 @@ rebuild_plots (EmsegTrainPanel *self)
       add_earlier_series (self->score_plot, r, r->vrand, "V_rand", &color);
       add_earlier_series (self->score_plot, r, r->vinfo, "V_info", &faint);
     }
-  if (!current)
-    return;
-  self->step_series = restore_series (self->loss_plot, &step, "step loss (smoothed)", &step_color, 0.9);
-  self->train_series = restore_series (self->loss_plot, &train, "train loss", &train_color, 0.0);
-  self->val_series = restore_series (self->loss_plot, &val, "validation loss", &val_color, 0.0);
-  self->vrand_series = restore_series (self->score_plot, &vrand, "V_rand", &vrand_color, 0.0);
-  self->vinfo_series = restore_series (self->score_plot, &vinfo, "V_info", &vinfo_color, 0.0);
+  if (current)
+    add_current_series (self, saved);
 }
 
 void
@@ -280,11 +291,7 @@ emseg_train_panel_begin_run (EmsegTrainPanel *self, const char *const *layer_nam
   self->vrand_series = self->vinfo_series = -1;
   rebuild_plots (self);
   self->run++;
-  self->step_series = (int) emseg_loss_plot_add_series (self->loss_plot, "step loss (smoothed)", &step_color, 0.9, FALSE);
-  self->train_series = (int) emseg_loss_plot_add_series (self->loss_plot, "train loss", &train_color, 0.0, FALSE);
-  self->val_series = (int) emseg_loss_plot_add_series (self->loss_plot, "validation loss", &val_color, 0.0, FALSE);
-  self->vrand_series = (int) emseg_loss_plot_add_series (self->score_plot, "V_rand", &vrand_color, 0.0, FALSE);
-  self->vinfo_series = (int) emseg_loss_plot_add_series (self->score_plot, "V_info", &vinfo_color, 0.0, FALSE);
+  add_current_series (self, NULL);
   emseg_heatmap_set_layers (self->heatmap, layer_names, n_layers);
   gtk_progress_bar_set_fraction (self->progress, 0.0);
   gtk_progress_bar_set_text (self->progress, "starting…");

@@ -53,47 +53,50 @@ refuse_while_busy (EmsegWindow *self, const char *what, GError **error)
   return TRUE;
 }
 
+/* Selects the shown stack in the stack chooser (not a choice: the handler ignores it). */
+static void
+select_shown_stack (EmsegWindow *self)
+{
+  for (guint i = 0; self->stack_ids != NULL && i < self->stack_ids->len; i++)
+    if (g_array_index (self->stack_ids, gint64, i) == self->stack_id)
+      {
+        self->filling_stacks = TRUE;
+        gtk_drop_down_set_selected (self->stack_dropdown, i);
+        self->filling_stacks = FALSE;
+      }
+}
+
 /* The stack chooser lists the project's stacks (name and size) with the shown one
- * selected; it is hidden when there is only one. stacks: the project's, or NULL. */
+ * selected; it is hidden when there is only one. stacks: the project's. */
 static void
 fill_stack_dropdown (EmsegWindow *self, GArray *stacks)
 {
-  g_autoptr (GtkStringList) names = gtk_string_list_new (NULL);
-  guint selected = 0;
-  guint n = stacks != NULL ? stacks->len : 0;
-  gboolean same = self->stack_ids != NULL && self->stack_ids->len == n;
+  g_autoptr (GtkStringList) names = NULL;
+  gboolean same = self->stack_ids != NULL && self->stack_ids->len == stacks->len;
 
   /* The same stacks (a choice in the dropdown itself): only the selection moves. Replacing
    * the model from inside its own selection change would free it under GTK's feet. */
-  for (guint i = 0; same && i < n; i++)
+  for (guint i = 0; same && i < stacks->len; i++)
     same = g_array_index (self->stack_ids, gint64, i) == g_array_index (stacks, EmsegProjectStack, i).id;
-  if (same)
+  if (!same)
     {
-      for (guint i = 0; i < n; i++)
-        if (g_array_index (self->stack_ids, gint64, i) == self->stack_id)
-          selected = i;
-      self->filling_stacks = TRUE;
-      gtk_drop_down_set_selected (self->stack_dropdown, selected);
-      self->filling_stacks = FALSE;
-      return;
-    }
-  g_clear_pointer (&self->stack_ids, g_array_unref);
-  self->stack_ids = g_array_new (FALSE, FALSE, sizeof (gint64));
-  for (guint i = 0; stacks != NULL && i < stacks->len; i++)
-    {
-      const EmsegProjectStack *s = &g_array_index (stacks, EmsegProjectStack, i);
-      g_autofree char *text = g_strdup_printf ("%s (%u×%u×%u)", s->name, s->width, s->height, s->n_slices);
+      names = gtk_string_list_new (NULL);
+      g_clear_pointer (&self->stack_ids, g_array_unref);
+      self->stack_ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+      for (guint i = 0; i < stacks->len; i++)
+        {
+          const EmsegProjectStack *s = &g_array_index (stacks, EmsegProjectStack, i);
+          g_autofree char *text = g_strdup_printf ("%s (%u×%u×%u)", s->name, s->width, s->height, s->n_slices);
 
-      gtk_string_list_append (names, text);
-      g_array_append_val (self->stack_ids, s->id);
-      if (s->id == self->stack_id)
-        selected = i;
+          gtk_string_list_append (names, text);
+          g_array_append_val (self->stack_ids, s->id);
+        }
+      self->filling_stacks = TRUE;
+      gtk_drop_down_set_model (self->stack_dropdown, G_LIST_MODEL (names));
+      self->filling_stacks = FALSE;
+      gtk_widget_set_visible (GTK_WIDGET (self->stack_dropdown), self->stack_ids->len > 1);
     }
-  self->filling_stacks = TRUE;
-  gtk_drop_down_set_model (self->stack_dropdown, G_LIST_MODEL (names));
-  gtk_drop_down_set_selected (self->stack_dropdown, selected);
-  self->filling_stacks = FALSE;
-  gtk_widget_set_visible (GTK_WIDGET (self->stack_dropdown), self->stack_ids->len > 1);
+  select_shown_stack (self);
 }
 
 static void rebuild_recent_menu (EmsegWindow *self);
@@ -197,13 +200,7 @@ stack_selected_cb (EmsegWindow *self)
   if (self->filling_stacks || self->stack_ids == NULL || i >= self->stack_ids->len)
     return;
   if (!emseg_window_show_stack (self, g_array_index (self->stack_ids, gint64, i), NULL))
-    for (guint k = 0; k < self->stack_ids->len; k++)
-      if (g_array_index (self->stack_ids, gint64, k) == self->stack_id)
-        {
-          self->filling_stacks = TRUE;
-          gtk_drop_down_set_selected (self->stack_dropdown, k);
-          self->filling_stacks = FALSE;
-        }
+    select_shown_stack (self);
 }
 
 gboolean

@@ -465,7 +465,7 @@ static void
 load_earlier_runs (EmsegWindow *self, gint64 current)
 {
   g_autoptr (GArray) runs = NULL;
-  gint64 latest = 0;
+  guint n_added;
 
   emseg_train_panel_clear_earlier_runs (self->train_panel);
   if (self->project == NULL)
@@ -507,11 +507,10 @@ load_earlier_runs (EmsegWindow *self, gint64 current)
       curves.v_rand = values + 3 * n;
       curves.v_info = values + 4 * n;
       emseg_train_panel_add_earlier_run (self->train_panel, &curves, FALSE);
-      latest = run->id;
     }
-  for (guint i = 0; latest != 0 && i < emseg_train_panel_get_n_earlier_runs (self->train_panel); i++)
-    if (i + 1 == emseg_train_panel_get_n_earlier_runs (self->train_panel))
-      emseg_train_panel_set_earlier_run_shown (self->train_panel, i, TRUE);
+  n_added = emseg_train_panel_get_n_earlier_runs (self->train_panel);
+  if (n_added > 0)
+    emseg_train_panel_set_earlier_run_shown (self->train_panel, n_added - 1, TRUE);
 }
 
 /* A reopened project shows its latest run as the current one (curves, scores, heatmap)
