@@ -69,16 +69,17 @@ emseg_cli_calibrate_bn(int argc, char **argv)
   x = g_new(float, (gsize) n * w * h);
   const float **planes = g_new(const float *, n);
   for (guint k = 0; k < n && !error; k++) {
-    planes[k] = x + (gsize) k * w * h;
-    emseg_read_standardized(images, idx[k], x + (gsize) k * w * h, &error);
+    float *plane = x + (gsize) k * w * h;
+    planes[k] = plane;
+    emseg_read_standardized(images, idx[k], plane, &error);
   }
   if (!error && eng_model_calibrate_bn(model, graph, planes, n, &err) != ENG_OK)
     g_set_error(&error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "%s", err.message);
   g_free(planes);
   if (error)
     goto out;
-  meta2 = g_strdup_printf("%sbn_calibrated_on=%s %s\n", meta ? meta : "",
-                                           images_path, slices_text ? slices_text : "all");
+  meta2 = g_strdup_printf("%sbn_calibrated_on=%s %s\n", meta ? meta : "", images_path,
+                          slices_text ? slices_text : "all");
   if (eng_model_save(model, out_path, half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta2, &err) != ENG_OK) {
     fprintf(stderr, "emseg calibrate-bn: %s\n", err.message);
     goto out;

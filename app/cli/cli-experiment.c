@@ -25,7 +25,6 @@
  * keep updates alive in the middle layers (Figure 4). 3 levels, 6 blocks everywhere. */
 #define DEFAULT_SPEC "base_width=8,init_block=simple,main_block=simple,down=6/6/6,across=6,up=6/6/6"
 
-
 typedef struct {
   const char *name;
   int long_skip, short_skip;

@@ -15,7 +15,6 @@
 #include "emseg-training.h"
 #include "eng-modelfile.h"
 
-
 typedef struct {
   EmsegTrainingLog *log;
   gboolean verbose, has_val;
