@@ -247,14 +247,24 @@ emseg_window_show_page (EmsegWindow *self, const char *name)
   gtk_stack_set_visible_child_name (self->side_stack, name);
 }
 
+static gboolean
+close_confirmed_idle (gpointer data)
+{
+  gtk_window_close (GTK_WINDOW (data));
+  return G_SOURCE_REMOVE;
+}
+
 static void
 close_question_response_cb (GtkDialog *dialog, int response, EmsegWindow *self)
 {
   gtk_window_destroy (GTK_WINDOW (dialog));
   if (response == GTK_RESPONSE_ACCEPT)
     {
+      /* Not closed here: the dialog outlives this handler (its response emission holds
+       * it) and, when it finally goes, detaches from its transient parent; were the
+       * window already finalized, that would touch freed memory. */
       self->close_confirmed = TRUE;
-      gtk_window_close (GTK_WINDOW (self));
+      g_idle_add_full (G_PRIORITY_HIGH_IDLE, close_confirmed_idle, g_object_ref (self), g_object_unref);
     }
 }
 

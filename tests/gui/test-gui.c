@@ -1799,6 +1799,71 @@ test_window_finetune_shipped (void)
   g_rmdir (models);
 }
 
+/* "Stop and Close" while training: the window goes, its engine thread is joined, and the
+ * project records the run as cancelled with its checkpoints kept; a new window opens it. */
+static gboolean
+pointer_cleared (gpointer data)
+{
+  return *(gpointer *) data == NULL;
+}
+
+static void
+test_window_stop_and_close (void)
+{
+  g_autoptr (GError) error = NULL;
+  guint width, height, n;
+  g_autofree char *labels = NULL;
+  g_autofree char *images = write_generated_stack (&width, &height, &n, 3, &labels);
+  g_autofree char *project_path = g_build_filename (g_get_user_data_dir (), "stop-close.emseg", NULL);
+  EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
+  g_autoptr (EmsegProject) p = NULL;
+  g_autoptr (GArray) runs = NULL;
+  g_autoptr (GArray) checkpoints = NULL;
+  EmsegWindow *closing = window;
+  HeatWait two_epochs = { panel, 2 }; /* epoch 1's checkpoint is stored before epoch 2 */
+  EmsegRun *run;
+
+  g_mkdir_with_parents (g_get_user_data_dir (), 0755);
+  g_assert_true (emseg_window_open_project (window, project_path, TRUE, &error));
+  g_assert_true (emseg_window_import_stack (window, images, labels, &error));
+  g_assert_no_error (error);
+  g_unlink (images);
+  g_unlink (labels);
+  emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
+  g_assert_true (emseg_window_start_training (window, FALSE, TINY_SPEC, &error));
+  g_assert_no_error (error);
+  spin_until (heatmap_and_curve, &two_epochs, 60.0);
+  g_assert_true (emseg_window_is_training (window));
+
+  g_object_add_weak_pointer (G_OBJECT (closing), (gpointer *) &closing);
+  gtk_window_close (GTK_WINDOW (window));
+  g_assert_nonnull (emseg_window_get_close_question (window));
+  gtk_dialog_response (GTK_DIALOG (emseg_window_get_close_question (window)), GTK_RESPONSE_ACCEPT);
+  spin_until (pointer_cleared, &closing, 30.0);
+  g_assert_null (closing); /* destroyed and finalized: the engine thread was joined */
+
+  p = emseg_project_open (project_path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  g_assert_no_error (error);
+  runs = emseg_project_list_runs (p, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (runs->len, ==, 1);
+  run = &g_array_index (runs, EmsegRun, 0);
+  g_assert_cmpstr (run->status, ==, "cancelled");
+  g_assert_nonnull (run->ended);
+  checkpoints = emseg_project_list_checkpoints (p, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (checkpoints->len, >=, 1);
+  g_clear_pointer (&p, emseg_project_close);
+
+  /* the application goes on: a new window opens the project, idle */
+  window = emseg_window_new (GTK_APPLICATION (app));
+  gtk_window_set_default_size (GTK_WINDOW (window), 1200, 960);
+  gtk_window_present (GTK_WINDOW (window));
+  g_assert_true (emseg_window_open_path (window, project_path, &error));
+  g_assert_no_error (error);
+  g_assert_false (emseg_window_is_training (window));
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -1835,6 +1900,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/window/train-export", test_window_train_export);
   g_test_add_func ("/gui/window/two-stacks", test_window_two_stacks);
   g_test_add_func ("/gui/window/finetune-shipped", test_window_finetune_shipped);
+  g_test_add_func ("/gui/window/stop-and-close", test_window_stop_and_close);
   g_test_add_func ("/gui/window/demo", test_window_demo);
   g_test_add_func ("/gui/window/pan-4096", test_window_pan_4096);
   g_test_add_func ("/gui/app/open-project", test_app_open_project);
