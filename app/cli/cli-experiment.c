@@ -1,12 +1,16 @@
 /* cli-experiment.c — `emseg experiment`: the paper's Section 3.2 experiments.
  *
- * skip-ablation trains one spec three times — long + short skips, only short, only long —
- * with the same seed, data and hyperparameters, and writes what Figure 3, Table 3 and
- * Figure 4 show: the learning curves (a CSV per variant and one PNG), the best validation
- * loss with its training loss (printed as a table and written as best-losses.csv), and the
- * per-layer update heatmaps. The default is a reduced budget (synthetic 256 px slices, a
- * deep narrow simple-block network, few epochs) that finishes in minutes on two cores;
- * the full-size run takes --images/--labels and the Table 1 spec. */
+ * Each experiment trains a few variants of one spec with the same seed, data and
+ * hyperparameters, and writes the learning curves (a CSV per variant and one PNG), the
+ * best validation loss with its training loss (printed as a table and written as
+ * best-losses.csv) and the per-layer update heatmaps:
+ *   skip-ablation  long + short skips, only short, only long (Figure 3, Table 3, Figure 4);
+ *   update-depth   Figure 4's panels: simple blocks with long skips only at 9 and 3
+ *                  repetitions and at 7 without batch norm (lr ÷10, as the paper had to),
+ *                  next to long + short at 9.
+ * The default is a reduced budget (synthetic 256 px slices, narrow simple-block networks,
+ * few epochs) that finishes in minutes on two cores; full-size runs take --images/--labels
+ * and --spec. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,20 +27,45 @@
 
 /* Deep and narrow with simple blocks: the regime where the paper shows that short skips
  * keep updates alive in the middle layers (Figure 4). 3 levels, 6 blocks everywhere. */
-#define DEFAULT_SPEC "base_width=8,init_block=simple,main_block=simple,down=6/6/6,across=6,up=6/6/6"
+#define ABLATION_SPEC "base_width=8,init_block=simple,main_block=simple,down=6/6/6,across=6,up=6/6/6"
+/* Figure 4 varies depth and batch norm per variant; the base sets width and block type. */
+#define DEPTH_SPEC "base_width=8,init_block=simple,main_block=simple"
 
+/* overrides: applied on top of the experiment's spec (the variant's defining switches);
+ * lr_scale multiplies the learning rate. */
 typedef struct {
-  const char *name;
-  int long_skip, short_skip;
+  const char *name, *overrides;
+  double lr_scale;
   double rgb[3];
 } Variant;
 
-static const Variant variants[] = {
-  { "long+short", 1, 1, { 0.10, 0.35, 0.75 } },
-  { "short", 0, 1, { 0.85, 0.40, 0.05 } },
-  { "long", 1, 0, { 0.15, 0.60, 0.20 } },
+static const Variant ablation_variants[] = {
+  { "long+short", "long_skip=1,short_skip=1", 1.0, { 0.10, 0.35, 0.75 } },
+  { "short", "long_skip=0,short_skip=1", 1.0, { 0.85, 0.40, 0.05 } },
+  { "long", "long_skip=1,short_skip=0", 1.0, { 0.15, 0.60, 0.20 } },
 };
-#define N_VARIANTS 3
+
+#define REPS(n) "down=" #n "/" #n "/" #n ",across=" #n ",up=" #n "/" #n "/" #n
+static const Variant depth_variants[] = {
+  { "long+short-9", REPS(9) ",long_skip=1,short_skip=1,batchnorm=1", 1.0, { 0.10, 0.35, 0.75 } },
+  { "long-9", REPS(9) ",long_skip=1,short_skip=0,batchnorm=1", 1.0, { 0.15, 0.60, 0.20 } },
+  { "long-3", REPS(3) ",long_skip=1,short_skip=0,batchnorm=1", 1.0, { 0.85, 0.40, 0.05 } },
+  { "long-7-nobn", REPS(7) ",long_skip=1,short_skip=0,batchnorm=0", 0.1, { 0.55, 0.20, 0.60 } },
+};
+
+typedef struct {
+  const char *name, *default_spec, *summary;
+  const Variant *variants;
+  guint n_variants;
+} Experiment;
+
+static const Experiment experiments[] = {
+  { "skip-ablation", ABLATION_SPEC, "long+short vs short-only vs long-only skips (Section 3.2: Figure 3, Table 3, Figure 4)",
+    ablation_variants, G_N_ELEMENTS(ablation_variants) },
+  { "update-depth", DEPTH_SPEC, "Figure 4: per-layer updates of long-skip-only simple-block networks by depth, with and without batch norm",
+    depth_variants, G_N_ELEMENTS(depth_variants) },
+};
+#define MAX_VARIANTS 4
 
 typedef struct {
   EmsegTrainingLog *log;
@@ -58,7 +87,7 @@ on_event(const EmsegTrainingEvent *ev, gpointer data)
 }
 
 static int
-skip_ablation(int argc, char **argv)
+run_experiment(const Experiment *x, int argc, char **argv)
 {
   g_autofree char *images_path = NULL, *labels_path = NULL, *slices_text = NULL,
                   *val_text = NULL, *spec_text = NULL, *out_dir = NULL, *loss_text = NULL;
@@ -66,6 +95,11 @@ skip_ablation(int argc, char **argv)
   double lr = 1e-3, wd = 1e-3;
   gint64 seed = 1;
   gboolean no_augment = FALSE;
+  g_autofree char *spec_help = g_strdup_printf(
+      "Overrides of the Table 1 spec (default, without --spec: %s); each variant then sets "
+      "its own switches", x->default_spec);
+  g_autofree char *out_help =
+      g_strdup_printf("Folder for CSV and PNG files (default %s)", x->name);
   GOptionEntry entries[] = {
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (default: synthetic slices)", "STACK" },
     { "labels", 0, 0, G_OPTION_ARG_FILENAME, &labels_path, "Label stack for --images", "LABELS" },
@@ -75,29 +109,29 @@ skip_ablation(int argc, char **argv)
     { "n-train", 0, 0, G_OPTION_ARG_INT, &n_train, "Synthetic training slices (default 10)", "N" },
     { "n-val", 0, 0, G_OPTION_ARG_INT, &n_val, "Synthetic validation slices (default 2)", "N" },
     { "epochs", 0, 0, G_OPTION_ARG_INT, &epochs, "Epochs per variant (default 30)", "N" },
-    { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Overrides of the Table 1 spec (default, without --spec: " DEFAULT_SPEC "); skip switches are set per variant", "SPEC" },
+    { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, spec_help, "SPEC" },
     { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "dice or bce (default dice)", "LOSS" },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, "RMSprop learning rate (default 1e-3)", "LR" },
     { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &wd, "L2 on conv weights (default 1e-3)", "WD" },
     { "crop", 0, 0, G_OPTION_ARG_INT, &crop, "Random crops of this size (default: full slices)", "PX" },
     { "no-augment", 0, 0, G_OPTION_ARG_NONE, &no_augment, "No augmentation", NULL },
-    { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed shared by the three variants (default 1)", "S" },
-    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_dir, "Folder for CSV and PNG files (default skip-ablation)", "DIR" },
+    { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed shared by the variants (default 1)", "S" },
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_dir, out_help, "DIR" },
     { NULL },
   };
-  g_autoptr(GOptionContext) ctx =
-      g_option_context_new("- train long+short, short-only and long-only skip variants");
+  g_autofree char *summary = g_strdup_printf("- %s", x->summary);
+  g_autoptr(GOptionContext) ctx = g_option_context_new(summary);
   g_option_context_add_main_entries(ctx, entries, NULL);
   g_option_context_set_description(ctx, eng_spec_help());
   g_autoptr(GError) error = NULL;
   if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
-    fprintf(stderr, "emseg experiment skip-ablation: %s\n", error->message);
+    fprintf(stderr, "emseg experiment %s: %s\n", x->name, error->message);
     return 2;
   }
   if (epochs < 1 || size < 8 || n_train < 1 || n_val < 0 || crop < 0 ||
       (!images_path != !labels_path)) {
-    fprintf(stderr, "emseg experiment skip-ablation: --epochs, --size and --n-train must be "
-                    "positive, and --images and --labels go together\n");
+    fprintf(stderr, "emseg experiment %s: --epochs, --size and --n-train must be "
+                    "positive, and --images and --labels go together\n", x->name);
     return 2;
   }
   EmsegTrainingConfig cfg;
@@ -105,12 +139,12 @@ skip_ablation(int argc, char **argv)
   if (loss_text && !strcmp(loss_text, "bce"))
     cfg.loss = ENG_LOSS_BCE;
   else if (loss_text && strcmp(loss_text, "dice")) {
-    fprintf(stderr, "emseg experiment skip-ablation: --loss must be dice or bce\n");
+    fprintf(stderr, "emseg experiment %s: --loss must be dice or bce\n", x->name);
     return 2;
   }
   EngError err;
-  if (eng_spec_parse(&cfg.spec, spec_text ? spec_text : DEFAULT_SPEC, &err) != ENG_OK) {
-    fprintf(stderr, "emseg experiment skip-ablation: %s\n", err.message);
+  if (eng_spec_parse(&cfg.spec, spec_text ? spec_text : x->default_spec, &err) != ENG_OK) {
+    fprintf(stderr, "emseg experiment %s: %s\n", x->name, err.message);
     return 2;
   }
   cfg.epochs = (guint) epochs;
@@ -143,42 +177,52 @@ skip_ablation(int argc, char **argv)
                                     (guint) size, &error);
   }
   if (error) {
-    fprintf(stderr, "emseg experiment skip-ablation: %s\n", error->message);
+    fprintf(stderr, "emseg experiment %s: %s\n", x->name, error->message);
     return 1;
   }
   if (!out_dir)
-    out_dir = g_strdup("skip-ablation");
+    out_dir = g_strdup(x->name);
   if (g_mkdir_with_parents(out_dir, 0755) != 0) {
-    fprintf(stderr, "emseg experiment skip-ablation: cannot create %s: %s\n", out_dir,
+    fprintf(stderr, "emseg experiment %s: cannot create %s: %s\n", x->name, out_dir,
             g_strerror(errno));
     return 1;
   }
   char spec_line[1024];
   eng_spec_format(&cfg.spec, spec_line, sizeof spec_line);
-  printf("skip ablation: spec %s\ndata %s, %u training and %u validation slices of %ux%u; "
+  printf("%s: spec %s\ndata %s, %u training and %u validation slices of %ux%u; "
          "%d epochs, loss %s, lr %g, seed %" G_GINT64_FORMAT ", augment %s\n",
-         spec_line, train->source, train->n, val ? val->n : 0, train->width, train->height,
+         x->name, spec_line, train->source, train->n, val ? val->n : 0, train->width, train->height,
          epochs, eng_loss_name(cfg.loss), lr, seed, cfg.augment ? "on" : "off");
   fflush(stdout);
 
-  EmsegTrainingLog *logs[N_VARIANTS] = { NULL };
-  double seconds[N_VARIANTS] = { 0 };
+  const Variant *variants = x->variants;
+  const guint n_variants = x->n_variants;
+  const EngSpec base_spec = cfg.spec;
+  EngSpec specs[MAX_VARIANTS];
+  EmsegTrainingLog *logs[MAX_VARIANTS] = { NULL };
+  double seconds[MAX_VARIANTS] = { 0 };
+  g_assert(n_variants <= MAX_VARIANTS);
   int rc = 0;
   atomic_int *interrupted = emseg_cli_catch_sigint();
-  for (int v = 0; v < N_VARIANTS && rc == 0; v++) {
-    cfg.spec.long_skip = variants[v].long_skip;
-    cfg.spec.short_skip = variants[v].short_skip;
+  for (guint v = 0; v < n_variants && rc == 0; v++) {
+    cfg.spec = base_spec;
+    if (eng_spec_parse(&cfg.spec, variants[v].overrides, &err) != ENG_OK) {
+      fprintf(stderr, "emseg experiment %s: %s: %s\n", x->name, variants[v].name, err.message);
+      rc = 2;
+      break;
+    }
+    specs[v] = cfg.spec;
+    cfg.lr = lr * variants[v].lr_scale;
     logs[v] = emseg_training_log_new();
     Progress p = { logs[v], variants[v].name };
     EmsegTrainingResult result;
     g_autoptr(GError) run_error = NULL;
     gint64 t0 = g_get_monotonic_time();
-    printf("variant %s (long_skip=%d short_skip=%d)\n", variants[v].name,
-           variants[v].long_skip, variants[v].short_skip);
+    printf("variant %s (%s, lr %g)\n", variants[v].name, variants[v].overrides, cfg.lr);
     fflush(stdout);
     if (!emseg_training_run(&cfg, train, val, on_event, &p, interrupted, &result,
                             &run_error)) {
-      fprintf(stderr, "emseg experiment skip-ablation: %s: %s\n", variants[v].name,
+      fprintf(stderr, "emseg experiment %s: %s: %s\n", x->name, variants[v].name,
               run_error->message);
       rc = result.cancelled ? 130 : 1;
     }
@@ -188,11 +232,11 @@ skip_ablation(int argc, char **argv)
     g_autofree char *stats = g_strdup_printf("%s/stats-%s.csv", out_dir, variants[v].name);
     g_autofree char *heat = g_strdup_printf("%s/heatmap-%s.png", out_dir, variants[v].name);
     g_autofree char *title =
-        g_strdup_printf("mean |update| per layer, %s skips", variants[v].name);
+        g_strdup_printf("mean |update| per layer, %s", variants[v].name);
     if (rc == 0 && (!emseg_training_log_write_curves_csv(logs[v], curves, &error) ||
                     !emseg_training_log_write_stats_csv(logs[v], stats, &error) ||
                     !emseg_training_log_write_heatmap_png(logs[v], heat, title, &error))) {
-      fprintf(stderr, "emseg experiment skip-ablation: %s\n", error->message);
+      fprintf(stderr, "emseg experiment %s: %s\n", x->name, error->message);
       rc = 1;
     }
   }
@@ -200,11 +244,11 @@ skip_ablation(int argc, char **argv)
 
   if (rc == 0) {
     /* Figure 3: one plot, a colour per variant, dashed = training, solid = validation */
-    EmsegCurve curves[2 * N_VARIANTS];
-    double *ys[2 * N_VARIANTS];
-    char *labels_text[2 * N_VARIANTS];
+    EmsegCurve curves[2 * MAX_VARIANTS];
+    double *ys[2 * MAX_VARIANTS];
+    char *labels_text[2 * MAX_VARIANTS];
     guint nc = 0;
-    for (int v = 0; v < N_VARIANTS; v++) {
+    for (guint v = 0; v < n_variants; v++) {
       GArray *ep = logs[v]->epochs;
       for (int k = 0; k < (val ? 2 : 1); k++) {
         double *y = g_new(double, MAX(ep->len, 1u));
@@ -221,9 +265,10 @@ skip_ablation(int argc, char **argv)
       }
     }
     g_autofree char *plot = g_strdup_printf("%s/curves.png", out_dir);
-    if (!emseg_curves_write_png(plot, "skip ablation: loss per epoch", eng_loss_name(cfg.loss),
+    g_autofree char *plot_title = g_strdup_printf("%s: loss per epoch", x->name);
+    if (!emseg_curves_write_png(plot, plot_title, eng_loss_name(cfg.loss),
                                 curves, nc, &error)) {
-      fprintf(stderr, "emseg experiment skip-ablation: %s\n", error->message);
+      fprintf(stderr, "emseg experiment %s: %s\n", x->name, error->message);
       rc = 1;
     }
     for (guint i = 0; i < nc; i++) {
@@ -235,9 +280,9 @@ skip_ablation(int argc, char **argv)
     /* Table 3: best validation loss and the training loss of that epoch */
     g_autoptr(GString) csv =
         g_string_new("variant,long_skip,short_skip,best_epoch,best_train_loss,best_val_loss\n");
-    printf("\n%-12s %5s %6s %11s %11s %11s %9s\n", "skips", "long", "short", "best_epoch",
+    printf("\n%-12s %5s %6s %11s %11s %11s %9s\n", "variant", "long", "short", "best_epoch",
            "train_loss", "val_loss", "time");
-    for (int v = 0; v < N_VARIANTS; v++) {
+    for (guint v = 0; v < n_variants; v++) {
       GArray *ep = logs[v]->epochs;
       guint best = 0;
       for (guint i = 0; i < ep->len; i++) {
@@ -249,24 +294,24 @@ skip_ablation(int argc, char **argv)
       }
       const EmsegTrainingLogEpoch *b = &g_array_index(ep, EmsegTrainingLogEpoch, best);
       printf("%-12s %5s %6s %11u %11.4f %11.4f %8.1fs\n", variants[v].name,
-             variants[v].long_skip ? "yes" : "no", variants[v].short_skip ? "yes" : "no",
+             specs[v].long_skip ? "yes" : "no", specs[v].short_skip ? "yes" : "no",
              b->epoch, b->m.train_loss, b->m.val_loss, seconds[v]);
       char tl[G_ASCII_DTOSTR_BUF_SIZE], vl[G_ASCII_DTOSTR_BUF_SIZE];
       g_ascii_formatd(tl, sizeof tl, "%.6f", b->m.train_loss);
       g_ascii_formatd(vl, sizeof vl, "%.6f", val ? b->m.val_loss : b->m.train_loss);
       g_string_append_printf(csv, "%s,%d,%d,%u,%s,%s\n", variants[v].name,
-                             variants[v].long_skip, variants[v].short_skip, b->epoch, tl, vl);
+                             specs[v].long_skip, specs[v].short_skip, b->epoch, tl, vl);
     }
     g_autofree char *table = g_strdup_printf("%s/best-losses.csv", out_dir);
     if (!g_file_set_contents(table, csv->str, (gssize) csv->len, &error)) {
-      fprintf(stderr, "emseg experiment skip-ablation: %s\n", error->message);
+      fprintf(stderr, "emseg experiment %s: %s\n", x->name, error->message);
       rc = 1;
     } else {
       printf("\nwrote %s/{curves.png,best-losses.csv,curves-*.csv,stats-*.csv,heatmap-*.png}\n",
              out_dir);
     }
   }
-  for (int v = 0; v < N_VARIANTS; v++)
+  for (guint v = 0; v < n_variants; v++)
     emseg_training_log_free(logs[v]);
   return rc;
 }
@@ -276,13 +321,15 @@ emseg_cli_experiment(int argc, char **argv)
 {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     FILE *out = argc < 2 ? stderr : stdout;
-    fprintf(out, "usage: emseg experiment NAME [OPTIONS]   (emseg experiment NAME --help)\n\n"
-                 "  skip-ablation    long+short vs short-only vs long-only skips (Section 3.2: "
-                 "Figure 3, Table 3, Figure 4)\n");
+    fprintf(out, "usage: emseg experiment NAME [OPTIONS]   (emseg experiment NAME --help)\n\n");
+    for (guint i = 0; i < G_N_ELEMENTS(experiments); i++)
+      fprintf(out, "  %-15s %s\n", experiments[i].name, experiments[i].summary);
     return argc < 2 ? 2 : 0;
   }
-  if (!strcmp(argv[1], "skip-ablation"))
-    return skip_ablation(argc - 1, argv + 1);
-  fprintf(stderr, "emseg experiment: unknown experiment '%s' (try skip-ablation)\n", argv[1]);
+  for (guint i = 0; i < G_N_ELEMENTS(experiments); i++)
+    if (!strcmp(argv[1], experiments[i].name))
+      return run_experiment(&experiments[i], argc - 1, argv + 1);
+  fprintf(stderr, "emseg experiment: unknown experiment '%s' (try skip-ablation or update-depth)\n",
+          argv[1]);
   return 2;
 }

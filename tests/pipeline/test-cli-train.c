@@ -234,6 +234,67 @@ test_experiment(void)
   }
 }
 
+/* Figure 4's panels: each variant's depth, skips, batch norm and learning rate are its
+ * own (seen in its per-layer statistics and curves), not the base spec's. */
+static guint
+distinct_layers(const char *path)
+{
+  g_autoptr(GPtrArray) rows =
+      read_csv(path, "epoch,layer_index,layer,mean_abs_update,mean_abs_weight", 5);
+  g_autoptr(GHashTable) names = g_hash_table_new(g_str_hash, g_str_equal);
+  gboolean has_bn = FALSE;
+  for (guint i = 0; i < rows->len; i++) {
+    char **f = rows->pdata[i];
+    g_hash_table_add(names, f[2]);
+    has_bn |= strstr(f[2], ".bn") != NULL;
+    g_assert_cmpfloat(num(f[3]), >=, 0.0);
+  }
+  return g_hash_table_size(names) * 2 + (has_bn ? 1 : 0); /* odd = has batch norm */
+}
+
+static void
+test_update_depth(void)
+{
+  g_autofree char *out_dir = in_dir("depth");
+  const char *args[] = { "experiment", "update-depth", "--size", "32", "--epochs", "2",
+                         "--n-train", "2", "--n-val", "1", "--spec", "base_width=4",
+                         "--out", out_dir, NULL };
+  g_autofree char *out = NULL;
+  g_assert_cmpint(run_emseg(args, &out, NULL), ==, 0);
+  const char *variants[] = { "long+short-9", "long-9", "long-3", "long-7-nobn" };
+  guint layers[4];
+  for (int v = 0; v < 4; v++) {
+    g_autofree char *stats_name = g_strdup_printf("stats-%s.csv", variants[v]);
+    g_autofree char *csv_name = g_strdup_printf("curves-%s.csv", variants[v]);
+    g_autofree char *png_name = g_strdup_printf("heatmap-%s.png", variants[v]);
+    g_autofree char *stats = g_build_filename(out_dir, stats_name, NULL);
+    g_autofree char *csv = g_build_filename(out_dir, csv_name, NULL);
+    g_autofree char *png = g_build_filename(out_dir, png_name, NULL);
+    g_autoptr(GPtrArray) rows = read_csv(
+        csv, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,vrand,vinfo,lr,seconds",
+        9);
+    g_assert_cmpuint(rows->len, ==, 2);
+    /* the network without batch norm trains at a tenth of the learning rate */
+    g_assert_cmpfloat_with_epsilon(num(((char **) rows->pdata[0])[7]), v == 3 ? 1e-4 : 1e-3,
+                                   1e-9);
+    layers[v] = distinct_layers(stats);
+    assert_png(png, 10, 2);
+  }
+  g_assert_true(layers[0] % 2 == 1 && layers[1] % 2 == 1 && layers[2] % 2 == 1);
+  g_assert_true(layers[3] % 2 == 0);          /* no batch norm layer in its statistics */
+  g_assert_cmpuint(layers[1], >, layers[2]); /* 9 repetitions have more layers than 3 */
+  g_assert_cmpuint(layers[0], >, layers[1]); /* short skips add 1x1 convs where widths differ */
+  g_autofree char *table = g_build_filename(out_dir, "best-losses.csv", NULL);
+  g_autoptr(GPtrArray) best = read_csv(table, "variant,long_skip,short_skip,best_epoch,best_train_loss,best_val_loss", 6);
+  g_assert_cmpuint(best->len, ==, 4);
+  for (guint i = 0; i < 4; i++) {
+    char **f = best->pdata[i];
+    g_assert_cmpstr(f[0], ==, variants[i]);
+    g_assert_cmpstr(f[1], ==, "1");
+    g_assert_cmpstr(f[2], ==, i == 0 ? "1" : "0");
+  }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -258,6 +319,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli-train/train", test_train);
   g_test_add_func("/cli-train/usage", test_usage);
   g_test_add_func("/cli-train/experiment", test_experiment);
+  g_test_add_func("/cli-train/update-depth", test_update_depth);
   int rc = g_test_run();
   g_autofree char *rm = g_strdup("rm"), *flags = g_strdup("-rf");
   char *rm_argv[] = { rm, flags, dir, NULL };
