@@ -287,6 +287,27 @@ write_generated_stack (guint *width, guint *height, guint *n, guint n_labelled, 
 
 /* The viewer's live brush and the store's stroke change the same pixels: paint with the
  * edit history, hand its points to emseg_project_apply_stroke on a blank copy, compare. */
+/* A new project in the user data folder holding a generated stack with 3 labelled slices;
+ * the window shows it. Returns the project's path (free it). */
+static char *
+new_project_with_stack (const char *file_name, guint *width, guint *height, guint *n)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *labels = NULL;
+  g_autofree char *images = write_generated_stack (width, height, n, 3, &labels);
+  char *project_path = g_build_filename (g_get_user_data_dir (), file_name, NULL);
+
+  g_mkdir_with_parents (g_get_user_data_dir (), 0755);
+  g_assert_true (emseg_window_open_project (window, project_path, TRUE, &error));
+  g_assert_no_error (error);
+  g_assert_null (emseg_slice_view_get_volume (emseg_window_get_view (window))); /* empty project */
+  g_assert_true (emseg_window_import_stack (window, images, labels, &error));
+  g_assert_no_error (error);
+  g_unlink (images);
+  g_unlink (labels);
+  return project_path;
+}
+
 static void
 test_brush_matches_store (void)
 {
@@ -957,9 +978,7 @@ test_window_train_export (void)
 {
   g_autoptr (GError) error = NULL;
   guint width, height, n;
-  g_autofree char *labels = NULL;
-  g_autofree char *images = write_generated_stack (&width, &height, &n, 3, &labels);
-  g_autofree char *project_path = g_build_filename (g_get_user_data_dir (), "train-test.emseg", NULL);
+  g_autofree char *project_path = new_project_with_stack ("train-test.emseg", &width, &height, &n);
   g_autofree char *isbi_path = g_build_filename (g_get_tmp_dir (), "isbi.tif", NULL);
   g_autofree char *labels_out = g_build_filename (g_get_tmp_dir (), "labels-out.tif", NULL);
   g_autofree char *bad_path = g_build_filename (g_get_tmp_dir (), "no-such-folder", "x.tif", NULL);
@@ -975,14 +994,6 @@ test_window_train_export (void)
   double p99, worst;
   guint n_coloured;
 
-  g_mkdir_with_parents (g_get_user_data_dir (), 0755);
-  g_assert_true (emseg_window_open_project (window, project_path, TRUE, &error));
-  g_assert_no_error (error);
-  g_assert_null (emseg_slice_view_get_volume (emseg_window_get_view (window))); /* empty project */
-  g_assert_true (emseg_window_import_stack (window, images, labels, &error));
-  g_assert_no_error (error);
-  g_unlink (images);
-  g_unlink (labels);
   view = emseg_window_get_view (window);
   g_assert_nonnull (emseg_slice_view_get_volume (view));
   g_assert_cmpuint (emseg_volume_label_plane (emseg_slice_view_get_volume (view), 0)[0], !=, EMSEG_LABEL_UNLABELED);
@@ -1758,9 +1769,7 @@ test_window_finetune_shipped (void)
 {
   g_autoptr (GError) error = NULL;
   guint width, height, n;
-  g_autofree char *labels = NULL;
-  g_autofree char *images = write_generated_stack (&width, &height, &n, 3, &labels);
-  g_autofree char *project_path = g_build_filename (g_get_user_data_dir (), "shipped-test.emseg", NULL);
+  g_autofree char *project_path = new_project_with_stack ("shipped-test.emseg", &width, &height, &n);
   g_autofree char *models = g_dir_make_tmp ("emseg-models-XXXXXX", NULL);
   g_autofree char *model_path = g_build_filename (models, "isbi2012-resfcn.emsegmodel", NULL);
   EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
@@ -1775,12 +1784,6 @@ test_window_finetune_shipped (void)
   g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F16, NULL, &err), ==, ENG_OK);
   eng_model_free (model);
 
-  g_mkdir_with_parents (g_get_user_data_dir (), 0755);
-  g_assert_true (emseg_window_open_project (window, project_path, TRUE, &error));
-  g_assert_true (emseg_window_import_stack (window, images, labels, &error));
-  g_assert_no_error (error);
-  g_unlink (images);
-  g_unlink (labels);
 
   g_setenv ("EMSEG_MODELS_DIR", models, TRUE);
   emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
@@ -1812,9 +1815,7 @@ test_window_stop_and_close (void)
 {
   g_autoptr (GError) error = NULL;
   guint width, height, n;
-  g_autofree char *labels = NULL;
-  g_autofree char *images = write_generated_stack (&width, &height, &n, 3, &labels);
-  g_autofree char *project_path = g_build_filename (g_get_user_data_dir (), "stop-close.emseg", NULL);
+  g_autofree char *project_path = new_project_with_stack ("stop-close.emseg", &width, &height, &n);
   EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
   g_autoptr (EmsegProject) p = NULL;
   g_autoptr (GArray) runs = NULL;
@@ -1823,12 +1824,6 @@ test_window_stop_and_close (void)
   HeatWait two_epochs = { panel, 2 }; /* epoch 1's checkpoint is stored before epoch 2 */
   EmsegRun *run;
 
-  g_mkdir_with_parents (g_get_user_data_dir (), 0755);
-  g_assert_true (emseg_window_open_project (window, project_path, TRUE, &error));
-  g_assert_true (emseg_window_import_stack (window, images, labels, &error));
-  g_assert_no_error (error);
-  g_unlink (images);
-  g_unlink (labels);
   emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
   g_assert_true (emseg_window_start_training (window, FALSE, TINY_SPEC, &error));
   g_assert_no_error (error);

@@ -199,43 +199,7 @@ test_usage(void)
   g_assert_nonnull(strstr(err, "x.emsegmodel.state"));
 }
 
-static void
-test_experiment(void)
-{
-  g_autofree char *out_dir = in_dir("ablation");
-  const char *args[] = { "experiment", "skip-ablation", "--size", "32", "--epochs", "2",
-                         "--n-train", "2", "--n-val", "1", "--spec", TINY,
-                         "--out", out_dir, NULL };
-  g_autofree char *out = NULL;
-  g_assert_cmpint(run_emseg(args, &out, NULL), ==, 0);
-  const char *variants[] = { "long+short", "short", "long" };
-  for (int v = 0; v < 3; v++) {
-    g_assert_nonnull(strstr(out, variants[v]));
-    g_autofree char *csv_name = g_strdup_printf("curves-%s.csv", variants[v]);
-    g_autofree char *png_name = g_strdup_printf("heatmap-%s.png", variants[v]);
-    g_autofree char *csv = g_build_filename(out_dir, csv_name, NULL);
-    g_autofree char *png = g_build_filename(out_dir, png_name, NULL);
-    g_autoptr(GPtrArray) rows = read_csv(
-        csv, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,vrand,vinfo,lr,seconds",
-        9);
-    g_assert_cmpuint(rows->len, ==, 2);
-    assert_png(png, 10, 2);
-  }
-  g_autofree char *plot = g_build_filename(out_dir, "curves.png", NULL);
-  assert_png(plot, 200, 200);
-  g_autofree char *table = g_build_filename(out_dir, "best-losses.csv", NULL);
-  g_autoptr(GPtrArray) best = read_csv(table, "variant,long_skip,short_skip,best_epoch,best_train_loss,best_val_loss", 6);
-  g_assert_cmpuint(best->len, ==, 3);
-  for (guint i = 0; i < 3; i++) {
-    char **f = best->pdata[i];
-    g_assert_cmpstr(f[0], ==, variants[i]);
-    num(f[4]);
-    num(f[5]);
-  }
-}
-
-/* Figure 4's panels: each variant's depth, skips, batch norm and learning rate are its
- * own (seen in its per-layer statistics and curves), not the base spec's. */
+/* Figure 4's statistics of one variant: distinct layers ×2, +1 if one is a batch norm. */
 static guint
 distinct_layers(const char *path)
 {
@@ -249,50 +213,88 @@ distinct_layers(const char *path)
     has_bn |= strstr(f[2], ".bn") != NULL;
     g_assert_cmpfloat(num(f[3]), >=, 0.0);
   }
-  return g_hash_table_size(names) * 2 + (has_bn ? 1 : 0); /* odd = has batch norm */
+  return g_hash_table_size(names) * 2 + (has_bn ? 1 : 0);
 }
 
-static void
-test_update_depth(void)
+/* Runs `emseg experiment NAME` on 2 generated 32 px slices for 2 epochs and checks what
+ * every experiment writes: per variant 2 rows of curves, a heatmap and the update
+ * statistics (summarised in layers[v], see distinct_layers; lr[v] = its learning rate),
+ * one plot, and the best-loss table, returned (fields as strings). */
+static GPtrArray *
+run_experiment(const char *name, const char *spec, const char *const *variants, guint n,
+               double *lr, guint *layers)
 {
-  g_autofree char *out_dir = in_dir("depth");
-  const char *args[] = { "experiment", "update-depth", "--size", "32", "--epochs", "2",
-                         "--n-train", "2", "--n-val", "1", "--spec", "base_width=4",
+  g_autofree char *out_dir = in_dir(name);
+  const char *args[] = { "experiment", name, "--size", "32", "--epochs", "2",
+                         "--n-train", "2", "--n-val", "1", "--spec", spec,
                          "--out", out_dir, NULL };
   g_autofree char *out = NULL;
   g_assert_cmpint(run_emseg(args, &out, NULL), ==, 0);
-  const char *variants[] = { "long+short-9", "long-9", "long-3", "long-7-nobn" };
-  guint layers[4];
-  for (int v = 0; v < 4; v++) {
-    g_autofree char *stats_name = g_strdup_printf("stats-%s.csv", variants[v]);
+  for (guint v = 0; v < n; v++) {
+    g_assert_nonnull(strstr(out, variants[v]));
     g_autofree char *csv_name = g_strdup_printf("curves-%s.csv", variants[v]);
     g_autofree char *png_name = g_strdup_printf("heatmap-%s.png", variants[v]);
-    g_autofree char *stats = g_build_filename(out_dir, stats_name, NULL);
+    g_autofree char *stats_name = g_strdup_printf("stats-%s.csv", variants[v]);
     g_autofree char *csv = g_build_filename(out_dir, csv_name, NULL);
     g_autofree char *png = g_build_filename(out_dir, png_name, NULL);
+    g_autofree char *stats = g_build_filename(out_dir, stats_name, NULL);
     g_autoptr(GPtrArray) rows = read_csv(
         csv, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,vrand,vinfo,lr,seconds",
         9);
     g_assert_cmpuint(rows->len, ==, 2);
-    /* the network without batch norm trains at a tenth of the learning rate */
-    g_assert_cmpfloat_with_epsilon(num(((char **) rows->pdata[0])[7]), v == 3 ? 1e-4 : 1e-3,
-                                   1e-9);
+    lr[v] = num(((char **) rows->pdata[0])[7]);
     layers[v] = distinct_layers(stats);
     assert_png(png, 10, 2);
   }
-  g_assert_true(layers[0] % 2 == 1 && layers[1] % 2 == 1 && layers[2] % 2 == 1);
-  g_assert_true(layers[3] % 2 == 0);          /* no batch norm layer in its statistics */
-  g_assert_cmpuint(layers[1], >, layers[2]); /* 9 repetitions have more layers than 3 */
-  g_assert_cmpuint(layers[0], >, layers[1]); /* short skips add 1x1 convs where widths differ */
+  g_autofree char *plot = g_build_filename(out_dir, "curves.png", NULL);
+  assert_png(plot, 200, 200);
   g_autofree char *table = g_build_filename(out_dir, "best-losses.csv", NULL);
-  g_autoptr(GPtrArray) best = read_csv(table, "variant,long_skip,short_skip,best_epoch,best_train_loss,best_val_loss", 6);
-  g_assert_cmpuint(best->len, ==, 4);
-  for (guint i = 0; i < 4; i++) {
+  GPtrArray *best = read_csv(table, "variant,long_skip,short_skip,best_epoch,best_train_loss,best_val_loss", 6);
+  g_assert_cmpuint(best->len, ==, n);
+  for (guint i = 0; i < n; i++) {
     char **f = best->pdata[i];
     g_assert_cmpstr(f[0], ==, variants[i]);
+    num(f[4]);
+    num(f[5]);
+  }
+  return best;
+}
+
+static void
+test_experiment(void)
+{
+  const char *const variants[] = { "long+short", "short", "long" };
+  double lr[3];
+  guint layers[3];
+  g_autoptr(GPtrArray) best = run_experiment("skip-ablation", TINY, variants, 3, lr, layers);
+  for (guint i = 0; i < 3; i++) {
+    char **f = best->pdata[i];
+    g_assert_cmpstr(f[1], ==, i == 1 ? "0" : "1");
+    g_assert_cmpstr(f[2], ==, i == 2 ? "0" : "1");
+    g_assert_cmpfloat_with_epsilon(lr[i], 1e-3, 1e-9);
+  }
+}
+
+/* Figure 4's panels: each variant's depth, skips, batch norm and learning rate are its
+ * own (seen in its per-layer statistics and curves), not the base spec's. */
+static void
+test_update_depth(void)
+{
+  const char *const variants[] = { "long+short-9", "long-9", "long-3", "long-7-nobn" };
+  double lr[4];
+  guint layers[4];
+  g_autoptr(GPtrArray) best =
+      run_experiment("update-depth", "base_width=4", variants, 4, lr, layers);
+  for (guint i = 0; i < 4; i++) {
+    char **f = best->pdata[i];
     g_assert_cmpstr(f[1], ==, "1");
     g_assert_cmpstr(f[2], ==, i == 0 ? "1" : "0");
+    /* the network without batch norm trains at a tenth of the learning rate */
+    g_assert_cmpfloat_with_epsilon(lr[i], i == 3 ? 1e-4 : 1e-3, 1e-9);
+    g_assert_cmpuint(layers[i] % 2, ==, i == 3 ? 0 : 1); /* batch norm layers or none */
   }
+  g_assert_cmpuint(layers[1], >, layers[2]); /* 9 repetitions have more layers than 3 */
+  g_assert_cmpuint(layers[0], >, layers[1]); /* short skips add 1x1 convs where widths differ */
 }
 
 int
