@@ -285,8 +285,6 @@ write_generated_stack (guint *width, guint *height, guint *n, guint n_labelled, 
   return path;
 }
 
-/* The viewer's live brush and the store's stroke change the same pixels: paint with the
- * edit history, hand its points to emseg_project_apply_stroke on a blank copy, compare. */
 /* A new project in the user data folder holding a generated stack with 3 labelled slices;
  * the window shows it. Returns the project's path (free it). */
 static char *
@@ -308,6 +306,8 @@ new_project_with_stack (const char *file_name, guint *width, guint *height, guin
   return project_path;
 }
 
+/* The viewer's live brush and the store's stroke change the same pixels: paint with the
+ * edit history, hand its points to emseg_project_apply_stroke on a blank copy, compare. */
 static void
 test_brush_matches_store (void)
 {
@@ -397,22 +397,29 @@ count_message_dialogs (GtkMessageType type)
   return n;
 }
 
-/* "Quit and start again": the window goes (its connection and engine thread with it)
- * and a new one opens the project from its file. */
+/* The test window after the previous one has gone: a new one showing the project. */
 static void
-restart_window (const char *project_path)
+open_in_new_window (const char *project_path)
 {
   g_autoptr (GError) error = NULL;
 
-  close_dialogs ();
-  gtk_window_destroy (GTK_WINDOW (window));
-  for (int i = 0; i < 20; i++)
-    g_main_context_iteration (NULL, FALSE);
   window = emseg_window_new (GTK_APPLICATION (app));
   gtk_window_set_default_size (GTK_WINDOW (window), 1200, 960);
   gtk_window_present (GTK_WINDOW (window));
   g_assert_true (emseg_window_open_path (window, project_path, &error));
   g_assert_no_error (error);
+}
+
+/* "Quit and start again": the window goes (its connection and engine thread with it)
+ * and a new one opens the project from its file. */
+static void
+restart_window (const char *project_path)
+{
+  close_dialogs ();
+  gtk_window_destroy (GTK_WINDOW (window));
+  for (int i = 0; i < 20; i++)
+    g_main_context_iteration (NULL, FALSE);
+  open_in_new_window (project_path);
 }
 
 static void
@@ -1784,7 +1791,6 @@ test_window_finetune_shipped (void)
   g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F16, NULL, &err), ==, ENG_OK);
   eng_model_free (model);
 
-
   g_setenv ("EMSEG_MODELS_DIR", models, TRUE);
   emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
   g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
@@ -1851,11 +1857,7 @@ test_window_stop_and_close (void)
   g_clear_pointer (&p, emseg_project_close);
 
   /* the application goes on: a new window opens the project, idle */
-  window = emseg_window_new (GTK_APPLICATION (app));
-  gtk_window_set_default_size (GTK_WINDOW (window), 1200, 960);
-  gtk_window_present (GTK_WINDOW (window));
-  g_assert_true (emseg_window_open_path (window, project_path, &error));
-  g_assert_no_error (error);
+  open_in_new_window (project_path);
   g_assert_false (emseg_window_is_training (window));
 }
 
