@@ -10,6 +10,7 @@ struct _EmsegExportDialog {
   GtkDropDown *kind_dropdown;
   GtkDropDown *model_dropdown;
   GtkSpinButton *mc_spin;
+  GtkSpinButton *gamma_spin;
   GtkEntry *path_entry;
   GtkButton *export_button;
   GtkProgressBar *progress;
@@ -40,6 +41,7 @@ kind_changed_cb (EmsegExportDialog *self)
   gtk_editable_set_text (GTK_EDITABLE (self->path_entry), path);
   gtk_widget_set_sensitive (GTK_WIDGET (self->model_dropdown), needs_model);
   gtk_widget_set_sensitive (GTK_WIDGET (self->mc_spin), needs_model);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->gamma_spin), kind == EMSEG_EXPORT_ISBI);
 }
 
 static void
@@ -51,7 +53,8 @@ export_clicked (EmsegExportDialog *self)
   const char *path = gtk_editable_get_text (GTK_EDITABLE (self->path_entry));
 
   g_signal_emit (self, signals[SIGNAL_EXPORT], 0, (gint) kind, model,
-                 gtk_spin_button_get_value_as_int (self->mc_spin), path);
+                 gtk_spin_button_get_value_as_int (self->mc_spin),
+                 gtk_spin_button_get_value (self->gamma_spin), path);
 }
 
 static void
@@ -133,13 +136,14 @@ emseg_export_dialog_class_init (EmsegExportDialogClass *klass)
   G_OBJECT_CLASS (klass)->dispose = emseg_export_dialog_dispose;
   G_OBJECT_CLASS (klass)->finalize = emseg_export_dialog_finalize;
   signals[SIGNAL_EXPORT] = g_signal_new ("export-requested", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
-                                         0, NULL, NULL, NULL, G_TYPE_NONE, 4, G_TYPE_INT,
-                                         G_TYPE_STRING, G_TYPE_INT, G_TYPE_STRING);
+                                         0, NULL, NULL, NULL, G_TYPE_NONE, 5, G_TYPE_INT,
+                                         G_TYPE_STRING, G_TYPE_INT, G_TYPE_DOUBLE, G_TYPE_STRING);
   gtk_widget_class_set_template_from_resource (wc, "/org/emseg/Workbench/emseg-export-dialog.ui");
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, inputs);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, kind_dropdown);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, model_dropdown);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, mc_spin);
+  gtk_widget_class_bind_template_child (wc, EmsegExportDialog, gamma_spin);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, path_entry);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, export_button);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, progress);

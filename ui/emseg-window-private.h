@@ -65,6 +65,7 @@ struct _EmsegWindow {
   float *export_prob;            /* (n_slices, height, width) collected PREDICTION events */
   guint export_received;
   int export_kind;               /* EmsegExportKind */
+  double export_gamma;           /* ISBI: the file holds P(cell)^export_gamma (emseg-gamma.h) */
   char *export_path;             /* owned */
 
   guint strokes_unsaved;         /* without a project: strokes kept in memory only */

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "emseg-export-dialog.h"
+#include "emseg-gamma.h"
 #include "emseg-isbi.h"
 #include "emseg-stack.h"
 
@@ -817,6 +818,8 @@ write_predictions (EmsegWindow *self, GError **error)
         if (!emseg_isbi_validate_slice (self->export_prob + plane * z, v->width, v->height,
                                         "the prediction", z, error))
           return FALSE;
+      /* after validation: p^γ would hide a negative value */
+      emseg_gamma_apply (self->export_prob, plane * v->n_slices, self->export_gamma);
     }
   else
     for (gsize i = 0; i < plane * v->n_slices; i++)
@@ -887,7 +890,7 @@ export_labels (EmsegWindow *self, GError **error)
 
 gboolean
 emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *model,
-                           int mc_samples, const char *path, GError **error)
+                           int mc_samples, double gamma, const char *path, GError **error)
 {
   g_autoptr (GError) local = NULL;
   EmsegEngineJob *job;
@@ -904,9 +907,12 @@ emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *
                                                          : "Nothing to export: open a project with a stack");
       return FALSE;
     }
+  if (kind == EMSEG_EXPORT_ISBI && !emseg_gamma_check (gamma, "Membrane exponent", error))
+    return FALSE;
   g_free (self->export_path);
   self->export_path = g_strdup (path);
   self->export_kind = kind;
+  self->export_gamma = kind == EMSEG_EXPORT_ISBI ? gamma : 1.0;
   if (kind == EMSEG_EXPORT_LABELS)
     {
       if (!export_labels (self, &local))
@@ -964,11 +970,12 @@ emseg_window_is_exporting (EmsegWindow *self)
 
 static void
 export_requested_cb (EmsegExportDialog *dialog, int kind, const char *model, int mc_samples,
-                     const char *path, EmsegWindow *self)
+                     double gamma, const char *path, EmsegWindow *self)
 {
   g_autoptr (GError) error = NULL;
 
-  if (!emseg_window_start_export (self, (EmsegExportKind) kind, model, mc_samples, path, &error))
+  if (!emseg_window_start_export (self, (EmsegExportKind) kind, model, mc_samples, gamma, path,
+                                  &error))
     emseg_window_show_error (self, "Could not export", error);
 }
 

@@ -6,12 +6,17 @@
  *   --model MODEL            predicts every slice with the network (emseg_predict_slices,
  *                            optionally Monte-Carlo dropout with --mc-samples);
  *   --probabilities PROB.tif re-validates a float stack from `emseg predict` and writes it
- *                            as a submission. */
+ *                            as a submission.
+ * Either way each value is written as p^γ, the export exponent (emseg-gamma.h): --gamma, or
+ * else the model's calibrated `export_gamma` (emseg calibrate-gamma), or else 1. */
+#include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 #include <glib.h>
 
 #include "cli-commands.h"
+#include "emseg-gamma.h"
 #include "emseg-isbi.h"
 #include "emseg-predict.h"
 #include "eng-modelfile.h"
@@ -20,6 +25,7 @@ typedef struct {
   EngModel *model;           /* owned by the command */
   EmsegStack *images;        /* borrowed */
   EmsegPredictOptions opts;
+  double gamma;
 } PredictCtx;
 
 /* One slice through the shared stack prediction (app/run), which reads and standardizes
@@ -30,8 +36,10 @@ predict_with_model(gpointer user_data, guint index, const float *image, guint wi
                    guint height, float *prob_out, GError **error)
 {
   PredictCtx *pc = user_data;
-  return emseg_predict_slices(pc->model, pc->images, &index, 1, &pc->opts, prob_out, NULL,
-                              error);
+  if (!emseg_predict_slices(pc->model, pc->images, &index, 1, &pc->opts, prob_out, NULL, error))
+    return FALSE;
+  emseg_gamma_apply(prob_out, (gsize) width * height, pc->gamma);
+  return TRUE;
 }
 
 static void
@@ -50,6 +58,7 @@ emseg_cli_export_isbi(int argc, char **argv)
   gint mc_samples = 1;
   gint64 seed = 1;
   gboolean tta = FALSE;
+  double gamma = NAN; /* NAN: not given */
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "model file (.emsegmodel)", "MODEL" },
     { "probabilities", 'p', 0, G_OPTION_ARG_FILENAME, &prob_path,
@@ -62,6 +71,8 @@ emseg_cli_export_isbi(int argc, char **argv)
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "seed of the dropout masks", "SEED" },
     { "tta", 0, 0, G_OPTION_ARG_NONE, &tta,
       "test-time augmentation: average the 8 flips and quarter turns", NULL },
+    { "gamma", 0, 0, G_OPTION_ARG_DOUBLE, &gamma,
+      "write P(cell)^G (default: the model's calibrated export_gamma, else 1)", "G" },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("- write an ISBI 2012 submission TIFF");
@@ -77,6 +88,11 @@ emseg_cli_export_isbi(int argc, char **argv)
     return 2;
   }
 
+  if (!isnan(gamma) && !emseg_gamma_check(gamma, "--gamma", &error)) {
+    fprintf(stderr, "emseg export-isbi: %s\n", error->message);
+    return 2;
+  }
+
   g_autoptr(EmsegStack) images = emseg_stack_open(images_path, &error);
   if (images == NULL) {
     fprintf(stderr, "emseg export-isbi: %s\n", error->message);
@@ -88,19 +104,31 @@ emseg_cli_export_isbi(int argc, char **argv)
   gboolean ok;
   if (prob_path != NULL) {
     g_autoptr(EmsegStack) prob = emseg_stack_open(prob_path, &error);
-    ok = prob != NULL && emseg_isbi_export_from_probabilities(images, prob, out_path, &error);
+    if (isnan(gamma))
+      gamma = 1.0;
+    ok = prob != NULL &&
+         emseg_isbi_export_from_probabilities(images, prob, gamma, out_path, &error);
   } else {
-    PredictCtx pc = { NULL, images, { 0 } };
+    PredictCtx pc = { NULL, images, { 0 }, 1.0 };
     emseg_predict_options_init(&pc.opts);
     pc.opts.mc_samples = mc_samples;
     pc.opts.seed = (guint64)seed;
     pc.opts.tta = tta;
     EngError eerr = { 0 };
-    if (eng_model_load(model_path, &pc.model, NULL, &eerr) != ENG_OK) {
+    char *meta = NULL;
+    if (eng_model_load(model_path, &pc.model, &meta, &eerr) != ENG_OK) {
       /* The engine names the file in its message. */
       fprintf(stderr, "emseg export-isbi: %s\n", eerr.message);
       return 1;
     }
+    if (isnan(gamma)) {
+      gamma = emseg_gamma_from_meta(meta);
+      if (gamma != 1.0)
+        fprintf(stderr, "export-isbi: writing P(cell)^%g, the model's calibrated exponent "
+                        "(--gamma 1 writes the probabilities as they are)\n", gamma);
+    }
+    free(meta);
+    pc.gamma = gamma;
     ok = emseg_isbi_export(images, predict_with_model, &pc, print_progress, NULL, out_path,
                            &error);
     eng_model_free(pc.model);
@@ -109,8 +137,8 @@ emseg_cli_export_isbi(int argc, char **argv)
     fprintf(stderr, "emseg export-isbi: %s\n", error->message);
     return 1;
   }
-  printf("%s: %u slices of %u x %u, float32, 1 = cell interior\n", out_path,
+  printf("%s: %u slices of %u x %u, float32, 1 = cell interior, exponent %g\n", out_path,
          emseg_stack_get_n_slices(images), emseg_stack_get_width(images),
-         emseg_stack_get_height(images));
+         emseg_stack_get_height(images), gamma);
   return 0;
 }

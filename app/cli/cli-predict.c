@@ -1,10 +1,12 @@
 /* cli-predict.c — `emseg predict`: cell-interior probabilities (ISBI convention,
  * 1 = cell, 0 = membrane) as a 32-bit float TIFF stack, one page per slice; optionally
- * Monte-Carlo dropout averaging and its per-pixel standard deviation. */
+ * Monte-Carlo dropout averaging and its per-pixel standard deviation. --gamma G writes
+ * p^G, the export exponent (emseg-gamma.h); the default 1 writes the probabilities. */
 #include <stdio.h>
 #include <unistd.h>
 
 #include "cli-commands.h"
+#include "emseg-gamma.h"
 #include "emseg-predict.h"
 #include "emseg-stack.h"
 #include "eng-modelfile.h"
@@ -28,6 +30,7 @@ emseg_cli_predict(int argc, char **argv)
   int mc = 1;
   gint64 seed = 1;
   gboolean tta = FALSE;
+  double gamma = 1.0;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file", "MODEL" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
@@ -36,6 +39,7 @@ emseg_cli_predict(int argc, char **argv)
     { "std-out", 0, 0, G_OPTION_ARG_FILENAME, &std_path, "Also write the MC standard deviation stack", "TIFF" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed for MC dropout masks", "S" },
     { "tta", 0, 0, G_OPTION_ARG_NONE, &tta, "Test-time augmentation: average the 8 flips and quarter turns", NULL },
+    { "gamma", 0, 0, G_OPTION_ARG_DOUBLE, &gamma, "Write P(cell)^G (default 1; see emseg calibrate-gamma)", "G" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Probability stack to write (float32 TIFF)", "PROB.tif" },
     { NULL },
   };
@@ -52,6 +56,10 @@ emseg_cli_predict(int argc, char **argv)
   }
   if (mc < 1 || (std_path && mc < 2 && !tta)) {
     fprintf(stderr, "emseg predict: --mc-samples must be >= 1 (>= 2 with --std-out, or use --tta)\n");
+    return 2;
+  }
+  if (!emseg_gamma_check(gamma, "--gamma", &error)) {
+    fprintf(stderr, "emseg predict: %s\n", error->message);
     return 2;
   }
   EngModel *model = NULL;
@@ -85,6 +93,7 @@ emseg_cli_predict(int argc, char **argv)
   opts.progress = show_progress;
   if (!emseg_predict_slices(model, images, idx, n, &opts, prob, std, &error))
     goto out;
+  emseg_gamma_apply(prob, (gsize) n * w * h, gamma); /* the std stack stays that of p */
   if (!emseg_tiff_write_float_stack(out_path, prob, w, h, n, &error))
     goto out;
   if (std_path && !emseg_tiff_write_float_stack(std_path, std, w, h, n, &error))

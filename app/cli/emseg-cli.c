@@ -22,7 +22,8 @@ static const Command commands[] = {
   { "augment-preview", emseg_cli_augment_preview, "write augmented samples as PNG" },
   { "synth", emseg_cli_synth, "write a synthetic EM-like stack with labels" },
   { "calibrate-bn", emseg_cli_calibrate_bn, "recompute BN statistics over slices (precise BN)" },
-  { "experiment", emseg_cli_experiment, "the paper's experiments (skip-ablation)" },
+  { "calibrate-gamma", emseg_cli_calibrate_gamma, "choose the export exponent on labelled slices" },
+  { "experiment", emseg_cli_experiment, "the paper's experiments (skip-ablation, update-depth)" },
 };
 
 static void

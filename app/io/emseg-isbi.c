@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "emseg-isbi.h"
+#include "emseg-gamma.h"
 
 gboolean
 emseg_isbi_validate_slice(const float *prob, guint width, guint height, const char *what,
@@ -68,17 +69,32 @@ emseg_isbi_export(EmsegStack *images, EmsegIsbiPredictFunc predict, gpointer pre
   return emseg_stack_writer_finish(writer, error);
 }
 
+typedef struct {
+  EmsegStack *probabilities; /* borrowed */
+  double gamma;
+} CopyCtx;
+
 static gboolean
 copy_probabilities(gpointer user_data, guint index, const float *image, guint width,
                    guint height, float *prob_out, GError **error)
 {
-  return emseg_stack_read_float(user_data, index, prob_out, error);
+  CopyCtx *c = user_data;
+  if (!emseg_stack_read_float(c->probabilities, index, prob_out, error))
+    return FALSE;
+  /* validate first: a NaN or a negative value must be reported as read, not as powf made it */
+  if (!emseg_isbi_validate_slice(prob_out, width, height, emseg_stack_get_path(c->probabilities),
+                                 index, error))
+    return FALSE;
+  emseg_gamma_apply(prob_out, (gsize) width * height, c->gamma);
+  return TRUE;
 }
 
 gboolean
 emseg_isbi_export_from_probabilities(EmsegStack *images, EmsegStack *probabilities,
-                                     const char *out_path, GError **error)
+                                     double gamma, const char *out_path, GError **error)
 {
+  if (!emseg_gamma_check(gamma, "export exponent", error))
+    return FALSE;
   if (!emseg_isbi_validate_shape(
           emseg_stack_get_width(probabilities), emseg_stack_get_height(probabilities),
           emseg_stack_get_n_slices(probabilities), emseg_stack_get_width(images),
@@ -92,6 +108,6 @@ emseg_isbi_export_from_probabilities(EmsegStack *images, EmsegStack *probabiliti
                 emseg_sample_type_to_string(emseg_stack_get_sample_type(probabilities)));
     return FALSE;
   }
-  return emseg_isbi_export(images, copy_probabilities, probabilities, NULL, NULL, out_path,
-                           error);
+  CopyCtx c = { probabilities, gamma };
+  return emseg_isbi_export(images, copy_probabilities, &c, NULL, NULL, out_path, error);
 }

@@ -42,8 +42,10 @@ gboolean emseg_isbi_export(EmsegStack *images, EmsegIsbiPredictFunc predict,
                            gpointer progress_data, const char *out_path, GError **error);
 
 /* Re-validates an existing probability stack (e.g. from `emseg predict`) against the input
- * stack and writes it as a submission. */
+ * stack and writes it as a submission, each value raised to the export exponent gamma
+ * (emseg-gamma.h; 1 copies the values). */
 gboolean emseg_isbi_export_from_probabilities(EmsegStack *images, EmsegStack *probabilities,
-                                              const char *out_path, GError **error);
+                                              double gamma, const char *out_path,
+                                              GError **error);
 
 G_END_DECLS

@@ -81,7 +81,7 @@ test_export_round_trip(void)
 
   /* Re-exporting that file as probabilities gives the same bytes' worth of values. */
   g_autofree char *again = scratch_path("again.tif");
-  g_assert_true(emseg_isbi_export_from_probabilities(images, back, again, &error));
+  g_assert_true(emseg_isbi_export_from_probabilities(images, back, 1.0, again, &error));
   g_assert_no_error(error);
 }
 
@@ -118,7 +118,7 @@ test_export_refuses_bad_shape(void)
   g_assert_true(emseg_tiff_write_float_stack(pp, p, W, H, N - 1, &error));
   g_autoptr(EmsegStack) prob = emseg_stack_open(pp, &error);
   g_autofree char *out = scratch_path("no.tif");
-  g_assert_false(emseg_isbi_export_from_probabilities(images, prob, out, &error));
+  g_assert_false(emseg_isbi_export_from_probabilities(images, prob, 1.0, out, &error));
   g_assert_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_MISMATCH);
   g_assert_nonnull(strstr(error->message, "expected 4 slices of 24 x 16"));
   g_assert_nonnull(strstr(error->message, "found 3 slices of 24 x 16"));
@@ -127,7 +127,7 @@ test_export_refuses_bad_shape(void)
 
   /* Integer "probabilities" are refused too. */
   g_autoptr(EmsegStack) ints = make_images("ints.tif", N);
-  g_assert_false(emseg_isbi_export_from_probabilities(images, ints, out, &error));
+  g_assert_false(emseg_isbi_export_from_probabilities(images, ints, 1.0, out, &error));
   g_assert_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_UNSUPPORTED);
   g_assert_nonnull(strstr(error->message, "uint8"));
 }

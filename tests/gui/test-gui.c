@@ -988,6 +988,7 @@ test_window_train_export (void)
   g_autofree char *project_path = new_project_with_stack ("train-test.emseg", &width, &height, &n);
   g_autofree char *isbi_path = g_build_filename (g_get_tmp_dir (), "isbi.tif", NULL);
   g_autofree char *labels_out = g_build_filename (g_get_tmp_dir (), "labels-out.tif", NULL);
+  g_autofree char *isbi_gamma = g_build_filename (g_get_tmp_dir (), "isbi-gamma3.tif", NULL);
   g_autofree char *bad_path = g_build_filename (g_get_tmp_dir (), "no-such-folder", "x.tif", NULL);
   EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
   EmsegSliceView *view;
@@ -1009,7 +1010,7 @@ test_window_train_export (void)
   g_assert_false (emseg_window_start_training (window, TRUE, NULL, &error));
   g_assert_nonnull (strstr (error->message, "Train first"));
   g_clear_error (&error);
-  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, isbi_path, &error));
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, 1.0, isbi_path, &error));
   g_clear_error (&error);
 
   emseg_window_show_page (window, "train");
@@ -1123,7 +1124,7 @@ test_window_train_export (void)
   g_source_remove (timer);
   g_assert_true (emseg_window_is_training (window));
   /* predictions are not exported from a moving target */
-  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, isbi_path, &error));
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, 1.0, isbi_path, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
   g_clear_error (&error);
   g_array_sort (lat.late_ms, cmp_double);
@@ -1164,7 +1165,7 @@ test_window_train_export (void)
   }
 
   /* export: ISBI submission of every slice */
-  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 2, isbi_path, &error));
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 2, 1.0, isbi_path, &error));
   g_assert_no_error (error);
   spin_until (export_done, NULL, 120.0);
   g_assert_false (emseg_window_is_exporting (window));
@@ -1193,8 +1194,42 @@ test_window_train_export (void)
   g_clear_pointer (&out, emseg_stack_free);
   close_dialogs ();
 
+  /* the membrane exponent: the same checkpoint exported with γ 3 is the γ 1 export cubed;
+   * an exponent out of range is refused before anything runs */
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, 0.0, isbi_gamma, &error));
+  g_assert_nonnull (strstr (error->message, "Membrane exponent"));
+  g_clear_error (&error);
+  g_assert_false (emseg_window_is_exporting (window));
+  for (guint k = 0; k < 2; k++)
+    {
+      g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, k ? 3.0 : 1.0,
+                                                k ? isbi_gamma : isbi_path, &error));
+      g_assert_no_error (error);
+      spin_until (export_done, NULL, 120.0);
+      close_dialogs ();
+    }
+  {
+    g_autoptr (EmsegStack) plain = emseg_stack_open (isbi_path, &error);
+    g_autoptr (EmsegStack) cubed = emseg_stack_open (isbi_gamma, &error);
+    g_autofree float *q = g_new (float, width * height);
+    double sum = 0;
+
+    g_assert_no_error (error);
+    for (guint z = 0; z < n; z++)
+      {
+        g_assert_true (emseg_stack_read_float (plain, z, page, &error));
+        g_assert_true (emseg_stack_read_float (cubed, z, q, &error));
+        for (gsize i = 0; i < width * height; i++)
+          {
+            g_assert_cmpfloat_with_epsilon (q[i], pow (page[i], 3.0), 1e-6);
+            sum += page[i] - q[i];
+          }
+      }
+    g_assert_cmpfloat (sum, >, 0.01); /* the exponent did something */
+  }
+
   /* the label stack: the project's masks */
-  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_LABELS, NULL, 1, labels_out, &error));
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_LABELS, NULL, 1, 1.0, labels_out, &error));
   g_assert_no_error (error);
   out = emseg_stack_open (labels_out, &error);
   g_assert_no_error (error);
@@ -1203,7 +1238,7 @@ test_window_train_export (void)
   close_dialogs ();
 
   /* a path that cannot be written: a failure message, nothing written */
-  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_PROBABILITIES, NULL, 1, bad_path, &error));
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_PROBABILITIES, NULL, 1, 1.0, bad_path, &error));
   spin_until (export_done, NULL, 120.0);
   g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_ERROR), ==, 1);
   g_assert_false (g_file_test (bad_path, G_FILE_TEST_EXISTS));
@@ -1228,6 +1263,7 @@ test_window_train_export (void)
   }
   check_earlier_runs (panel);
   g_unlink (isbi_path);
+  g_unlink (isbi_gamma);
   g_unlink (labels_out);
 }
 

@@ -1,5 +1,5 @@
-/* test-cli-train.c — `emseg train` and `emseg experiment skip-ablation` end to end on a
- * generated 64 px stack: the model, curves CSV, statistics CSV and PNG files appear and
+/* test-cli-train.c — `emseg train`, `emseg experiment` and `emseg calibrate-gamma` (with the
+ * exponent in predict and export-isbi) end to end on a generated 64 px stack: the model, curves CSV, statistics CSV and PNG files appear and
  * parse (numbers where numbers belong, one row per epoch / per epoch × layer, PNGs of a
  * sensible size), --resume continues, bad usage exits 2 with the reason. The emseg binary's
  * path is the first non-option argument (meson passes it). */
@@ -9,6 +9,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "emseg-stack.h"
 
 static const char *emseg_bin;
 static char *dir, *images, *labels;
@@ -302,6 +304,108 @@ test_update_depth(void)
   g_assert_cmpuint(layers[0], >, layers[1]); /* short skips add 1x1 convs where widths differ */
 }
 
+/* Every value of stack a raised to gamma equals the one of stack b. */
+static void
+assert_stack_pow(const char *a_path, const char *b_path, double gamma)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EmsegStack) a = emseg_stack_open(a_path, &error);
+  g_assert_no_error(error);
+  g_autoptr(EmsegStack) b = emseg_stack_open(b_path, &error);
+  g_assert_no_error(error);
+  guint n = emseg_stack_get_n_slices(a);
+  gsize plane = (gsize) emseg_stack_get_width(a) * emseg_stack_get_height(a);
+  g_assert_cmpuint(emseg_stack_get_n_slices(b), ==, n);
+  g_autofree float *x = g_new(float, plane), *y = g_new(float, plane);
+  gboolean differs = FALSE;
+  for (guint z = 0; z < n; z++) {
+    g_assert_true(emseg_stack_read_float(a, z, x, &error));
+    g_assert_true(emseg_stack_read_float(b, z, y, &error));
+    for (gsize i = 0; i < plane; i++) {
+      g_assert_cmpfloat_with_epsilon(y[i], pow(x[i], gamma), 1e-6);
+      differs |= fabsf(x[i] - y[i]) > 1e-3f;
+    }
+  }
+  g_assert_true(differs == (gamma != 1.0));
+}
+
+/* calibrate-gamma writes the chosen exponent into a copy of the model; export-isbi uses it
+ * unless --gamma says otherwise; predict --gamma and export --probabilities --gamma agree. */
+static void
+test_calibrate_gamma(void)
+{
+  g_autofree char *model = in_dir("g.emsegmodel"), *tuned = in_dir("g3.emsegmodel"),
+                  *prob = in_dir("g-prob.tif"), *prob3 = in_dir("g-prob3.tif"),
+                  *sub = in_dir("g-sub.tif"), *sub1 = in_dir("g-sub1.tif"),
+                  *subp = in_dir("g-subp.tif");
+  const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                          "--epochs", "2", "--spec", TINY, "--no-augment", "-o", model, NULL };
+  g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
+
+  /* the table has one row per exponent and names the choice; no --out writes nothing */
+  g_autofree char *out = NULL, *err = NULL;
+  const char *table[] = { "calibrate-gamma", "-m", model, "--images", images, "--labels", labels,
+                          "--slices", "4-5", "--gammas", "4,1,2", NULL };
+  g_assert_cmpint(run_emseg(table, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "\n1 "));
+  g_assert_nonnull(strstr(out, "\n2 "));
+  g_assert_nonnull(strstr(out, "\n4 "));
+  g_assert_nonnull(strstr(out, "<- chosen"));
+  g_assert_nonnull(strstr(out, "export_gamma "));
+
+  /* one exponent forces the choice, so the export below has a γ other than 1 to use */
+  const char *calib[] = { "calibrate-gamma", "-m", model, "--images", images, "--labels", labels,
+                          "--slices", "4-5", "--gammas", "3", "-o", tuned, NULL };
+  g_clear_pointer(&out, g_free);
+  g_assert_cmpint(run_emseg(calib, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "export_gamma=3"));
+  const char *info[] = { "info", tuned, NULL };
+  g_clear_pointer(&out, g_free);
+  g_assert_cmpint(run_emseg(info, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "meta.export_gamma=3\n"));
+  g_assert_nonnull(strstr(out, "meta.export_gamma_chosen_by=calibrate-gamma on"));
+  g_assert_nonnull(strstr(out, "meta.epoch=")); /* the trainer's metadata is kept */
+
+  const char *pred[] = { "predict", "-m", tuned, "--images", images, "-o", prob, NULL };
+  g_assert_cmpint(run_emseg(pred, NULL, NULL), ==, 0);
+  const char *pred3[] = { "predict", "-m", tuned, "--images", images, "--gamma", "3", "-o",
+                          prob3, NULL };
+  g_assert_cmpint(run_emseg(pred3, NULL, NULL), ==, 0);
+  assert_stack_pow(prob, prob3, 3.0);
+
+  const char *exp[] = { "export-isbi", "-m", tuned, "--images", images, "-o", sub, NULL };
+  g_assert_cmpint(run_emseg(exp, NULL, &err), ==, 0);
+  g_assert_nonnull(strstr(err, "model's calibrated exponent"));
+  assert_stack_pow(prob, sub, 3.0);
+  const char *exp1[] = { "export-isbi", "-m", tuned, "--images", images, "--gamma", "1", "-o",
+                         sub1, NULL };
+  g_assert_cmpint(run_emseg(exp1, NULL, NULL), ==, 0);
+  assert_stack_pow(prob, sub1, 1.0);
+  const char *expp[] = { "export-isbi", "-p", prob, "--images", images, "--gamma", "2", "-o",
+                         subp, NULL };
+  g_assert_cmpint(run_emseg(expp, NULL, NULL), ==, 0);
+  assert_stack_pow(prob, subp, 2.0);
+
+  /* bad exponents and missing slices: exit 2 with the reason, nothing written */
+  const char *bad_list[] = { "calibrate-gamma", "-m", model, "--images", images, "--labels",
+                             labels, "--slices", "4-5", "--gammas", "1,x", NULL };
+  g_clear_pointer(&err, g_free);
+  g_assert_cmpint(run_emseg(bad_list, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "'x' is not a number"));
+  const char *no_slices[] = { "calibrate-gamma", "-m", model, "--images", images, "--labels",
+                              labels, NULL };
+  g_clear_pointer(&err, g_free);
+  g_assert_cmpint(run_emseg(no_slices, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "--slices"));
+  g_autofree char *never = in_dir("never.tif");
+  const char *bad_gamma[] = { "export-isbi", "-m", tuned, "--images", images, "--gamma", "0",
+                              "-o", never, NULL };
+  g_clear_pointer(&err, g_free);
+  g_assert_cmpint(run_emseg(bad_gamma, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "--gamma: 0 is not an exponent"));
+  g_assert_false(g_file_test(never, G_FILE_TEST_EXISTS));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -327,6 +431,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli-train/usage", test_usage);
   g_test_add_func("/cli-train/experiment", test_experiment);
   g_test_add_func("/cli-train/update-depth", test_update_depth);
+  g_test_add_func("/cli-train/calibrate-gamma", test_calibrate_gamma);
   int rc = g_test_run();
   g_autofree char *rm = g_strdup("rm"), *flags = g_strdup("-rf");
   char *rm_argv[] = { rm, flags, dir, NULL };
