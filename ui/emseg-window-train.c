@@ -890,7 +890,8 @@ export_labels (EmsegWindow *self, GError **error)
 
 gboolean
 emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *model,
-                           int mc_samples, double gamma, const char *path, GError **error)
+                           int mc_samples, gboolean tta, double gamma, const char *path,
+                           GError **error)
 {
   g_autoptr (GError) local = NULL;
   EmsegEngineJob *job;
@@ -954,6 +955,7 @@ emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *
   job->stack_id = self->stack_id;
   job->model = g_strdup (model);
   job->mc_samples = MAX (mc_samples, 1);
+  job->tta = tta;
   self->export_job = emseg_engine_thread_start (self->engine, job);
   emseg_window_update_actions (self);
   if (self->export_dialog != NULL)
@@ -970,12 +972,12 @@ emseg_window_is_exporting (EmsegWindow *self)
 
 static void
 export_requested_cb (EmsegExportDialog *dialog, int kind, const char *model, int mc_samples,
-                     double gamma, const char *path, EmsegWindow *self)
+                     gboolean tta, double gamma, const char *path, EmsegWindow *self)
 {
   g_autoptr (GError) error = NULL;
 
-  if (!emseg_window_start_export (self, (EmsegExportKind) kind, model, mc_samples, gamma, path,
-                                  &error))
+  if (!emseg_window_start_export (self, (EmsegExportKind) kind, model, mc_samples, tta, gamma,
+                                  path, &error))
     emseg_window_show_error (self, "Could not export", error);
 }
 

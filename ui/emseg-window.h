@@ -72,12 +72,12 @@ gboolean emseg_window_is_training (EmsegWindow *self);
 const char *emseg_window_get_best_model (EmsegWindow *self);
 
 /* Exports every slice of the shown stack to path; model: a checkpoint name (NULL: the
- * latest); mc_samples >= 1; gamma: the ISBI export's exponent (emseg-gamma.h; 1 writes the
- * probabilities, other kinds ignore it). Runs on the engine thread; the end is reported in
- * the status line and a message dialog. */
+ * latest); mc_samples >= 1; tta: average the 8 flips and quarter turns; gamma: the ISBI
+ * export's exponent (emseg-gamma.h; 1 writes the probabilities, other kinds ignore it). Runs
+ * on the engine thread; the end is reported in the status line and a message dialog. */
 gboolean emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *model,
-                                    int mc_samples, double gamma, const char *path,
-                                    GError **error);
+                                    int mc_samples, gboolean tta, double gamma,
+                                    const char *path, GError **error);
 gboolean emseg_window_is_exporting (EmsegWindow *self);
 
 /* Estimates the MC-dropout uncertainty (per-pixel standard deviation of P(cell) over

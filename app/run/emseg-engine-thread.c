@@ -528,19 +528,22 @@ predictor_init(Predictor *p, EmsegEngineThread *t, EngModel *model, gint64 stack
 
 static gboolean
 predictor_run(Predictor *p, EmsegProject *project, gint64 stack_id, guint slice, int samples,
-              guint64 seed, float *prob, GError **error)
+              gboolean tta, guint64 seed, float *prob, GError **error)
 {
   if (!emseg_project_read_slice_float(project, stack_id, slice, p->image, error))
     return FALSE;
   EngError err;
-  /* the spread over MC samples travels with the prediction (the GUI's uncertainty) */
+  /* the spread over MC samples (with TTA: over every pass) travels with the prediction
+   * (the GUI's uncertainty) */
   g_clear_pointer(&p->std, g_free);
   if (samples > 1)
     p->std = g_new(float, (gsize) p->width * p->height);
+  EngMode mode = samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
   if (eng_standardize(p->image, p->image, ENG_PIXEL_F32, p->width, p->height, NULL, &err) !=
           ENG_OK ||
-      eng_predict(p->graph, p->image, samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER,
-                  MAX(samples, 1), seed, prob, p->std, &err) != ENG_OK) {
+      (tta ? eng_predict_tta(p->graph, p->image, mode, MAX(samples, 1), seed, prob, p->std, &err)
+           : eng_predict(p->graph, p->image, mode, MAX(samples, 1), seed, prob, p->std, &err)) !=
+          ENG_OK) {
     g_set_error(error, EMSEG_ENGINE_ERROR,
                 err.status == ENG_ERR_CANCELLED ? EMSEG_ENGINE_ERROR_CANCELLED
                                                 : EMSEG_ENGINE_ERROR_ENGINE,
@@ -691,7 +694,7 @@ serve_preview(EmsegEngineJobContext *ctx)
     if (ok) {
       prob = g_new(float, (gsize) p.width * p.height);
       ok = predictor_run(&p, t->project, q->job->stack_id, slice, q->job->mc_samples,
-                         q->job->training.seed, prob, &error);
+                         q->job->tta, q->job->training.seed, prob, &error);
     }
     /* Stored only while its checkpoint is the current best: a replaced checkpoint took
      * its predictions with it (ON DELETE CASCADE), and these weights are no longer kept. */
@@ -805,7 +808,7 @@ run_predict(EmsegEngineJobContext *ctx, gboolean evaluate, GError **error)
     if (!emseg_engine_job_between_steps(ctx))
       ok = cancelled_error(error);
     ok = ok && predictor_run(&p, t->project, job->stack_id, slices[i], job->mc_samples,
-                             job->training.seed, out, error);
+                             job->tta, job->training.seed, out, error);
     ok = ok && (model_id <= 0 || emseg_project_save_prediction(t->project, model_id,
                                                                job->stack_id, slices[i], out,
                                                                error));

@@ -85,6 +85,8 @@ typedef struct {
    * current model (the best weights of its last training job). */
   char *model;
   int mc_samples;      /* PREDICT / EVALUATE: 1 deterministic, > 1 MC dropout average */
+  gboolean tta;        /* PREDICT / EVALUATE: average the 8 flips and quarter turns
+                        * (eng_predict_tta), each with mc_samples passes */
   /* TRAIN / FINE_TUNE: the run's hyperparameters. init_model, best_path, state_path and
    * resume are set by the thread (the store is the record; files are not used). */
   EmsegTrainingConfig training;

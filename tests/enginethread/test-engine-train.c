@@ -1,7 +1,8 @@
 /* test-engine-train.c — the engine thread's real jobs on a tiny network and 32 px
  * synthetic slices: stop during validation, two training jobs in a row, an error event on
  * bad data (a slice without labels, an unknown checkpoint), a prediction asked for while
- * training (served from a consistent snapshot of the best weights), fine-tuning on fresh
+ * training (served from a consistent snapshot of the best weights), test-time augmentation,
+ * fine-tuning on fresh
  * corrections, evaluation, and everything a run produced read back from a reopened
  * project. Suite enginethread. */
 #include <string.h>
@@ -237,7 +238,8 @@ test_bad_data(void)
 
 /* Predicts with the checkpoint named by ev on our own connection and compares. */
 static void
-check_against_checkpoint(EmsegProject *p, const EmsegEngineEvent *pe, const char *name)
+check_against_checkpoint(EmsegProject *p, const EmsegEngineEvent *pe, const char *name,
+                         gboolean tta)
 {
   g_autoptr(GError) error = NULL;
   g_auto(EmsegCheckpointInfo) info = { 0 };
@@ -260,7 +262,9 @@ check_against_checkpoint(EmsegProject *p, const EmsegEngineEvent *pe, const char
   g_assert_no_error(error);
   g_assert_cmpint(eng_standardize(img, img, ENG_PIXEL_F32, TEST_SIZE, TEST_SIZE, NULL, &err),
                   ==, ENG_OK);
-  g_assert_cmpint(eng_predict(g, img, ENG_MODE_INFER, 1, 0, prob, NULL, &err), ==, ENG_OK);
+  g_assert_cmpint(tta ? eng_predict_tta(g, img, ENG_MODE_INFER, 1, 0, prob, NULL, &err)
+                      : eng_predict(g, img, ENG_MODE_INFER, 1, 0, prob, NULL, &err),
+                  ==, ENG_OK);
   for (guint i = 0; i < TEST_SIZE * TEST_SIZE; i++)
     g_assert_cmpfloat_with_epsilon(prob[i], pe->prob[i], 1e-5);
   eng_graph_free(g);
@@ -308,7 +312,51 @@ test_predict_during_training(void)
   g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);
   g_assert_no_error(error);
   for (guint i = 0; i < 3; i++)
-    check_against_checkpoint(p, find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp, i), ck_name);
+    check_against_checkpoint(p, find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp, i), ck_name,
+                             FALSE);
+  event_log_clear(&log);
+}
+
+/* A prediction job with test-time augmentation (the export's option) returns the average
+ * over flips and turns of the named checkpoint, eng_predict_tta's values, not the plain map. */
+static void
+test_predict_tta(void)
+{
+  EmsegEngineThread *t = new_thread();
+  EventLog log;
+  event_log_init(&log);
+  guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, 2, 31));
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
+  guint nc = event_log_count(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
+  g_assert_cmpuint(nc, >=, 1);
+  g_autofree char *ck_name = g_strdup(find(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt, nc - 1)->model_name);
+  guint64 jobs[2];
+  for (guint k = 0; k < 2; k++) {
+    EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
+    pj->stack_id = stack_id;
+    pj->slices = test_slices(N_LABELED, 1);
+    pj->n_slices = 1;
+    pj->model = g_strdup(ck_name);
+    pj->tta = k == 1;
+    jobs[k] = emseg_engine_thread_start(t, pj);
+    event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jobs[k]);
+  }
+  emseg_engine_thread_free(t);
+
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);
+  g_assert_no_error(error);
+  const EmsegEngineEvent *plain = find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jobs[0], 0);
+  const EmsegEngineEvent *tta = find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jobs[1], 0);
+  g_assert_nonnull(plain);
+  g_assert_nonnull(tta);
+  check_against_checkpoint(p, plain, ck_name, FALSE);
+  check_against_checkpoint(p, tta, ck_name, TRUE);
+  double diff = 0;
+  for (guint i = 0; i < TEST_SIZE * TEST_SIZE; i++)
+    diff += fabs(plain->prob[i] - tta->prob[i]);
+  g_assert_cmpfloat(diff / (TEST_SIZE * TEST_SIZE), >, 1e-5);
+  g_assert_null(tta->std); /* one pass per transform: no MC spread to report */
   event_log_clear(&log);
 }
 
@@ -389,6 +437,7 @@ main(int argc, char **argv)
   g_test_add_func("/engine-thread/train/two-runs-persisted", test_two_runs_persisted);
   g_test_add_func("/engine-thread/train/bad-data", test_bad_data);
   g_test_add_func("/engine-thread/train/predict-during-training", test_predict_during_training);
+  g_test_add_func("/engine-thread/train/predict-tta", test_predict_tta);
   g_test_add_func("/engine-thread/train/fine-tune-evaluate",
                   test_fine_tune_on_corrections_and_evaluate);
   int rc = g_test_run();

@@ -378,6 +378,22 @@ close_dialogs (void)
     }
 }
 
+/* The first toplevel whose type is called type_name, or NULL (borrowed). */
+static GtkWidget *
+find_toplevel (const char *type_name)
+{
+  GListModel *tops = gtk_window_get_toplevels ();
+
+  for (guint i = 0; i < g_list_model_get_n_items (tops); i++)
+    {
+      g_autoptr (GObject) w = g_list_model_get_item (tops, i);
+
+      if (g_str_equal (G_OBJECT_TYPE_NAME (w), type_name))
+        return GTK_WIDGET (w);
+    }
+  return NULL;
+}
+
 static guint
 count_message_dialogs (GtkMessageType type)
 {
@@ -989,6 +1005,8 @@ test_window_train_export (void)
   g_autofree char *isbi_path = g_build_filename (g_get_tmp_dir (), "isbi.tif", NULL);
   g_autofree char *labels_out = g_build_filename (g_get_tmp_dir (), "labels-out.tif", NULL);
   g_autofree char *isbi_gamma = g_build_filename (g_get_tmp_dir (), "isbi-gamma3.tif", NULL);
+  g_autofree char *isbi_tta = g_build_filename (g_get_tmp_dir (), "isbi-tta.tif", NULL);
+  g_autofree char *isbi_dialog = g_build_filename (g_get_tmp_dir (), "isbi-dialog.tif", NULL);
   g_autofree char *bad_path = g_build_filename (g_get_tmp_dir (), "no-such-folder", "x.tif", NULL);
   EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
   EmsegSliceView *view;
@@ -1010,7 +1028,7 @@ test_window_train_export (void)
   g_assert_false (emseg_window_start_training (window, TRUE, NULL, &error));
   g_assert_nonnull (strstr (error->message, "Train first"));
   g_clear_error (&error);
-  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, 1.0, isbi_path, &error));
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, FALSE, 1.0, isbi_path, &error));
   g_clear_error (&error);
 
   emseg_window_show_page (window, "train");
@@ -1124,7 +1142,7 @@ test_window_train_export (void)
   g_source_remove (timer);
   g_assert_true (emseg_window_is_training (window));
   /* predictions are not exported from a moving target */
-  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, 1.0, isbi_path, &error));
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, FALSE, 1.0, isbi_path, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
   g_clear_error (&error);
   g_array_sort (lat.late_ms, cmp_double);
@@ -1145,16 +1163,8 @@ test_window_train_export (void)
   /* the Export dialog lists the project's checkpoints, newest selected */
   gtk_widget_activate_action (GTK_WIDGET (window), "win.export", NULL);
   {
-    GListModel *tops = gtk_window_get_toplevels ();
-    GtkWidget *dialog = NULL;
+    GtkWidget *dialog = find_toplevel ("EmsegExportDialog");
 
-    for (guint i = 0; i < g_list_model_get_n_items (tops) && dialog == NULL; i++)
-      {
-        g_autoptr (GObject) w = g_list_model_get_item (tops, i);
-
-        if (g_str_equal (G_OBJECT_TYPE_NAME (w), "EmsegExportDialog"))
-          dialog = GTK_WIDGET (w);
-      }
     g_assert_nonnull (dialog);
     spin_until (view_allocated, dialog, 5.0);
     {
@@ -1165,7 +1175,7 @@ test_window_train_export (void)
   }
 
   /* export: ISBI submission of every slice */
-  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 2, 1.0, isbi_path, &error));
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 2, FALSE, 1.0, isbi_path, &error));
   g_assert_no_error (error);
   spin_until (export_done, NULL, 120.0);
   g_assert_false (emseg_window_is_exporting (window));
@@ -1195,15 +1205,17 @@ test_window_train_export (void)
   close_dialogs ();
 
   /* the membrane exponent: the same checkpoint exported with γ 3 is the γ 1 export cubed;
-   * an exponent out of range is refused before anything runs */
-  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, 0.0, isbi_gamma, &error));
+   * an exponent out of range is refused before anything runs; TTA changes the map */
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, FALSE, 0.0, isbi_gamma, &error));
   g_assert_nonnull (strstr (error->message, "Membrane exponent"));
   g_clear_error (&error);
   g_assert_false (emseg_window_is_exporting (window));
-  for (guint k = 0; k < 2; k++)
+  for (guint k = 0; k < 3; k++)
     {
-      g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, k ? 3.0 : 1.0,
-                                                k ? isbi_gamma : isbi_path, &error));
+      const char *paths[] = { isbi_path, isbi_gamma, isbi_tta };
+
+      g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, k == 2,
+                                                k == 1 ? 3.0 : 1.0, paths[k], &error));
       g_assert_no_error (error);
       spin_until (export_done, NULL, 120.0);
       close_dialogs ();
@@ -1211,25 +1223,64 @@ test_window_train_export (void)
   {
     g_autoptr (EmsegStack) plain = emseg_stack_open (isbi_path, &error);
     g_autoptr (EmsegStack) cubed = emseg_stack_open (isbi_gamma, &error);
+    g_autoptr (EmsegStack) tta = emseg_stack_open (isbi_tta, &error);
     g_autofree float *q = g_new (float, width * height);
-    double sum = 0;
+    g_autofree float *t = g_new (float, width * height);
+    double sum = 0, tta_diff = 0;
 
     g_assert_no_error (error);
     for (guint z = 0; z < n; z++)
       {
         g_assert_true (emseg_stack_read_float (plain, z, page, &error));
         g_assert_true (emseg_stack_read_float (cubed, z, q, &error));
+        g_assert_true (emseg_stack_read_float (tta, z, t, &error));
         for (gsize i = 0; i < width * height; i++)
           {
             g_assert_cmpfloat_with_epsilon (q[i], pow (page[i], 3.0), 1e-6);
             sum += page[i] - q[i];
+            g_assert_true (t[i] >= 0.0f && t[i] <= 1.0f);
+            tta_diff += fabs (t[i] - page[i]);
           }
       }
     g_assert_cmpfloat (sum, >, 0.01); /* the exponent did something */
+    /* the flips and turns were averaged: not the plain map (the engine-thread test checks
+     * the values against eng_predict_tta) */
+    g_assert_cmpfloat (tta_diff / (n * width * height), >, 1e-5);
+  }
+
+  /* the dialog's choices reach the export: TTA on and γ 2 through "export-requested" give
+   * the TTA export squared */
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.export", NULL);
+  {
+    GtkWidget *dialog = find_toplevel ("EmsegExportDialog");
+    GType type = g_type_from_name ("EmsegExportDialog");
+    g_autoptr (EmsegStack) tta = NULL;
+    g_autoptr (EmsegStack) squared = NULL;
+    g_autofree float *q = g_new (float, width * height);
+
+    g_assert_nonnull (dialog);
+    gtk_check_button_set_active (GTK_CHECK_BUTTON (gtk_widget_get_template_child (dialog, type, "tta_check")), TRUE);
+    gtk_spin_button_set_value (GTK_SPIN_BUTTON (gtk_widget_get_template_child (dialog, type, "gamma_spin")), 2.0);
+    gtk_editable_set_text (GTK_EDITABLE (gtk_widget_get_template_child (dialog, type, "path_entry")), isbi_dialog);
+    g_signal_emit_by_name (gtk_widget_get_template_child (dialog, type, "export_button"), "clicked");
+    g_assert_true (emseg_window_is_exporting (window));
+    spin_until (export_done, NULL, 120.0);
+    close_dialogs ();
+    gtk_window_destroy (GTK_WINDOW (dialog));
+    tta = emseg_stack_open (isbi_tta, &error);
+    squared = emseg_stack_open (isbi_dialog, &error);
+    g_assert_no_error (error);
+    for (guint z = 0; z < n; z++)
+      {
+        g_assert_true (emseg_stack_read_float (tta, z, page, &error));
+        g_assert_true (emseg_stack_read_float (squared, z, q, &error));
+        for (gsize i = 0; i < width * height; i++)
+          g_assert_cmpfloat_with_epsilon (q[i], page[i] * page[i], 1e-6);
+      }
   }
 
   /* the label stack: the project's masks */
-  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_LABELS, NULL, 1, 1.0, labels_out, &error));
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_LABELS, NULL, 1, FALSE, 1.0, labels_out, &error));
   g_assert_no_error (error);
   out = emseg_stack_open (labels_out, &error);
   g_assert_no_error (error);
@@ -1238,7 +1289,7 @@ test_window_train_export (void)
   close_dialogs ();
 
   /* a path that cannot be written: a failure message, nothing written */
-  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_PROBABILITIES, NULL, 1, 1.0, bad_path, &error));
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_PROBABILITIES, NULL, 1, FALSE, 1.0, bad_path, &error));
   spin_until (export_done, NULL, 120.0);
   g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_ERROR), ==, 1);
   g_assert_false (g_file_test (bad_path, G_FILE_TEST_EXISTS));
@@ -1264,6 +1315,8 @@ test_window_train_export (void)
   check_earlier_runs (panel);
   g_unlink (isbi_path);
   g_unlink (isbi_gamma);
+  g_unlink (isbi_tta);
+  g_unlink (isbi_dialog);
   g_unlink (labels_out);
 }
 
