@@ -13,24 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli-commands.h"
 #include "emseg-gamma.h"
 #include "emseg-predict.h"
 #include "emseg-stack.h"
 #include "eng-modelfile.h"
-
-static gboolean
-show_progress(guint done, guint total, gpointer data)
-{
-  if (isatty(2)) {
-    fprintf(stderr, "\rcalibrate-gamma: predicted %u/%u slices", done, total);
-    if (done == total)
-      fputc('\n', stderr);
-  }
-  return TRUE;
-}
 
 /* meta without its export_gamma* lines, then the new ones. Returns a g_malloc'd string. */
 static char *
@@ -150,7 +138,8 @@ emseg_cli_calibrate_gamma(int argc, char **argv)
   opts.mc_samples = mc;
   opts.seed = (guint64) seed;
   opts.tta = tta;
-  opts.progress = show_progress;
+  opts.progress = emseg_cli_show_progress;
+  opts.progress_data = "calibrate-gamma";
   if (!emseg_predict_slices(model, images, idx, n, &opts, prob, NULL, &error))
     goto out;
   guint best = 0;

@@ -3,6 +3,8 @@
  * and returns the process exit code (0 ok, 1 failure, 2 bad usage). */
 #pragma once
 
+#include <glib.h>
+
 int emseg_cli_train(int argc, char **argv);          /* cli-train.c */
 int emseg_cli_predict(int argc, char **argv);        /* cli-predict.c */
 int emseg_cli_info(int argc, char **argv);           /* cli-info.c */
@@ -15,3 +17,7 @@ int emseg_cli_synth(int argc, char **argv);          /* cli-synth.c */
 int emseg_cli_calibrate_bn(int argc, char **argv);   /* cli-calibrate.c */
 int emseg_cli_calibrate_gamma(int argc, char **argv); /* cli-calibrate-gamma.c */
 int emseg_cli_experiment(int argc, char **argv);     /* cli-experiment.c */
+
+/* An EmsegProgressFunc (emseg-predict.h) for commands that predict slices: "\rCOMMAND:
+ * predicted 3/30 slices" on stderr when it is a terminal. command: the name (a string). */
+gboolean emseg_cli_show_progress(guint done, guint total, gpointer command); /* cli-progress.c */

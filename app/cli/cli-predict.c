@@ -3,24 +3,12 @@
  * Monte-Carlo dropout averaging and its per-pixel standard deviation. --gamma G writes
  * p^G, the export exponent (emseg-gamma.h); the default 1 writes the probabilities. */
 #include <stdio.h>
-#include <unistd.h>
 
 #include "cli-commands.h"
 #include "emseg-gamma.h"
 #include "emseg-predict.h"
 #include "emseg-stack.h"
 #include "eng-modelfile.h"
-
-static gboolean
-show_progress(guint done, guint total, gpointer data)
-{
-  if (isatty(2)) {
-    fprintf(stderr, "\rpredicted %u/%u slices", done, total);
-    if (done == total)
-      fputc('\n', stderr);
-  }
-  return TRUE;
-}
 
 int
 emseg_cli_predict(int argc, char **argv)
@@ -90,7 +78,8 @@ emseg_cli_predict(int argc, char **argv)
   opts.mc_samples = mc;
   opts.seed = (guint64) seed;
   opts.tta = tta;
-  opts.progress = show_progress;
+  opts.progress = emseg_cli_show_progress;
+  opts.progress_data = "predict";
   if (!emseg_predict_slices(model, images, idx, n, &opts, prob, std, &error))
     goto out;
   emseg_gamma_apply(prob, (gsize) n * w * h, gamma); /* the std stack stays that of p */
