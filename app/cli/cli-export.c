@@ -45,9 +45,7 @@ predict_with_model(gpointer user_data, guint index, const float *image, guint wi
 static void
 print_progress(gpointer user_data, guint done, guint total)
 {
-  fprintf(stderr, "\rexport-isbi: slice %u/%u", done, total);
-  if (done == total)
-    fputc('\n', stderr);
+  emseg_cli_show_progress(done, total, "export-isbi");
 }
 
 int
