@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emseg-model-meta.h"
+
 gboolean
 emseg_gamma_check(double gamma, const char *what, GError **error)
 {
@@ -30,19 +32,13 @@ emseg_gamma_apply(float *prob, gsize n, double gamma)
 double
 emseg_gamma_from_meta(const char *meta)
 {
-  static const char key[] = "export_gamma=";
-  for (const char *line = meta; line != NULL && *line != '\0';) {
-    if (strncmp(line, key, sizeof key - 1) == 0) {
-      char *end = NULL;
-      double g = g_ascii_strtod(line + sizeof key - 1, &end);
-      gboolean whole = end != line + sizeof key - 1 && (*end == '\n' || *end == '\0');
-      return whole && emseg_gamma_check(g, "", NULL) ? g : 1.0;
-    }
-    line = strchr(line, '\n');
-    if (line != NULL)
-      line++;
-  }
-  return 1.0;
+  g_autoptr(GHashTable) t = emseg_model_meta_parse(meta);
+  const char *v = g_hash_table_lookup(t, "export_gamma");
+  if (v == NULL || *v == '\0')
+    return 1.0;
+  char *end = NULL;
+  double g = g_ascii_strtod(v, &end);
+  return *end == '\0' && emseg_gamma_check(g, "", NULL) ? g : 1.0;
 }
 
 gboolean

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "emseg-heatmap-png.h"
+#include "emseg-model-meta.h"
 #include "eng-metrics.h"
 #include "eng-modelfile.h"
 #include "eng-rng.h"
@@ -285,20 +286,6 @@ check_config(const EmsegTrainingConfig *cfg, const EngSpec *spec, const EmsegDat
 #undef INVALID
 }
 
-/* Reads "key=value" lines into a table (owned strings). */
-static GHashTable *
-parse_meta(const char *meta)
-{
-  GHashTable *t = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
-  g_auto(GStrv) lines = g_strsplit(meta ? meta : "", "\n", -1);
-  for (char **l = lines; *l; l++) {
-    char *eq = strchr(*l, '=');
-    if (eq)
-      g_hash_table_replace(t, g_strndup(*l, (gsize) (eq - *l)), g_strdup(eq + 1));
-  }
-  return t;
-}
-
 static gboolean
 load_part(const char *path, EngModel **out, GHashTable **meta, GError **error)
 {
@@ -309,7 +296,7 @@ load_part(const char *path, EngModel **out, GHashTable **meta, GError **error)
                 "cannot resume from %s: %s", path, err.message);
     return FALSE;
   }
-  *meta = parse_meta(text);
+  *meta = emseg_model_meta_parse(text);
   free(text);
   return TRUE;
 }
