@@ -1,7 +1,8 @@
 /* test-cli-train.c — `emseg train`, `emseg experiment` and `emseg calibrate-gamma` (with the
- * exponent in predict and export-isbi) end to end on a generated 64 px stack: the model, curves CSV, statistics CSV and PNG files appear and
- * parse (numbers where numbers belong, one row per epoch / per epoch × layer, PNGs of a
- * sensible size), --resume continues, bad usage exits 2 with the reason. The emseg binary's
+ * exponent in predict and export-isbi) end to end on a generated 64 px stack: the model,
+ * curves CSV, statistics CSV and PNG files appear and parse (numbers where numbers belong,
+ * one row per epoch / per epoch × layer, PNGs of a sensible size), --resume continues, bad
+ * usage exits 2 with the reason. The emseg binary's
  * path is the first non-option argument (meson passes it). */
 #include <cairo.h>
 #include <glib.h>
@@ -342,7 +343,7 @@ test_calibrate_gamma(void)
                           "--epochs", "2", "--spec", TINY, "--no-augment", "-o", model, NULL };
   g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
 
-  /* the table has one row per exponent and names the choice; no --out writes nothing */
+  /* the table has one row per exponent and names the choice */
   g_autofree char *out = NULL, *err = NULL;
   const char *table[] = { "calibrate-gamma", "-m", model, "--images", images, "--labels", labels,
                           "--slices", "4-5", "--gammas", "4,1,2", NULL };

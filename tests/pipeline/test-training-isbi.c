@@ -14,18 +14,28 @@
 #include "emseg-training.h"
 #include "eng-modelfile.h"
 
+/* The ISBI training volume and its labels from $EMSEG_ISBI_DIR (the caller frees both). */
 static void
-test_isbi(void)
+open_isbi_training(EmsegStack **images, EmsegStack **labels)
 {
   const char *dir = g_getenv("EMSEG_ISBI_DIR");
   g_assert_nonnull(dir);
   g_autofree char *im_path = g_build_filename(dir, "train-volume.tif", NULL);
   g_autofree char *lab_path = g_build_filename(dir, "train-labels.tif", NULL);
   g_autoptr(GError) error = NULL;
-  g_autoptr(EmsegStack) images = emseg_stack_open(im_path, &error);
+  *images = emseg_stack_open(im_path, &error);
   g_assert_no_error(error);
-  g_autoptr(EmsegStack) labels = emseg_stack_open(lab_path, &error);
+  *labels = emseg_stack_open(lab_path, &error);
   g_assert_no_error(error);
+}
+
+static void
+test_isbi(void)
+{
+  g_autoptr(EmsegStack) images = NULL;
+  g_autoptr(EmsegStack) labels = NULL;
+  open_isbi_training(&images, &labels);
+  g_autoptr(GError) error = NULL;
   guint tr_idx[] = { 0, 1 }, va_idx[] = { 20 };
   g_autoptr(EmsegDataset) train = emseg_dataset_from_stacks(images, labels, tr_idx, 2, &error);
   g_assert_no_error(error);
@@ -60,17 +70,13 @@ test_isbi(void)
 static void
 test_shipped_model(void)
 {
-  const char *dir = g_getenv("EMSEG_ISBI_DIR"), *models = g_getenv("EMSEG_MODELS_DIR");
-  g_assert_nonnull(dir);
+  const char *models = g_getenv("EMSEG_MODELS_DIR");
   g_assert_nonnull(models);
-  g_autofree char *im_path = g_build_filename(dir, "train-volume.tif", NULL);
-  g_autofree char *lab_path = g_build_filename(dir, "train-labels.tif", NULL);
   g_autofree char *model_path = g_build_filename(models, "isbi2012-resfcn.emsegmodel", NULL);
+  g_autoptr(EmsegStack) images = NULL;
+  g_autoptr(EmsegStack) labels = NULL;
+  open_isbi_training(&images, &labels);
   g_autoptr(GError) error = NULL;
-  g_autoptr(EmsegStack) images = emseg_stack_open(im_path, &error);
-  g_assert_no_error(error);
-  g_autoptr(EmsegStack) labels = emseg_stack_open(lab_path, &error);
-  g_assert_no_error(error);
   EngModel *model = NULL;
   char *meta = NULL;
   EngError err;
