@@ -43,7 +43,7 @@ print_event(const EmsegTrainingEvent *ev, gpointer data)
     const EmsegTrainingEpoch *m = &ev->u.epoch;
     printf("epoch %u/%u train_loss %.4f train_acc %.4f", ev->epoch, ev->n_epochs, m->train_loss,
            m->train_accuracy);
-    if (p->has_val)
+    if (p->has_val && isfinite(m->val_loss)) /* not on the epochs --val-every skips */
       printf(" val_loss %.4f val_acc %.4f", m->val_loss, m->val_accuracy);
     if (isfinite(m->vrand))
       printf(" vrand %.4f vinfo %.4f", m->vrand, m->vinfo);
@@ -92,7 +92,7 @@ emseg_cli_train(int argc, char **argv)
                   *lr_steps_text = NULL, *init_path = NULL, *state_path = NULL,
                   *stats_csv = NULL, *heatmap_png = NULL, *curves_csv = NULL,
                   *curves_png = NULL;
-  int epochs = 10, patience = 0, crop = 0, metrics_every = 1;
+  int epochs = 10, patience = 0, crop = 0, metrics_every = 1, val_every = 1;
   double lr = 1e-3, wd = 1e-3, dropout = -1;
   gint64 seed = 1;
   gboolean half = FALSE, no_augment = FALSE, augment = FALSE, resume = FALSE, verbose = FALSE;
@@ -114,6 +114,7 @@ emseg_cli_train(int argc, char **argv)
     { "no-calibrate-bn", 0, 0, G_OPTION_ARG_NONE, &no_calibrate,
       "Validate with the training-time BN running statistics (default: recompute them over the training slices first)", NULL },
     { "crop", 0, 0, G_OPTION_ARG_INT, &crop, "Train on random square crops of this size (default: full slices)", "PX" },
+    { "val-every", 0, 0, G_OPTION_ARG_INT, &val_every, "Validate (and keep the best checkpoint) every K epochs and at the last (default 1)", "K" },
     { "metrics-every", 0, 0, G_OPTION_ARG_INT, &metrics_every, "V_rand / V_info on the validation slices every K epochs (0 = never; default 1)", "K" },
     { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Model spec overrides, e.g. base_width=8,down=1/1 (default: Table 1)", "SPEC" },
     { "init", 0, 0, G_OPTION_ARG_FILENAME, &init_path, "Fine-tune: start from this model's weights (and spec)", "MODEL" },
@@ -149,9 +150,10 @@ emseg_cli_train(int argc, char **argv)
     fprintf(stderr, "emseg train: --loss must be dice or bce, not '%s'\n", loss_text);
     return 2;
   }
-  if (epochs < 1 || patience < 0 || crop < 0 || metrics_every < 0 || (augment && no_augment)) {
-    fprintf(stderr, "emseg train: --epochs must be >= 1; --patience, --crop and "
-                    "--metrics-every >= 0; and only one of --augment / --no-augment\n");
+  if (epochs < 1 || val_every < 1 || patience < 0 || crop < 0 || metrics_every < 0 ||
+      (augment && no_augment)) {
+    fprintf(stderr, "emseg train: --epochs and --val-every must be >= 1; --patience, --crop "
+                    "and --metrics-every >= 0; and only one of --augment / --no-augment\n");
     return 2;
   }
   if (lr_steps_text && !parse_lr_steps(lr_steps_text, &cfg, &error)) {
@@ -175,6 +177,7 @@ emseg_cli_train(int argc, char **argv)
   cfg.calibrate_bn = !no_calibrate;
   cfg.crop = (guint) crop;
   cfg.metrics_every = (guint) metrics_every;
+  cfg.val_every = (guint) val_every;
   cfg.seed = (guint64) seed;
   cfg.half = half;
   cfg.best_path = out_path;

@@ -42,6 +42,7 @@ emseg_training_config_init(EmsegTrainingConfig *cfg)
   cfg->calibrate_bn = TRUE;
   eng_augment_params_init(&cfg->augment_params);
   cfg->metrics_every = 1;
+  cfg->val_every = 1;
   cfg->seed = 1;
 }
 
@@ -714,11 +715,15 @@ run_epoch(Run *run, guint e, GError **error)
                             .vinfo = NAN, .lr = lr };
   if (!train_epoch(run, e, &ep.train_loss, &ep.train_accuracy, error))
     return FALSE;
-  if (has_val && cfg->calibrate_bn && !calibrate_bn(run, error))
+  /* Without validation slices the training loss chooses the checkpoint, every epoch. */
+  guint every = MAX(cfg->val_every, 1u);
+  gboolean validated = !has_val || e % every == 0 || e == cfg->epochs;
+  if (has_val && validated && cfg->calibrate_bn && !calibrate_bn(run, error))
     return FALSE;
-  if (has_val && !validate(run, &ep.val_loss, &ep.val_accuracy, error))
+  if (has_val && validated && !validate(run, &ep.val_loss, &ep.val_accuracy, error))
     return FALSE;
-  if (has_val && cfg->metrics_every && (e % cfg->metrics_every == 0 || e == cfg->epochs)) {
+  if (has_val && validated && cfg->metrics_every &&
+      (e % cfg->metrics_every == 0 || e == cfg->epochs)) {
     EngMetricsResult mr;
     EngError err;
     if (eng_metrics_evaluate(run->val_prob, run->val->labels, run->val->n, run->val->height,
@@ -728,8 +733,10 @@ run_epoch(Run *run, guint e, GError **error)
     ep.vinfo = mr.vinfo;
   }
   double sel = has_val ? ep.val_loss : ep.train_loss;
-  ep.improved = sel < run->best_loss;
-  if (ep.improved) {
+  ep.improved = validated && sel < run->best_loss;
+  if (!validated) {
+    /* no figure to compare: the checkpoint and the patience count wait */
+  } else if (ep.improved) {
     run->best_loss = sel;
     run->best_epoch = e;
     run->bad_epochs = 0;
@@ -737,7 +744,8 @@ run_epoch(Run *run, guint e, GError **error)
     if (eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
       return engine_error(error, &err, "keeping the best weights");
   } else {
-    run->bad_epochs++;
+    /* patience counts epochs: add those since the previous validation */
+    run->bad_epochs += has_val ? e - (e - 1) / every * every : 1;
   }
   if (ep.improved && cfg->best_path) {
     g_autofree char *meta = g_strdup_printf(

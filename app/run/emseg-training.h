@@ -66,8 +66,14 @@ typedef struct {
    * momentum-0.9 statistics of augmented, dropout-perturbed single slices made inference
    * erratic on ISBI (V_rand 0.21 -> 0.58 on one checkpoint). Default TRUE. */
   gboolean calibrate_bn;
-  guint metrics_every;   /* V_rand / V_info on the validation set every k epochs (and at
-                            the last epoch); 0 = never (default 1) */
+  /* Validate (BN calibration, validation loss, choice of the best checkpoint, patience)
+   * every k epochs and at the last one; the epochs between report no validation figures.
+   * Validation and calibration cost about a quarter of an ISBI epoch on full slices and
+   * more than half with 256² crops, so a long run buys training steps with k > 1.
+   * Default 1. Patience still counts epochs. */
+  guint val_every;
+  guint metrics_every;   /* V_rand / V_info every k epochs on validated epochs (and at the
+                            last epoch); 0 = never (default 1) */
   guint64 seed;          /* default 1 */
   const EngModel *init_model; /* fine-tune from these weights (borrowed); NULL = He init */
   /* Files (all optional, NULL = none). best_path: the best-validation weights, rewritten

@@ -287,6 +287,72 @@ test_early_stopping(void)
   record_clear(&r);
 }
 
+/* --val-every: validation figures, checkpoints and the patience count only on every k-th
+ * epoch and the last; the training itself is the same run as with k = 1. */
+static void
+test_val_every(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 2, 32);
+  g_autoptr(EmsegDataset) val = synth(2, 1, 32);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, NULL);
+  cfg.epochs = 7;
+  cfg.metrics_every = 1;
+  Record every1, every3;
+  EmsegTrainingResult res;
+  g_autoptr(GError) error = NULL;
+  record_init(&every1);
+  g_assert_true(run(&cfg, train, val, &every1, NULL, &res, &error));
+  emseg_training_result_clear(&res);
+  cfg.val_every = 3;
+  record_init(&every3);
+  g_assert_true(run(&cfg, train, val, &every3, NULL, &res, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(res.epochs_run, ==, 7);
+  g_assert_cmpuint(every3.log->epochs->len, ==, 7);
+  for (guint i = 0; i < 7; i++) {
+    const EmsegTrainingLogEpoch *a =
+        &g_array_index(every1.log->epochs, EmsegTrainingLogEpoch, i);
+    const EmsegTrainingLogEpoch *b =
+        &g_array_index(every3.log->epochs, EmsegTrainingLogEpoch, i);
+    gboolean validated = b->epoch == 3 || b->epoch == 6 || b->epoch == 7;
+    g_assert_cmpint(isfinite(b->m.val_loss), ==, validated);
+    g_assert_cmpint(isfinite(b->m.vrand), ==, validated);
+    g_assert_true(validated || !b->m.improved);
+    /* validation does not touch the weights or the random streams of training */
+    g_assert_cmpfloat(a->m.train_loss, ==, b->m.train_loss);
+    if (validated)
+      g_assert_cmpfloat(fabs(a->m.val_loss - b->m.val_loss), <, 1e-6);
+  }
+  g_assert_cmpuint(every3.checkpoints->len, >=, 1);
+  g_assert_cmpuint(g_array_index(every3.checkpoints, guint, 0), ==, 3);
+  for (guint i = 0; i < every3.checkpoints->len; i++) {
+    guint e = g_array_index(every3.checkpoints, guint, i);
+    g_assert_true(e == 3 || e == 6 || e == 7);
+  }
+  g_assert_true(res.best_epoch == 3 || res.best_epoch == 6 || res.best_epoch == 7);
+  emseg_training_result_clear(&res);
+  record_clear(&every1);
+  record_clear(&every3);
+
+  /* patience counts epochs: a constant validation loss (lr 0, no BN) checked every second
+   * epoch improves at epoch 2 only; patience 4 runs out at epoch 6 (2 + 2 bad epochs each
+   * at 4 and 6), not after four validations */
+  tiny_config(&cfg, "batchnorm=0");
+  cfg.epochs = 20;
+  cfg.lr = 0;
+  cfg.val_every = 2;
+  cfg.patience = 4;
+  Record r;
+  record_init(&r);
+  g_assert_true(run(&cfg, train, val, &r, NULL, &res, &error));
+  g_assert_true(res.stopped_early);
+  g_assert_cmpuint(res.epochs_run, ==, 6);
+  g_assert_cmpuint(res.best_epoch, ==, 2);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+}
+
 static double
 mean_update(const EmsegTrainingLog *log, guint row)
 {
@@ -648,6 +714,7 @@ main(int argc, char **argv)
   g_test_add_func("/training/determinism", test_determinism);
   g_test_add_func("/training/best-checkpoint", test_best_checkpoint);
   g_test_add_func("/training/early-stopping", test_early_stopping);
+  g_test_add_func("/training/val-every", test_val_every);
   g_test_add_func("/training/lr-steps", test_lr_steps);
   g_test_add_func("/training/layer-stats", test_layer_stats);
   g_test_add_func("/training/unlabeled-excluded", test_unlabeled_excluded);
