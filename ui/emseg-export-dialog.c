@@ -18,6 +18,7 @@ struct _EmsegExportDialog {
 
   /* owned */
   char **models;                 /* NULL-terminated, newest last */
+  double *gammas;                /* (n models) each one's stored export exponent, 1 if none */
   char *dir;                     /* default folder of the output */
   GtkFileChooserNative *chooser; /* while open */
 };
@@ -44,6 +45,17 @@ kind_changed_cb (EmsegExportDialog *self)
   gtk_widget_set_sensitive (GTK_WIDGET (self->mc_spin), needs_model);
   gtk_widget_set_sensitive (GTK_WIDGET (self->tta_check), needs_model);
   gtk_widget_set_sensitive (GTK_WIDGET (self->gamma_spin), kind == EMSEG_EXPORT_ISBI);
+}
+
+/* A checkpoint whose training run chose an export exponent on fully labelled validation
+ * slices brings it along; the user can still change it before exporting. */
+static void
+model_changed_cb (EmsegExportDialog *self)
+{
+  guint m = gtk_drop_down_get_selected (self->model_dropdown);
+
+  if (self->models != NULL && m < g_strv_length (self->models))
+    gtk_spin_button_set_value (self->gamma_spin, self->gammas[m]);
 }
 
 static void
@@ -127,6 +139,7 @@ emseg_export_dialog_finalize (GObject *object)
   EmsegExportDialog *self = EMSEG_EXPORT_DIALOG (object);
 
   g_strfreev (self->models);
+  g_free (self->gammas);
   g_free (self->dir);
   G_OBJECT_CLASS (emseg_export_dialog_parent_class)->finalize (object);
 }
@@ -164,7 +177,8 @@ emseg_export_dialog_init (EmsegExportDialog *self)
 }
 
 GtkWidget *
-emseg_export_dialog_new (GtkWindow *parent, const char *const *models, const char *default_dir)
+emseg_export_dialog_new (GtkWindow *parent, const char *const *models, const double *gammas,
+                         const char *default_dir)
 {
   EmsegExportDialog *self = g_object_new (EMSEG_TYPE_EXPORT_DIALOG, "transient-for", parent, NULL);
   guint n = 0;
@@ -173,8 +187,12 @@ emseg_export_dialog_new (GtkWindow *parent, const char *const *models, const cha
   while (models != NULL && models[n] != NULL)
     n++;
   self->models = g_new0 (char *, n + 1);
+  self->gammas = g_new (double, MAX (n, 1u));
   for (guint i = 0; i < n; i++)
-    self->models[i] = g_strdup (models[i]);
+    {
+      self->models[i] = g_strdup (models[i]);
+      self->gammas[i] = gammas != NULL ? gammas[i] : 1.0;
+    }
   self->dir = g_strdup (default_dir);
   for (guint i = 0; i < n; i++)
     gtk_string_list_append (list, models[i]);
@@ -184,6 +202,8 @@ emseg_export_dialog_new (GtkWindow *parent, const char *const *models, const cha
   if (n > 0)
     gtk_drop_down_set_selected (self->model_dropdown, n - 1);
   g_signal_connect_swapped (self->kind_dropdown, "notify::selected", G_CALLBACK (kind_changed_cb), self);
+  g_signal_connect_swapped (self->model_dropdown, "notify::selected", G_CALLBACK (model_changed_cb), self);
   kind_changed_cb (self);
+  model_changed_cb (self);
   return GTK_WIDGET (self);
 }

@@ -15,9 +15,11 @@ G_BEGIN_DECLS
 #define EMSEG_TYPE_EXPORT_DIALOG (emseg_export_dialog_get_type ())
 G_DECLARE_FINAL_TYPE (EmsegExportDialog, emseg_export_dialog, EMSEG, EXPORT_DIALOG, GtkWindow)
 
-/* models: checkpoint names, newest last (the default choice); copied. */
+/* models: checkpoint names, newest last (the default choice); gammas: for each model its
+ * stored export exponent (the γ the dialog shows when that model is chosen), or NULL for 1
+ * everywhere. Both copied. */
 GtkWidget *emseg_export_dialog_new (GtkWindow *parent, const char *const *models,
-                                    const char *default_dir);
+                                    const double *gammas, const char *default_dir);
 
 /* Signal "export-requested" (gint kind, const char *model or NULL, gint mc_samples,
  * gboolean tta, gdouble gamma, const char *path). */

@@ -993,6 +993,7 @@ action_export (GtkWidget *widget, const char *name, GVariant *param)
   EmsegWindow *self = EMSEG_WINDOW (widget);
   g_autoptr (GArray) checkpoints = NULL;
   g_autoptr (GPtrArray) names = g_ptr_array_new ();
+  g_autoptr (GArray) gammas = g_array_new (FALSE, FALSE, sizeof (double));
   g_autofree char *dir = NULL;
 
   if (self->export_dialog != NULL)
@@ -1004,10 +1005,17 @@ action_export (GtkWidget *widget, const char *name, GVariant *param)
     return;
   checkpoints = emseg_project_list_checkpoints (self->project, NULL);
   for (guint i = 0; checkpoints != NULL && i < checkpoints->len; i++)
-    g_ptr_array_add (names, g_array_index (checkpoints, EmsegCheckpointInfo, i).name);
+    {
+      const EmsegCheckpointInfo *info = &g_array_index (checkpoints, EmsegCheckpointInfo, i);
+      double gamma = emseg_gamma_from_meta (info->scores); /* 1 when the run chose none */
+
+      g_ptr_array_add (names, info->name);
+      g_array_append_val (gammas, gamma);
+    }
   g_ptr_array_add (names, NULL);
   dir = g_path_get_dirname (emseg_project_get_path (self->project));
-  self->export_dialog = emseg_export_dialog_new (GTK_WINDOW (self), (const char *const *) names->pdata, dir);
+  self->export_dialog = emseg_export_dialog_new (GTK_WINDOW (self), (const char *const *) names->pdata,
+                                                 (const double *) (void *) gammas->data, dir);
   g_signal_connect_object (self->export_dialog, "export-requested", G_CALLBACK (export_requested_cb), self, 0);
   g_signal_connect_object (self->export_dialog, "destroy", G_CALLBACK (export_dialog_destroyed_cb), self,
                            G_CONNECT_SWAPPED);

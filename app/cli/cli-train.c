@@ -18,6 +18,7 @@
 typedef struct {
   EmsegTrainingLog *log;
   gboolean verbose, has_val;
+  double best_gamma; /* export exponent of the best checkpoint; NAN when not chosen */
 } Printer;
 
 static gboolean
@@ -33,6 +34,12 @@ print_event(const EmsegTrainingEvent *ev, gpointer data)
     if (ev->u.started.first_epoch > 1)
       printf(" resuming_at_epoch %u", ev->u.started.first_epoch);
     printf("\n");
+    if (p->has_val && !ev->u.started.val_scored)
+      fprintf(stderr, "emseg train: note: the validation slices have unlabelled pixels, so "
+                      "there are no V_rand / V_info figures and no export exponent\n");
+    break;
+  case EMSEG_TRAINING_EVENT_CHECKPOINT:
+    p->best_gamma = ev->u.checkpoint.export_gamma;
     break;
   case EMSEG_TRAINING_EVENT_STEP:
     if (p->verbose)
@@ -96,7 +103,7 @@ emseg_cli_train(int argc, char **argv)
   double lr = 1e-3, wd = 1e-3, dropout = -1;
   gint64 seed = 1;
   gboolean half = FALSE, no_augment = FALSE, augment = FALSE, resume = FALSE, verbose = FALSE;
-  gboolean no_calibrate = FALSE;
+  gboolean no_calibrate = FALSE, no_export_gamma = FALSE;
   GOptionEntry entries[] = {
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
     { "labels", 0, 0, G_OPTION_ARG_FILENAME, &labels_path, "Label stack (0 = membrane, 255 = cell, other = unlabeled)", "LABELS" },
@@ -113,6 +120,8 @@ emseg_cli_train(int argc, char **argv)
     { "no-augment", 0, 0, G_OPTION_ARG_NONE, &no_augment, "Train on the slices as they are", NULL },
     { "no-calibrate-bn", 0, 0, G_OPTION_ARG_NONE, &no_calibrate,
       "Validate with the training-time BN running statistics (default: recompute them over the training slices first)", NULL },
+    { "no-export-gamma", 0, 0, G_OPTION_ARG_NONE, &no_export_gamma,
+      "Do not choose the export exponent (export_gamma) on the validation slices", NULL },
     { "crop", 0, 0, G_OPTION_ARG_INT, &crop, "Train on random square crops of this size (default: full slices)", "PX" },
     { "val-every", 0, 0, G_OPTION_ARG_INT, &val_every, "Validate (and keep the best checkpoint) every K epochs and at the last (default 1)", "K" },
     { "metrics-every", 0, 0, G_OPTION_ARG_INT, &metrics_every, "V_rand / V_info on the validation slices every K epochs (0 = never; default 1)", "K" },
@@ -175,6 +184,7 @@ emseg_cli_train(int argc, char **argv)
   cfg.patience = (guint) patience;
   cfg.augment = !no_augment;
   cfg.calibrate_bn = !no_calibrate;
+  cfg.calibrate_gamma = !no_export_gamma;
   cfg.crop = (guint) crop;
   cfg.metrics_every = (guint) metrics_every;
   cfg.val_every = (guint) val_every;
@@ -227,7 +237,8 @@ emseg_cli_train(int argc, char **argv)
   fflush(stdout);
 
   record = emseg_training_log_new();
-  Printer printer = { .log = record, .verbose = verbose, .has_val = n_val > 0 };
+  Printer printer = { .log = record, .verbose = verbose, .has_val = n_val > 0,
+                      .best_gamma = NAN };
   EmsegTrainingResult result;
   atomic_int *interrupted = emseg_cli_catch_sigint();
   gboolean ok = emseg_training_run(&cfg, train, val, print_event, &printer, interrupted,
@@ -237,6 +248,10 @@ emseg_cli_train(int argc, char **argv)
   if (result.best_model)
     printf("best %s %.4f at epoch %u written to %s\n", n_val ? "val_loss" : "train_loss",
            result.best_loss, result.best_epoch, out_path);
+  /* a resumed run's earlier checkpoints were not seen here; the file has their choice */
+  if (result.best_model && isfinite(printer.best_gamma))
+    printf("export exponent %g (chosen on the validation slices; export-isbi uses it)\n",
+           printer.best_gamma);
   if (cancelled)
     printf("resume with the same command and --resume\n");
   emseg_training_result_clear(&result);

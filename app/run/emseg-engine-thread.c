@@ -915,6 +915,11 @@ store_checkpoint(EmsegEngineJobContext *ctx, const EmsegTrainingEvent *e, gint64
   g_autofree char *scores = g_strdup_printf(
       "val_loss=%.9g\nval_accuracy=%.9g\nvrand=%.9g\nvinfo=%.9g\n", c->val_loss,
       c->val_accuracy, c->vrand, c->vinfo);
+  if (isfinite(c->export_gamma)) { /* the export dialog's default γ for this checkpoint */
+    char *with = g_strdup_printf("%sexport_gamma=%g\n", scores, c->export_gamma);
+    g_free(scores);
+    scores = with;
+  }
   g_autofree char *meta = g_strdup_printf("run_id=%" G_GINT64_FORMAT "\nepoch=%u\n%s",
                                           ctx->run_id, e->epoch, scores);
   char spec[1024];

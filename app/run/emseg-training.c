@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emseg-gamma.h"
 #include "emseg-heatmap-png.h"
 #include "emseg-model-meta.h"
 #include "eng-metrics.h"
@@ -43,6 +44,7 @@ emseg_training_config_init(EmsegTrainingConfig *cfg)
   eng_augment_params_init(&cfg->augment_params);
   cfg->metrics_every = 1;
   cfg->val_every = 1;
+  cfg->calibrate_gamma = TRUE;
   cfg->seed = 1;
 }
 
@@ -154,6 +156,7 @@ typedef struct {
   float *target, *mask;  /* (th, tw) */
   float *val_target, *val_mask; /* (n_val, vh, vw) */
   float *val_prob;       /* (n_val, vh, vw) P(cell) for V_rand / V_info */
+  gboolean val_scored;   /* every validation pixel labelled: V_rand / V_info / γ defined */
   float *snapshot;       /* (n params arena) parameters at epoch start */
   size_t arena_count;
   guint n_layers;
@@ -444,6 +447,9 @@ run_setup(Run *run, GError **error)
     for (guint i = 0; i < val->n; i++)
       eng_labels_to_target(run->val_target + i * vp, run->val_mask + i * vp,
                            emseg_dataset_labels(val, i), vp);
+    run->val_scored = TRUE;
+    for (gsize j = 0; j < vp * val->n && run->val_scored; j++)
+      run->val_scored = run->val_mask[j] > 0;
   }
 
   gsize plane = emseg_dataset_plane(train), tplane = (gsize) run->tw * run->th;
@@ -641,6 +647,26 @@ validate(Run *run, double *loss_out, double *acc_out, GError **error)
   return TRUE;
 }
 
+/* The export exponent for the weights just validated (val_prob holds their predictions):
+ * the best V_rand over the usual grid, the smallest γ on ties. */
+static gboolean
+choose_gamma(Run *run, double *gamma, GError **error)
+{
+  static const double grid[] = { 1, 2, 3, 4, 6, 8 };
+  EngMetricsResult res[G_N_ELEMENTS(grid)];
+  guint best = 0;
+  const EmsegDataset *val = run->val;
+  g_autoptr(GError) local = NULL;
+  if (!emseg_gamma_sweep(run->val_prob, val->labels, val->n, val->height, val->width, grid,
+                         G_N_ELEMENTS(grid), res, &best, &local)) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_ENGINE,
+                "choosing the export exponent on the validation slices: %s", local->message);
+    return FALSE;
+  }
+  *gamma = grid[best];
+  return TRUE;
+}
+
 static void
 layer_stats(Run *run)
 {
@@ -722,7 +748,7 @@ run_epoch(Run *run, guint e, GError **error)
     return FALSE;
   if (has_val && validated && !validate(run, &ep.val_loss, &ep.val_accuracy, error))
     return FALSE;
-  if (has_val && validated && cfg->metrics_every &&
+  if (has_val && validated && run->val_scored && cfg->metrics_every &&
       (e % cfg->metrics_every == 0 || e == cfg->epochs)) {
     EngMetricsResult mr;
     EngError err;
@@ -747,12 +773,22 @@ run_epoch(Run *run, guint e, GError **error)
     /* patience counts epochs: add those since the previous validation */
     run->bad_epochs += has_val ? e - (e - 1) / every * every : 1;
   }
+  double gamma = NAN;
+  if (ep.improved && has_val && run->val_scored && cfg->calibrate_gamma &&
+      !choose_gamma(run, &gamma, error))
+    return FALSE;
   if (ep.improved && cfg->best_path) {
+    /* export_gamma after the caller's lines: a key given twice keeps its last value */
+    g_autofree char *gamma_lines =
+        isfinite(gamma) ? g_strdup_printf("export_gamma=%g\nexport_gamma_chosen_by=best "
+                                          "V_rand of the validation slices (plain inference) "
+                                          "at epoch %u\n", gamma, e)
+                        : g_strdup("");
     g_autofree char *meta = g_strdup_printf(
         "epoch=%u\nloss=%s\ntrain_loss=%.6f\nval_loss=%.6f\nval_accuracy=%.6f\nval_vrand=%.6f\n"
-        "val_vinfo=%.6f\nseed=%" G_GUINT64_FORMAT "\nlr=%g\n%s",
+        "val_vinfo=%.6f\nseed=%" G_GUINT64_FORMAT "\nlr=%g\n%s%s",
         e, eng_loss_name(cfg->loss), ep.train_loss, ep.val_loss, ep.val_accuracy, ep.vrand,
-        ep.vinfo, cfg->seed, lr, cfg->meta ? cfg->meta : "");
+        ep.vinfo, cfg->seed, lr, cfg->meta ? cfg->meta : "", gamma_lines);
     if (!save_model(run->best, cfg->best_path, cfg->half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta,
                     error))
       return FALSE;
@@ -788,6 +824,7 @@ run_epoch(Run *run, guint e, GError **error)
                                                   .val_accuracy = has_val ? ep.val_accuracy
                                                                           : ep.train_accuracy,
                                                   .vrand = ep.vrand, .vinfo = ep.vinfo,
+                                                  .export_gamma = gamma,
                                                   .path = cfg->best_path, .model = run->best };
     emit(run, &ev);
   }
@@ -811,7 +848,7 @@ emseg_training_run(const EmsegTrainingConfig *cfg, const EmsegDataset *train,
       .n_layers = run.n_layers, .layer_names = run.layer_names,
       .n_trainable = eng_model_count_trainable(run.model), .n_train = train->n,
       .n_val = val ? val->n : 0, .width = run.tw, .height = run.th,
-      .first_epoch = run.first_epoch };
+      .first_epoch = run.first_epoch, .val_scored = run.val_scored };
     emit(&run, &ev);
     run.epoch = run.first_epoch - 1;
     for (guint e = run.first_epoch; ok && e <= cfg->epochs && !run.stopped_early; e++) {

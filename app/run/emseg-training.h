@@ -74,6 +74,11 @@ typedef struct {
   guint val_every;
   guint metrics_every;   /* V_rand / V_info every k epochs on validated epochs (and at the
                             last epoch); 0 = never (default 1) */
+  /* With each new best checkpoint, choose the export exponent γ (emseg-gamma.h) from 1, 2,
+   * 3, 4, 6, 8 by V_rand of the validation slices' plain predictions and write it into the
+   * checkpoint's metadata as export_gamma=, which exports then use. Only when the
+   * validation slices are fully labelled (see EmsegTrainingStarted.val_scored). Default TRUE. */
+  gboolean calibrate_gamma;
   guint64 seed;          /* default 1 */
   const EngModel *init_model; /* fine-tune from these weights (borrowed); NULL = He init */
   /* Files (all optional, NULL = none). best_path: the best-validation weights, rewritten
@@ -106,6 +111,10 @@ typedef struct {
   const char *const *layer_names; /* (n_layers) */
   gsize n_trainable;              /* trainable scalars */
   guint n_train, n_val, width, height, first_epoch; /* first_epoch > 1 when resumed */
+  /* V_rand / V_info (and γ) need every validation pixel labelled: the scorer's cells are
+   * connected regions of the ground truth, which unlabelled pixels would join or split.
+   * FALSE when a validation slice has unlabelled pixels (or there is no validation). */
+  gboolean val_scored;
 } EmsegTrainingStarted;
 
 typedef struct {
@@ -135,6 +144,8 @@ typedef struct {
 typedef struct {
   double val_loss;         /* the selection loss (train loss without validation slices) */
   double val_accuracy, vrand, vinfo; /* NAN when not computed */
+  double export_gamma;     /* γ chosen on the validation slices; NAN when not (see
+                              calibrate_gamma) */
   const char *path;        /* best_path or NULL when nothing was written */
   const EngModel *model;   /* the best weights; borrowed, valid during the callback */
 } EmsegTrainingCheckpoint;

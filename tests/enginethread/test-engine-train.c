@@ -7,6 +7,7 @@
  * project. Suite enginethread. */
 #include <string.h>
 
+#include "emseg-gamma.h"
 #include "engine-test-util.h"
 #include "eng-modelfile.h"
 #include "eng-preprocess.h"
@@ -187,6 +188,9 @@ test_two_runs_persisted(void)
     g_assert_cmpint(info.id, ==, ck->model_id);
     g_assert_cmpint(info.run_id, ==, st->run_id);
     g_assert_cmpstr(info.scores, ==, ck->scores);
+    /* fully labelled validation slices: the export exponent chosen with the checkpoint */
+    g_assert_nonnull(strstr(info.scores, "export_gamma="));
+    g_assert_cmpfloat(emseg_gamma_from_meta(info.scores), >=, 1.0);
     last_ckpt = ck->model_id;
   }
 

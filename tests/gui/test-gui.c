@@ -17,6 +17,8 @@
 
 #include "emseg-application.h"
 #include "emseg-edit-history.h"
+#include "emseg-export-dialog.h"
+#include "emseg-gamma.h"
 #include "emseg-project.h"
 #include "emseg-stack.h"
 #include "emseg-window.h"
@@ -1259,6 +1261,20 @@ test_window_train_export (void)
     g_autofree float *q = g_new (float, width * height);
 
     g_assert_nonnull (dialog);
+    /* the dialog opens on the newest checkpoint with the γ its run chose on the (fully
+     * labelled) validation slice */
+    {
+      g_autoptr (GArray) cks = emseg_project_list_checkpoints (emseg_window_get_project (window), &error);
+      const EmsegCheckpointInfo *newest;
+
+      g_assert_no_error (error);
+      g_assert_cmpuint (cks->len, >, 0);
+      newest = &g_array_index (cks, EmsegCheckpointInfo, cks->len - 1);
+      g_assert_nonnull (strstr (newest->scores, "export_gamma="));
+      g_assert_cmpfloat (gtk_spin_button_get_value (GTK_SPIN_BUTTON (gtk_widget_get_template_child (
+                             dialog, type, "gamma_spin"))),
+                         ==, emseg_gamma_from_meta (newest->scores));
+    }
     gtk_check_button_set_active (GTK_CHECK_BUTTON (gtk_widget_get_template_child (dialog, type, "tta_check")), TRUE);
     gtk_spin_button_set_value (GTK_SPIN_BUTTON (gtk_widget_get_template_child (dialog, type, "gamma_spin")), 2.0);
     gtk_editable_set_text (GTK_EDITABLE (gtk_widget_get_template_child (dialog, type, "path_entry")), isbi_dialog);
@@ -1659,6 +1675,33 @@ test_window_pan_4096 (void)
 
 /* The first-run demo: a synthetic EM stack whose first slices carry exact labels, so
  * both label colours show over the image. */
+/* The export dialog shows the stored exponent of the chosen checkpoint: the newest by
+ * default, another one's when it is picked, 1 for a checkpoint without one. */
+static void
+test_export_dialog_gamma (void)
+{
+  const char *models[] = { "run-1-best", "run-2-best", "run-3-best", NULL };
+  const double gammas[] = { 3.0, 1.0, 6.0 };
+  GtkWidget *dialog = emseg_export_dialog_new (NULL, models, gammas, g_get_tmp_dir ());
+  GType type = EMSEG_TYPE_EXPORT_DIALOG;
+  GtkSpinButton *spin = GTK_SPIN_BUTTON (gtk_widget_get_template_child (dialog, type, "gamma_spin"));
+  GtkDropDown *drop = GTK_DROP_DOWN (gtk_widget_get_template_child (dialog, type, "model_dropdown"));
+
+  g_assert_cmpuint (gtk_drop_down_get_selected (drop), ==, 2);
+  g_assert_cmpfloat (gtk_spin_button_get_value (spin), ==, 6.0);
+  gtk_drop_down_set_selected (drop, 0);
+  g_assert_cmpfloat (gtk_spin_button_get_value (spin), ==, 3.0);
+  gtk_drop_down_set_selected (drop, 1);
+  g_assert_cmpfloat (gtk_spin_button_get_value (spin), ==, 1.0);
+  gtk_window_destroy (GTK_WINDOW (dialog));
+
+  /* no exponents given: 1 */
+  dialog = emseg_export_dialog_new (NULL, models, NULL, g_get_tmp_dir ());
+  spin = GTK_SPIN_BUTTON (gtk_widget_get_template_child (dialog, type, "gamma_spin"));
+  g_assert_cmpfloat (gtk_spin_button_get_value (spin), ==, 1.0);
+  gtk_window_destroy (GTK_WINDOW (dialog));
+}
+
 static void
 test_window_demo (void)
 {
@@ -1984,6 +2027,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/window/paint-undo", test_window_paint_undo);
   g_test_add_func ("/gui/window/training-panel", test_window_training_panel);
   g_test_add_func ("/gui/window/train-export", test_window_train_export);
+  g_test_add_func ("/gui/export-dialog-gamma", test_export_dialog_gamma);
   g_test_add_func ("/gui/window/two-stacks", test_window_two_stacks);
   g_test_add_func ("/gui/window/finetune-shipped", test_window_finetune_shipped);
   g_test_add_func ("/gui/window/stop-and-close", test_window_stop_and_close);

@@ -1,7 +1,8 @@
 /* test-training.c — emseg_training_run on tiny specs and 32–64 px synthetic slices:
  * determinism, best-validation checkpoint selection, early stopping, the lr schedule,
  * layer statistics (shape, sign, zero ⇔ lr 0), unlabeled pixels kept out of the loss,
- * cancel within one step (callback and flag), exact resume, and datasets from a project. */
+ * cancel within one step (callback and flag), exact resume, datasets from a project,
+ * validation every k epochs, and the export exponent chosen with each checkpoint. */
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "emseg-dataset.h"
+#include "emseg-gamma.h"
 #include "emseg-project.h"
 #include "emseg-training.h"
 #include "eng-modelfile.h"
@@ -17,6 +19,8 @@
 #define TINY "base_width=4,down=1,up=1,across=1,main_block=basic"
 
 typedef struct {
+  gboolean val_scored; /* from STARTED */
+  double last_gamma;   /* export_gamma of the last CHECKPOINT event */
   GArray *step_loss;   /* double */
   GArray *epoch_loss;  /* double: val loss (train loss without val) */
   GArray *epoch_lr;    /* double */
@@ -63,6 +67,7 @@ on_event(const EmsegTrainingEvent *ev, gpointer data)
   switch (ev->kind) {
   case EMSEG_TRAINING_EVENT_STARTED:
     r->n_started++;
+    r->val_scored = ev->u.started.val_scored;
     break;
   case EMSEG_TRAINING_EVENT_STEP:
     g_assert_true(isfinite(ev->u.step.loss));
@@ -82,6 +87,7 @@ on_event(const EmsegTrainingEvent *ev, gpointer data)
   case EMSEG_TRAINING_EVENT_CHECKPOINT:
     g_assert_nonnull(ev->u.checkpoint.model);
     g_array_append_val(r->checkpoints, ev->epoch);
+    r->last_gamma = ev->u.checkpoint.export_gamma;
     break;
   case EMSEG_TRAINING_EVENT_FINISHED:
     r->n_finished++;
@@ -351,6 +357,108 @@ test_val_every(void)
   g_assert_cmpuint(res.best_epoch, ==, 2);
   emseg_training_result_clear(&res);
   record_clear(&r);
+}
+
+/* P(cell) of a model on the slices of a dataset (inference mode), computed here. */
+static float *
+predict_all(EngModel *model, const EmsegDataset *ds)
+{
+  EngError err;
+  EngGraph *g = eng_graph_new(model, 1, ds->height, ds->width, 0, &err);
+  g_assert_nonnull(g);
+  gsize plane = emseg_dataset_plane(ds);
+  float *prob = g_new(float, plane * ds->n);
+  for (guint i = 0; i < ds->n; i++) {
+    g_assert_cmpint(eng_graph_forward(g, emseg_dataset_image(ds, i), ENG_MODE_INFER, 0), ==,
+                    ENG_OK);
+    const float *z = eng_graph_logits(g);
+    for (gsize j = 0; j < plane; j++)
+      prob[i * plane + j] = 1.0f / (1.0f + expf(z[j]));
+  }
+  eng_graph_free(g);
+  return prob;
+}
+
+/* The export exponent: with fully labelled validation slices each checkpoint carries the γ
+ * that the sweep picks on the best weights' own predictions (recomputed here), the written
+ * file holds it as export_gamma; with unlabelled validation pixels, or when switched off,
+ * there are no scores and no γ. */
+static void
+test_export_gamma(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 3, 64);
+  g_autoptr(EmsegDataset) val = synth(3, 2, 64);
+  g_autofree char *dir = g_dir_make_tmp("emseg-pipe-XXXXXX", NULL);
+  g_autofree char *best = g_build_filename(dir, "best.emsegmodel", NULL);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, NULL);
+  cfg.epochs = 4;
+  cfg.loss = ENG_LOSS_BCE;
+  cfg.best_path = best;
+  Record r;
+  record_init(&r);
+  EmsegTrainingResult res;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(run(&cfg, train, val, &r, NULL, &res, &error));
+  g_assert_no_error(error);
+  g_assert_true(r.val_scored);
+  g_assert_true(isfinite(r.last_gamma));
+  EngModel *loaded = NULL;
+  char *meta = NULL;
+  EngError err;
+  g_assert_cmpint(eng_model_load(best, &loaded, &meta, &err), ==, ENG_OK);
+  g_assert_cmpfloat(emseg_gamma_from_meta(meta), ==, r.last_gamma);
+  g_assert_nonnull(strstr(meta, "export_gamma_chosen_by="));
+  static const double grid[] = { 1, 2, 3, 4, 6, 8 };
+  EngMetricsResult scores[G_N_ELEMENTS(grid)];
+  guint pick = 0;
+  g_autofree float *prob = predict_all(loaded, val);
+  g_assert_true(emseg_gamma_sweep(prob, val->labels, val->n, val->height, val->width, grid,
+                                  G_N_ELEMENTS(grid), scores, &pick, &error));
+  g_test_message("export gamma %g: V_rand %.4f (gamma 1: %.4f)", grid[pick],
+                 scores[pick].vrand, scores[0].vrand);
+  g_assert_cmpfloat(grid[pick], ==, r.last_gamma);
+  free(meta);
+  eng_model_free(loaded);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+
+  /* switched off: scores, but no exponent in the events or the file */
+  cfg.calibrate_gamma = FALSE;
+  record_init(&r);
+  g_assert_true(run(&cfg, train, val, &r, NULL, &res, &error));
+  g_assert_true(r.val_scored);
+  g_assert_true(isnan(r.last_gamma));
+  g_assert_cmpint(eng_model_load(best, &loaded, &meta, &err), ==, ENG_OK);
+  g_assert_null(strstr(meta, "export_gamma"));
+  free(meta);
+  eng_model_free(loaded);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+
+  /* a patch of unlabelled pixels in one validation slice: no V_rand / V_info, no γ */
+  cfg.calibrate_gamma = TRUE;
+  for (guint y = 10; y < 20; y++)
+    memset(val->labels + (gsize) val->width * val->height + (gsize) y * val->width + 10,
+           ENG_LABEL_UNLABELED, 10);
+  record_init(&r);
+  cfg.metrics_every = 1;
+  g_assert_true(run(&cfg, train, val, &r, NULL, &res, &error));
+  g_assert_false(r.val_scored);
+  g_assert_true(isnan(r.last_gamma));
+  for (guint i = 0; i < r.log->epochs->len; i++) {
+    const EmsegTrainingLogEpoch *e = &g_array_index(r.log->epochs, EmsegTrainingLogEpoch, i);
+    g_assert_true(isfinite(e->m.val_loss));
+    g_assert_true(isnan(e->m.vrand) && isnan(e->m.vinfo));
+  }
+  g_assert_cmpint(eng_model_load(best, &loaded, &meta, &err), ==, ENG_OK);
+  g_assert_null(strstr(meta, "export_gamma"));
+  free(meta);
+  eng_model_free(loaded);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+  g_unlink(best);
+  g_rmdir(dir);
 }
 
 static double
@@ -715,6 +823,7 @@ main(int argc, char **argv)
   g_test_add_func("/training/best-checkpoint", test_best_checkpoint);
   g_test_add_func("/training/early-stopping", test_early_stopping);
   g_test_add_func("/training/val-every", test_val_every);
+  g_test_add_func("/training/export-gamma", test_export_gamma);
   g_test_add_func("/training/lr-steps", test_lr_steps);
   g_test_add_func("/training/layer-stats", test_layer_stats);
   g_test_add_func("/training/unlabeled-excluded", test_unlabeled_excluded);
