@@ -168,8 +168,12 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
                ? g_strdup_printf ("Epoch %u: train %.4f, validation %.4f, V_rand %.4f, V_info %.4f",
                                   ev->epoch, ev->metrics.train_loss, ev->metrics.val_loss,
                                   ev->metrics.v_rand, ev->metrics.v_info)
-               : g_strdup_printf ("Epoch %u: train loss %.4f, validation loss %.4f", ev->epoch,
-                                  ev->metrics.train_loss, ev->metrics.val_loss);
+               : isfinite (ev->metrics.val_loss)
+               /* the workbench scores every epoch: no V_rand means an incomplete slice */
+               ? g_strdup_printf ("Epoch %u: train loss %.4f, validation loss %.4f (V_rand and "
+                                  "V_info need a fully labelled validation slice)",
+                                  ev->epoch, ev->metrics.train_loss, ev->metrics.val_loss)
+               : g_strdup_printf ("Epoch %u: train loss %.4f", ev->epoch, ev->metrics.train_loss);
       emseg_train_panel_set_status (panel, text);
       break;
     case EMSEG_ENGINE_EVENT_LAYER_STATS:

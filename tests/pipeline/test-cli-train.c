@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "emseg-stack.h"
+#include "eng-modelfile.h"
 
 static const char *emseg_bin;
 static char *dir, *images, *labels;
@@ -102,6 +103,22 @@ assert_png(const char *path, int min_w, int min_h)
   cairo_surface_destroy(s);
 }
 
+/* TRUE when the model file's metadata has a line starting with key. */
+static gboolean
+model_has_key(const char *path, const char *key)
+{
+  EngModel *m = NULL;
+  char *meta = NULL;
+  EngError err;
+  g_assert_cmpint(eng_model_load(path, &m, &meta, &err), ==, ENG_OK);
+  g_autofree char *with_nl = g_strconcat("\n", meta ? meta : "", NULL);
+  g_autofree char *needle = g_strconcat("\n", key, NULL);
+  gboolean found = strstr(with_nl, needle) != NULL;
+  free(meta);
+  eng_model_free(m);
+  return found;
+}
+
 static void
 test_train(void)
 {
@@ -118,6 +135,9 @@ test_train(void)
   g_assert_cmpint(run_emseg(args, &out, NULL), ==, 0);
   g_assert_nonnull(strstr(out, "epoch 3/3"));
   g_assert_true(g_file_test(model, G_FILE_TEST_EXISTS));
+  /* the synthetic labels are complete: the run chose an export exponent and stored it */
+  g_assert_nonnull(strstr(out, "export exponent "));
+  g_assert_true(model_has_key(model, "export_gamma="));
 
   g_autoptr(GPtrArray) rows = read_csv(
       curves, "epoch,train_loss,train_accuracy,val_loss,val_accuracy,vrand,vinfo,lr,seconds", 9);
@@ -173,8 +193,32 @@ test_train(void)
   g_autofree char *tuned = in_dir("tuned.emsegmodel");
   const char *ft[] = { "train", "--images", images, "--labels", labels, "--slices", "0-1",
                        "--epochs", "1", "--init", model, "--no-augment", "-o", tuned, NULL };
-  g_assert_cmpint(run_emseg(ft, NULL, NULL), ==, 0);
+  g_clear_pointer(&out, g_free);
+  g_assert_cmpint(run_emseg(ft, &out, NULL), ==, 0);
   g_assert_true(g_file_test(tuned, G_FILE_TEST_EXISTS));
+  /* no validation slices: nothing to choose an exponent on */
+  g_assert_null(strstr(out, "export exponent"));
+  g_assert_false(model_has_key(tuned, "export_gamma="));
+
+  /* --val-every 2 over 3 epochs: validation figures on epochs 2 and 3 only;
+   * --no-export-gamma: no exponent */
+  g_autofree char *sparse = in_dir("sparse.emsegmodel");
+  const char *ve[] = { "train", "--images", images, "--labels", labels, "--slices", "0-1",
+                       "--val-slices", "4", "--epochs", "3", "--spec", TINY, "--crop", "32",
+                       "--val-every", "2", "--no-export-gamma", "-o", sparse, NULL };
+  g_clear_pointer(&out, g_free);
+  g_assert_cmpint(run_emseg(ve, &out, NULL), ==, 0);
+  g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+  guint n_epoch_lines = 0;
+  for (char **l = lines; *l; l++) {
+    if (!g_str_has_prefix(*l, "epoch "))
+      continue;
+    n_epoch_lines++;
+    g_assert_cmpint(strstr(*l, "val_loss") != NULL, ==, !g_str_has_prefix(*l, "epoch 1/3"));
+  }
+  g_assert_cmpuint(n_epoch_lines, ==, 3);
+  g_assert_null(strstr(out, "export exponent"));
+  g_assert_false(model_has_key(sparse, "export_gamma="));
 }
 
 static void
@@ -185,6 +229,12 @@ test_usage(void)
   const char *no_out[] = { "train", "--images", images, "--labels", labels, NULL };
   g_assert_cmpint(run_emseg(no_out, NULL, &err), ==, 2);
   g_assert_nonnull(strstr(err, "--out"));
+  g_clear_pointer(&err, g_free);
+  const char *bad_every[] = { "train", "--images", images, "--labels", labels, "-o", model,
+                              "--val-every", "0", NULL };
+  g_assert_cmpint(run_emseg(bad_every, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "--val-every"));
+  g_assert_false(g_file_test(model, G_FILE_TEST_EXISTS));
   g_clear_pointer(&err, g_free);
   const char *bad_steps[] = { "train", "--images", images, "--labels", labels, "-o", model,
                               "--lr-steps", "3,x", NULL };
