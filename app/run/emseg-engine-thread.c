@@ -803,15 +803,18 @@ run_predict(EmsegEngineJobContext *ctx, gboolean evaluate, GError **error)
   guint8 *gt = ok && evaluate ? g_new(guint8, plane * n) : NULL;
   guint64 correct = 0, labeled = 0;
   gboolean all_labeled = TRUE;
+  /* The project keeps one prediction per checkpoint and slice, the plain one the overlay
+   * shows; MC-dropout and TTA averages (an export, an uncertainty estimate) are posted but
+   * do not replace it. */
+  gboolean store = model_id > 0 && job->mc_samples <= 1 && !job->tta;
   for (guint i = 0; ok && i < n; i++) {
     float *out = prob + (evaluate ? plane * i : 0);
     if (!emseg_engine_job_between_steps(ctx))
       ok = cancelled_error(error);
     ok = ok && predictor_run(&p, t->project, job->stack_id, slices[i], job->mc_samples,
                              job->tta, job->training.seed, out, error);
-    ok = ok && (model_id <= 0 || emseg_project_save_prediction(t->project, model_id,
-                                                               job->stack_id, slices[i], out,
-                                                               error));
+    ok = ok && (!store || emseg_project_save_prediction(t->project, model_id, job->stack_id,
+                                                        slices[i], out, error));
     if (ok && evaluate) {
       guint8 *mask = gt + plane * i;
       ok = emseg_project_read_mask(t->project, job->stack_id, slices[i], mask, NULL, error);

@@ -361,6 +361,19 @@ test_predict_tta(void)
     diff += fabs(plain->prob[i] - tta->prob[i]);
   g_assert_cmpfloat(diff / (TEST_SIZE * TEST_SIZE), >, 1e-5);
   g_assert_null(tta->std); /* one pass per transform: no MC spread to report */
+  /* the project keeps the plain prediction (16-bit quantized) the overlay shows: the TTA
+   * job that ran after it did not replace it */
+  g_autofree float *stored = g_new(float, TEST_SIZE * TEST_SIZE);
+  g_assert_true(emseg_project_read_prediction(p, plain->model_id, stack_id, N_LABELED, stored,
+                                              &error));
+  double to_plain = 0, tta_max = 0;
+  for (guint i = 0; i < TEST_SIZE * TEST_SIZE; i++) {
+    to_plain = fmax(to_plain, fabs(stored[i] - plain->prob[i]));
+    tta_max = fmax(tta_max, fabs(tta->prob[i] - plain->prob[i]));
+  }
+  g_test_message("stored vs plain: max %.2g; TTA vs plain: max %.2g", to_plain, tta_max);
+  g_assert_cmpfloat(tta_max, >, 1e-3);
+  g_assert_cmpfloat(to_plain, <=, 1.0 / 65535);
   event_log_clear(&log);
 }
 
