@@ -187,8 +187,12 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
           emseg_volume_clear_uncertainty (self->volume);
           emseg_slice_view_volume_changed (self->view);
         }
-      text = g_strdup_printf ("New best model at epoch %u (%s): refreshing the overlay.", ev->epoch,
-                              ev->model_name);
+      if (ev->scores != NULL && strstr (ev->scores, "export_gamma=") != NULL)
+        text = g_strdup_printf ("New best model at epoch %u (%s, export γ %g): refreshing the overlay.",
+                                ev->epoch, ev->model_name, emseg_gamma_from_meta (ev->scores));
+      else
+        text = g_strdup_printf ("New best model at epoch %u (%s): refreshing the overlay.", ev->epoch,
+                                ev->model_name);
       emseg_window_set_status (self, text);
       emseg_window_train_slice_changed (self);
       break;
