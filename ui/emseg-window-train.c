@@ -187,9 +187,9 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
           emseg_volume_clear_uncertainty (self->volume);
           emseg_slice_view_volume_changed (self->view);
         }
-      if (ev->scores != NULL && strstr (ev->scores, "export_gamma=") != NULL)
+      if (isfinite (ev->export_gamma))
         text = g_strdup_printf ("New best model at epoch %u (%s, export γ %g): refreshing the overlay.",
-                                ev->epoch, ev->model_name, emseg_gamma_from_meta (ev->scores));
+                                ev->epoch, ev->model_name, ev->export_gamma);
       else
         text = g_strdup_printf ("New best model at epoch %u (%s): refreshing the overlay.", ev->epoch,
                                 ev->model_name);

@@ -29,9 +29,8 @@ meta_with_gamma(const char *meta, double gamma, const char *how)
   for (int i = 0; lines[i] != NULL; i++)
     if (lines[i][0] != '\0' && !g_str_has_prefix(lines[i], "export_gamma"))
       g_string_append_printf(s, "%s\n", lines[i]);
-  char num[G_ASCII_DTOSTR_BUF_SIZE];
-  g_string_append_printf(s, "export_gamma=%s\nexport_gamma_chosen_by=%s\n",
-                         g_ascii_dtostr(num, sizeof num, gamma), how);
+  g_autofree char *lines_gamma = emseg_gamma_meta_lines(gamma, how);
+  g_string_append(s, lines_gamma);
   return g_string_free(s, FALSE);
 }
 
@@ -69,7 +68,7 @@ emseg_cli_calibrate_gamma(int argc, char **argv)
     { "mc-samples", 0, 0, G_OPTION_ARG_INT, &mc, "Predict as the export will: N MC dropout passes", "N" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the dropout masks", "S" },
     { "tta", 0, 0, G_OPTION_ARG_NONE, &tta, "Predict as the export will: with test-time augmentation", NULL },
-    { "gammas", 0, 0, G_OPTION_ARG_STRING, &gammas_text, "Exponents to try (default 1,2,3,4,6,8)", "LIST" },
+    { "gammas", 0, 0, G_OPTION_ARG_STRING, &gammas_text, "Exponents to try (default " EMSEG_GAMMA_DEFAULT_LIST ")", "LIST" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Write the model with the chosen exponent here", "MODEL" },
     { "half", 0, 0, G_OPTION_ARG_NONE, &half, "Store the written model in half precision", NULL },
     { NULL },
@@ -93,7 +92,8 @@ emseg_cli_calibrate_gamma(int argc, char **argv)
   }
   guint n_gammas = 0;
   g_autofree double *gammas =
-      emseg_gamma_parse_list(gammas_text ? gammas_text : "1,2,3,4,6,8", &n_gammas, &error);
+      emseg_gamma_parse_list(gammas_text ? gammas_text : EMSEG_GAMMA_DEFAULT_LIST, &n_gammas,
+                             &error);
   if (!gammas) {
     fprintf(stderr, "emseg calibrate-gamma: --gammas: %s\n", error->message);
     return 2;

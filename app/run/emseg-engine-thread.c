@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "emseg-dataset.h"
+#include "emseg-gamma.h"
 #include "eng-metrics.h"
 #include "eng-modelfile.h"
 #include "eng-preprocess.h"
@@ -117,7 +118,7 @@ event_new(EmsegEngineEventKind kind, guint64 job, EmsegEngineJobKind job_kind, g
   ev->metrics.train_accuracy = ev->metrics.val_accuracy = NAN;
   ev->metrics.v_rand = ev->metrics.v_info = ev->metrics.seconds = NAN;
   ev->vrand = ev->vinfo = ev->pixel_accuracy = NAN;
-  ev->loss = ev->accuracy = ev->lr = ev->eta_seconds = NAN;
+  ev->loss = ev->accuracy = ev->lr = ev->eta_seconds = ev->export_gamma = NAN;
   return ev;
 }
 
@@ -915,14 +916,12 @@ store_checkpoint(EmsegEngineJobContext *ctx, const EmsegTrainingEvent *e, gint64
                  char **scores_out)
 {
   const EmsegTrainingCheckpoint *c = &e->u.checkpoint;
+  /* export_gamma: the export dialog's default γ for this checkpoint */
+  g_autofree char *gamma_line =
+      isfinite(c->export_gamma) ? emseg_gamma_meta_lines(c->export_gamma, NULL) : g_strdup("");
   g_autofree char *scores = g_strdup_printf(
-      "val_loss=%.9g\nval_accuracy=%.9g\nvrand=%.9g\nvinfo=%.9g\n", c->val_loss,
-      c->val_accuracy, c->vrand, c->vinfo);
-  if (isfinite(c->export_gamma)) { /* the export dialog's default γ for this checkpoint */
-    char *with = g_strdup_printf("%sexport_gamma=%g\n", scores, c->export_gamma);
-    g_free(scores);
-    scores = with;
-  }
+      "val_loss=%.9g\nval_accuracy=%.9g\nvrand=%.9g\nvinfo=%.9g\n%s", c->val_loss,
+      c->val_accuracy, c->vrand, c->vinfo, gamma_line);
   g_autofree char *meta = g_strdup_printf("run_id=%" G_GINT64_FORMAT "\nepoch=%u\n%s",
                                           ctx->run_id, e->epoch, scores);
   char spec[1024];
@@ -1027,6 +1026,7 @@ on_training_event(const EmsegTrainingEvent *e, gpointer data)
     ev->metrics.val_accuracy = e->u.checkpoint.val_accuracy;
     ev->metrics.v_rand = e->u.checkpoint.vrand;
     ev->metrics.v_info = e->u.checkpoint.vinfo;
+    ev->export_gamma = e->u.checkpoint.export_gamma;
     post(t, ev);
     break;
   }

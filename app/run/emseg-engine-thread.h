@@ -145,6 +145,8 @@ typedef struct {
   gint64 model_id;
   char *model_name;
   char *scores;             /* CHECKPOINT: "key=value" lines as stored */
+  double export_gamma;      /* CHECKPOINT: the exponent the run chose (also in scores);
+                               NAN when it chose none */
   /* PREDICTION: P(cell interior), width * height, ISBI convention */
   gint64 stack_id;
   guint slice, width, height;

@@ -41,6 +41,15 @@ emseg_gamma_from_meta(const char *meta)
   return *end == '\0' && emseg_gamma_check(g, "", NULL) ? g : 1.0;
 }
 
+char *
+emseg_gamma_meta_lines(double gamma, const char *how)
+{
+  char num[G_ASCII_DTOSTR_BUF_SIZE];
+  g_ascii_dtostr(num, sizeof num, gamma);
+  return how ? g_strdup_printf("export_gamma=%s\nexport_gamma_chosen_by=%s\n", num, how)
+             : g_strdup_printf("export_gamma=%s\n", num);
+}
+
 gboolean
 emseg_gamma_sweep(const float *prob, const guint8 *gt, gsize n_slices, gsize h, gsize w,
                   const double *gammas, guint n_gammas, EngMetricsResult *results,

@@ -31,6 +31,15 @@ gboolean emseg_gamma_check(double gamma, const char *what, GError **error);
 /* prob[i] = prob[i]^gamma for n values in [0, 1], in place. gamma 1 leaves them as they are. */
 void emseg_gamma_apply(float *prob, gsize n, double gamma);
 
+/* The exponents tried when none are given (`emseg calibrate-gamma`, the choice a training
+ * run makes with each checkpoint), in emseg_gamma_parse_list's form: smallest first, so ties
+ * keep the smaller one. */
+#define EMSEG_GAMMA_DEFAULT_LIST "1,2,3,4,6,8"
+
+/* The metadata lines that store an exponent: "export_gamma=G\n" and, when how is not NULL,
+ * "export_gamma_chosen_by=HOW\n" (G in the C locale). Returns a g_malloc'd string. */
+char *emseg_gamma_meta_lines(double gamma, const char *how);
+
 /* The model metadata's `export_gamma=` value (text of "key=value" lines, may be NULL);
  * 1 when the key is absent or not a valid exponent. */
 double emseg_gamma_from_meta(const char *meta);

@@ -648,17 +648,17 @@ validate(Run *run, double *loss_out, double *acc_out, GError **error)
 }
 
 /* The export exponent for the weights just validated (val_prob holds their predictions):
- * the best V_rand over the usual grid, the smallest γ on ties. */
+ * the best V_rand over the default exponents, the smallest γ on ties. */
 static gboolean
 choose_gamma(Run *run, double *gamma, GError **error)
 {
-  static const double grid[] = { 1, 2, 3, 4, 6, 8 };
-  EngMetricsResult res[G_N_ELEMENTS(grid)];
-  guint best = 0;
   const EmsegDataset *val = run->val;
   g_autoptr(GError) local = NULL;
-  if (!emseg_gamma_sweep(run->val_prob, val->labels, val->n, val->height, val->width, grid,
-                         G_N_ELEMENTS(grid), res, &best, &local)) {
+  guint n = 0, best = 0;
+  g_autofree double *grid = emseg_gamma_parse_list(EMSEG_GAMMA_DEFAULT_LIST, &n, &local);
+  g_autofree EngMetricsResult *res = grid ? g_new(EngMetricsResult, n) : NULL;
+  if (!grid || !emseg_gamma_sweep(run->val_prob, val->labels, val->n, val->height,
+                                  val->width, grid, n, res, &best, &local)) {
     g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_ENGINE,
                 "choosing the export exponent on the validation slices: %s", local->message);
     return FALSE;
@@ -748,7 +748,7 @@ run_epoch(Run *run, guint e, GError **error)
     return FALSE;
   if (has_val && validated && !validate(run, &ep.val_loss, &ep.val_accuracy, error))
     return FALSE;
-  if (has_val && validated && run->val_scored && cfg->metrics_every &&
+  if (validated && run->val_scored && cfg->metrics_every && /* val_scored: has_val too */
       (e % cfg->metrics_every == 0 || e == cfg->epochs)) {
     EngMetricsResult mr;
     EngError err;
@@ -774,16 +774,14 @@ run_epoch(Run *run, guint e, GError **error)
     run->bad_epochs += has_val ? e - (e - 1) / every * every : 1;
   }
   double gamma = NAN;
-  if (ep.improved && has_val && run->val_scored && cfg->calibrate_gamma &&
-      !choose_gamma(run, &gamma, error))
+  if (ep.improved && run->val_scored && cfg->calibrate_gamma && !choose_gamma(run, &gamma, error))
     return FALSE;
   if (ep.improved && cfg->best_path) {
     /* export_gamma after the caller's lines: a key given twice keeps its last value */
-    g_autofree char *gamma_lines =
-        isfinite(gamma) ? g_strdup_printf("export_gamma=%g\nexport_gamma_chosen_by=best "
-                                          "V_rand of the validation slices (plain inference) "
-                                          "at epoch %u\n", gamma, e)
-                        : g_strdup("");
+    g_autofree char *how = g_strdup_printf("best V_rand of the validation slices (plain "
+                                           "inference) at epoch %u", e);
+    g_autofree char *gamma_lines = isfinite(gamma) ? emseg_gamma_meta_lines(gamma, how)
+                                                   : g_strdup("");
     g_autofree char *meta = g_strdup_printf(
         "epoch=%u\nloss=%s\ntrain_loss=%.6f\nval_loss=%.6f\nval_accuracy=%.6f\nval_vrand=%.6f\n"
         "val_vinfo=%.6f\nseed=%" G_GUINT64_FORMAT "\nlr=%g\n%s%s",

@@ -191,6 +191,7 @@ test_two_runs_persisted(void)
     /* fully labelled validation slices: the export exponent chosen with the checkpoint */
     g_assert_nonnull(strstr(info.scores, "export_gamma="));
     g_assert_cmpfloat(emseg_gamma_from_meta(info.scores), >=, 1.0);
+    g_assert_cmpfloat(ck->export_gamma, ==, emseg_gamma_from_meta(info.scores));
     last_ckpt = ck->model_id;
   }
 
