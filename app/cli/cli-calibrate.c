@@ -50,33 +50,13 @@ emseg_cli_calibrate_bn(int argc, char **argv)
     return 1;
   }
   int rc = 1;
-  EngGraph *graph = NULL;
-  float *x = NULL;
   g_autofree guint *idx = NULL;
   g_autofree char *meta2 = NULL;
   guint n = 0;
   g_autoptr(EmsegStack) images = emseg_stack_open(images_path, &error);
   if (images)
     idx = emseg_parse_slices(slices_text, emseg_stack_get_n_slices(images), &n, &error);
-  if (!idx)
-    goto out;
-  guint w = emseg_stack_get_width(images), h = emseg_stack_get_height(images);
-  graph = eng_graph_new(model, 1, h, w, 0, &err);
-  if (!graph) {
-    fprintf(stderr, "emseg calibrate-bn: %s\n", err.message);
-    goto out;
-  }
-  x = g_new(float, (gsize) n * w * h);
-  const float **planes = g_new(const float *, n);
-  for (guint k = 0; k < n && !error; k++) {
-    float *plane = x + (gsize) k * w * h;
-    planes[k] = plane;
-    emseg_read_standardized(images, idx[k], plane, &error);
-  }
-  if (!error && eng_model_calibrate_bn(model, graph, planes, n, &err) != ENG_OK)
-    g_set_error(&error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "%s", err.message);
-  g_free(planes);
-  if (error)
+  if (!idx || !emseg_calibrate_bn_on_stack(model, images, idx, n, &error))
     goto out;
   meta2 = g_strdup_printf("%sbn_calibrated_on=%s %s\n", meta ? meta : "", images_path,
                           slices_text ? slices_text : "all");
@@ -89,8 +69,6 @@ emseg_cli_calibrate_bn(int argc, char **argv)
 out:
   if (rc && error)
     fprintf(stderr, "emseg calibrate-bn: %s\n", error->message);
-  g_free(x);
-  eng_graph_free(graph);
   eng_model_free(model);
   free(meta);
   return rc;

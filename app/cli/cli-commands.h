@@ -16,6 +16,7 @@ int emseg_cli_augment_preview(int argc, char **argv); /* cli-augment.c */
 int emseg_cli_synth(int argc, char **argv);          /* cli-synth.c */
 int emseg_cli_calibrate_bn(int argc, char **argv);   /* cli-calibrate.c */
 int emseg_cli_calibrate_gamma(int argc, char **argv); /* cli-calibrate-gamma.c */
+int emseg_cli_average(int argc, char **argv);         /* cli-average.c */
 int emseg_cli_experiment(int argc, char **argv);     /* cli-experiment.c */
 
 /* An EmsegProgressFunc (emseg-predict.h) for commands that predict slices: "\rCOMMAND:

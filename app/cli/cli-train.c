@@ -91,6 +91,16 @@ parse_lr_steps(const char *text, EmsegTrainingConfig *cfg, GError **error)
   return TRUE;
 }
 
+/* out.emsegmodel -> out-swa.emsegmodel; any other name gets "-swa" appended. */
+static char *
+swa_default_path(const char *out)
+{
+  if (g_str_has_suffix(out, ".emsegmodel"))
+    return g_strdup_printf("%.*s-swa.emsegmodel", (int) (strlen(out) - strlen(".emsegmodel")),
+                           out);
+  return g_strconcat(out, "-swa", NULL);
+}
+
 int
 emseg_cli_train(int argc, char **argv)
 {
@@ -98,8 +108,8 @@ emseg_cli_train(int argc, char **argv)
                   *val_text = NULL, *loss_text = NULL, *spec_text = NULL, *out_path = NULL,
                   *lr_steps_text = NULL, *init_path = NULL, *state_path = NULL,
                   *stats_csv = NULL, *heatmap_png = NULL, *curves_csv = NULL,
-                  *curves_png = NULL;
-  int epochs = 10, patience = 0, crop = 0, metrics_every = 1, val_every = 1;
+                  *curves_png = NULL, *swa_out = NULL;
+  int epochs = 10, patience = 0, crop = 0, metrics_every = 1, val_every = 1, swa_from = 0;
   double lr = 1e-3, wd = 1e-3, dropout = -1;
   gint64 seed = 1;
   gboolean half = FALSE, no_augment = FALSE, augment = FALSE, resume = FALSE, verbose = FALSE;
@@ -125,6 +135,8 @@ emseg_cli_train(int argc, char **argv)
     { "crop", 0, 0, G_OPTION_ARG_INT, &crop, "Train on random square crops of this size (default: full slices)", "PX" },
     { "val-every", 0, 0, G_OPTION_ARG_INT, &val_every, "Validate (and keep the best checkpoint) every K epochs and at the last (default 1)", "K" },
     { "metrics-every", 0, 0, G_OPTION_ARG_INT, &metrics_every, "V_rand / V_info on the validation slices every K epochs (0 = never; default 1)", "K" },
+    { "swa-from", 0, 0, G_OPTION_ARG_INT, &swa_from, "Also average the weights of every epoch from E on (SWA) and write the average, BN recomputed, to --swa-out (default 0 = off)", "E" },
+    { "swa-out", 0, 0, G_OPTION_ARG_FILENAME, &swa_out, "Model file for the averaged weights (default: MODEL with -swa before .emsegmodel)", "MODEL" },
     { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Model spec overrides, e.g. base_width=8,down=1/1 (default: Table 1)", "SPEC" },
     { "init", 0, 0, G_OPTION_ARG_FILENAME, &init_path, "Fine-tune: start from this model's weights (and spec)", "MODEL" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed for weights, shuffling, augmentation, dropout (default 1)", "S" },
@@ -160,9 +172,19 @@ emseg_cli_train(int argc, char **argv)
     return 2;
   }
   if (epochs < 1 || val_every < 1 || patience < 0 || crop < 0 || metrics_every < 0 ||
-      (augment && no_augment)) {
-    fprintf(stderr, "emseg train: --epochs and --val-every must be >= 1; --patience, --crop "
-                    "and --metrics-every >= 0; and only one of --augment / --no-augment\n");
+      swa_from < 0 || (augment && no_augment)) {
+    fprintf(stderr, "emseg train: --epochs and --val-every must be >= 1; --patience, --crop, "
+                    "--metrics-every and --swa-from >= 0; and only one of --augment / "
+                    "--no-augment\n");
+    return 2;
+  }
+  if (swa_from > epochs) {
+    fprintf(stderr, "emseg train: --swa-from %d is after the last epoch (--epochs %d)\n",
+            swa_from, epochs);
+    return 2;
+  }
+  if (swa_out && !swa_from) {
+    fprintf(stderr, "emseg train: --swa-out needs --swa-from\n");
     return 2;
   }
   if (lr_steps_text && !parse_lr_steps(lr_steps_text, &cfg, &error)) {
@@ -194,6 +216,9 @@ emseg_cli_train(int argc, char **argv)
   g_autofree char *default_state = g_strconcat(out_path, ".state", NULL);
   cfg.state_path = state_path ? state_path : default_state;
   cfg.resume = resume;
+  g_autofree char *default_swa = swa_out ? NULL : swa_default_path(out_path);
+  cfg.swa_from = (guint) swa_from;
+  cfg.swa_path = swa_from ? (swa_out ? swa_out : default_swa) : NULL;
 
   EngModel *init = NULL;
   if (init_path && eng_model_load(init_path, &init, NULL, &err) != ENG_OK) {
@@ -252,6 +277,17 @@ emseg_cli_train(int argc, char **argv)
   if (result.best_model && isfinite(printer.best_gamma))
     printf("export exponent %g (chosen on the validation slices; export-isbi uses it)\n",
            printer.best_gamma);
+  if (result.swa_model) {
+    const EmsegTrainingSwa *w = &result.swa;
+    printf("swa epochs %u-%u", w->first_epoch, w->last_epoch);
+    if (n_val)
+      printf(" val_loss %.4f val_acc %.4f", w->val_loss, w->val_accuracy);
+    if (isfinite(w->vrand))
+      printf(" vrand %.4f vinfo %.4f", w->vrand, w->vinfo);
+    if (isfinite(w->export_gamma))
+      printf(" export_gamma %g", w->export_gamma);
+    printf(" written to %s\n", cfg.swa_path);
+  }
   if (cancelled)
     printf("resume with the same command and --resume\n");
   emseg_training_result_clear(&result);

@@ -23,6 +23,7 @@ static const Command commands[] = {
   { "synth", emseg_cli_synth, "write a synthetic EM-like stack with labels" },
   { "calibrate-bn", emseg_cli_calibrate_bn, "recompute BN statistics over slices (precise BN)" },
   { "calibrate-gamma", emseg_cli_calibrate_gamma, "choose the export exponent on labelled slices" },
+  { "average", emseg_cli_average, "average model files' weights (SWA), BN recomputed" },
   { "experiment", emseg_cli_experiment, "the paper's experiments (skip-ablation, update-depth)" },
 };
 

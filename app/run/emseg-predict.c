@@ -33,6 +33,37 @@ emseg_read_standardized(EmsegStack *stack, guint index, float *out, GError **err
 }
 
 gboolean
+emseg_calibrate_bn_on_stack(EngModel *model, EmsegStack *stack, const guint *slices, guint n,
+                            GError **error)
+{
+  guint w = emseg_stack_get_width(stack), h = emseg_stack_get_height(stack);
+  EngError err;
+  EngGraph *graph = eng_graph_new(model, 1, h, w, 0, &err);
+  if (!graph) {
+    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "%s: %s",
+                emseg_stack_get_path(stack), err.message);
+    return FALSE;
+  }
+  float *x = g_new(float, (gsize) n * w * h);
+  const float **planes = g_new(const float *, n);
+  gboolean ok = TRUE;
+  for (guint k = 0; k < n && ok; k++) {
+    planes[k] = x + (gsize) k * w * h;
+    ok = emseg_read_standardized(stack, slices[k], x + (gsize) k * w * h, error);
+  }
+  if (ok && eng_model_calibrate_bn(model, graph, planes, n, &err) != ENG_OK) {
+    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE,
+                "recomputing BN statistics over %s: %s", emseg_stack_get_path(stack),
+                err.message);
+    ok = FALSE;
+  }
+  g_free(planes);
+  g_free(x);
+  eng_graph_free(graph);
+  return ok;
+}
+
+gboolean
 emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, guint n_slices,
                      const EmsegPredictOptions *opts, float *prob, float *std, GError **error)
 {

@@ -42,6 +42,12 @@ gboolean emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *s
 /* Reads slice `index` as standardized floats (width * height), the network's input. */
 gboolean emseg_read_standardized(EmsegStack *stack, guint index, float *out, GError **error);
 
+/* Recomputes model's BN running statistics as plain averages over slices[0..n-1] of stack
+ * (training-mode forwards, no augmentation, no dropout: eng_model_calibrate_bn). The
+ * weights are untouched. Used by `emseg calibrate-bn` and `emseg average`. */
+gboolean emseg_calibrate_bn_on_stack(EngModel *model, EmsegStack *stack, const guint *slices,
+                                     guint n, GError **error);
+
 /* Parses "0-19", "3", "0,2,5-7" into a sorted list of distinct indices < n_slices.
  * NULL text or "all" gives every slice. Returns a newly allocated array (g_free). */
 guint *emseg_parse_slices(const char *text, guint n_slices, guint *n_out, GError **error);

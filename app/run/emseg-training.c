@@ -16,6 +16,7 @@
 #include "emseg-gamma.h"
 #include "emseg-heatmap-png.h"
 #include "emseg-model-meta.h"
+#include "eng-average.h"
 #include "eng-metrics.h"
 #include "eng-modelfile.h"
 #include "eng-rng.h"
@@ -129,6 +130,7 @@ emseg_training_result_clear(EmsegTrainingResult *result)
 {
   eng_model_free(result->best_model);
   eng_model_free(result->last_model);
+  eng_model_free(result->swa_model);
   memset(result, 0, sizeof *result);
 }
 
@@ -145,6 +147,8 @@ typedef struct {
   EngModel *model;       /* the weights being trained */
   EngModel *best;        /* best selection loss so far */
   EngModel *opt_shadow;  /* model-shaped carrier for the optimizer state in state files */
+  EngModel *swa;         /* running mean of end-of-epoch weights (swa_from), else NULL */
+  guint64 swa_count;     /* epochs in it */
   EngTrainer *tr;        /* graph for (1, 1, th, tw) with backward */
   EngGraph *val_graph;   /* inference graph for (1, 1, val h, val w) */
   EngAugment *aug;       /* workspace for train slices (full size) */
@@ -219,6 +223,7 @@ run_free(Run *run)
   eng_model_free(run->model);
   eng_model_free(run->best);
   eng_model_free(run->opt_shadow);
+  eng_model_free(run->swa);
   g_free(run->aug_image);
   g_free(run->aug_labels);
   g_free(run->crop_image);
@@ -257,6 +262,9 @@ check_config(const EmsegTrainingConfig *cfg, const EngSpec *spec, const EmsegDat
     INVALID("at most %d learning-rate steps", EMSEG_TRAINING_MAX_LR_STEPS);
   if (cfg->resume && !cfg->state_path)
     INVALID("resume needs a state file");
+  if (cfg->swa_from > cfg->epochs)
+    INVALID("weight averaging from epoch %u would start after the last epoch (%u)",
+            cfg->swa_from, cfg->epochs);
   guint mult = (guint) eng_spec_size_multiple(spec);
   if (cfg->crop) {
     if (cfg->crop % mult)
@@ -312,6 +320,37 @@ meta_uint(GHashTable *meta, const char *key)
   return v ? (guint) g_ascii_strtoull(v, NULL, 10) : 0;
 }
 
+/* The running average of a resumed run that averages weights: state_path + ".swa", which
+ * must hold the epochs swa_from..e. */
+static gboolean
+load_swa(Run *run, guint e, GError **error)
+{
+  const EmsegTrainingConfig *cfg = run->cfg;
+  g_autofree char *swa_path = g_strconcat(cfg->state_path, ".swa", NULL);
+  if (!g_file_test(swa_path, G_FILE_TEST_EXISTS)) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID,
+                "cannot resume with weight averaging from epoch %u: %s is missing (the run "
+                "was not averaging weights when it stopped at epoch %u)",
+                cfg->swa_from, swa_path, e);
+    return FALSE;
+  }
+  g_autoptr(GHashTable) meta = NULL;
+  if (!load_part(swa_path, &run->swa, &meta, error))
+    return FALSE;
+  guint count = meta_uint(meta, "swa_count");
+  if (meta_uint(meta, "resume_epoch") != e || count != e - cfg->swa_from + 1) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID,
+                "cannot resume with weight averaging from epoch %u: %s averages %u epochs up "
+                "to epoch %u, expected %u up to epoch %u (was the run started with another "
+                "--swa-from?)",
+                cfg->swa_from, swa_path, count, meta_uint(meta, "resume_epoch"),
+                e - cfg->swa_from + 1, e);
+    return FALSE;
+  }
+  run->swa_count = count;
+  return TRUE;
+}
+
 /* Loads state_path (weights being trained + progress), .opt and .best; all three must
  * come from the same epoch, since they are written one after the other. */
 static gboolean
@@ -343,6 +382,8 @@ load_state(Run *run, EngSpec *spec, GError **error)
                 cfg->state_path, cfg->seed, seed ? seed : "(unknown)");
     goto out;
   }
+  if (cfg->swa_from && e >= cfg->swa_from && !load_swa(run, e, error))
+    goto out;
   *spec = *eng_model_spec(state);
   run->first_epoch = e + 1;
   run->best_epoch = meta_uint(m_state, "best_epoch");
@@ -397,6 +438,16 @@ run_setup(Run *run, GError **error)
     run->best = eng_model_new(&spec, cfg->seed, &err);
     if (!run->best || eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
       return engine_error(error, &err, "cannot build the model");
+  }
+
+  if (cfg->swa_from) {
+    EngModel *swa = eng_model_new(&spec, cfg->seed, &err);
+    if (!swa || (run->swa && eng_model_copy_params(swa, run->swa, &err) != ENG_OK)) {
+      eng_model_free(swa);
+      return engine_error(error, &err, "cannot build the averaged model");
+    }
+    eng_model_free(run->swa); /* a resumed average takes the run's spec (dropout) */
+    run->swa = swa;
   }
 
   run->tw = cfg->crop ? cfg->crop : train->width;
@@ -579,18 +630,18 @@ train_epoch(Run *run, guint e, double *loss_out, double *acc_out, GError **error
  * and validation slices differ in size (the graph is sized for validation). */
 #define CALIBRATE_MAX_SLICES 16
 
+/* BN statistics of model recomputed over the training slices; graph: an inference graph
+ * of model at the training slices' size. */
 static gboolean
-calibrate_bn(Run *run, GError **error)
+calibrate_bn_with(Run *run, EngModel *model, EngGraph *graph, GError **error)
 {
-  const EmsegDataset *train = run->train, *val = run->val;
-  if (train->width != val->width || train->height != val->height)
-    return TRUE;
+  const EmsegDataset *train = run->train;
   const float *images[CALIBRATE_MAX_SLICES];
   guint n = MIN(train->n, CALIBRATE_MAX_SLICES);
   for (guint k = 0; k < n; k++) /* evenly spread over the slices */
     images[k] = emseg_dataset_image(train, (guint) ((guint64) k * train->n / n));
   EngError err;
-  EngStatus st = eng_model_calibrate_bn(run->model, run->val_graph, images, n, &err);
+  EngStatus st = eng_model_calibrate_bn(model, graph, images, n, &err);
   if (st == ENG_ERR_CANCELLED) {
     g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED, "cancelled");
     return FALSE;
@@ -600,15 +651,24 @@ calibrate_bn(Run *run, GError **error)
   return TRUE;
 }
 
+static gboolean
+calibrate_bn(Run *run, GError **error)
+{
+  const EmsegDataset *train = run->train, *val = run->val;
+  if (train->width != val->width || train->height != val->height)
+    return TRUE;
+  return calibrate_bn_with(run, run->model, run->val_graph, error);
+}
+
 /* Loss and accuracy on the validation slices in inference mode; P(cell) into val_prob. */
 static gboolean
-validate(Run *run, double *loss_out, double *acc_out, GError **error)
+validate(Run *run, EngGraph *graph, double *loss_out, double *acc_out, GError **error)
 {
   const EmsegDataset *val = run->val;
   gsize vp = emseg_dataset_plane(val);
   double vl = 0, va = 0;
   for (guint i = 0; i < val->n; i++) {
-    EngStatus st = eng_graph_forward(run->val_graph, emseg_dataset_image(val, i),
+    EngStatus st = eng_graph_forward(graph, emseg_dataset_image(val, i),
                                      ENG_MODE_INFER, 0);
     if (st != ENG_OK) {
       if (st == ENG_ERR_CANCELLED) {
@@ -620,7 +680,7 @@ validate(Run *run, double *loss_out, double *acc_out, GError **error)
                   eng_status_to_string(st));
       return FALSE;
     }
-    const float *z = eng_graph_logits(run->val_graph);
+    const float *z = eng_graph_logits(graph);
     const float *t = run->val_target + i * vp, *m = run->val_mask + i * vp;
     float *prob = run->val_prob + i * vp;
     double loss = eng_loss(run->cfg->loss, NULL, z, t, m, vp);
@@ -705,7 +765,7 @@ save_model(const EngModel *model, const char *path, EngDtype dtype, const char *
   return TRUE;
 }
 
-/* The three resume files, .opt and .best first: the main file's epoch is what a resume
+/* The resume files, .swa, .opt and .best first: the main file's epoch is what a resume
  * trusts, and load_state refuses a set whose epochs disagree. */
 static gboolean
 save_state(Run *run, guint e, GError **error)
@@ -721,6 +781,13 @@ save_state(Run *run, guint e, GError **error)
   size_t n = 0;
   const float *state = eng_rmsprop_state(eng_trainer_optimizer(run->tr), &n);
   memcpy(eng_model_params_arena(run->opt_shadow, NULL), state, n * sizeof(float));
+  if (run->swa_count) {
+    g_autofree char *swa_path = g_strconcat(cfg->state_path, ".swa", NULL);
+    g_autofree char *swa_meta = g_strdup_printf("%sswa_count=%" G_GUINT64_FORMAT "\n", meta,
+                                                run->swa_count);
+    if (!save_model(run->swa, swa_path, ENG_DTYPE_F32, swa_meta, error))
+      return FALSE;
+  }
   return save_model(run->opt_shadow, opt_path, ENG_DTYPE_F32, meta, error) &&
          save_model(run->best, best_path, ENG_DTYPE_F32, meta, error) &&
          save_model(run->model, cfg->state_path, ENG_DTYPE_F32, meta, error);
@@ -741,12 +808,19 @@ run_epoch(Run *run, guint e, GError **error)
                             .vinfo = NAN, .lr = lr };
   if (!train_epoch(run, e, &ep.train_loss, &ep.train_accuracy, error))
     return FALSE;
+  if (run->swa && e >= cfg->swa_from) {
+    EngError err;
+    if (eng_model_running_mean(run->swa, run->model, run->swa_count, &err) != ENG_OK)
+      return engine_error(error, &err, "averaging the weights");
+    run->swa_count++;
+  }
   /* Without validation slices the training loss chooses the checkpoint, every epoch. */
   guint every = MAX(cfg->val_every, 1u);
   gboolean validated = !has_val || e % every == 0 || e == cfg->epochs;
   if (has_val && validated && cfg->calibrate_bn && !calibrate_bn(run, error))
     return FALSE;
-  if (has_val && validated && !validate(run, &ep.val_loss, &ep.val_accuracy, error))
+  if (has_val && validated && !validate(run, run->val_graph, &ep.val_loss, &ep.val_accuracy,
+                                        error))
     return FALSE;
   if (validated && run->val_scored && cfg->metrics_every && /* val_scored: has_val too */
       (e % cfg->metrics_every == 0 || e == cfg->epochs)) {
@@ -829,6 +903,67 @@ run_epoch(Run *run, guint e, GError **error)
   return TRUE;
 }
 
+/* The end of weight averaging: BN statistics recomputed for the averaged weights (their
+ * own activations, not the average of the runs'), validation and scores as a checkpoint
+ * gets them, then the file. Two short-lived inference graphs at most: the training
+ * slices' size for BN, the validation slices' for scoring. */
+static gboolean
+finish_swa(Run *run, EmsegTrainingSwa *out, GError **error)
+{
+  const EmsegTrainingConfig *cfg = run->cfg;
+  const EmsegDataset *train = run->train, *val = run->val;
+  gboolean has_val = val && val->n;
+  *out = (EmsegTrainingSwa) { .first_epoch = cfg->swa_from, .last_epoch = run->epoch,
+                              .val_loss = NAN, .val_accuracy = NAN, .vrand = NAN,
+                              .vinfo = NAN, .export_gamma = NAN };
+  EngError err;
+  EngGraph *tg = eng_graph_new(run->swa, 1, train->height, train->width, 0, &err), *vg = NULL;
+  gboolean ok = tg != NULL;
+  if (!ok)
+    engine_error(error, &err, "cannot plan a graph for the averaged weights");
+  if (ok)
+    eng_graph_set_cancel(tg, run->cancel);
+  ok = ok && calibrate_bn_with(run, run->swa, tg, error);
+  if (ok && has_val) {
+    gboolean same = val->width == train->width && val->height == train->height;
+    vg = same ? NULL : eng_graph_new(run->swa, 1, val->height, val->width, 0, &err);
+    if (!same && !vg)
+      ok = engine_error(error, &err, "cannot plan a graph for the averaged weights");
+    if (vg)
+      eng_graph_set_cancel(vg, run->cancel);
+    ok = ok && validate(run, vg ? vg : tg, &out->val_loss, &out->val_accuracy, error);
+  }
+  if (ok && run->val_scored) {
+    EngMetricsResult mr;
+    if (eng_metrics_evaluate(run->val_prob, val->labels, val->n, val->height, val->width, &mr,
+                             &err) != ENG_OK)
+      ok = engine_error(error, &err, "V_rand / V_info of the averaged weights");
+    out->vrand = ok ? mr.vrand : NAN;
+    out->vinfo = ok ? mr.vinfo : NAN;
+    if (ok && cfg->calibrate_gamma)
+      ok = choose_gamma(run, &out->export_gamma, error);
+  }
+  eng_graph_free(vg);
+  eng_graph_free(tg);
+  if (ok && cfg->swa_path) {
+    g_autofree char *how = g_strdup_printf("best V_rand of the validation slices (plain "
+                                           "inference) of the weights averaged over epochs "
+                                           "%u-%u", out->first_epoch, out->last_epoch);
+    g_autofree char *gamma_lines = isfinite(out->export_gamma)
+                                       ? emseg_gamma_meta_lines(out->export_gamma, how)
+                                       : g_strdup("");
+    g_autofree char *meta = g_strdup_printf(
+        "epoch=%u\nswa_from=%u\nswa_epochs=%" G_GUINT64_FORMAT "\nloss=%s\nval_loss=%.6f\n"
+        "val_accuracy=%.6f\nval_vrand=%.6f\nval_vinfo=%.6f\nseed=%" G_GUINT64_FORMAT "\n%s%s",
+        out->last_epoch, out->first_epoch, run->swa_count, eng_loss_name(cfg->loss),
+        out->val_loss, out->val_accuracy, out->vrand, out->vinfo, cfg->seed,
+        cfg->meta ? cfg->meta : "", gamma_lines);
+    ok = save_model(run->swa, cfg->swa_path, cfg->half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta,
+                    error);
+  }
+  return ok;
+}
+
 gboolean
 emseg_training_run(const EmsegTrainingConfig *cfg, const EmsegDataset *train,
                    const EmsegDataset *val, EmsegTrainingFunc callback, gpointer user_data,
@@ -859,6 +994,8 @@ emseg_training_run(const EmsegTrainingConfig *cfg, const EmsegDataset *train,
       ok = run_epoch(&run, e, &local);
     }
   }
+  if (ok && run.swa_count)
+    ok = finish_swa(&run, &result->swa, &local);
   gboolean was_cancelled = !ok && g_error_matches(local, EMSEG_TRAINING_ERROR,
                                                   EMSEG_TRAINING_ERROR_CANCELLED);
   result->epochs_run = run.epoch;
@@ -869,6 +1006,8 @@ emseg_training_run(const EmsegTrainingConfig *cfg, const EmsegDataset *train,
   if (run.best_epoch) {
     result->best_model = g_steal_pointer(&run.best);
   }
+  if (ok && run.swa_count)
+    result->swa_model = g_steal_pointer(&run.swa);
   if (run.model && run.tr) {
     /* The trainer borrows the model: free it before handing the model out. */
     eng_trainer_free(g_steal_pointer(&run.tr));

@@ -4,7 +4,8 @@
  * mask, which is derived from the warped labels), optional random crops, RMSprop with
  * weight decay and a ÷10 step schedule, validation every epoch (loss, pixel accuracy,
  * V_rand / V_info every k epochs), the best-validation-loss weights kept, early stopping,
- * per-layer update statistics (Figure 4), checkpoints and resume.
+ * per-layer update statistics (Figure 4), checkpoints and resume, and optionally the
+ * average of the weights of the last epochs (SWA).
  *
  * Used by `emseg train`, `emseg experiment` and the engine thread. GLib, no GTK: the run
  * executes on the calling thread and reports through a callback on that same thread.
@@ -79,11 +80,19 @@ typedef struct {
    * checkpoint's metadata as export_gamma=, which exports then use. Only when the
    * validation slices are fully labelled (see EmsegTrainingStarted.val_scored). Default TRUE. */
   gboolean calibrate_gamma;
+  /* Weight averaging (SWA, Izmailov et al. 2018): from this 1-based epoch on, the weights
+   * at the end of every epoch are averaged; after the last epoch (or an early stop) the
+   * average gets BN statistics recomputed over the training slices, the same validation
+   * as a checkpoint, and is written to swa_path (if set) and handed back in the result.
+   * Nothing else in the run changes: the best checkpoint is chosen as before. 0 = off. */
+  guint swa_from;
+  const char *swa_path;
   guint64 seed;          /* default 1 */
   const EngModel *init_model; /* fine-tune from these weights (borrowed); NULL = He init */
   /* Files (all optional, NULL = none). best_path: the best-validation weights, rewritten
    * atomically whenever they improve. state_path: after every epoch the run state for
-   * resume (state_path, state_path + ".opt" optimizer state, state_path + ".best"). */
+   * resume (state_path, state_path + ".opt" optimizer state, state_path + ".best", and
+   * with swa_from state_path + ".swa", the running average). */
   const char *best_path;
   const char *state_path;
   gboolean resume;       /* continue from state_path (which must exist) */
@@ -180,8 +189,18 @@ void emseg_training_event_free(EmsegTrainingEvent *event);
 /* Return FALSE to stop the run: it ends after the current step, as a cancel. */
 typedef gboolean (*EmsegTrainingFunc)(const EmsegTrainingEvent *event, gpointer user_data);
 
+/* The averaged weights of a run with swa_from, scored like a checkpoint. */
+typedef struct {
+  guint first_epoch, last_epoch; /* the epochs averaged (0, 0: none) */
+  double val_loss, val_accuracy; /* NAN without validation slices */
+  double vrand, vinfo;           /* NAN unless the validation slices are fully labelled */
+  double export_gamma;           /* as in EmsegTrainingCheckpoint */
+} EmsegTrainingSwa;
+
 typedef struct {
   EngModel *best_model;  /* owned: best validation loss weights, NULL if no epoch finished */
+  EngModel *swa_model;   /* owned: the averaged weights (swa_from), NULL otherwise */
+  EmsegTrainingSwa swa;
   EngModel *last_model;  /* owned: weights at the end of the run */
   guint epochs_run, best_epoch;
   double best_loss;

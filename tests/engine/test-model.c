@@ -2,13 +2,14 @@
  * finite-difference gradient checks of whole small models for every block type with and
  * without short and long skips (so subsampling, upsampling and shortcut convs are all on
  * the path), loss gradients, RMSprop against a hand computation, and the model file
- * (round trip, f16, truncated / corrupt / foreign files). */
+ * (round trip, f16, truncated / corrupt / foreign files), and running weight means (SWA). */
 #include <glib.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "eng-average.h"
 #include "eng-loss.h"
 #include "eng-model.h"
 #include "eng-modelfile.h"
@@ -490,6 +491,48 @@ test_calibrate_bn(void)
   eng_model_free(m);
 }
 
+/* Running mean of three models with different weights: the arena equals the plain mean
+ * computed here in double; a model with another dropout rate averages, one of another
+ * width is refused and leaves the mean as it was. */
+static void
+test_running_mean(void)
+{
+  EngSpec spec, other;
+  EngError err;
+  eng_spec_default(&spec);
+  g_assert_cmpint(eng_spec_parse(&spec, "base_width=4,down=1/1,across=1,dropout=0.1", &err), ==, ENG_OK);
+  EngModel *m[3], *mean = eng_model_new(&spec, 99, &err);
+  for (int k = 0; k < 3; k++) {
+    spec.dropout = 0.1f * (float) k;
+    m[k] = eng_model_new(&spec, 11 + k, &err);
+    g_assert_nonnull(m[k]);
+    g_assert_cmpint(eng_model_running_mean(mean, m[k], k, &err), ==, ENG_OK);
+  }
+  size_t n = 0;
+  const float *got = eng_model_params_const(mean, &n);
+  const float *a = eng_model_params_const(m[0], NULL), *b = eng_model_params_const(m[1], NULL),
+              *c = eng_model_params_const(m[2], NULL);
+  size_t differ = 0;
+  for (size_t i = 0; i < n; i++) {
+    double want = ((double) a[i] + b[i] + c[i]) / 3.0;
+    g_assert_cmpfloat_with_epsilon(got[i], want, 1e-6 * (1 + fabs(want)));
+    differ += a[i] != b[i];
+  }
+  g_assert_cmpuint(differ, >, n / 2); /* the three really differ */
+  other = spec;
+  g_assert_cmpint(eng_spec_parse(&other, "base_width=8", &err), ==, ENG_OK);
+  EngModel *wide = eng_model_new(&other, 1, &err);
+  float *before = g_memdup2(got, n * sizeof(float));
+  g_assert_cmpint(eng_model_running_mean(mean, wide, 3, &err), ==, ENG_ERR_INVALID);
+  g_assert_nonnull(strstr(err.message, "different architectures"));
+  g_assert_cmpmem(before, n * sizeof(float), got, n * sizeof(float));
+  g_free(before);
+  eng_model_free(wide);
+  for (int k = 0; k < 3; k++)
+    eng_model_free(m[k]);
+  eng_model_free(mean);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -510,5 +553,6 @@ main(int argc, char **argv)
   g_test_add_func("/model/dihedral", test_dihedral);
   g_test_add_func("/model/tta-equivariant", test_tta_equivariant);
   g_test_add_func("/model/calibrate-bn", test_calibrate_bn);
+  g_test_add_func("/model/running-mean", test_running_mean);
   return g_test_run();
 }

@@ -457,6 +457,79 @@ test_calibrate_gamma(void)
   g_assert_false(g_file_test(never, G_FILE_TEST_EXISTS));
 }
 
+/* train --swa-from writes the averaged weights beside the best checkpoint and reports
+ * them; average takes files of one architecture, refuses others, and its trainable
+ * weights are the mean of its inputs'. */
+static void
+test_swa_average(void)
+{
+  g_autofree char *model = in_dir("s.emsegmodel"), *swa = in_dir("s-swa.emsegmodel"),
+                  *other = in_dir("s-wide.emsegmodel"), *avg = in_dir("s-avg.emsegmodel");
+  const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                          "--val-slices", "4", "--epochs", "3", "--spec", TINY, "--crop", "32",
+                          "--swa-from", "2", "-o", model, NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  g_assert_cmpint(run_emseg(train, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "swa epochs 2-3 val_loss "));
+  g_assert_nonnull(strstr(out, swa));
+  g_assert_true(model_has_key(swa, "swa_from=2"));
+  g_assert_true(model_has_key(swa, "swa_epochs=2"));
+  g_assert_true(model_has_key(swa, "val_loss="));
+  g_assert_false(model_has_key(model, "swa_from="));
+
+  const char *late[] = { "train", "--images", images, "--labels", labels, "--epochs", "3",
+                         "--swa-from", "4", "-o", model, NULL };
+  g_assert_cmpint(run_emseg(late, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "--swa-from 4 is after the last epoch"));
+  g_clear_pointer(&err, g_free);
+  const char *lone[] = { "train", "--images", images, "--labels", labels, "--swa-out", avg,
+                         "-o", model, NULL };
+  g_assert_cmpint(run_emseg(lone, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "--swa-out needs --swa-from"));
+  g_clear_pointer(&err, g_free);
+
+  const char *avg_args[] = { "average", "--images", images, "--slices", "0-3", "-o", avg, model,
+                             swa, NULL };
+  g_clear_pointer(&out, g_free);
+  g_assert_cmpint(run_emseg(avg_args, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "averaged 2 models"));
+  EngModel *m[3] = { NULL, NULL, NULL };
+  const char *paths[3] = { model, swa, avg };
+  EngError e;
+  for (int k = 0; k < 3; k++)
+    g_assert_cmpint(eng_model_load(paths[k], &m[k], NULL, &e), ==, ENG_OK);
+  const float *a = eng_model_params_const(m[0], NULL), *b = eng_model_params_const(m[1], NULL),
+              *c = eng_model_params_const(m[2], NULL);
+  size_t differ = 0;
+  for (size_t p = 0; p < eng_model_n_params(m[2]); p++) {
+    const EngParam *par = eng_model_param(m[2], p);
+    if (!par->trainable)
+      continue;
+    for (size_t j = par->offset; j < par->offset + par->count; j++) {
+      double want = 0.5 * ((double) a[j] + b[j]);
+      g_assert_cmpfloat(fabs(c[j] - want), <=, 1e-6 * (1 + fabs(want)));
+      differ += a[j] != b[j];
+    }
+  }
+  g_assert_cmpuint(differ, >, 0);
+  for (int k = 0; k < 3; k++)
+    eng_model_free(m[k]);
+
+  const char *wide[] = { "train", "--images", images, "--labels", labels, "--slices", "0",
+                         "--epochs", "1", "--spec", TINY ",base_width=8", "--no-augment", "-o",
+                         other, NULL };
+  g_assert_cmpint(run_emseg(wide, NULL, NULL), ==, 0);
+  g_autofree char *never = in_dir("never.emsegmodel");
+  const char *mixed[] = { "average", "--images", images, "-o", never, model, other, NULL };
+  g_assert_cmpint(run_emseg(mixed, NULL, &err), ==, 1);
+  g_assert_nonnull(strstr(err, "different architectures"));
+  g_assert_false(g_file_test(never, G_FILE_TEST_EXISTS));
+  g_clear_pointer(&err, g_free);
+  const char *one[] = { "average", "--images", images, "-o", never, model, NULL };
+  g_assert_cmpint(run_emseg(one, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "two or more model files"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -483,6 +556,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli-train/experiment", test_experiment);
   g_test_add_func("/cli-train/update-depth", test_update_depth);
   g_test_add_func("/cli-train/calibrate-gamma", test_calibrate_gamma);
+  g_test_add_func("/cli-train/swa-average", test_swa_average);
   int rc = g_test_run();
   g_autofree char *rm = g_strdup("rm"), *flags = g_strdup("-rf");
   char *rm_argv[] = { rm, flags, dir, NULL };

@@ -2,7 +2,8 @@
  * determinism, best-validation checkpoint selection, early stopping, the lr schedule,
  * layer statistics (shape, sign, zero ⇔ lr 0), unlabeled pixels kept out of the loss,
  * cancel within one step (callback and flag), exact resume, datasets from a project,
- * validation every k epochs, and the export exponent chosen with each checkpoint. */
+ * validation every k epochs, the export exponent chosen with each checkpoint, and weight
+ * averaging (SWA) with its resume. */
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <math.h>
@@ -643,6 +644,8 @@ remove_state(const char *state)
 {
   g_autofree char *opt = g_strconcat(state, ".opt", NULL);
   g_autofree char *best = g_strconcat(state, ".best", NULL);
+  g_autofree char *swa = g_strconcat(state, ".swa", NULL);
+  g_unlink(swa);
   g_unlink(state);
   g_unlink(opt);
   g_unlink(best);
@@ -715,6 +718,149 @@ test_resume(void)
   record_clear(&first);
   record_clear(&second);
   remove_state(state);
+  g_rmdir(dir);
+}
+
+/* Weight averaging: the averaged trainable weights are the mean of the end-of-epoch
+ * weights of epochs 3..5 (each taken here from a run of that many epochs: runs are
+ * deterministic and validation does not touch training); its BN statistics are those a
+ * calibration of the averaged weights over the training slices gives (not the average of
+ * the epochs' statistics); the file holds the same weights and says what was averaged; an
+ * interrupted and resumed run averages to the same bytes; bad settings are refused. */
+static void
+test_swa(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 2, 32);
+  g_autoptr(EmsegDataset) val = synth(2, 1, 32);
+  g_autofree char *dir = g_dir_make_tmp("emseg-swa-XXXXXX", NULL);
+  g_autofree char *swa_path = g_build_filename(dir, "avg.emsegmodel", NULL);
+  g_autofree char *state = g_build_filename(dir, "run.state", NULL);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, "dropout=0.1");
+  cfg.metrics_every = 1;
+  g_autoptr(GError) error = NULL;
+  EmsegTrainingResult ends[3];
+  for (guint k = 0; k < 3; k++) {
+    cfg.epochs = 3 + k;
+    g_assert_true(run(&cfg, train, val, NULL, NULL, &ends[k], &error));
+    g_assert_null(ends[k].swa_model);
+  }
+  cfg.epochs = 5;
+  cfg.swa_from = 3;
+  cfg.swa_path = swa_path;
+  EmsegTrainingResult res;
+  g_assert_true(run(&cfg, train, val, NULL, NULL, &res, &error));
+  g_assert_no_error(error);
+  g_assert_nonnull(res.swa_model);
+  g_assert_cmpuint(res.swa.first_epoch, ==, 3);
+  g_assert_cmpuint(res.swa.last_epoch, ==, 5);
+  g_assert_true(isfinite(res.swa.val_loss) && isfinite(res.swa.vrand));
+  /* the best checkpoint is chosen as without averaging */
+  g_assert_cmpuint(res.best_epoch, ==, ends[2].best_epoch);
+  size_t n = 0;
+  const float *avg = eng_model_params_const(res.swa_model, &n);
+  size_t checked = 0, moved = 0;
+  for (size_t p = 0; p < eng_model_n_params(res.swa_model); p++) {
+    const EngParam *par = eng_model_param(res.swa_model, p);
+    if (!par->trainable)
+      continue;
+    for (size_t j = par->offset; j < par->offset + par->count; j++) {
+      double want = 0;
+      for (guint k = 0; k < 3; k++)
+        want += eng_model_params_const(ends[k].last_model, NULL)[j] / 3.0;
+      g_assert_cmpfloat(fabs(avg[j] - want), <=, 1e-6 * (1 + fabs(want)));
+      moved += eng_model_params_const(ends[0].last_model, NULL)[j] !=
+               eng_model_params_const(ends[2].last_model, NULL)[j];
+      checked++;
+    }
+  }
+  g_assert_cmpuint(moved, >, checked / 2); /* the epochs' weights really differ */
+  /* BN statistics: a fresh calibration of the averaged weights gives the same */
+  EngError err;
+  EngModel *again = eng_model_new(eng_model_spec(res.swa_model), 1, &err);
+  g_assert_cmpint(eng_model_copy_params(again, res.swa_model, &err), ==, ENG_OK);
+  float *stats = eng_model_params_arena(again, NULL);
+  for (size_t p = 0; p < eng_model_n_params(again); p++) {
+    const EngParam *par = eng_model_param(again, p);
+    if (par->kind == ENG_PARAM_BN_MEAN || par->kind == ENG_PARAM_BN_VAR)
+      for (size_t j = par->offset; j < par->offset + par->count; j++)
+        stats[j] = 0.5f; /* forget them */
+  }
+  EngGraph *g = eng_graph_new(again, 1, 32, 32, 0, &err);
+  const float *images[2] = { emseg_dataset_image(train, 0), emseg_dataset_image(train, 1) };
+  g_assert_cmpint(eng_model_calibrate_bn(again, g, images, 2, &err), ==, ENG_OK);
+  eng_graph_free(g);
+  size_t n_stats = 0;
+  for (size_t p = 0; p < eng_model_n_params(again); p++) {
+    const EngParam *par = eng_model_param(again, p);
+    if (par->kind != ENG_PARAM_BN_MEAN && par->kind != ENG_PARAM_BN_VAR)
+      continue;
+    for (size_t j = par->offset; j < par->offset + par->count; j++, n_stats++)
+      g_assert_cmpfloat(fabs(stats[j] - avg[j]), <=, 1e-5 * (1 + fabs(avg[j])));
+  }
+  g_assert_cmpuint(n_stats, >, 0);
+  eng_model_free(again);
+  /* the file */
+  EngModel *loaded = NULL;
+  char *meta = NULL;
+  g_assert_cmpint(eng_model_load(swa_path, &loaded, &meta, &err), ==, ENG_OK);
+  g_assert_cmpmem(eng_model_params_const(loaded, NULL), n * sizeof(float), avg,
+                  n * sizeof(float));
+  g_assert_nonnull(strstr(meta, "swa_from=3\n"));
+  g_assert_nonnull(strstr(meta, "swa_epochs=3\n"));
+  free(meta);
+  eng_model_free(loaded);
+
+  /* interrupted in epoch 4 (steps 7-8), resumed: the same average, byte for byte */
+  cfg.state_path = state;
+  Record first;
+  record_init(&first);
+  first.stop_at_step = 7;
+  EmsegTrainingResult r1, r2;
+  g_assert_false(run(&cfg, train, val, &first, NULL, &r1, &error));
+  g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED);
+  g_clear_error(&error);
+  g_assert_cmpuint(r1.epochs_run, ==, 3);
+  g_assert_null(r1.swa_model);
+  cfg.resume = TRUE;
+  g_assert_true(run(&cfg, train, val, NULL, NULL, &r2, &error));
+  g_assert_no_error(error);
+  g_assert_nonnull(r2.swa_model);
+  g_assert_cmpmem(eng_model_params_const(r2.swa_model, NULL), n * sizeof(float), avg,
+                  n * sizeof(float));
+  /* resuming the same state while averaging from another epoch is refused */
+  cfg.swa_from = 2;
+  EmsegTrainingResult r3;
+  remove_state(state);
+  cfg.resume = FALSE;
+  cfg.epochs = 3;
+  first.stop_at_step = 0;
+  g_assert_true(run(&cfg, train, val, NULL, NULL, &r3, &error)); /* averages epochs 2-3 */
+  emseg_training_result_clear(&r3);
+  cfg.swa_from = 3;
+  cfg.epochs = 5;
+  cfg.resume = TRUE;
+  g_assert_false(run(&cfg, train, val, NULL, NULL, &r3, &error));
+  g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID);
+  g_assert_nonnull(strstr(error->message, "another --swa-from"));
+  g_clear_error(&error);
+  emseg_training_result_clear(&r3);
+  /* averaging that would start after the last epoch */
+  cfg.resume = FALSE;
+  cfg.swa_from = 6;
+  g_assert_false(run(&cfg, train, val, NULL, NULL, &r3, &error));
+  g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID);
+  g_assert_nonnull(strstr(error->message, "after the last epoch"));
+  emseg_training_result_clear(&r3);
+
+  for (guint k = 0; k < 3; k++)
+    emseg_training_result_clear(&ends[k]);
+  emseg_training_result_clear(&res);
+  emseg_training_result_clear(&r1);
+  emseg_training_result_clear(&r2);
+  record_clear(&first);
+  remove_state(state);
+  g_unlink(swa_path);
   g_rmdir(dir);
 }
 
@@ -838,6 +984,7 @@ main(int argc, char **argv)
   g_test_add_func("/training/cancel", test_cancel);
   g_test_add_func("/training/resume", test_resume);
   g_test_add_func("/training/fine-tune", test_fine_tune);
+  g_test_add_func("/training/swa", test_swa);
   g_test_add_func("/training/bad-config", test_bad_config);
   g_test_add_func("/training/project-dataset", test_project_dataset);
   return g_test_run();
