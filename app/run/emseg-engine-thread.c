@@ -1050,6 +1050,13 @@ run_training(EmsegEngineJobContext *ctx, GError **error)
   EngModel *owned_init = NULL;
   gint64 parent_id = 0;
   EngModel *init = NULL;
+  if (job->training.swa_from) {
+    /* the project store has no place for an averaged model yet: refuse rather than drop it */
+    g_set_error_literal(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_INPUT,
+                        "weight averaging (swa_from) is available in `emseg train` only, not "
+                        "in workbench jobs");
+    return FALSE;
+  }
   if (job->kind == EMSEG_ENGINE_JOB_FINE_TUNE) {
     init = resolve_model(ctx, &owned_init, &parent_id, error);
     if (!init)

@@ -228,8 +228,11 @@ test_bad_data(void)
   EmsegEngineJob *sj = test_train_job(stack_id, 0, 1, 0, 0, 1, 1);
   sj->stack_id = 999;
   guint64 j3 = emseg_engine_thread_start(t, sj);
-  guint64 jobs[] = { j1, j2, j3 };
-  const char *expect[] = { "slice 12", "no-such-checkpoint", "999" };
+  EmsegEngineJob *wj = test_train_job(stack_id, 0, 1, 0, 0, 1, 1);
+  wj->training.swa_from = 1; /* weight averaging has no place in the store: refused */
+  guint64 j4 = emseg_engine_thread_start(t, wj);
+  guint64 jobs[] = { j1, j2, j3, j4 };
+  const char *expect[] = { "slice 12", "no-such-checkpoint", "999", "emseg train` only" };
   for (guint i = 0; i < G_N_ELEMENTS(jobs); i++) {
     const EmsegEngineEvent *err = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_ERROR, jobs[i]);
     g_test_message("job %u: %s", i, err->message);
