@@ -10,7 +10,6 @@
 
 #include "cli-commands.h"
 #include "emseg-predict.h"
-#include "emseg-stack.h"
 #include "eng-average.h"
 #include "eng-modelfile.h"
 
@@ -46,9 +45,7 @@ emseg_cli_average(int argc, char **argv)
   /* everything with a cleanup is declared before the first goto */
   int rc = 1;
   EngModel *mean = NULL;
-  g_autofree guint *idx = NULL;
   guint n = 0;
-  g_autoptr(EmsegStack) images = NULL;
   EngError err;
   g_autoptr(GString) meta = g_string_new(NULL);
   g_string_append_printf(meta, "averaged_models=%u\n", n_in);
@@ -60,23 +57,19 @@ emseg_cli_average(int argc, char **argv)
       goto out;
     }
     free(m_meta);
-    EngStatus st = ENG_OK;
-    if (!mean)
-      mean = m; /* the first file is the running mean's storage (n_before = 0: itself) */
-    else
-      st = eng_model_running_mean(mean, m, i, &err);
-    if (m != mean)
+    if (i == 0) {
+      mean = m; /* the first file is the running mean's storage: the mean of one */
+    } else {
+      EngStatus st = eng_model_running_mean(mean, m, i, &err);
       eng_model_free(m);
-    if (st != ENG_OK) {
-      fprintf(stderr, "emseg average: %s: %s\n", inputs[i], err.message);
-      goto out;
+      if (st != ENG_OK) {
+        fprintf(stderr, "emseg average: %s: %s\n", inputs[i], err.message);
+        goto out;
+      }
     }
     g_string_append_printf(meta, "averaged_model_%u=%s\n", i + 1, inputs[i]);
   }
-  images = emseg_stack_open(images_path, &error);
-  if (images)
-    idx = emseg_parse_slices(slices_text, emseg_stack_get_n_slices(images), &n, &error);
-  if (!idx || !emseg_calibrate_bn_on_stack(mean, images, idx, n, &error)) {
+  if (!emseg_calibrate_bn_on_slices(mean, images_path, slices_text, &n, &error)) {
     fprintf(stderr, "emseg average: %s\n", error->message);
     goto out;
   }

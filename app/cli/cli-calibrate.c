@@ -12,9 +12,7 @@
 
 #include "cli-commands.h"
 #include "emseg-predict.h"
-#include "emseg-stack.h"
 #include "eng-modelfile.h"
-#include "eng-train.h"
 
 int
 emseg_cli_calibrate_bn(int argc, char **argv)
@@ -50,13 +48,9 @@ emseg_cli_calibrate_bn(int argc, char **argv)
     return 1;
   }
   int rc = 1;
-  g_autofree guint *idx = NULL;
   g_autofree char *meta2 = NULL;
   guint n = 0;
-  g_autoptr(EmsegStack) images = emseg_stack_open(images_path, &error);
-  if (images)
-    idx = emseg_parse_slices(slices_text, emseg_stack_get_n_slices(images), &n, &error);
-  if (!idx || !emseg_calibrate_bn_on_stack(model, images, idx, n, &error))
+  if (!emseg_calibrate_bn_on_slices(model, images_path, slices_text, &n, &error))
     goto out;
   meta2 = g_strdup_printf("%sbn_calibrated_on=%s %s\n", meta ? meta : "", images_path,
                           slices_text ? slices_text : "all");

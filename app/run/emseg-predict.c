@@ -33,9 +33,18 @@ emseg_read_standardized(EmsegStack *stack, guint index, float *out, GError **err
 }
 
 gboolean
-emseg_calibrate_bn_on_stack(EngModel *model, EmsegStack *stack, const guint *slices, guint n,
-                            GError **error)
+emseg_calibrate_bn_on_slices(EngModel *model, const char *images_path, const char *slices_text,
+                             guint *n_out, GError **error)
 {
+  g_autoptr(EmsegStack) stack = emseg_stack_open(images_path, error);
+  if (!stack)
+    return FALSE;
+  guint n = 0;
+  g_autofree guint *slices =
+      emseg_parse_slices(slices_text, emseg_stack_get_n_slices(stack), &n, error);
+  if (!slices)
+    return FALSE;
+  *n_out = n;
   guint w = emseg_stack_get_width(stack), h = emseg_stack_get_height(stack);
   EngError err;
   EngGraph *graph = eng_graph_new(model, 1, h, w, 0, &err);

@@ -42,11 +42,12 @@ gboolean emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *s
 /* Reads slice `index` as standardized floats (width * height), the network's input. */
 gboolean emseg_read_standardized(EmsegStack *stack, guint index, float *out, GError **error);
 
-/* Recomputes model's BN running statistics as plain averages over slices[0..n-1] of stack
- * (training-mode forwards, no augmentation, no dropout: eng_model_calibrate_bn). The
+/* Recomputes model's BN running statistics as plain averages over the slices slices_text
+ * names (emseg_parse_slices: NULL = all) of the stack at images_path (training-mode
+ * forwards, no augmentation, no dropout: eng_model_calibrate_bn); *n_out: how many. The
  * weights are untouched. Used by `emseg calibrate-bn` and `emseg average`. */
-gboolean emseg_calibrate_bn_on_stack(EngModel *model, EmsegStack *stack, const guint *slices,
-                                     guint n, GError **error);
+gboolean emseg_calibrate_bn_on_slices(EngModel *model, const char *images_path,
+                                      const char *slices_text, guint *n_out, GError **error);
 
 /* Parses "0-19", "3", "0,2,5-7" into a sorted list of distinct indices < n_slices.
  * NULL text or "all" gives every slice. Returns a newly allocated array (g_free). */

@@ -765,6 +765,22 @@ save_model(const EngModel *model, const char *path, EngDtype dtype, const char *
   return TRUE;
 }
 
+/* Metadata of a saved model with its validation scores (a checkpoint, the averaged
+ * weights): epoch, loss, the caller's own lines (extra), the scores, the seed, the run's
+ * cfg->meta, and export_gamma last, since a key given twice keeps its last value. how:
+ * what chose γ (ignored when γ is NaN). Free with g_free. */
+static char *
+scored_meta(const EmsegTrainingConfig *cfg, guint epoch, const char *extra, double val_loss,
+            double val_accuracy, double vrand, double vinfo, double gamma, const char *how)
+{
+  g_autofree char *gamma_lines = isfinite(gamma) ? emseg_gamma_meta_lines(gamma, how)
+                                                 : g_strdup("");
+  return g_strdup_printf("epoch=%u\nloss=%s\n%sval_loss=%.6f\nval_accuracy=%.6f\n"
+                         "val_vrand=%.6f\nval_vinfo=%.6f\nseed=%" G_GUINT64_FORMAT "\n%s%s",
+                         epoch, eng_loss_name(cfg->loss), extra, val_loss, val_accuracy, vrand,
+                         vinfo, cfg->seed, cfg->meta ? cfg->meta : "", gamma_lines);
+}
+
 /* The resume files, .swa, .opt and .best first: the main file's epoch is what a resume
  * trusts, and load_state refuses a set whose epochs disagree. */
 static gboolean
@@ -851,16 +867,11 @@ run_epoch(Run *run, guint e, GError **error)
   if (ep.improved && run->val_scored && cfg->calibrate_gamma && !choose_gamma(run, &gamma, error))
     return FALSE;
   if (ep.improved && cfg->best_path) {
-    /* export_gamma after the caller's lines: a key given twice keeps its last value */
     g_autofree char *how = g_strdup_printf("best V_rand of the validation slices (plain "
                                            "inference) at epoch %u", e);
-    g_autofree char *gamma_lines = isfinite(gamma) ? emseg_gamma_meta_lines(gamma, how)
-                                                   : g_strdup("");
-    g_autofree char *meta = g_strdup_printf(
-        "epoch=%u\nloss=%s\ntrain_loss=%.6f\nval_loss=%.6f\nval_accuracy=%.6f\nval_vrand=%.6f\n"
-        "val_vinfo=%.6f\nseed=%" G_GUINT64_FORMAT "\nlr=%g\n%s%s",
-        e, eng_loss_name(cfg->loss), ep.train_loss, ep.val_loss, ep.val_accuracy, ep.vrand,
-        ep.vinfo, cfg->seed, lr, cfg->meta ? cfg->meta : "", gamma_lines);
+    g_autofree char *extra = g_strdup_printf("train_loss=%.6f\nlr=%g\n", ep.train_loss, lr);
+    g_autofree char *meta = scored_meta(cfg, e, extra, ep.val_loss, ep.val_accuracy, ep.vrand,
+                                        ep.vinfo, gamma, how);
     if (!save_model(run->best, cfg->best_path, cfg->half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta,
                     error))
       return FALSE;
@@ -918,12 +929,10 @@ finish_swa(Run *run, EmsegTrainingSwa *out, GError **error)
                               .vinfo = NAN, .export_gamma = NAN };
   EngError err;
   EngGraph *tg = eng_graph_new(run->swa, 1, train->height, train->width, 0, &err), *vg = NULL;
-  gboolean ok = tg != NULL;
-  if (!ok)
-    engine_error(error, &err, "cannot plan a graph for the averaged weights");
-  if (ok)
-    eng_graph_set_cancel(tg, run->cancel);
-  ok = ok && calibrate_bn_with(run, run->swa, tg, error);
+  if (!tg)
+    return engine_error(error, &err, "cannot plan a graph for the averaged weights");
+  eng_graph_set_cancel(tg, run->cancel);
+  gboolean ok = calibrate_bn_with(run, run->swa, tg, error);
   if (ok && has_val) {
     gboolean same = val->width == train->width && val->height == train->height;
     vg = same ? NULL : eng_graph_new(run->swa, 1, val->height, val->width, 0, &err);
@@ -949,15 +958,11 @@ finish_swa(Run *run, EmsegTrainingSwa *out, GError **error)
     g_autofree char *how = g_strdup_printf("best V_rand of the validation slices (plain "
                                            "inference) of the weights averaged over epochs "
                                            "%u-%u", out->first_epoch, out->last_epoch);
-    g_autofree char *gamma_lines = isfinite(out->export_gamma)
-                                       ? emseg_gamma_meta_lines(out->export_gamma, how)
-                                       : g_strdup("");
-    g_autofree char *meta = g_strdup_printf(
-        "epoch=%u\nswa_from=%u\nswa_epochs=%" G_GUINT64_FORMAT "\nloss=%s\nval_loss=%.6f\n"
-        "val_accuracy=%.6f\nval_vrand=%.6f\nval_vinfo=%.6f\nseed=%" G_GUINT64_FORMAT "\n%s%s",
-        out->last_epoch, out->first_epoch, run->swa_count, eng_loss_name(cfg->loss),
-        out->val_loss, out->val_accuracy, out->vrand, out->vinfo, cfg->seed,
-        cfg->meta ? cfg->meta : "", gamma_lines);
+    g_autofree char *extra = g_strdup_printf("swa_from=%u\nswa_epochs=%" G_GUINT64_FORMAT "\n",
+                                             out->first_epoch, run->swa_count);
+    g_autofree char *meta = scored_meta(cfg, out->last_epoch, extra, out->val_loss,
+                                        out->val_accuracy, out->vrand, out->vinfo,
+                                        out->export_gamma, how);
     ok = save_model(run->swa, cfg->swa_path, cfg->half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta,
                     error);
   }
