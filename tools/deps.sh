@@ -2,7 +2,7 @@
 # tools/deps.sh — installs the Debian 12 packages emseg needs to build, run and test,
 # only those missing. Usage: tools/deps.sh [build|test]  (test adds Xvfb and checkers).
 set -euo pipefail
-want=(gcc pkg-config meson ninja-build python3 libopenblas-dev libtiff-dev libsqlite3-dev
+want=(gcc pkg-config meson ninja-build python3 libopenblas-dev libdnnl-dev libtiff-dev libsqlite3-dev
       libpng-dev libglib2.0-dev libcairo2-dev libgtk-4-dev)
 if [ "${1:-build}" = test ]; then
   want+=(xvfb xauth libtiff-tools sqlite3 desktop-file-utils appstream python3-numpy

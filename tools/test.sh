@@ -36,9 +36,9 @@ if [ -z "$EXTRA_TEST_ARGS" ]; then
   # Only the suite's own programs are built; setarch -R because gcc 12's TSan cannot map
   # its shadow memory under this kernel's high-entropy ASLR.
   if [ -f build-tsan/build.ninja ]; then
-    meson setup --reconfigure build-tsan -Db_sanitize=thread -Db_lundef=false >/dev/null || status=1
+    meson setup --reconfigure build-tsan -Db_sanitize=thread -Db_lundef=false -Donednn=disabled >/dev/null || status=1
   else
-    meson setup build-tsan -Db_sanitize=thread -Db_lundef=false >/dev/null || status=1
+    meson setup build-tsan -Db_sanitize=thread -Db_lundef=false -Donednn=disabled >/dev/null || status=1
   fi
   ninja -C build-tsan tests/enginethread/test-engine-protocol tests/enginethread/test-engine-train || status=1
   TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tools/tsan.supp" \

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "cli-commands.h"
+#include "eng-layers.h"
 #include "eng-parallel.h"
 #include "eng-preprocess.h"
 #include "eng-synth.h"
@@ -103,6 +104,11 @@ emseg_cli_bench(int argc, char **argv)
 
   printf("threads %d\n", eng_parallel_threads());
   printf("openblas %s\n", openblas_get_config());
+  /* which convolution path this build and environment run (oneDNN or im2col), named by
+   * a representative 3×3 layer: the figures below mean nothing without it */
+  EngConvShape probe = {.n = 1, .cin = 32, .h = (size_t) size, .w = (size_t) size,
+                        .cout = 32, .k = 3, .stride = 1};
+  printf("conv_path %s\n", eng_conv2d_backend(&probe));
   printf("sgemm_gflops %.1f\n", sgemm_gflops());
   fflush(stdout);
 

@@ -1,9 +1,11 @@
 /* eng-parallel.h — the engine's own static work split across threads, for the
- * memory-bound layers that OpenBLAS does not cover (BN, ReLU, pooling, im2col, ...).
+ * memory-bound layers (BN, ReLU, pooling, im2col, ...) and for sgemm, which eng-gemm.c
+ * splits here with OpenBLAS kept to one thread.
  *
  * One persistent pool (created on first use, one thread per core, the caller being one of
- * them) so no thread is created inside a training step. OpenBLAS keeps its own pool for
- * sgemm; the two never run at the same time, so two cores are not oversubscribed. */
+ * them) so no thread is created inside a training step. In a build with oneDNN the pool is
+ * OpenMP's team, the one oneDNN's convolutions run on, so the two never compete for the
+ * cores; without it, threads of our own (eng-parallel.c says why). */
 #pragma once
 
 #include <stddef.h>

@@ -7,9 +7,11 @@
  *   is given (din, dweight, dbias, dgamma, dbeta); the caller zeroes them first. A NULL
  *   gradient pointer means "not needed" and is skipped.
  * - Buffers are owned by the caller (the model's arenas); no layer allocates, except the
- *   workspace the caller sizes with the matching *_workspace_floats() function.
- * - Layers split their work across threads with eng_parallel_for (or OpenBLAS's own
- *   pool for sgemm); they never print, exit or touch GLib.
+ *   workspace the caller sizes with the matching *_workspace_floats() function. (oneDNN
+ *   keeps its convolution primitives and their scratch memory itself, built once per
+ *   shape and held for the life of the process; see eng-conv-dnnl.h.)
+ * - Layers split their work across threads with eng_parallel_for (sgemm via eng_sgemm;
+ *   oneDNN's convolutions run on the same threads); they never print, exit or touch GLib.
  * Every fast kernel has a naive oracle (suffix _naive) that the tests compare it with.
  */
 #pragma once
@@ -28,6 +30,11 @@ typedef struct {
 
 /* Floats of scratch memory the fast kernels need for this shape (0 is possible). */
 size_t eng_conv2d_workspace_floats(const EngConvShape *s);
+
+/* Which implementation runs this shape: "im2col" (OpenBLAS sgemm) or oneDNN's name for
+ * its kernel ("jit:avx512_core", ...) when the build has oneDNN (meson option onednn) and
+ * EMSEG_CONV=im2col is not set. The string is static. For tests and benchmarks. */
+const char *eng_conv2d_backend(const EngConvShape *s);
 
 /* out (n, cout, ho, wo) = conv(in (n, cin, h, w), weight (cout, cin, k, k)) + bias (cout)
  * (bias may be NULL). workspace: eng_conv2d_workspace_floats(s) floats. */

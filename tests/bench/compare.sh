@@ -91,7 +91,7 @@ run_side() {   # side round command...
   fi
   figures "$raw" >"$out"
   [ -s "$out" ] || { echo "# $side printed no figures in round $round" >&2; return 1; }
-  [ "$round" != 1 ] || grep -E '^(conv_backend|mkldnn_available|threads) ' "$raw" \
+  [ "$round" != 1 ] || grep -E '^(conv_backend|conv_path|mkldnn_available|threads) ' "$raw" \
     | sed "s/^/# $side: /" >&2
   return 0
 }

@@ -124,6 +124,12 @@ test_conv_fast_vs_naive(void)
       check_conv_case(n, 4, 1, 2, 2, 1, 2, bias, seed += 10);
       check_conv_case(n, 2, 3, 1, 1, 3, 1, bias, seed += 10);
       check_conv_case(n, 3, 2, 5, 1, 3, 1, bias, seed += 10);
+      /* widths of 16 and more: the shapes the oneDNN path takes when built in, including
+       * a width that is not a multiple of its 16-channel blocks */
+      check_conv_case(n, 16, 32, 9, 11, 3, 1, bias, seed += 10);
+      check_conv_case(n, 24, 16, 6, 5, 3, 1, bias, seed += 10);
+      check_conv_case(n, 32, 16, 8, 6, 1, 1, bias, seed += 10);
+      check_conv_case(n, 16, 48, 8, 6, 1, 2, bias, seed += 10);
     }
 }
 
@@ -133,11 +139,34 @@ static void
 test_conv_strips(void)
 {
   EngConvShape s = {.n = 2, .cin = 8, .h = 211, .w = 199, .cout = 3, .k = 3, .stride = 1};
+  if (strcmp(eng_conv2d_backend(&s), "im2col") != 0) {
+    /* the layers-im2col test runs this program again with EMSEG_CONV=im2col */
+    g_test_skip("oneDNN runs this shape; strips are checked in the layers-im2col run");
+    return;
+  }
   size_t full = s.cin * 9 * s.h * s.w;
   size_t ws = eng_conv2d_workspace_floats(&s);
   g_assert_cmpuint(ws, <, full / 2);
   g_assert_cmpuint(full % ws, !=, 0);
   check_conv_case(s.n, s.cin, s.cout, s.h, s.w, 3, 1, 1, 7);
+}
+
+/* The build's oneDNN path must really be taken where oneDNN is built in, and must not be
+ * when EMSEG_CONV=im2col asks for the fallback: otherwise the two test runs would check
+ * the same code twice. EMSEG_EXPECT_CONV (set by meson) names what this run expects. */
+static void
+test_conv_backend(void)
+{
+  EngConvShape s = {.n = 1, .cin = 32, .h = 64, .w = 64, .cout = 32, .k = 3, .stride = 1};
+  const char *expect = g_getenv("EMSEG_EXPECT_CONV");
+  const char *got = eng_conv2d_backend(&s);
+  g_test_message("3x3 32->32 at 64x64 runs on %s", got);
+  if (!expect)
+    g_test_fail_printf("EMSEG_EXPECT_CONV is not set (meson sets it to im2col or onednn)");
+  else if (strcmp(expect, "im2col") == 0)
+    g_assert_cmpstr(got, ==, "im2col");
+  else
+    g_assert_cmpstr(got, !=, "im2col");
 }
 
 /* ---- finite differences ------------------------------------------------------------- */
@@ -771,6 +800,7 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/layers/conv/fast-vs-naive", test_conv_fast_vs_naive);
   g_test_add_func("/layers/conv/strips", test_conv_strips);
+  g_test_add_func("/layers/conv/backend", test_conv_backend);
   g_test_add_func("/layers/fd/conv", test_fd_conv);
   g_test_add_func("/layers/fd/bn", test_fd_bn);
   g_test_add_func("/layers/fd/relu", test_fd_relu);
