@@ -129,7 +129,7 @@ test_conv_fast_vs_naive(void)
       check_conv_case(n, 16, 32, 9, 11, 3, 1, bias, seed += 10);
       check_conv_case(n, 24, 16, 6, 5, 3, 1, bias, seed += 10);
       check_conv_case(n, 32, 16, 8, 6, 1, 1, bias, seed += 10);
-      check_conv_case(n, 16, 48, 8, 6, 1, 2, bias, seed += 10);
+      check_conv_case(n, 16, 48, 8, 6, 1, 1, bias, seed += 10);
     }
 }
 
