@@ -62,13 +62,21 @@ threads_wanted(void)
 /* Serializes callers from different threads (the engine thread and a test, say). */
 static pthread_mutex_t job_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* The number of chunks a job splits into; when that is one (or none), runs it here and
+ * returns 0. */
 static int
-chunks_for(size_t n, size_t min_chunk, int threads)
+split_or_run_inline(size_t n, size_t min_chunk, EngRangeFn fn, void *ctx)
 {
   if (min_chunk < 1)
     min_chunk = 1;
   size_t want = n / min_chunk;
-  return want < (size_t) threads ? (int) want : threads;
+  int threads = eng_parallel_threads();
+  int chunks = want < (size_t) threads ? (int) want : threads;
+  if (chunks > 1)
+    return chunks;
+  if (n > 0)
+    fn(ctx, 0, n);
+  return 0;
 }
 
 #if EMSEG_HAVE_ONEDNN
@@ -92,12 +100,9 @@ eng_parallel_threads(void)
 void
 eng_parallel_for(size_t n, size_t min_chunk, EngRangeFn fn, void *ctx)
 {
-  int chunks = chunks_for(n, min_chunk, eng_parallel_threads());
-  if (chunks <= 1) {
-    if (n > 0)
-      fn(ctx, 0, n);
+  int chunks = split_or_run_inline(n, min_chunk, fn, ctx);
+  if (chunks == 0)
     return;
-  }
   pthread_mutex_lock(&job_mu);
   /* OpenMP may grant fewer threads than asked; each then takes every nth chunk, so the
    * chunk boundaries (and so the results) never depend on what it granted. */
@@ -173,12 +178,9 @@ eng_parallel_threads(void)
 void
 eng_parallel_for(size_t n, size_t min_chunk, EngRangeFn fn, void *ctx)
 {
-  int chunks = chunks_for(n, min_chunk, eng_parallel_threads());
-  if (chunks <= 1) {
-    if (n > 0)
-      fn(ctx, 0, n);
+  int chunks = split_or_run_inline(n, min_chunk, fn, ctx);
+  if (chunks == 0)
     return;
-  }
   pthread_mutex_lock(&job_mu);
   pthread_mutex_lock(&pool.mu);
   pool.fn = fn;

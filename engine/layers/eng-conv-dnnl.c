@@ -81,6 +81,13 @@ query(dnnl_primitive_desc_t pd, dnnl_query_t what)
   return dnnl_primitive_desc_query_md(pd, what, 0);
 }
 
+static void
+pd_free(dnnl_primitive_desc_t pd)
+{
+  if (pd)
+    dnnl_primitive_desc_destroy(pd);
+}
+
 /* A reorder from `from` to `to`, adding into the destination when accumulate is set. */
 static int
 make_reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *from,
@@ -99,8 +106,7 @@ make_reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *from,
   ok = ok && dnnl_reorder_primitive_desc_create(&pd, from, g.engine, to, g.engine, attr) ==
                  dnnl_success;
   ok = ok && dnnl_primitive_create(out, pd) == dnnl_success;
-  if (pd)
-    dnnl_primitive_desc_destroy(pd);
+  pd_free(pd);
   if (ops)
     dnnl_post_ops_destroy(ops);
   if (attr)
@@ -213,12 +219,9 @@ build(Entry *e)
     ok = ok && make_primitive(&e->fwd, fpd) && make_primitive(&e->bwd_data, dpd) &&
          make_primitive(&e->bwd_weights, wpd);
   }
-  if (fpd)
-    dnnl_primitive_desc_destroy(fpd);
-  if (dpd)
-    dnnl_primitive_desc_destroy(dpd);
-  if (wpd)
-    dnnl_primitive_desc_destroy(wpd);
+  pd_free(fpd);
+  pd_free(dpd);
+  pd_free(wpd);
   /* A shape oneDNN half-built stays in the table as "not taken"; the primitives it did
    * make are kept (reachable) rather than untangled, as this happens at most once per
    * shape and only if the library rejects one of the three passes. */

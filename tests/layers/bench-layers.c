@@ -111,9 +111,9 @@ bench_conv(const char *name, size_t cin, size_t cout, size_t hw, int k, int stri
   double bw = time_ms(conv_run, &c, 1), bwmin = last_min_ms;
   double flop = 2.0 * (double) (cin * cout) * (double) (k * k) * (double) (ho * ho);
   printf("%-26s fwd %7.2f ms (min %7.2f, %5.1f GF/s)  bwd %7.2f ms (min %7.2f, %5.1f GF/s)"
-         "  ws %5.1f MB\n",
+         "  ws %5.1f MB  %s\n",
          name, fw, fwmin, flop / fwmin * 1e-6, bw, bwmin, 2 * flop / bwmin * 1e-6,
-         (double) nws * 4e-6);
+         (double) nws * 4e-6, eng_conv2d_backend(&c.s));
   free(c.in), free(c.out), free(c.w), free(c.b), free(c.din), free(c.dout), free(c.dw);
   free(c.db), free(c.ws);
 }
