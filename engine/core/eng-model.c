@@ -875,7 +875,8 @@ eng_graph_new(EngModel *model, size_t n, size_t h, size_t w, int with_backward, 
     if (op->kind == OP_MAXPOOL)
       fixed += align_up(n * in_b->c * in_b->h * in_b->w / 4);
     if (op->kind == OP_CONV) {
-      size_t ws = eng_conv2d_workspace_floats(&op->conv);
+      size_t ws = with_backward ? eng_conv2d_workspace_floats(&op->conv)
+                                : eng_conv2d_forward_workspace_floats(&op->conv);
       if (ws > g->workspace_floats)
         g->workspace_floats = ws;
     }

@@ -266,12 +266,12 @@ lookup(const EngConvShape *s)
 }
 
 size_t
-eng_conv_dnnl_workspace_floats(const EngConvShape *s)
+eng_conv_dnnl_workspace_floats(const EngConvShape *s, int with_backward)
 {
   const Entry *e = lookup(s);
   if (!e)
     return 0;
-  return e->f_floats > e->b_floats ? e->f_floats : e->b_floats;
+  return with_backward && e->b_floats > e->f_floats ? e->b_floats : e->f_floats;
 }
 
 const char *

@@ -19,10 +19,11 @@
 
 #include "eng-layers.h"
 
-/* Floats of workspace the oneDNN path needs for this shape, 0 when it does not take it.
+/* Floats of workspace the oneDNN path needs for this shape (forward and, when
+ * with_backward is set, backward), 0 when it does not take it.
  * It takes stride-1 shapes with at least 16 input and output channels: on the others
  * (1-channel input and output, strided 1×1) im2col measured faster. */
-size_t eng_conv_dnnl_workspace_floats(const EngConvShape *s);
+size_t eng_conv_dnnl_workspace_floats(const EngConvShape *s, int with_backward);
 
 /* Each returns 1 when oneDNN did the work, 0 when the caller must use its own path
  * (nothing was written then). A primitive that was built but then fails to run (oneDNN

@@ -73,19 +73,33 @@ im2col_workspace_floats(const EngConvShape *s)
   return 0;
 }
 
-size_t
-eng_conv2d_workspace_floats(const EngConvShape *s)
+static size_t
+workspace_floats(const EngConvShape *s, int with_backward)
 {
   check_shape(s);
   size_t floats = im2col_workspace_floats(s);
 #if EMSEG_HAVE_ONEDNN
   /* Room for either path: oneDNN's blocked copies, or im2col strips should oneDNN
    * decline the shape. */
-  size_t dnnl = eng_conv_dnnl_workspace_floats(s);
+  size_t dnnl = eng_conv_dnnl_workspace_floats(s, with_backward);
   if (dnnl > floats)
     floats = dnnl;
+#else
+  (void) with_backward;
 #endif
   return floats;
+}
+
+size_t
+eng_conv2d_workspace_floats(const EngConvShape *s)
+{
+  return workspace_floats(s, 1);
+}
+
+size_t
+eng_conv2d_forward_workspace_floats(const EngConvShape *s)
+{
+  return workspace_floats(s, 0);
 }
 
 const char *

@@ -28,8 +28,11 @@ typedef struct {
   int stride;
 } EngConvShape;
 
-/* Floats of scratch memory the fast kernels need for this shape (0 is possible). */
+/* Floats of scratch memory the fast kernels need for this shape (0 is possible), for
+ * forward and backward; the _forward variant is enough for eng_conv2d_forward alone
+ * (inference graphs: oneDNN's backward copies need more). */
 size_t eng_conv2d_workspace_floats(const EngConvShape *s);
+size_t eng_conv2d_forward_workspace_floats(const EngConvShape *s);
 
 /* Which implementation runs this shape: "im2col" (OpenBLAS sgemm) or oneDNN's name for
  * its kernel ("jit:avx512_core", ...) when the build has oneDNN (meson option onednn) and
@@ -37,7 +40,7 @@ size_t eng_conv2d_workspace_floats(const EngConvShape *s);
 const char *eng_conv2d_backend(const EngConvShape *s);
 
 /* out (n, cout, ho, wo) = conv(in (n, cin, h, w), weight (cout, cin, k, k)) + bias (cout)
- * (bias may be NULL). workspace: eng_conv2d_workspace_floats(s) floats. */
+ * (bias may be NULL). workspace: eng_conv2d_forward_workspace_floats(s) floats (or more). */
 void eng_conv2d_forward(float *out, const float *in, const float *weight, const float *bias,
                         const EngConvShape *s, float *workspace);
 /* din (n, cin, h, w) += ..., dweight (cout, cin, k, k) += ..., dbias (cout) += ... */

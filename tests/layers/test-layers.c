@@ -69,13 +69,17 @@ check_conv_case(size_t n, size_t cin, size_t cout, size_t h, size_t w, int k, in
   float *bias = with_bias ? rand_buf(cout, seed + 2, 1.0f) : NULL;
   float *dout = rand_buf(nout, seed + 3, 1.0f);
   size_t wsn = eng_conv2d_workspace_floats(&s);
+  size_t wsf_n = eng_conv2d_forward_workspace_floats(&s);
+  g_assert_cmpuint(wsf_n, <=, wsn);
   float *ws = g_new0(float, wsn ? wsn : 1);
+  /* forward gets exactly its own (smaller) workspace, so ASan sees any overrun */
+  float *wsf = g_new0(float, wsf_n ? wsf_n : 1);
   float *out_f = g_new(float, nout), *out_n = g_new(float, nout);
   /* garbage in the outputs proves forward overwrites them */
   for (size_t i = 0; i < nout; i++)
     out_f[i] = out_n[i] = 1e6f;
 
-  eng_conv2d_forward(out_f, in, wt, bias, &s, ws);
+  eng_conv2d_forward(out_f, in, wt, bias, &s, wsf);
   eng_conv2d_forward_naive(out_n, in, wt, bias, &s);
   char what[160];
   g_snprintf(what, sizeof what, "conv fwd n%zu %zu->%zu %zux%zu k%d s%d bias%d", n, cin,
@@ -106,7 +110,7 @@ check_conv_case(size_t n, size_t cin, size_t cout, size_t h, size_t w, int k, in
   eng_conv2d_backward_naive(NULL, dw2n, NULL, dout, in, wt, &s);
   assert_close("conv dweight only", dw2, dw2n, nw, 1e-6 * sqrt(terms) * 4, 2e-5);
 
-  g_free(in), g_free(wt), g_free(bias), g_free(dout), g_free(ws), g_free(out_f);
+  g_free(in), g_free(wt), g_free(bias), g_free(dout), g_free(ws), g_free(wsf), g_free(out_f);
   g_free(out_n), g_free(din_f), g_free(din_n), g_free(dw_f), g_free(dw_n), g_free(db_f);
   g_free(db_n), g_free(dw2), g_free(dw2n);
 }
