@@ -23,20 +23,6 @@
 
 #define MAX_THREADS 64
 
-typedef struct {
-  pthread_mutex_t mu;
-  pthread_cond_t wake;
-  pthread_cond_t done;
-  unsigned long generation;
-  int pending;
-  int nthreads;
-  /* the current job */
-  EngRangeFn fn;
-  void *ctx;
-  size_t n;
-  int chunks;
-} Pool;
-
 static void
 chunk_range(size_t n, int chunks, int i, size_t *begin, size_t *end)
 {
@@ -119,6 +105,20 @@ eng_parallel_for(size_t n, size_t min_chunk, EngRangeFn fn, void *ctx)
 }
 
 #else /* our own pthread pool */
+
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t wake;
+  pthread_cond_t done;
+  unsigned long generation;
+  int pending;
+  int nthreads;
+  /* the current job */
+  EngRangeFn fn;
+  void *ctx;
+  size_t n;
+  int chunks;
+} Pool;
 
 static Pool pool = {
   .mu = PTHREAD_MUTEX_INITIALIZER,

@@ -148,8 +148,8 @@ make_primitive(dnnl_primitive_t *out, dnnl_primitive_desc_t pd)
   return dnnl_primitive_create(out, pd) == dnnl_success;
 }
 
-/* Builds every primitive of one shape; returns 0 (and leaks nothing it keeps) when
- * oneDNN declines some part, so the shape stays on im2col. */
+/* Builds every primitive of one shape; returns 0 when oneDNN declines some part, so the
+ * shape stays on im2col (what it did build is kept, see the end). */
 static int
 build(Entry *e)
 {
@@ -237,11 +237,12 @@ lookup(const EngConvShape *s)
     return NULL;
   /* oneDNN blocks channels by 16; with a single input or output channel (the network's
    * first and last convolutions) the blocked copies are mostly padding and it ran those
-   * slower than im2col (1→32 3×3 at 512²: 10.4 against 8.0 ms forward). */
+   * slower than im2col (1→32 3×3 at 512²: 10.4 against 8.0 ms forward per call in a
+   * training step). */
   if (s->cin < 16 || s->cout < 16)
     return NULL;
   /* Its strided 1×1 convolutions (the shortcuts on the way down) also lost, backward
-   * most (128→64 at 128²: 3.7 against 1.5 ms). */
+   * most (128→64 at 128²: 3.7 against 1.75 ms per call in a training step). */
   if (s->stride != 1)
     return NULL;
   const Entry *found = NULL;
