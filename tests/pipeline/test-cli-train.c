@@ -285,6 +285,7 @@ run_experiment(const char *name, const char *spec, const char *const *variants, 
                          "--out", out_dir, NULL };
   g_autofree char *out = NULL;
   g_assert_cmpint(run_emseg(args, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, ", loss bce,")); /* the paper's loss for Section 3.2 */
   for (guint v = 0; v < n; v++) {
     g_assert_nonnull(strstr(out, variants[v]));
     g_autofree char *csv_name = g_strdup_printf("curves-%s.csv", variants[v]);
@@ -310,7 +311,7 @@ run_experiment(const char *name, const char *spec, const char *const *variants, 
     char **f = best->pdata[i];
     g_assert_cmpstr(f[0], ==, variants[i]);
     num(f[4]);
-    num(f[5]);
+    g_assert_cmpfloat(num(f[5]), >, 0); /* BCE; a Dice loss would be negative */
   }
   return best;
 }
