@@ -469,7 +469,6 @@ emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error
   ok = ok && configure(p, error);
   ok = ok && check_identity(p, &fresh, error);
   if (ok) {
-    gint64 dummy = 0;
     /* quick_check reads every page but skips index cross-checks: seconds on gigabytes.
      * The full integrity_check is emseg_project_check_integrity(). */
     sqlite3_stmt *st = emseg_project_stmt(p, "PRAGMA quick_check", error);
@@ -485,7 +484,6 @@ emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error
       }
       sqlite3_reset(st);
     }
-    (void)dummy;
   }
   if (ok && !read_only) {
     /* After the identity check: another application's database is never modified. */
