@@ -9,8 +9,8 @@
  *                  repetitions and at 7 without batch norm (lr ÷10, as the paper had to),
  *                  next to long + short at 9.
  * The default is a reduced budget (synthetic 256 px slices, narrow simple-block networks,
- * few epochs, BCE loss as in the paper) that finishes in minutes on two cores; full-size runs take --images/--labels
- * and --spec. */
+ * few epochs, BCE loss as in the paper) that finishes in minutes on two cores; full-size
+ * runs take --images/--labels and --spec. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -139,9 +139,7 @@ run_experiment(const Experiment *x, int argc, char **argv)
   /* The paper ran its Section 3.2 experiments with binary cross-entropy, so Table 3's
    * losses are BCE values; `emseg train` keeps Dice as its default. */
   cfg.loss = ENG_LOSS_BCE;
-  if (loss_text && !strcmp(loss_text, "dice"))
-    cfg.loss = ENG_LOSS_DICE;
-  else if (loss_text && strcmp(loss_text, "bce")) {
+  if (loss_text && !eng_loss_from_name(loss_text, &cfg.loss)) {
     fprintf(stderr, "emseg experiment %s: --loss must be dice or bce\n", x->name);
     return 2;
   }

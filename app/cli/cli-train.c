@@ -165,9 +165,7 @@ emseg_cli_train(int argc, char **argv)
   }
   EmsegTrainingConfig cfg;
   emseg_training_config_init(&cfg);
-  if (loss_text && !strcmp(loss_text, "bce"))
-    cfg.loss = ENG_LOSS_BCE;
-  else if (loss_text && strcmp(loss_text, "dice")) {
+  if (loss_text && !eng_loss_from_name(loss_text, &cfg.loss)) {
     fprintf(stderr, "emseg train: --loss must be dice or bce, not '%s'\n", loss_text);
     return 2;
   }

@@ -2,6 +2,7 @@
 #include "eng-loss.h"
 
 #include <math.h>
+#include <string.h>
 
 static inline double
 sigmoid(double z)
@@ -75,4 +76,16 @@ const char *
 eng_loss_name(EngLossKind kind)
 {
   return kind == ENG_LOSS_DICE ? "dice" : "bce";
+}
+
+int
+eng_loss_from_name(const char *name, EngLossKind *kind)
+{
+  if (strcmp(name, "dice") == 0)
+    *kind = ENG_LOSS_DICE;
+  else if (strcmp(name, "bce") == 0)
+    *kind = ENG_LOSS_BCE;
+  else
+    return 0;
+  return 1;
 }

@@ -21,3 +21,6 @@ double eng_loss_dice(float *dlogits, const float *logits, const float *target,
 double eng_loss(EngLossKind kind, float *dlogits, const float *logits, const float *target,
                 const float *mask, size_t count);
 const char *eng_loss_name(EngLossKind kind);
+/* The kind eng_loss_name calls name ("bce", "dice"): 1 and *kind set, or 0 (*kind
+ * untouched) for any other string. */
+int eng_loss_from_name(const char *name, EngLossKind *kind);

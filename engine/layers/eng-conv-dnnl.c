@@ -356,16 +356,27 @@ call_end(Call *c)
   return c->ok;
 }
 
+/* The shape's entry with a call begun on it, or NULL (nothing left open) when the caller
+ * must use its own path: oneDNN does not take the shape, or no stream could be made. */
+static const Entry *
+begin(const EngConvShape *s, Call *c)
+{
+  const Entry *e = lookup(s);
+  if (e && !call_begin(c)) {
+    call_end(c);
+    return NULL;
+  }
+  return e;
+}
+
 int
 eng_conv_dnnl_forward(float *out, const float *in, const float *weight, const float *bias,
                       const EngConvShape *s, float *workspace)
 {
-  const Entry *e = lookup(s);
+  Call c;
+  const Entry *e = begin(s, &c);
   if (!e)
     return 0;
-  Call c;
-  if (!call_begin(&c))
-    return call_end(&c);
   if (!bias) {
     float *zero = workspace + e->f_zero_bias;
     memset(zero, 0, s->cout * sizeof *zero);
@@ -391,12 +402,10 @@ int
 eng_conv_dnnl_backward(float *din, float *dweight, const float *dout, const float *in,
                        const float *weight, const EngConvShape *s, float *workspace)
 {
-  const Entry *e = lookup(s);
+  Call c;
+  const Entry *e = begin(s, &c);
   if (!e)
     return 0;
-  Call c;
-  if (!call_begin(&c))
-    return call_end(&c);
   dnnl_memory_t dy = input(&c, &e->b_dst_for_data, &e->dst_plain, dout, workspace);
   if (din) {
     dnnl_memory_t w = input(&c, &e->b_w, &e->w_plain, weight, workspace);

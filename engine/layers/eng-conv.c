@@ -1,7 +1,7 @@
 /* eng-conv.c — k×k convolution (k ∈ {1, 3}, "same" padding, stride 1 or 2 with k = 1):
  * the entry points, the im2col path on OpenBLAS sgemm and the direct-loop oracle the tests
  * compare both paths with. In a build with oneDNN, shapes it takes go to eng-conv-dnnl.c
- * first (about 1.2× faster per training step, README Performance); the im2col path
+ * first (about 1.3× faster per training step, README Performance); the im2col path
  * serves the rest, builds without oneDNN, and EMSEG_CONV=im2col.
  *
  * im2col path, per image of the batch:

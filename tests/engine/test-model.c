@@ -208,6 +208,22 @@ test_grad_dropout(void)
 }
 
 /* ---- losses ---------------------------------------------------------------------------- */
+/* Every kind's name reads back as that kind; anything else is refused and leaves *kind. */
+static void
+test_loss_names(void)
+{
+  const EngLossKind kinds[] = { ENG_LOSS_BCE, ENG_LOSS_DICE };
+  for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++) {
+    EngLossKind k = kinds[1 - i];
+    g_assert_cmpint(eng_loss_from_name(eng_loss_name(kinds[i]), &k), ==, 1);
+    g_assert_cmpint(k, ==, kinds[i]);
+  }
+  EngLossKind k = ENG_LOSS_DICE;
+  g_assert_cmpint(eng_loss_from_name("BCE", &k), ==, 0);
+  g_assert_cmpint(eng_loss_from_name("", &k), ==, 0);
+  g_assert_cmpint(k, ==, ENG_LOSS_DICE);
+}
+
 static void
 test_loss_grad(void)
 {
@@ -546,6 +562,7 @@ main(int argc, char **argv)
   g_test_add_func("/model/grad/no-batchnorm", test_grad_nobn);
   g_test_add_func("/model/grad/dropout", test_grad_dropout);
   g_test_add_func("/model/loss-grad", test_loss_grad);
+  g_test_add_func("/model/loss-names", test_loss_names);
   g_test_add_func("/model/rmsprop", test_rmsprop);
   g_test_add_func("/model/file", test_model_file);
   g_test_add_func("/model/f16", test_f16);
