@@ -88,7 +88,11 @@ emseg_cli_bench(int argc, char **argv)
     fprintf(stderr, "emseg bench: %s\n", err.message);
     return 2;
   }
-  EngLossKind loss = loss_text && !g_strcmp0(loss_text, "bce") ? ENG_LOSS_BCE : ENG_LOSS_DICE;
+  EngLossKind loss = ENG_LOSS_DICE;
+  if (loss_text && !eng_loss_from_name(loss_text, &loss)) {
+    fprintf(stderr, "emseg bench: --loss must be dice or bce, not '%s'\n", loss_text);
+    return 2;
+  }
   size_t plane = (size_t) size * (size_t) size;
   guint8 *img = g_new(guint8, plane), *lab = g_new(guint8, plane);
   float *x = g_new(float, plane), *t = g_new(float, plane), *m = g_new(float, plane),

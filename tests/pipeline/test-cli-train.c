@@ -250,6 +250,11 @@ test_usage(void)
                              "--spec", TINY, "--resume", NULL };
   g_assert_cmpint(run_emseg(no_state, NULL, &err), ==, 1);
   g_assert_nonnull(strstr(err, "x.emsegmodel.state"));
+  g_clear_pointer(&err, g_free);
+  /* A misspelt loss is refused by every command that takes one, not run as Dice. */
+  const char *bad_loss[] = { "bench", "--loss", "bec", NULL };
+  g_assert_cmpint(run_emseg(bad_loss, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "not 'bec'"));
 }
 
 /* Figure 4's statistics of one variant: how many distinct layers, and whether one is a
