@@ -110,7 +110,7 @@ emseg_cli_train(int argc, char **argv)
                   *stats_csv = NULL, *heatmap_png = NULL, *curves_csv = NULL,
                   *curves_png = NULL, *swa_out = NULL;
   int epochs = 10, patience = 0, crop = 0, metrics_every = 1, val_every = 1, swa_from = 0;
-  double lr = 1e-3, wd = 1e-3, dropout = -1;
+  double lr = 1e-3, wd = 1e-3, dropout = -1, border_w0 = 0, border_sigma = 5;
   gint64 seed = 1;
   gboolean half = FALSE, no_augment = FALSE, augment = FALSE, resume = FALSE, verbose = FALSE;
   gboolean no_calibrate = FALSE, no_export_gamma = FALSE;
@@ -132,6 +132,9 @@ emseg_cli_train(int argc, char **argv)
       "Validate with the training-time BN running statistics (default: recompute them over the training slices first)", NULL },
     { "no-export-gamma", 0, 0, G_OPTION_ARG_NONE, &no_export_gamma,
       "Do not choose the export exponent (export_gamma) on the validation slices", NULL },
+    { "border-weight", 0, 0, G_OPTION_ARG_DOUBLE, &border_w0,
+      "Weigh membrane pixels between two close cells up to 1+W0 times in the training loss (U-Net's separation weights; default 0 = off)", "W0" },
+    { "border-sigma", 0, 0, G_OPTION_ARG_DOUBLE, &border_sigma, "Distance scale of --border-weight in pixels (default 5)", "PX" },
     { "crop", 0, 0, G_OPTION_ARG_INT, &crop, "Train on random square crops of this size (default: full slices)", "PX" },
     { "val-every", 0, 0, G_OPTION_ARG_INT, &val_every, "Validate (and keep the best checkpoint) every K epochs and at the last (default 1)", "K" },
     { "metrics-every", 0, 0, G_OPTION_ARG_INT, &metrics_every, "V_rand / V_info on the validation slices every K epochs (0 = never; default 1)", "K" },
@@ -176,6 +179,11 @@ emseg_cli_train(int argc, char **argv)
                     "--no-augment\n");
     return 2;
   }
+  if (!(border_w0 >= 0) || !(border_sigma > 0)) {
+    fprintf(stderr, "emseg train: --border-weight must be >= 0 and --border-sigma > 0 (got %g "
+                    "and %g)\n", border_w0, border_sigma);
+    return 2;
+  }
   if (swa_from > epochs) {
     fprintf(stderr, "emseg train: --swa-from %d is after the last epoch (--epochs %d)\n",
             swa_from, epochs);
@@ -206,6 +214,8 @@ emseg_cli_train(int argc, char **argv)
   cfg.calibrate_bn = !no_calibrate;
   cfg.calibrate_gamma = !no_export_gamma;
   cfg.crop = (guint) crop;
+  cfg.border_w0 = (float) border_w0;
+  cfg.border_sigma = (float) border_sigma;
   cfg.metrics_every = (guint) metrics_every;
   cfg.val_every = (guint) val_every;
   cfg.seed = (guint64) seed;
@@ -254,9 +264,12 @@ emseg_cli_train(int argc, char **argv)
   if (cfg.dropout >= 0)
     shown.dropout = cfg.dropout;
   eng_spec_format(&shown, spec_line, sizeof spec_line);
-  printf("model %s\nloss %s lr %g wd %g seed %" G_GINT64_FORMAT " augment %s crop %u%s%s\n",
+  printf("model %s\nloss %s lr %g wd %g seed %" G_GINT64_FORMAT " augment %s crop %u",
          resume ? "(from the state file)" : spec_line, eng_loss_name(cfg.loss), lr, wd, seed,
-         cfg.augment ? "on" : "off", cfg.crop, init ? " init " : "", init ? init_path : "");
+         cfg.augment ? "on" : "off", cfg.crop);
+  if (border_w0 > 0)
+    printf(" border_weight %g sigma %g", border_w0, border_sigma);
+  printf("%s%s\n", init ? " init " : "", init ? init_path : "");
   fflush(stdout);
 
   record = emseg_training_log_new();

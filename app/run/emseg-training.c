@@ -17,6 +17,7 @@
 #include "emseg-heatmap-png.h"
 #include "emseg-model-meta.h"
 #include "eng-average.h"
+#include "eng-border-weight.h"
 #include "eng-metrics.h"
 #include "eng-modelfile.h"
 #include "eng-rng.h"
@@ -46,6 +47,7 @@ emseg_training_config_init(EmsegTrainingConfig *cfg)
   cfg->metrics_every = 1;
   cfg->val_every = 1;
   cfg->calibrate_gamma = TRUE;
+  cfg->border_sigma = 5.0f;
   cfg->seed = 1;
 }
 
@@ -603,6 +605,13 @@ train_epoch(Run *run, guint e, double *loss_out, double *acc_out, GError **error
     eng_labels_to_target(run->target, run->mask, lab, tplane);
     EngStepResult r;
     EngError err = { 0 };
+    if (cfg->border_w0 > 0.0f &&
+        eng_border_weights(run->mask, run->target, run->tw, run->th, cfg->border_w0,
+                           cfg->border_sigma, &err) != ENG_OK) {
+      g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_ENGINE,
+                  "epoch %u, %s slice %u: %s", e, train->source, train->slice[s], err.message);
+      return FALSE;
+    }
     if (eng_trainer_step(run->tr, img, run->target, run->mask,
                          mix64(cfg->seed ^ STREAM_DROPOUT ^ mix64(sample)), &r, &err) != ENG_OK) {
       if (err.status == ENG_ERR_CANCELLED)

@@ -60,6 +60,12 @@ typedef struct {
   guint patience;        /* stop after this many epochs without a better val loss; 0 = off */
   gboolean augment;      /* default TRUE */
   EngAugmentParams augment_params; /* eng_augment_params_init defaults */
+  /* U-Net separation weights on the training loss (eng-border-weight.h): membrane pixels
+   * between two close cells weigh 1 + border_w0 * exp(-(d1 + d2)^2 / 2 border_sigma^2).
+   * Computed per step on the augmented labels. Validation losses stay unweighted, so the
+   * best checkpoint is chosen as without. 0 = off (default); border_sigma default 5 px. */
+  float border_w0;
+  float border_sigma;
   guint crop;            /* random square crops of this size (multiple of the spec's size
                             multiple); 0 = full slices (default) */
   /* Before each validation, recompute the BN running statistics as plain averages over (up
