@@ -251,6 +251,11 @@ test_usage(void)
   g_assert_cmpint(run_emseg(no_state, NULL, &err), ==, 1);
   g_assert_nonnull(strstr(err, "x.emsegmodel.state"));
   g_clear_pointer(&err, g_free);
+  const char *bad_sigma[] = { "train", "--images", images, "--labels", labels, "-o", model,
+                              "--border-weight", "10", "--border-sigma", "0", NULL };
+  g_assert_cmpint(run_emseg(bad_sigma, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "--border-sigma > 0"));
+  g_clear_pointer(&err, g_free);
   /* A misspelt loss is refused by every command that takes one, not run as Dice. */
   const char *bad_loss[] = { "bench", "--loss", "bec", NULL };
   g_assert_cmpint(run_emseg(bad_loss, NULL, &err), ==, 2);

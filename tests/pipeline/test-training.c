@@ -2,8 +2,8 @@
  * determinism, best-validation checkpoint selection, early stopping, the lr schedule,
  * layer statistics (shape, sign, zero ⇔ lr 0), unlabeled pixels kept out of the loss,
  * cancel within one step (callback and flag), exact resume, datasets from a project,
- * validation every k epochs, the export exponent chosen with each checkpoint, and weight
- * averaging (SWA) with its resume. */
+ * validation every k epochs, the export exponent chosen with each checkpoint, weight
+ * averaging (SWA) with its resume, and separation weights on the training loss only. */
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <math.h>
@@ -597,6 +597,37 @@ test_unlabeled_excluded(void)
     record_clear(&r[k]);
 }
 
+/* Separation weights change the training loss and nothing else: with lr 0 the weights
+ * never move, so the step losses differ (weighted against plain means) while the
+ * validation losses, which stay unweighted, are identical. */
+static void
+test_border_weights(void)
+{
+  /* 64 px: a 32 px synthetic slice can hold a single cell, leaving nothing to weigh */
+  g_autoptr(EmsegDataset) train = synth(0, 2, 64);
+  g_autoptr(EmsegDataset) val = synth(2, 1, 64);
+  Record r[2];
+  for (int k = 0; k < 2; k++) {
+    EmsegTrainingConfig cfg;
+    tiny_config(&cfg, NULL);
+    cfg.epochs = 1;
+    cfg.loss = ENG_LOSS_BCE;
+    cfg.lr = 0;
+    cfg.border_w0 = k ? 10.0f : 0.0f;
+    record_init(&r[k]);
+    EmsegTrainingResult res;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(run(&cfg, train, val, &r[k], NULL, &res, &error));
+    emseg_training_result_clear(&res);
+  }
+  for (guint i = 0; i < r[0].step_loss->len; i++)
+    g_assert_cmpfloat(fabs(g_array_index(r[0].step_loss, double, i) -
+                           g_array_index(r[1].step_loss, double, i)), >, 1e-4);
+  assert_same_doubles(r[0].epoch_loss, r[1].epoch_loss);
+  for (int k = 0; k < 2; k++)
+    record_clear(&r[k]);
+}
+
 static void
 test_cancel(void)
 {
@@ -985,6 +1016,7 @@ main(int argc, char **argv)
   g_test_add_func("/training/resume", test_resume);
   g_test_add_func("/training/fine-tune", test_fine_tune);
   g_test_add_func("/training/swa", test_swa);
+  g_test_add_func("/training/border-weights", test_border_weights);
   g_test_add_func("/training/bad-config", test_bad_config);
   g_test_add_func("/training/project-dataset", test_project_dataset);
   return g_test_run();
