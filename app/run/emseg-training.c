@@ -775,19 +775,25 @@ save_model(const EngModel *model, const char *path, EngDtype dtype, const char *
 }
 
 /* Metadata of a saved model with its validation scores (a checkpoint, the averaged
- * weights): epoch, loss, the caller's own lines (extra), the scores, the seed, the run's
- * cfg->meta, and export_gamma last, since a key given twice keeps its last value. how:
- * what chose γ (ignored when γ is NaN). Free with g_free. */
+ * weights): epoch, loss (and its separation weights, if any), the caller's own lines
+ * (extra), the scores, the seed, the run's cfg->meta, and export_gamma last, since a key
+ * given twice keeps its last value. how: what chose γ (ignored when γ is NaN). Free with
+ * g_free. */
 static char *
 scored_meta(const EmsegTrainingConfig *cfg, guint epoch, const char *extra, double val_loss,
             double val_accuracy, double vrand, double vinfo, double gamma, const char *how)
 {
   g_autofree char *gamma_lines = isfinite(gamma) ? emseg_gamma_meta_lines(gamma, how)
                                                  : g_strdup("");
-  return g_strdup_printf("epoch=%u\nloss=%s\n%sval_loss=%.6f\nval_accuracy=%.6f\n"
+  g_autofree char *border = cfg->border_w0 > 0
+                                ? g_strdup_printf("border_weight=%g\nborder_sigma=%g\n",
+                                                  (double) cfg->border_w0,
+                                                  (double) cfg->border_sigma)
+                                : g_strdup("");
+  return g_strdup_printf("epoch=%u\nloss=%s\n%s%sval_loss=%.6f\nval_accuracy=%.6f\n"
                          "val_vrand=%.6f\nval_vinfo=%.6f\nseed=%" G_GUINT64_FORMAT "\n%s%s",
-                         epoch, eng_loss_name(cfg->loss), extra, val_loss, val_accuracy, vrand,
-                         vinfo, cfg->seed, cfg->meta ? cfg->meta : "", gamma_lines);
+                         epoch, eng_loss_name(cfg->loss), border, extra, val_loss, val_accuracy,
+                         vrand, vinfo, cfg->seed, cfg->meta ? cfg->meta : "", gamma_lines);
 }
 
 /* The resume files, .swa, .opt and .best first: the main file's epoch is what a resume
