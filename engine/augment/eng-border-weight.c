@@ -129,6 +129,10 @@ eng_border_weights(float *mask, const float *target, size_t width, size_t height
                          "border weights: need w0 >= 0 and sigma > 0 (got %g and %g) and a "
                          "non-empty slice",
                          (double) w0, (double) sigma);
+  if (height > (size_t) INT32_MAX / width)
+    return eng_error_set(err, ENG_ERR_INVALID,
+                         "border weights: a %zux%zu slice has more pixels than they can index",
+                         width, height);
   size_t n = width * height;
   int32_t *comp = malloc(n * sizeof *comp), *queue = malloc(n * sizeof *queue);
   float *d1 = malloc(n * sizeof *d1), *d2 = malloc(n * sizeof *d2),
