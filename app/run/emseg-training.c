@@ -384,6 +384,20 @@ load_state(Run *run, EngSpec *spec, GError **error)
                 cfg->state_path, cfg->seed, seed ? seed : "(unknown)");
     goto out;
   }
+  /* The loss a run trains must not change halfway. A state without the keys predates
+   * separation weights: it was trained without them. */
+  const char *bw = g_hash_table_lookup(m_state, "border_weight"),
+             *bs = g_hash_table_lookup(m_state, "border_sigma");
+  float w0 = bw ? (float) g_ascii_strtod(bw, NULL) : 0.0f,
+        sigma = bs ? (float) g_ascii_strtod(bs, NULL) : cfg->border_sigma;
+  if (w0 != cfg->border_w0 || (w0 > 0.0f && sigma != cfg->border_sigma)) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID,
+                "cannot resume %s with border weight %g (sigma %g): it was started with "
+                "border weight %g (sigma %g)",
+                cfg->state_path, (double) cfg->border_w0, (double) cfg->border_sigma,
+                (double) w0, (double) sigma);
+    goto out;
+  }
   if (cfg->swa_from && e >= cfg->swa_from && !load_swa(run, e, error))
     goto out;
   *spec = *eng_model_spec(state);
@@ -805,8 +819,9 @@ save_state(Run *run, guint e, GError **error)
   char meta[512];
   g_snprintf(meta, sizeof meta,
              "resume_epoch=%u\nseed=%" G_GUINT64_FORMAT "\nbest_loss=%.17g\nbest_epoch=%u\n"
-             "bad_epochs=%u\n",
-             e, cfg->seed, run->best_loss, run->best_epoch, run->bad_epochs);
+             "bad_epochs=%u\nborder_weight=%.9g\nborder_sigma=%.9g\n",
+             e, cfg->seed, run->best_loss, run->best_epoch, run->bad_epochs,
+             (double) cfg->border_w0, (double) cfg->border_sigma);
   g_autofree char *opt_path = g_strconcat(cfg->state_path, ".opt", NULL);
   g_autofree char *best_path = g_strconcat(cfg->state_path, ".best", NULL);
   size_t n = 0;

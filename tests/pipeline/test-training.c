@@ -741,6 +741,15 @@ test_resume(void)
   g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID);
   g_assert_nonnull(strstr(error->message, "seed"));
   emseg_training_result_clear(&r3);
+  g_clear_error(&error);
+
+  /* ... and so is one with other separation weights than it was started with */
+  cfg.seed = 1;
+  cfg.border_w0 = 10.0f;
+  g_assert_false(run(&cfg, train, val, NULL, NULL, &r3, &error));
+  g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID);
+  g_assert_nonnull(strstr(error->message, "started with border weight 0"));
+  emseg_training_result_clear(&r3);
 
   emseg_training_result_clear(&rw);
   emseg_training_result_clear(&r1);
