@@ -384,8 +384,8 @@ load_state(Run *run, EngSpec *spec, GError **error)
                 cfg->state_path, cfg->seed, seed ? seed : "(unknown)");
     goto out;
   }
-  /* The loss a run trains must not change halfway. A state without the keys predates
-   * separation weights: it was trained without them. */
+  /* The loss a run trains must not change halfway. A state without the keys was trained
+   * without separation weights (border_meta_lines writes them only when on). */
   const char *bw = g_hash_table_lookup(m_state, "border_weight"),
              *bs = g_hash_table_lookup(m_state, "border_sigma");
   float w0 = bw ? (float) g_ascii_strtod(bw, NULL) : 0.0f,
@@ -788,6 +788,18 @@ save_model(const EngModel *model, const char *path, EngDtype dtype, const char *
   return TRUE;
 }
 
+/* "border_weight=…\nborder_sigma=…\n" when the run weighs its loss, else "": written
+ * into checkpoints and resume states alike, and read back by load_state (an absent key
+ * means unweighted). %.9g so a float reads back as the same float. Free with g_free. */
+static char *
+border_meta_lines(const EmsegTrainingConfig *cfg)
+{
+  return cfg->border_w0 > 0 ? g_strdup_printf("border_weight=%.9g\nborder_sigma=%.9g\n",
+                                              (double) cfg->border_w0,
+                                              (double) cfg->border_sigma)
+                            : g_strdup("");
+}
+
 /* Metadata of a saved model with its validation scores (a checkpoint, the averaged
  * weights): epoch, loss (and its separation weights, if any), the caller's own lines
  * (extra), the scores, the seed, the run's cfg->meta, and export_gamma last, since a key
@@ -799,11 +811,7 @@ scored_meta(const EmsegTrainingConfig *cfg, guint epoch, const char *extra, doub
 {
   g_autofree char *gamma_lines = isfinite(gamma) ? emseg_gamma_meta_lines(gamma, how)
                                                  : g_strdup("");
-  g_autofree char *border = cfg->border_w0 > 0
-                                ? g_strdup_printf("border_weight=%g\nborder_sigma=%g\n",
-                                                  (double) cfg->border_w0,
-                                                  (double) cfg->border_sigma)
-                                : g_strdup("");
+  g_autofree char *border = border_meta_lines(cfg);
   return g_strdup_printf("epoch=%u\nloss=%s\n%s%sval_loss=%.6f\nval_accuracy=%.6f\n"
                          "val_vrand=%.6f\nval_vinfo=%.6f\nseed=%" G_GUINT64_FORMAT "\n%s%s",
                          epoch, eng_loss_name(cfg->loss), border, extra, val_loss, val_accuracy,
@@ -816,12 +824,12 @@ static gboolean
 save_state(Run *run, guint e, GError **error)
 {
   const EmsegTrainingConfig *cfg = run->cfg;
+  g_autofree char *border = border_meta_lines(cfg);
   char meta[512];
   g_snprintf(meta, sizeof meta,
              "resume_epoch=%u\nseed=%" G_GUINT64_FORMAT "\nbest_loss=%.17g\nbest_epoch=%u\n"
-             "bad_epochs=%u\nborder_weight=%.9g\nborder_sigma=%.9g\n",
-             e, cfg->seed, run->best_loss, run->best_epoch, run->bad_epochs,
-             (double) cfg->border_w0, (double) cfg->border_sigma);
+             "bad_epochs=%u\n%s",
+             e, cfg->seed, run->best_loss, run->best_epoch, run->bad_epochs, border);
   g_autofree char *opt_path = g_strconcat(cfg->state_path, ".opt", NULL);
   g_autofree char *best_path = g_strconcat(cfg->state_path, ".best", NULL);
   size_t n = 0;
