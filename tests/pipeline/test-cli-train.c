@@ -469,8 +469,9 @@ test_calibrate_gamma(void)
 }
 
 /* train --swa-from writes the averaged weights beside the best checkpoint and reports
- * them (this run also has separation weights, which the checkpoint records); average takes files of one architecture, refuses others, and its trainable
- * weights are the mean of its inputs'. */
+ * them (this run also has separation weights, which the checkpoint records); average
+ * takes files of one architecture, refuses others, and its trainable weights are the
+ * mean of its inputs'. */
 static void
 test_swa_average(void)
 {
