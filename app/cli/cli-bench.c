@@ -60,7 +60,7 @@ int
 emseg_cli_bench(int argc, char **argv)
 {
   int size = 512, steps = 5;
-  gboolean profile = FALSE;
+  gboolean profile = FALSE, bf16 = FALSE;
   g_autofree char *spec_text = NULL, *loss_text = NULL;
   GOptionEntry entries[] = {
     { "size", 0, 0, G_OPTION_ARG_INT, &size, "Slice width and height (default 512)", "N" },
@@ -68,6 +68,7 @@ emseg_cli_bench(int argc, char **argv)
     { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Model spec overrides (default: Table 1)", "SPEC" },
     { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "dice or bce (default dice)", "LOSS" },
     { "profile", 0, 0, G_OPTION_ARG_NONE, &profile, "Also print time per layer kind of one training step", NULL },
+    { "bf16", 0, 0, G_OPTION_ARG_NONE, &bf16, "Convolutions in bfloat16 (float32 sums) where the CPU has fast kernels", NULL },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("- measure training and inference speed");
@@ -111,13 +112,15 @@ emseg_cli_bench(int argc, char **argv)
   /* which convolution path this build and environment run (oneDNN or im2col), named by
    * a representative 3×3 layer: the figures below mean nothing without it */
   EngConvShape probe = {.n = 1, .cin = 32, .h = (size_t) size, .w = (size_t) size,
-                        .cout = 32, .k = 3, .stride = 1};
+                        .cout = 32, .k = 3, .stride = 1, .bf16 = bf16};
   printf("conv_path %s\n", eng_conv2d_backend(&probe));
   printf("sgemm_gflops %.1f\n", sgemm_gflops());
   fflush(stdout);
 
   int rc = 1;
   EngModel *model = eng_model_new(&spec, 1, &err);
+  if (model)
+    eng_model_set_conv_bf16(model, bf16);
   EngRmspropConfig opt;
   eng_rmsprop_default(&opt);
   EngTrainer *tr = model ? eng_trainer_new(model, 1, (size_t) size, (size_t) size, &opt, loss, &err) : NULL;

@@ -13,6 +13,7 @@
 #include "emseg-predict.h"
 #include "emseg-stack.h"
 #include "emseg-training.h"
+#include "eng-layers.h"
 #include "eng-modelfile.h"
 
 typedef struct {
@@ -113,7 +114,7 @@ emseg_cli_train(int argc, char **argv)
   double lr = 1e-3, wd = 1e-3, dropout = -1, border_w0 = 0, border_sigma = 5;
   gint64 seed = 1;
   gboolean half = FALSE, no_augment = FALSE, augment = FALSE, resume = FALSE, verbose = FALSE;
-  gboolean no_calibrate = FALSE, no_export_gamma = FALSE;
+  gboolean no_calibrate = FALSE, no_export_gamma = FALSE, bf16 = FALSE;
   GOptionEntry entries[] = {
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
     { "labels", 0, 0, G_OPTION_ARG_FILENAME, &labels_path, "Label stack (0 = membrane, 255 = cell, other = unlabeled)", "LABELS" },
@@ -135,6 +136,8 @@ emseg_cli_train(int argc, char **argv)
     { "border-weight", 0, 0, G_OPTION_ARG_DOUBLE, &border_w0,
       "Weigh membrane pixels between two close cells up to 1+W0 times in the training loss (U-Net's separation weights; default 0 = off)", "W0" },
     { "border-sigma", 0, 0, G_OPTION_ARG_DOUBLE, &border_sigma, "Distance scale of --border-weight in pixels (default 5)", "PX" },
+    { "bf16", 0, 0, G_OPTION_ARG_NONE, &bf16,
+      "Convolve in bfloat16 with float32 sums (about 1.3-1.45x faster on CPUs with AVX512-BF16; float32 elsewhere)", NULL },
     { "crop", 0, 0, G_OPTION_ARG_INT, &crop, "Train on random square crops of this size (default: full slices)", "PX" },
     { "val-every", 0, 0, G_OPTION_ARG_INT, &val_every, "Validate (and keep the best checkpoint) every K epochs and at the last (default 1)", "K" },
     { "metrics-every", 0, 0, G_OPTION_ARG_INT, &metrics_every, "V_rand / V_info on the validation slices every K epochs (0 = never; default 1)", "K" },
@@ -214,6 +217,7 @@ emseg_cli_train(int argc, char **argv)
   cfg.calibrate_bn = !no_calibrate;
   cfg.calibrate_gamma = !no_export_gamma;
   cfg.crop = (guint) crop;
+  cfg.conv_bf16 = bf16;
   cfg.border_w0 = (float) border_w0;
   cfg.border_sigma = (float) border_sigma;
   cfg.metrics_every = (guint) metrics_every;
@@ -269,6 +273,11 @@ emseg_cli_train(int argc, char **argv)
          cfg.augment ? "on" : "off", cfg.crop);
   if (border_w0 > 0)
     printf(" border_weight %g sigma %g", border_w0, border_sigma);
+  if (bf16) { /* the kernel a 3×3 layer gets says whether bfloat16 is really in use */
+    EngConvShape probe = {.n = 1, .cin = 32, .h = 64, .w = 64, .cout = 32, .k = 3,
+                          .stride = 1, .bf16 = 1};
+    printf(" conv %s", eng_conv2d_backend(&probe));
+  }
   printf("%s%s\n", init ? " init " : "", init ? init_path : "");
   fflush(stdout);
 

@@ -450,6 +450,7 @@ run_setup(Run *run, GError **error)
   }
   eng_model_free(run->model);
   run->model = fresh;
+  eng_model_set_conv_bf16(run->model, cfg->conv_bf16); /* before the graphs below */
   if (!run->best) {
     run->best = eng_model_new(&spec, cfg->seed, &err);
     if (!run->best || eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
@@ -790,14 +791,18 @@ save_model(const EngModel *model, const char *path, EngDtype dtype, const char *
 
 /* "border_weight=…\nborder_sigma=…\n" when the run weighs its loss, else "": written
  * into checkpoints and resume states alike, and read back by load_state (an absent key
- * means unweighted). %.9g so a float reads back as the same float. Free with g_free. */
+ * means unweighted). %.9g so a float reads back as the same float. Then
+ * "conv_precision=bf16\n" when the run convolves in bfloat16, for the record (its
+ * validation figures were computed so; a resume may change it). Free with g_free. */
 static char *
 border_meta_lines(const EmsegTrainingConfig *cfg)
 {
-  return cfg->border_w0 > 0 ? g_strdup_printf("border_weight=%.9g\nborder_sigma=%.9g\n",
-                                              (double) cfg->border_w0,
-                                              (double) cfg->border_sigma)
-                            : g_strdup("");
+  g_autofree char *border =
+      cfg->border_w0 > 0 ? g_strdup_printf("border_weight=%.9g\nborder_sigma=%.9g\n",
+                                           (double) cfg->border_w0, (double) cfg->border_sigma)
+                         : NULL;
+  return g_strconcat(border ? border : "", cfg->conv_bf16 ? "conv_precision=bf16\n" : "",
+                     NULL);
 }
 
 /* Metadata of a saved model with its validation scores (a checkpoint, the averaged

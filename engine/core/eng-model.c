@@ -29,6 +29,7 @@ struct EngModel {
   float *data;  /* all parameters and buffers, table order */
   float *grad;  /* same layout; running-stat slots stay zero */
   size_t total; /* floats in each arena */
+  int conv_bf16; /* graphs made from now on convolve in bfloat16 (eng_model_set_conv_bf16) */
 };
 
 /* ---- the graph ------------------------------------------------------------------------- */
@@ -279,7 +280,7 @@ L_conv(Net *net, int in, size_t cout, int k, int stride, const char *name)
     return out;
   op->pw = find_param_id(b->model, name, "weight");
   op->pb = find_param_id(b->model, name, "bias");
-  op->conv = (EngConvShape) { b->graph->n, d.c, d.h, d.w, cout, k, stride };
+  op->conv = (EngConvShape) { b->graph->n, d.c, d.h, d.w, cout, k, stride, b->model->conv_bf16 };
   b->graph->macs += (double) b->graph->n * (double) cout * (double) d.c * (double) (k * k) *
                     (double) ho * (double) wo;
   if (op->pw < 0 || op->pb < 0)
@@ -644,6 +645,18 @@ void
 eng_model_set_dropout(EngModel *m, float rate)
 {
   m->spec.dropout = rate;
+}
+
+void
+eng_model_set_conv_bf16(EngModel *m, int on)
+{
+  m->conv_bf16 = on != 0;
+}
+
+int
+eng_model_conv_bf16(const EngModel *m)
+{
+  return m->conv_bf16;
 }
 
 EngStatus

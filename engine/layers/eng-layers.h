@@ -26,6 +26,11 @@ typedef struct {
   size_t cout;         /* output (n, cout, h/stride, w/stride) */
   int k;
   int stride;
+  /* 1: bfloat16 operands on the oneDNN path (inputs, weights and incoming gradients are
+   * rounded to bfloat16; sums, outputs and weight gradients stay float32), about twice the
+   * arithmetic rate on CPUs with AVX512-BF16. Where oneDNN has no fast bfloat16 kernel for
+   * the shape, or the shape goes to im2col, the layer computes in float32 as if unset. */
+  int bf16;
 } EngConvShape;
 
 /* Floats of scratch memory the fast kernels need for this shape (0 is possible), for

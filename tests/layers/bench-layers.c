@@ -1,5 +1,5 @@
 /* bench-layers.c — per-layer timings of engine/layers on the Table 1 shapes at 512²,
- * batch 1 (built, not run as a test). Prints one line per layer: name, median ms of
+ * batch 1 (built, not run as a test; EMSEG_BENCH_BF16=1 times the bfloat16 convolutions). Prints one line per layer: name, median ms of
  * forward and backward, and GFLOP/s for the convolutions, so that an optimization can be
  * judged by its figures. Usage: bench-layers [reps] [name-substring]. */
 #include <cblas.h>
@@ -48,6 +48,7 @@ rand_buf(size_t count, uint64_t seed)
 
 static int reps = 5;
 static const char *filter;
+static int use_bf16; /* EMSEG_BENCH_BF16=1: convolutions with bfloat16 operands */
 
 typedef void (*BenchFn)(void *ctx, int backward);
 
@@ -95,7 +96,7 @@ bench_conv(const char *name, size_t cin, size_t cout, size_t hw, int k, int stri
   if (filter && !strstr(name, filter))
     return;
   ConvBench c = {.s = {.n = 1, .cin = cin, .h = hw, .w = hw, .cout = cout, .k = k,
-                       .stride = stride}};
+                       .stride = stride, .bf16 = use_bf16}};
   size_t ho = hw / (size_t) stride, nin = cin * hw * hw, nout = cout * ho * ho;
   size_t nw = cin * cout * (size_t) (k * k), nws = eng_conv2d_workspace_floats(&c.s);
   c.in = rand_buf(nin, 1);
@@ -254,6 +255,8 @@ main(int argc, char **argv)
   const char *clk = getenv("EMSEG_BENCH_CLOCK");
   if (clk && strcmp(clk, "cpu") == 0)
     bench_clock = CLOCK_PROCESS_CPUTIME_ID;
+  const char *bf = getenv("EMSEG_BENCH_BF16");
+  use_bf16 = bf && strcmp(bf, "1") == 0;
   if (argc > 1)
     reps = atoi(argv[1]) > 0 ? atoi(argv[1]) : 5;
   if (argc > 2)
