@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "eng-average.h"
+#include "eng-layers.h"
 #include "eng-loss.h"
 #include "eng-model.h"
 #include "eng-modelfile.h"
@@ -453,6 +454,100 @@ test_tta_equivariant(void)
   eng_model_free(m);
 }
 
+/* Gradient and logits of one training forward/backward of g on x (BCE against t). */
+static void
+train_pass(EngModel *m, EngGraph *g, const float *x, const float *t, const float *mask,
+           float *dl, size_t n, float *logits, float *grad, size_t count)
+{
+  g_assert_cmpint(eng_graph_forward(g, x, ENG_MODE_TRAIN, 5), ==, ENG_OK);
+  eng_loss(ENG_LOSS_BCE, dl, eng_graph_logits(g), t, mask, n);
+  eng_model_zero_grad(m);
+  g_assert_cmpint(eng_graph_backward(g, dl), ==, ENG_OK);
+  memcpy(logits, eng_graph_logits(g), n * sizeof(float));
+  memcpy(grad, eng_model_grads_arena(m, NULL), count * sizeof(float));
+}
+
+static double
+rel_err(const float *a, const float *b, size_t count)
+{
+  double num = 0, den = 0;
+  for (size_t i = 0; i < count; i++) {
+    num += ((double) a[i] - b[i]) * ((double) a[i] - b[i]);
+    den += (double) b[i] * b[i];
+  }
+  return sqrt(num / fmax(den, 1e-300));
+}
+
+/* A whole network with bfloat16 convolutions (eng_model_set_conv_bf16) against the same
+ * weights in float32, one training forward and backward at widths oneDNN takes (16 and
+ * up). How close is close enough: the yardstick is the float32 network itself with its
+ * input moved by bfloat16's rounding (each pixel times 1 ± up to 2^-9). At a random
+ * initialization on a 32² plane that alone moves the gradients by 2–9% per tensor (ReLU
+ * and max-pool switches, BN's cancellations), so a fixed tolerance would either be loose or
+ * flaky. bfloat16 rounds weights and every layer's operands as well, not just the image,
+ * so it may move things more: measured 2.8× the perturbation's effect on the logits and
+ * 1.5× on the gradient; it must stay within 5× (a wrong layout or a lost gradient moves
+ * them by ~100%), and must differ from float32 at all. Without a bfloat16 kernel (no AVX512-BF16, EMSEG_CONV=im2col) the
+ * results must be float32's bit for bit. Only graphs made after the call change. */
+static void
+test_conv_bf16_model(void)
+{
+  EngSpec spec;
+  EngError err;
+  eng_spec_default(&spec);
+  g_assert_cmpint(eng_spec_parse(&spec, "base_width=16,main_block=basic,down=1/1,across=1,"
+                                        "up=1/1,dropout=0.1", &err), ==, ENG_OK);
+  EngModel *m = eng_model_new(&spec, 11, &err);
+  g_assert_nonnull(m);
+  const size_t s = 32, n = s * s;
+  EngGraph *g32 = eng_graph_new(m, 1, s, s, 1, &err);
+  eng_model_set_conv_bf16(m, 1);
+  g_assert_true(eng_model_conv_bf16(m));
+  EngGraph *g16 = eng_graph_new(m, 1, s, s, 1, &err);
+  g_assert_nonnull(g32);
+  g_assert_nonnull(g16);
+  EngRng rng;
+  eng_rng_seed(&rng, 12);
+  float *x = g_new(float, n), *xp = g_new(float, n), *t = g_new(float, n),
+        *mask = g_new(float, n), *dl = g_new(float, n);
+  for (size_t i = 0; i < n; i++) {
+    x[i] = eng_rng_normal(&rng);
+    xp[i] = x[i] * (1.0f + (2.0f * eng_rng_uniform(&rng) - 1.0f) / 512.0f);
+    t[i] = eng_rng_uniform(&rng) < 0.3f;
+    mask[i] = 1.0f;
+  }
+  size_t count = 0;
+  eng_model_grads_arena(m, &count);
+  float *lg[3], *gr[3]; /* float32, bfloat16, float32 on the perturbed input */
+  for (int k = 0; k < 3; k++) {
+    lg[k] = g_new(float, n);
+    gr[k] = g_new(float, count);
+    train_pass(m, k == 1 ? g16 : g32, k == 2 ? xp : x, t, mask, dl, n, lg[k], gr[k], count);
+  }
+  EngConvShape probe = {.n = 1, .cin = 16, .h = s, .w = s, .cout = 16, .k = 3, .stride = 1,
+                        .bf16 = 1};
+  gboolean bf16 = strstr(eng_conv2d_backend(&probe), "bf16") != NULL;
+  double l16 = rel_err(lg[1], lg[0], n), lp = rel_err(lg[2], lg[0], n);
+  double g16e = rel_err(gr[1], gr[0], count), gpe = rel_err(gr[2], gr[0], count);
+  g_test_message("bfloat16 kernel: %s; relative change of logits %.3g (perturbed input "
+                 "%.3g), of the gradient %.3g (%.3g)", bf16 ? "yes" : "no", l16, lp, g16e, gpe);
+  if (!bf16) {
+    g_assert_cmpmem(lg[1], n * sizeof(float), lg[0], n * sizeof(float));
+    g_assert_cmpmem(gr[1], count * sizeof(float), gr[0], count * sizeof(float));
+  } else {
+    g_assert_cmpfloat(l16, >, 1e-5);
+    g_assert_cmpfloat(g16e, >, 1e-5);
+    g_assert_cmpfloat(l16, <, 5 * lp + 1e-4);
+    g_assert_cmpfloat(g16e, <, 5 * gpe + 1e-4);
+  }
+  for (int k = 0; k < 3; k++)
+    g_free(lg[k]), g_free(gr[k]);
+  g_free(x), g_free(xp), g_free(t), g_free(mask), g_free(dl);
+  eng_graph_free(g32);
+  eng_graph_free(g16);
+  eng_model_free(m);
+}
+
 /* Precise BN: over [A, B] the running statistics are the average of those over [A] and
  * over [B] alone (each of which is that image's batch statistics); weights, momentum and
  * dropout are left as they were. */
@@ -571,5 +666,6 @@ main(int argc, char **argv)
   g_test_add_func("/model/tta-equivariant", test_tta_equivariant);
   g_test_add_func("/model/calibrate-bn", test_calibrate_bn);
   g_test_add_func("/model/running-mean", test_running_mean);
+  g_test_add_func("/model/conv-bf16", test_conv_bf16_model);
   return g_test_run();
 }

@@ -173,6 +173,91 @@ test_conv_backend(void)
     g_assert_cmpstr(got, !=, "im2col");
 }
 
+/* ---- convolution with bfloat16 operands ---------------------------------------------- */
+
+/* ||a - b|| / ||b||, in double. */
+static double
+rel_norm_err(const float *a, const float *b, size_t count)
+{
+  double num = 0.0, den = 0.0;
+  for (size_t i = 0; i < count; i++) {
+    double d = (double) a[i] - (double) b[i];
+    num += d * d;
+    den += (double) b[i] * (double) b[i];
+  }
+  return sqrt(num / fmax(den, 1e-300));
+}
+
+/* One shape with .bf16 set, against the float32 oracle. Where a bfloat16 kernel runs it
+ * (its backend name says bf16), the outputs and gradients must be close to the oracle's at
+ * bfloat16's precision (8 significant bits: each operand off by up to 2^-9 relative, sums
+ * random in sign, so about 2^-9 relative to the result's norm; 1% allowed) and must *not*
+ * equal the float32 path's, or the rounding never happened. Where no bfloat16 kernel runs
+ * (im2col, or a CPU without AVX512-BF16), they must be the float32 path's bit for bit. */
+static void
+check_conv_bf16_case(size_t cin, size_t cout, size_t hw, int k, uint64_t seed)
+{
+  EngConvShape s = {.n = 1, .cin = cin, .h = hw, .w = hw, .cout = cout, .k = k, .stride = 1,
+                    .bf16 = 1};
+  EngConvShape s32 = s;
+  s32.bf16 = 0;
+  size_t nin = cin * hw * hw, nout = cout * hw * hw, nw = cout * cin * (size_t) (k * k);
+  float *in = rand_buf(nin, seed, 1.0f), *wt = rand_buf(nw, seed + 1, 0.5f);
+  float *bias = rand_buf(cout, seed + 2, 1.0f), *dout = rand_buf(nout, seed + 3, 1.0f);
+  size_t wsn = eng_conv2d_workspace_floats(&s), wsn32 = eng_conv2d_workspace_floats(&s32);
+  float *ws = g_new0(float, wsn ? wsn : 1), *ws32 = g_new0(float, wsn32 ? wsn32 : 1);
+  float *out = g_new(float, nout), *out32 = g_new(float, nout), *outn = g_new(float, nout);
+  float *din = g_new0(float, nin), *din32 = g_new0(float, nin), *dinn = g_new0(float, nin);
+  float *dw = g_new0(float, nw), *dw32 = g_new0(float, nw), *dwn = g_new0(float, nw);
+  float *db = g_new0(float, cout), *db32 = g_new0(float, cout), *dbn = g_new0(float, cout);
+  eng_conv2d_forward(out, in, wt, bias, &s, ws);
+  eng_conv2d_forward(out32, in, wt, bias, &s32, ws32);
+  eng_conv2d_forward_naive(outn, in, wt, bias, &s32);
+  eng_conv2d_backward(din, dw, db, dout, in, wt, &s, ws);
+  eng_conv2d_backward(din32, dw32, db32, dout, in, wt, &s32, ws32);
+  eng_conv2d_backward_naive(dinn, dwn, dbn, dout, in, wt, &s32);
+
+  const char *backend = eng_conv2d_backend(&s);
+  g_test_message("bf16 %zu->%zu k%d at %zu^2 runs on %s", cin, cout, k, hw, backend);
+  /* Which it must be: bfloat16 wherever oneDNN takes the shape and the CPU can, so that a
+   * flag that stopped reaching the kernels fails here instead of passing as float32. */
+  const char *expect = g_getenv("EMSEG_EXPECT_CONV");
+  gboolean want_bf16 = expect && strcmp(expect, "onednn") == 0 && cin >= 16 && cout >= 16 &&
+                       __builtin_cpu_supports("avx512bf16");
+  g_assert_cmpint(strstr(backend, "bf16") != NULL, ==, want_bf16);
+  const float *got[4] = {out, din, dw, db}, *f32[4] = {out32, din32, dw32, db32},
+              *ref[4] = {outn, dinn, dwn, dbn};
+  const size_t counts[4] = {nout, nin, nw, cout};
+  const char *names[4] = {"out", "din", "dweight", "dbias"};
+  for (int t = 0; t < 4; t++) {
+    double e = rel_norm_err(got[t], ref[t], counts[t]);
+    double e32 = rel_norm_err(f32[t], ref[t], counts[t]);
+    g_test_message("  %s: relative error %.3g (float32 path %.3g)", names[t], e, e32);
+    if (strstr(backend, "bf16")) {
+      g_assert_cmpfloat(e, <, 1e-2);
+      /* dbias sums diff_dst in float32 in both paths; the others read rounded operands */
+      if (t != 3)
+        g_assert_cmpfloat(e, >, 10 * e32 + 1e-6);
+    } else {
+      g_assert_cmpmem(got[t], counts[t] * sizeof(float), f32[t], counts[t] * sizeof(float));
+    }
+  }
+  g_free(in), g_free(wt), g_free(bias), g_free(dout), g_free(ws), g_free(ws32), g_free(out);
+  g_free(out32), g_free(outn), g_free(din), g_free(din32), g_free(dinn), g_free(dw);
+  g_free(dw32), g_free(dwn), g_free(db), g_free(db32), g_free(dbn);
+}
+
+static void
+test_conv_bf16(void)
+{
+  check_conv_bf16_case(16, 32, 12, 3, 500);
+  check_conv_bf16_case(32, 32, 24, 3, 510);
+  check_conv_bf16_case(24, 16, 10, 3, 520); /* not a multiple of the 16-channel blocks */
+  check_conv_bf16_case(32, 64, 16, 1, 530);
+  check_conv_bf16_case(64, 16, 16, 1, 540);
+  check_conv_bf16_case(1, 32, 16, 3, 550); /* im2col's shapes ignore the flag */
+}
+
 /* ---- finite differences ------------------------------------------------------------- */
 
 typedef void (*FwdFn)(void *ctx, float *out, const float *in);
@@ -805,6 +890,7 @@ main(int argc, char **argv)
   g_test_add_func("/layers/conv/fast-vs-naive", test_conv_fast_vs_naive);
   g_test_add_func("/layers/conv/strips", test_conv_strips);
   g_test_add_func("/layers/conv/backend", test_conv_backend);
+  g_test_add_func("/layers/conv/bf16", test_conv_bf16);
   g_test_add_func("/layers/fd/conv", test_fd_conv);
   g_test_add_func("/layers/fd/bn", test_fd_bn);
   g_test_add_func("/layers/fd/relu", test_fd_relu);

@@ -469,7 +469,8 @@ test_calibrate_gamma(void)
 }
 
 /* train --swa-from writes the averaged weights beside the best checkpoint and reports
- * them (this run also has separation weights, which the checkpoint records); average
+ * them (this run also has separation weights and bfloat16 convolutions, which the
+ * checkpoint records and the log names with the kernel that runs them); average
  * takes files of one architecture, refuses others, and its trainable weights are the
  * mean of its inputs'. */
 static void
@@ -479,7 +480,8 @@ test_swa_average(void)
                   *other = in_dir("s-wide.emsegmodel"), *avg = in_dir("s-avg.emsegmodel");
   const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
                           "--val-slices", "4", "--epochs", "3", "--spec", TINY, "--crop", "32",
-                          "--swa-from", "2", "--border-weight", "10", "-o", model, NULL };
+                          "--swa-from", "2", "--border-weight", "10", "--bf16", "-o", model,
+                          NULL };
   g_autofree char *out = NULL, *err = NULL;
   g_assert_cmpint(run_emseg(train, &out, NULL), ==, 0);
   g_assert_nonnull(strstr(out, "swa epochs 2-3 val_loss "));
@@ -491,6 +493,8 @@ test_swa_average(void)
   g_assert_nonnull(strstr(out, "border_weight 10 sigma 5"));
   g_assert_true(model_has_key(model, "border_weight=10"));
   g_assert_true(model_has_key(model, "border_sigma=5"));
+  g_assert_true(model_has_key(model, "conv_precision=bf16"));
+  g_assert_nonnull(strstr(out, " conv ")); /* "conv jit_bf16:…", or the float32 fallback */
 
   const char *late[] = { "train", "--images", images, "--labels", labels, "--epochs", "3",
                          "--swa-from", "4", "-o", model, NULL };

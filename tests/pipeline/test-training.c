@@ -761,6 +761,41 @@ test_resume(void)
   g_rmdir(dir);
 }
 
+/* conv_bf16: the run trains (finite losses) and its checkpoint says how its validation
+ * figures were computed (conv_precision=bf16); a float32 run's does not carry the key.
+ * That the convolutions really change precision is checked in test-model and
+ * test-layers. */
+static void
+test_conv_bf16(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 2, 32);
+  g_autoptr(EmsegDataset) val = synth(2, 1, 32);
+  g_autofree char *dir = g_dir_make_tmp("emseg-bf16-XXXXXX", NULL);
+  for (int bf16 = 0; bf16 <= 1; bf16++) {
+    g_autofree char *best = g_build_filename(dir, bf16 ? "bf16.emsegmodel" : "f32.emsegmodel",
+                                             NULL);
+    EmsegTrainingConfig cfg;
+    tiny_config(&cfg, "base_width=16");
+    cfg.epochs = 2;
+    cfg.conv_bf16 = bf16;
+    cfg.best_path = best;
+    EmsegTrainingResult res;
+    g_autoptr(GError) error = NULL;
+    g_assert_true(run(&cfg, train, val, NULL, NULL, &res, &error));
+    g_assert_no_error(error);
+    g_assert_true(isfinite(res.best_loss));
+    EngModel *loaded = NULL;
+    g_autofree char *meta = NULL;
+    EngError err;
+    g_assert_cmpint(eng_model_load(best, &loaded, &meta, &err), ==, ENG_OK);
+    g_assert_cmpint(strstr(meta, "conv_precision=bf16\n") != NULL, ==, bf16);
+    eng_model_free(loaded);
+    emseg_training_result_clear(&res);
+    g_unlink(best);
+  }
+  g_rmdir(dir);
+}
+
 /* Weight averaging: the averaged trainable weights are the mean of the end-of-epoch
  * weights of epochs 3..5 (each taken here from a run of that many epochs: runs are
  * deterministic and validation does not touch training); its BN statistics are those a
@@ -1026,6 +1061,7 @@ main(int argc, char **argv)
   g_test_add_func("/training/fine-tune", test_fine_tune);
   g_test_add_func("/training/swa", test_swa);
   g_test_add_func("/training/border-weights", test_border_weights);
+  g_test_add_func("/training/conv-bf16", test_conv_bf16);
   g_test_add_func("/training/bad-config", test_bad_config);
   g_test_add_func("/training/project-dataset", test_project_dataset);
   return g_test_run();
