@@ -21,6 +21,7 @@ struct _EmsegTrainPanel {
   GtkCheckButton *long_skip_check;
   GtkCheckButton *short_skip_check;
   GtkCheckButton *augment_check;
+  GtkCheckButton *bf16_check;
   GtkButton *train_button;
   GtkButton *finetune_button;
   GtkButton *pause_button;
@@ -99,6 +100,7 @@ emseg_train_panel_get_params (EmsegTrainPanel *self, EmsegTrainParams *params)
   params->long_skip = gtk_check_button_get_active (self->long_skip_check);
   params->short_skip = gtk_check_button_get_active (self->short_skip_check);
   params->augment = gtk_check_button_get_active (self->augment_check);
+  params->bf16 = gtk_check_button_get_active (self->bf16_check);
   params->spec = model_specs[MIN (gtk_drop_down_get_selected (self->model_dropdown), G_N_ELEMENTS (model_specs) - 1)];
 }
 
@@ -134,6 +136,7 @@ emseg_train_panel_set_state (EmsegTrainPanel *self, EmsegTrainState state)
   gtk_widget_set_sensitive (GTK_WIDGET (self->long_skip_check), idle);
   gtk_widget_set_sensitive (GTK_WIDGET (self->short_skip_check), idle);
   gtk_widget_set_sensitive (GTK_WIDGET (self->augment_check), idle);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->bf16_check), idle);
 }
 
 EmsegTrainState
@@ -567,6 +570,7 @@ emseg_train_panel_class_init (EmsegTrainPanelClass *klass)
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, long_skip_check);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, short_skip_check);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, augment_check);
+  gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, bf16_check);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, train_button);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, finetune_button);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, pause_button);

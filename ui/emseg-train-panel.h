@@ -29,6 +29,7 @@ typedef struct {
   double learning_rate;  /* RMSprop */
   double dropout;
   gboolean long_skip, short_skip, augment;
+  gboolean bf16; /* convolutions in bfloat16 while training (EmsegTrainingConfig.conv_bf16) */
   const char *spec;      /* eng_spec_parse overrides of Table 1 for the chosen size (static) */
 } EmsegTrainParams;
 

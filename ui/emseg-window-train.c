@@ -390,6 +390,7 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
   job->training.dropout = (float) params.dropout;
   self->train_dropout = params.dropout;
   job->training.augment = params.augment;
+  job->training.conv_bf16 = params.bf16;
   /* the last labelled slice validates (and picks the best weights) when there are enough */
   if (labeled->len >= 3)
     {

@@ -664,6 +664,23 @@ always_false (gpointer data)
   return FALSE;
 }
 
+/* The GtkCheckButton labelled label under w, or NULL. */
+static GtkCheckButton *
+find_check_labelled (GtkWidget *w, const char *label)
+{
+  if (GTK_IS_CHECK_BUTTON (w) &&
+      g_strcmp0 (gtk_check_button_get_label (GTK_CHECK_BUTTON (w)), label) == 0)
+    return GTK_CHECK_BUTTON (w);
+  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
+    {
+      GtkCheckButton *found = find_check_labelled (c, label);
+
+      if (found != NULL)
+        return found;
+    }
+  return NULL;
+}
+
 static void
 test_window_training_panel (void)
 {
@@ -677,6 +694,24 @@ test_window_training_panel (void)
   g_autofree char *hover = NULL;
 
   emseg_window_show_page (window, "train");
+  /* bfloat16 training is offered, off by default, and reaches the run's parameters */
+  {
+    GtkCheckButton *bf16 = find_check_labelled (GTK_WIDGET (panel), "bfloat16");
+    EmsegTrainParams params;
+
+    g_assert_nonnull (bf16);
+    emseg_train_panel_get_params (panel, &params);
+    g_assert_false (params.bf16);
+    gtk_check_button_set_active (bf16, TRUE);
+    emseg_train_panel_get_params (panel, &params);
+    g_assert_true (params.bf16);
+    gtk_check_button_set_active (bf16, FALSE);
+    spin_until (always_false, NULL, 0.3);
+    g_assert_true (gtk_widget_get_mapped (GTK_WIDGET (bf16))); /* the expander is open */
+    {
+      g_autoptr (Shot) params_shot = screenshot ("04a-hyperparameters");
+    }
+  }
   feed_training (panel, 24, 6);
   g_assert_cmpuint (emseg_heatmap_get_n_epochs (heatmap), ==, 6);
   g_assert_cmpuint (emseg_loss_plot_get_n_points (plot, 0), ==, 60);
