@@ -6,10 +6,13 @@
 # train_gflops (a rate) it is the other way round. A benchmark, not a test.
 #
 # usage: tests/bench/compare.sh [--emseg PATH] [--rounds N] [--size S] [--steps K]
-#                               [--torch-only]
+#                               [--bf16] [--torch-only]
 #   --emseg PATH   the emseg binary (default: build/app/cli/emseg, else the newest
 #                  build*/app/cli/emseg that is not a sanitizer build)
+#   --bf16         both sides in mixed precision: `emseg bench --bf16` (bfloat16
+#                  convolutions, float32 sums) against PyTorch's CPU autocast to bfloat16
 #   --torch-only   measure only the PyTorch side, on purpose
+# Both sides train with binary cross-entropy, the shipped model's loss.
 # Exit status: 0 both sides measured (or --torch-only), 1 the torch side failed,
 # 2 the emseg side was missing or failed (the torch figures are still printed).
 #
@@ -26,6 +29,7 @@ rounds=3
 size=512
 steps=5
 torch_only=0
+bf16=()
 
 die() { echo "compare.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
@@ -35,6 +39,7 @@ while [ $# -gt 0 ]; do
     --size) size=${2:-}; shift 2 || die "--size needs a number" ;;
     --steps) steps=${2:-}; shift 2 || die "--steps needs a number" ;;
     --torch-only) torch_only=1; shift ;;
+    --bf16) bf16=(--bf16); shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
@@ -91,7 +96,7 @@ run_side() {   # side round command...
   fi
   figures "$raw" >"$out"
   [ -s "$out" ] || { echo "# $side printed no figures in round $round" >&2; return 1; }
-  [ "$round" != 1 ] || grep -E '^(conv_backend|conv_path|mkldnn_available|threads) ' "$raw" \
+  [ "$round" != 1 ] || grep -E '^(conv_backend|conv_path|mkldnn_available|threads|precision) ' "$raw" \
     | sed "s/^/# $side: /" >&2
   return 0
 }
@@ -99,11 +104,12 @@ run_side() {   # side round command...
 torch_ok=1
 for ((r = 1; r <= rounds; r++)); do
   if [ "$emseg_ok" = 1 ]; then
-    run_side emseg "$r" "$emseg" bench --size "$size" --steps "$steps" || emseg_ok=0
+    run_side emseg "$r" "$emseg" bench --size "$size" --steps "$steps" --loss bce \
+      "${bf16[@]}" || emseg_ok=0
   fi
   if [ "$torch_ok" = 1 ]; then
     run_side torch "$r" "$python" "$here/torch_bench.py" --size "$size" --steps "$steps" \
-      || torch_ok=0
+      --loss bce "${bf16[@]}" || torch_ok=0
   fi
   [ "$torch_ok" = 1 ] || [ "$emseg_ok" = 1 ] || break
 done

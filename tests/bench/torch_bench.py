@@ -3,6 +3,9 @@
 
 Times the Table 1 model of engine/MODEL.md, rendered by tests/reference/emseg_torch.py, the
 way `emseg bench` times the engine: batch 1, float32, `--size`×`--size` input, 2 threads.
+With `--bf16`, forward and loss run under CPU autocast to bfloat16 (PyTorch's own mixed
+precision: convolutions in bfloat16 on oneDNN, float32 weights and optimizer), the
+counterpart of `emseg bench --bf16`.
 Prints one `name value` per line with the names `emseg bench` uses, so tests/bench/compare.sh
 can divide them:
   params               parameter count (Table 1: 12,261,537)
@@ -80,6 +83,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--loss", choices=("bce", "dice"), default="bce")
+    ap.add_argument("--bf16", action="store_true",
+                    help="autocast forward and loss to bfloat16 (CPU autocast)")
     args = ap.parse_args()
     if args.steps < 1:
         ap.error("--steps must be at least 1")
@@ -95,23 +100,29 @@ def main():
     x = torch.randn(1, spec.in_channels, s, s)
     t = (torch.rand(1, 1, s, s) < 0.25).float()
 
+    def precision():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
+
     def train_step():
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), t)
-        loss.backward()
+        with precision():
+            loss = loss_fn(model(x), t)
+        loss.float().backward()
         opt.step()
         return loss.item()
 
     def infer():
-        with torch.no_grad():
-            return torch.sigmoid(model(x))
+        with torch.no_grad(), precision():
+            return torch.sigmoid(model(x).float())
 
     print(f"params {E.count_params(model)}", flush=True)
     print(f"mkldnn_available {int(torch.backends.mkldnn.is_available())}")
     print(f"threads {torch.get_num_threads()}")
+    print(f"precision {'bf16-autocast' if args.bf16 else 'f32'}")
     print(f"import_rss_mb {import_rss:.1f}")
     model.eval()
-    print(f"conv_backend {conv_backend(model, x)}")
+    with precision():  # the kernels of the precision being timed
+        print(f"conv_backend {conv_backend(model, x)}")
     gflop = conv_flops(model, x) / 1e9
     print(f"conv_gflop_forward {gflop:.3f}", flush=True)
 
