@@ -8,6 +8,11 @@
  * the shape, or when EMSEG_CONV=im2col is set (side-by-side benchmarks and the tests of
  * both paths).
  *
+ * With EngConvShape.bf16 the reorders into the blocked copies round src, weights and
+ * diff_dst to bfloat16 and the kernels (AVX512-BF16 dot products) write float32 dst,
+ * diff_src and diff_weights; such shapes are entries of their own in the table, and one
+ * oneDNN has no JIT bfloat16 kernel for is served by the float32 entry instead.
+ *
  * Same contract as eng-layers.h: forward overwrites out; backward accumulates into din
  * and dweight (the reorders back to NCHW add instead of overwrite). Blocked copies live in
  * the caller's workspace, sized by eng_conv_dnnl_workspace_floats. Primitives are built
