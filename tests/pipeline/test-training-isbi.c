@@ -1,8 +1,9 @@
 /* test-training-isbi.c — the pipeline on the real ISBI 2012 data (suite 'isbi'): datasets
  * from the TIFF stacks in $EMSEG_ISBI_DIR (slices standardized, labels binary), one short
  * run of a tiny spec on crops with full-slice validation, V_rand / V_info included, and the
- * shipped model ($EMSEG_MODELS_DIR) reproducing its documented validation scores with TTA
- * and its stored export exponent. */
+ * shipped model ($EMSEG_MODELS_DIR) reproducing its documented validation scores (plain
+ * inference, the mode data/models/README.md recommends for it) with its stored export
+ * exponent. */
 #include <glib.h>
 #include <math.h>
 #include <stdlib.h>
@@ -64,9 +65,10 @@ test_isbi(void)
   emseg_training_result_clear(&res);
 }
 
-/* data/models/README.md: slices 20-24 with TTA score V_rand 0.965 / V_info 0.973 with the
- * stored γ 4, and 0.873 / 0.962 as plain probabilities. The bounds leave room for other
- * BLAS kernels (they shift a few pixels across a threshold), not for a lost exponent. */
+/* data/models/README.md: slices 20-24 predicted plainly score V_rand 0.9716 / V_info 0.9755
+ * with the stored γ 4, and 0.9655 / 0.9744 as probabilities (γ 1). The bounds leave room
+ * for other BLAS kernels (they shift a few pixels across a threshold); the exponent's
+ * gain is smaller than they are, so the test also asks that γ 4 scores above γ 1. */
 static void
 test_shipped_model(void)
 {
@@ -93,7 +95,6 @@ test_shipped_model(void)
     g_assert_true(emseg_stack_read_u8(labels, slices[k], gt + (gsize) k * PLANE, &error));
   EmsegPredictOptions opts;
   emseg_predict_options_init(&opts);
-  opts.tta = TRUE;
   g_assert_true(emseg_predict_slices(model, images, slices, N, &opts, prob, NULL, &error));
   g_assert_no_error(error);
   eng_model_free(model);
@@ -103,11 +104,11 @@ test_shipped_model(void)
   guint best = 0;
   g_assert_true(emseg_gamma_sweep(prob, gt, N, 512, 512, gammas, 2, r, &best, &error));
   g_assert_no_error(error);
-  g_test_message("TTA: gamma 1 V_rand %.4f V_info %.4f; gamma %g V_rand %.4f V_info %.4f",
+  g_test_message("plain: gamma 1 V_rand %.4f V_info %.4f; gamma %g V_rand %.4f V_info %.4f",
                  r[0].vrand, r[0].vinfo, gamma, r[1].vrand, r[1].vinfo);
-  g_assert_cmpfloat(fabs(r[0].vrand - 0.8733), <, 0.01);
-  g_assert_cmpfloat(fabs(r[1].vrand - 0.9646), <, 0.005);
-  g_assert_cmpfloat(fabs(r[1].vinfo - 0.9729), <, 0.005);
+  g_assert_cmpfloat(fabs(r[0].vrand - 0.9655), <, 0.005);
+  g_assert_cmpfloat(fabs(r[1].vrand - 0.9716), <, 0.005);
+  g_assert_cmpfloat(fabs(r[1].vinfo - 0.9755), <, 0.005);
   g_assert_cmpuint(best, ==, 1);
 }
 
