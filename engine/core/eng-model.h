@@ -72,8 +72,8 @@ const char *eng_model_layer_name(const EngModel *model, size_t layer);
 void eng_model_set_bn_momentum(EngModel *model, float momentum);
 void eng_model_set_dropout(EngModel *model, float rate);
 /* Convolutions of the graphs made after this call use bfloat16 operands with float32
- * sums where the CPU has fast kernels for it (EngConvShape.bf16; about 1.5× per training
- * step here), float32 otherwise. Off by default; graphs already made keep their mode.
+ * sums where the CPU has fast kernels for it (EngConvShape.bf16; 1.3× per training step
+ * here, README Performance), float32 otherwise. Off by default; graphs already made keep their mode.
  * A run-time setting, not part of the spec or of saved models. */
 void eng_model_set_conv_bf16(EngModel *model, int on);
 int eng_model_conv_bf16(const EngModel *model);
