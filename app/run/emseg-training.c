@@ -385,7 +385,7 @@ load_state(Run *run, EngSpec *spec, GError **error)
     goto out;
   }
   /* The loss a run trains must not change halfway. A state without the keys was trained
-   * without separation weights (border_meta_lines writes them only when on). */
+   * without separation weights (run_meta_lines writes them only when on). */
   const char *bw = g_hash_table_lookup(m_state, "border_weight"),
              *bs = g_hash_table_lookup(m_state, "border_sigma");
   float w0 = bw ? (float) g_ascii_strtod(bw, NULL) : 0.0f,
@@ -789,13 +789,13 @@ save_model(const EngModel *model, const char *path, EngDtype dtype, const char *
   return TRUE;
 }
 
-/* "border_weight=…\nborder_sigma=…\n" when the run weighs its loss, else "": written
- * into checkpoints and resume states alike, and read back by load_state (an absent key
- * means unweighted). %.9g so a float reads back as the same float. Then
- * "conv_precision=bf16\n" when the run convolves in bfloat16, for the record (its
+/* The run's settings that its checkpoints and resume states record alike:
+ * "border_weight=…\nborder_sigma=…\n" when the run weighs its loss (read back by
+ * load_state; an absent key means unweighted; %.9g so a float reads back as the same
+ * float), then "conv_precision=bf16\n" when it convolves in bfloat16, for the record (its
  * validation figures were computed so; a resume may change it). Free with g_free. */
 static char *
-border_meta_lines(const EmsegTrainingConfig *cfg)
+run_meta_lines(const EmsegTrainingConfig *cfg)
 {
   g_autofree char *border =
       cfg->border_w0 > 0 ? g_strdup_printf("border_weight=%.9g\nborder_sigma=%.9g\n",
@@ -806,9 +806,9 @@ border_meta_lines(const EmsegTrainingConfig *cfg)
 }
 
 /* Metadata of a saved model with its validation scores (a checkpoint, the averaged
- * weights): epoch, loss (and its separation weights, if any), the caller's own lines
- * (extra), the scores, the seed, the run's cfg->meta, and export_gamma last, since a key
- * given twice keeps its last value. how: what chose γ (ignored when γ is NaN). Free with
+ * weights): epoch, loss (and run_meta_lines: separation weights, precision), the caller's
+ * own lines (extra), the scores, the seed, the run's cfg->meta, and export_gamma last,
+ * since a key given twice keeps its last value. how: what chose γ (ignored when γ is NaN). Free with
  * g_free. */
 static char *
 scored_meta(const EmsegTrainingConfig *cfg, guint epoch, const char *extra, double val_loss,
@@ -816,10 +816,10 @@ scored_meta(const EmsegTrainingConfig *cfg, guint epoch, const char *extra, doub
 {
   g_autofree char *gamma_lines = isfinite(gamma) ? emseg_gamma_meta_lines(gamma, how)
                                                  : g_strdup("");
-  g_autofree char *border = border_meta_lines(cfg);
+  g_autofree char *settings = run_meta_lines(cfg);
   return g_strdup_printf("epoch=%u\nloss=%s\n%s%sval_loss=%.6f\nval_accuracy=%.6f\n"
                          "val_vrand=%.6f\nval_vinfo=%.6f\nseed=%" G_GUINT64_FORMAT "\n%s%s",
-                         epoch, eng_loss_name(cfg->loss), border, extra, val_loss, val_accuracy,
+                         epoch, eng_loss_name(cfg->loss), settings, extra, val_loss, val_accuracy,
                          vrand, vinfo, cfg->seed, cfg->meta ? cfg->meta : "", gamma_lines);
 }
 
@@ -829,12 +829,12 @@ static gboolean
 save_state(Run *run, guint e, GError **error)
 {
   const EmsegTrainingConfig *cfg = run->cfg;
-  g_autofree char *border = border_meta_lines(cfg);
+  g_autofree char *settings = run_meta_lines(cfg);
   char meta[512];
   g_snprintf(meta, sizeof meta,
              "resume_epoch=%u\nseed=%" G_GUINT64_FORMAT "\nbest_loss=%.17g\nbest_epoch=%u\n"
              "bad_epochs=%u\n%s",
-             e, cfg->seed, run->best_loss, run->best_epoch, run->bad_epochs, border);
+             e, cfg->seed, run->best_loss, run->best_epoch, run->bad_epochs, settings);
   g_autofree char *opt_path = g_strconcat(cfg->state_path, ".opt", NULL);
   g_autofree char *best_path = g_strconcat(cfg->state_path, ".best", NULL);
   size_t n = 0;

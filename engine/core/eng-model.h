@@ -73,8 +73,8 @@ void eng_model_set_bn_momentum(EngModel *model, float momentum);
 void eng_model_set_dropout(EngModel *model, float rate);
 /* Convolutions of the graphs made after this call use bfloat16 operands with float32
  * sums where the CPU has fast kernels for it (EngConvShape.bf16; 1.3× per training step
- * here, README Performance), float32 otherwise. Off by default; graphs already made keep their mode.
- * A run-time setting, not part of the spec or of saved models. */
+ * here, README Performance), float32 otherwise. Off by default; graphs already made keep
+ * their mode. A run-time setting, not part of the spec or of saved models. */
 void eng_model_set_conv_bf16(EngModel *model, int on);
 int eng_model_conv_bf16(const EngModel *model);
 /* Copies all parameters and buffers from src (same spec) into dst. */

@@ -148,11 +148,11 @@ make_primitive(dnnl_primitive_t *out, dnnl_primitive_desc_t pd)
   return dnnl_primitive_create(out, pd) == dnnl_success;
 }
 
-/* Whether oneDNN picked a JIT kernel: without AVX512-BF16 it still builds bfloat16
+/* Whether oneDNN picked a JIT bfloat16 kernel: without AVX512-BF16 it still builds bfloat16
  * convolutions, but as reference loops (or a float32 kernel behind conversions) far slower
  * than the float32 path, so a bfloat16 shape that would land there is declined. */
 static int
-jit_impl(dnnl_primitive_desc_t pd)
+jit_bf16_impl(dnnl_primitive_desc_t pd)
 {
   const char *impl = NULL;
   dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
@@ -206,7 +206,7 @@ build(Entry *e)
       dnnl_primitive_desc_create(&wpd, &wd, NULL, g.engine, fpd) == dnnl_success;
 
   if (ok && s->bf16)
-    ok = jit_impl(fpd) && jit_impl(dpd) && jit_impl(wpd);
+    ok = jit_bf16_impl(fpd) && jit_bf16_impl(dpd) && jit_bf16_impl(wpd);
   if (ok) {
     const char *impl = NULL;
     dnnl_primitive_desc_query(fpd, dnnl_query_impl_info_str, 0, &impl);

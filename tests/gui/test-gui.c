@@ -664,16 +664,17 @@ always_false (gpointer data)
   return FALSE;
 }
 
-/* The GtkCheckButton labelled label under w, or NULL. */
+/* The first GtkCheckButton under w (depth first) labelled label, or with any label when
+ * label is NULL; NULL if there is none. */
 static GtkCheckButton *
-find_check_labelled (GtkWidget *w, const char *label)
+find_check_button (GtkWidget *w, const char *label)
 {
   if (GTK_IS_CHECK_BUTTON (w) &&
-      g_strcmp0 (gtk_check_button_get_label (GTK_CHECK_BUTTON (w)), label) == 0)
+      (label == NULL || g_strcmp0 (gtk_check_button_get_label (GTK_CHECK_BUTTON (w)), label) == 0))
     return GTK_CHECK_BUTTON (w);
   for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
     {
-      GtkCheckButton *found = find_check_labelled (c, label);
+      GtkCheckButton *found = find_check_button (c, label);
 
       if (found != NULL)
         return found;
@@ -696,7 +697,7 @@ test_window_training_panel (void)
   emseg_window_show_page (window, "train");
   /* bfloat16 training is offered, off by default, and reaches the run's parameters */
   {
-    GtkCheckButton *bf16 = find_check_labelled (GTK_WIDGET (panel), "bfloat16");
+    GtkCheckButton *bf16 = find_check_button (GTK_WIDGET (panel), "bfloat16");
     EmsegTrainParams params;
 
     g_assert_nonnull (bf16);
@@ -956,22 +957,6 @@ check_uncertainty (EmsegSliceView *view)
   g_object_set (view, "prediction-visible", TRUE, NULL);
 }
 
-/* Finds the first GtkCheckButton under w. */
-static GtkCheckButton *
-find_check_button (GtkWidget *w)
-{
-  if (GTK_IS_CHECK_BUTTON (w))
-    return GTK_CHECK_BUTTON (w);
-  for (GtkWidget *c = gtk_widget_get_first_child (w); c != NULL; c = gtk_widget_get_next_sibling (c))
-    {
-      GtkCheckButton *found = find_check_button (c);
-
-      if (found != NULL)
-        return found;
-    }
-  return NULL;
-}
-
 /* After reopening a project with two runs: the latest is the current one, the first is
  * offered in the "Earlier runs" popover and drawn dashed (red, the first comparison
  * colour) in both plots; unticking it removes it, ticking brings it back. */
@@ -1010,7 +995,7 @@ check_earlier_runs (EmsegTrainPanel *panel)
 
     g_assert_cmpint (pshot->width, >, 100);
   }
-  check = find_check_button (GTK_WIDGET (popover));
+  check = find_check_button (GTK_WIDGET (popover), NULL);
   g_assert_nonnull (check);
   g_assert_nonnull (strstr (gtk_check_button_get_label (check), "run 1"));
   g_assert_true (gtk_check_button_get_active (check));
