@@ -148,15 +148,18 @@ make_primitive(dnnl_primitive_t *out, dnnl_primitive_desc_t pd)
   return dnnl_primitive_create(out, pd) == dnnl_success;
 }
 
-/* Whether oneDNN picked a JIT bfloat16 kernel: without AVX512-BF16 it still builds bfloat16
- * convolutions, but as reference loops (or a float32 kernel behind conversions) far slower
- * than the float32 path, so a bfloat16 shape that would land there is declined. */
+/* Whether oneDNN picked a generated bfloat16 kernel: without AVX512-BF16 it still builds
+ * bfloat16 convolutions, but as reference loops (or a float32 kernel behind conversions) far
+ * slower than the float32 path, so a bfloat16 shape that would land there is declined.
+ * Generated kernels are named "jit…" (AVX512-BF16: "jit_bf16:avx512_core_bf16") or, on CPUs
+ * with AMX tiles, "brgconv…" / "jit:avx512_core_amx_bf16"; the ISA part names bf16 in each. */
 static int
 jit_bf16_impl(dnnl_primitive_desc_t pd)
 {
   const char *impl = NULL;
   dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-  return impl && strncmp(impl, "jit", 3) == 0 && strstr(impl, "bf16") != NULL;
+  return impl && (strncmp(impl, "jit", 3) == 0 || strncmp(impl, "brg", 3) == 0) &&
+         strstr(impl, "bf16") != NULL;
 }
 
 /* Builds every primitive of one shape; returns 0 when oneDNN declines some part, so the
