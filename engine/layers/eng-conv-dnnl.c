@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eng-layout.h"
 #include "eng-parallel.h"
 
 /* Blocked copies start on 64-byte boundaries inside the workspace. */
@@ -30,6 +31,10 @@ typedef struct {
   dnnl_memory_desc_t md;
   dnnl_primitive_t reorder;
   size_t offset; /* floats from the workspace start */
+  /* Activations in NHWC or nChw16c are copied by eng-layout.c instead of `reorder` (which
+   * is still built, and used for every other layout). */
+  int own_copy, bf16;
+  EngLayout layout;
 } Slot;
 
 typedef struct {
@@ -51,7 +56,8 @@ static struct {
   pthread_mutex_t mu;
   pthread_once_t once;
   dnnl_engine_t engine;
-  int disabled; /* EMSEG_CONV=im2col, or no CPU engine */
+  int disabled;       /* EMSEG_CONV=im2col, or no CPU engine */
+  int onednn_reorders; /* EMSEG_CONV_COPY=onednn: every copy by oneDNN (for comparisons) */
   Entry entries[MAX_SHAPES];
   size_t n_entries;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER, .once = PTHREAD_ONCE_INIT};
@@ -59,6 +65,8 @@ static struct {
 static void
 init_once(void)
 {
+  const char *copy = getenv("EMSEG_CONV_COPY");
+  g.onednn_reorders = copy && strcmp(copy, "onednn") == 0;
   const char *env = getenv("EMSEG_CONV");
   if (env && strcmp(env, "im2col") == 0) {
     g.disabled = 1;
@@ -114,6 +122,38 @@ make_reorder(dnnl_primitive_t *out, const dnnl_memory_desc_t *from,
   return ok;
 }
 
+/* Whether the activation copy between `plain` (NCHW float32) and `blocked` is one
+ * eng-layout.c makes, and with which parameters. oneDNN's own reorders for these ran at
+ * 0.5–3 G elements/s on this project's machines (1x128x256x256 NHWC → NCHW: 13.8 ms), and
+ * in a bfloat16 training step on AMX took more time than the convolutions. */
+static void
+detect_own_copy(Slot *slot, const dnnl_memory_desc_t *plain)
+{
+  const dnnl_memory_desc_t *b = &slot->md;
+  slot->own_copy = 0;
+  if (g.onednn_reorders || !eng_layout_fast() || plain->ndims != 4 || (b->data_type != dnnl_f32 && b->data_type != dnnl_bf16))
+    return;
+  EngLayout l = {.n = (size_t) plain->dims[0], .c = (size_t) plain->dims[1],
+                 .h = (size_t) plain->dims[2], .w = (size_t) plain->dims[3]};
+  dnnl_memory_desc_t nhwc, c16;
+  if (l.c % 16 == 0 &&
+      dnnl_memory_desc_init_by_tag(&nhwc, 4, plain->dims, b->data_type, dnnl_nhwc) ==
+          dnnl_success &&
+      dnnl_memory_desc_equal(&nhwc, b)) {
+    l.block = l.cpad = l.c;
+  } else if (dnnl_memory_desc_init_by_tag(&c16, 4, plain->dims, b->data_type,
+                                          dnnl_nChw16c) == dnnl_success &&
+             dnnl_memory_desc_equal(&c16, b)) {
+    l.block = 16;
+    l.cpad = (l.c + 15) / 16 * 16;
+  } else {
+    return;
+  }
+  slot->layout = l;
+  slot->bf16 = b->data_type == dnnl_bf16;
+  slot->own_copy = 1;
+}
+
 /* Fills a slot for a tensor the primitive reads: a reorder plain → blocked unless the
  * primitive wants the plain layout. Advances *floats by the room the copy takes. */
 static int
@@ -126,6 +166,7 @@ input_slot(Slot *slot, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t
   if (dnnl_memory_desc_equal(plain, want))
     return 1;
   *floats += md_floats(want);
+  detect_own_copy(slot, plain);
   return make_reorder(&slot->reorder, plain, want, 0);
 }
 
@@ -139,6 +180,7 @@ output_slot(Slot *slot, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_
   slot->reorder = NULL;
   slot->offset = *floats;
   *floats += md_floats(have);
+  detect_own_copy(slot, plain);
   return make_reorder(&slot->reorder, have, plain, accumulate);
 }
 
@@ -367,11 +409,32 @@ input(Call *c, const Slot *slot, const dnnl_memory_desc_t *plain, const float *d
 {
   if (!slot->reorder)
     return mem(c, &slot->md, data);
+  if (slot->own_copy) {
+    eng_layout_pack(workspace + slot->offset, data, &slot->layout, slot->bf16);
+    return mem(c, &slot->md, workspace + slot->offset);
+  }
   dnnl_memory_t from = mem(c, plain, data);
   dnnl_memory_t to = mem(c, &slot->md, workspace + slot->offset);
   if (to)
     reorder(c, slot->reorder, from, to);
   return to;
+}
+
+/* Copies a primitive's output back to the caller's plain buffer (adding into it when the
+ * slot was built to accumulate). */
+static void
+output(Call *c, const Slot *slot, dnnl_memory_t blocked, const dnnl_memory_desc_t *plain,
+       float *data, const float *workspace, int accumulate)
+{
+  if (!slot->own_copy) {
+    reorder(c, slot->reorder, blocked, mem(c, plain, data));
+    return;
+  }
+  /* the primitive must have finished writing the blocked copy */
+  if (c->ok && dnnl_stream_wait(c->stream) != dnnl_success)
+    c->ok = 0;
+  if (c->ok)
+    eng_layout_unpack(data, workspace + slot->offset, &slot->layout, accumulate);
 }
 
 static int
@@ -427,11 +490,10 @@ eng_conv_dnnl_forward(float *out, const float *in, const float *weight, const fl
   dnnl_memory_t w = input(&c, &e->f_w, &e->w_plain, weight, workspace);
   dnnl_memory_t b = mem(&c, &e->bias_md, bias);
   dnnl_memory_t y = mem(&c, &e->f_dst.md, workspace + e->f_dst.offset);
-  dnnl_memory_t y_plain = mem(&c, &e->dst_plain, out);
   dnnl_exec_arg_t args[4] = {
       {DNNL_ARG_SRC, x}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_BIAS, b}, {DNNL_ARG_DST, y}};
   run(&c, e->fwd, 4, args);
-  reorder(&c, e->f_dst.reorder, y, y_plain);
+  output(&c, &e->f_dst, y, &e->dst_plain, out, workspace, 0);
   /* A failure here is a library fault, not a shape it declined: nothing sensible is left
    * to fall back to after out may have been half written, so it is not hidden. */
   if (!call_end(&c))
@@ -451,11 +513,10 @@ eng_conv_dnnl_backward(float *din, float *dweight, const float *dout, const floa
   if (din) {
     dnnl_memory_t w = input(&c, &e->b_w, &e->w_plain, weight, workspace);
     dnnl_memory_t dx = mem(&c, &e->b_dsrc.md, workspace + e->b_dsrc.offset);
-    dnnl_memory_t dx_plain = mem(&c, &e->src_plain, din);
     dnnl_exec_arg_t args[3] = {
         {DNNL_ARG_DIFF_DST, dy}, {DNNL_ARG_WEIGHTS, w}, {DNNL_ARG_DIFF_SRC, dx}};
     run(&c, e->bwd_data, 3, args);
-    reorder(&c, e->b_dsrc.reorder, dx, dx_plain); /* din += */
+    output(&c, &e->b_dsrc, dx, &e->src_plain, din, workspace, 1); /* din += */
   }
   if (dweight) {
     dnnl_memory_t x = input(&c, &e->b_src, &e->src_plain, in, workspace);
@@ -463,11 +524,10 @@ eng_conv_dnnl_backward(float *din, float *dweight, const float *dout, const floa
                                      : input(&c, &e->b_dst_for_weights, &e->dst_plain,
                                              dout, workspace);
     dnnl_memory_t dw = mem(&c, &e->b_dw.md, workspace + e->b_dw.offset);
-    dnnl_memory_t dw_plain = mem(&c, &e->w_plain, dweight);
     dnnl_exec_arg_t args[3] = {
         {DNNL_ARG_SRC, x}, {DNNL_ARG_DIFF_DST, dyw}, {DNNL_ARG_DIFF_WEIGHTS, dw}};
     run(&c, e->bwd_weights, 3, args);
-    reorder(&c, e->b_dw.reorder, dw, dw_plain); /* dweight += */
+    output(&c, &e->b_dw, dw, &e->w_plain, dweight, workspace, 1); /* dweight += */
   }
   if (!call_end(&c))
     abort();
