@@ -137,7 +137,7 @@ emseg_cli_train(int argc, char **argv)
       "Weigh membrane pixels between two close cells up to 1+W0 times in the training loss (U-Net's separation weights; default 0 = off)", "W0" },
     { "border-sigma", 0, 0, G_OPTION_ARG_DOUBLE, &border_sigma, "Distance scale of --border-weight in pixels (default 5)", "PX" },
     { "bf16", 0, 0, G_OPTION_ARG_NONE, &bf16,
-      "Convolve in bfloat16 with float32 sums (faster on CPUs with AVX512-BF16: 1.1-1.36x per epoch measured; float32 elsewhere)", NULL },
+      "Convolve in bfloat16 with float32 sums (faster on CPUs with AVX512-BF16 or AMX: 1.1-1.36x per epoch measured; float32 elsewhere)", NULL },
     { "crop", 0, 0, G_OPTION_ARG_INT, &crop, "Train on random square crops of this size (default: full slices)", "PX" },
     { "val-every", 0, 0, G_OPTION_ARG_INT, &val_every, "Validate (and keep the best checkpoint) every K epochs and at the last (default 1)", "K" },
     { "metrics-every", 0, 0, G_OPTION_ARG_INT, &metrics_every, "V_rand / V_info on the validation slices every K epochs (0 = never; default 1)", "K" },

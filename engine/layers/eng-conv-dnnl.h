@@ -8,13 +8,18 @@
  * the shape, or when EMSEG_CONV=im2col is set (side-by-side benchmarks and the tests of
  * both paths).
  *
- * With EngConvShape.bf16 the reorders into the blocked copies round src, weights and
- * diff_dst to bfloat16 and the kernels (AVX512-BF16 dot products) write float32 dst,
- * diff_src and diff_weights; such shapes are entries of their own in the table, and one
- * oneDNN has no JIT bfloat16 kernel for is served by the float32 entry instead.
+ * With EngConvShape.bf16 the copies into the blocked layout round src, weights and
+ * diff_dst to bfloat16 and the kernels (AVX512-BF16 dot products, or AMX tiles in NHWC on
+ * CPUs that have them) write float32 dst, diff_src and diff_weights; such shapes are entries
+ * of their own in the table, and one oneDNN has no generated bfloat16 kernel for is served
+ * by the float32 entry instead.
+ *
+ * The copies of activations between NCHW and NHWC / nChw16c are eng-layout.c's on CPUs
+ * with AVX-512 (faster than oneDNN's reorders there); weights and every other layout go
+ * through oneDNN reorders. EMSEG_CONV_COPY=onednn makes every copy oneDNN's.
  *
  * Same contract as eng-layers.h: forward overwrites out; backward accumulates into din
- * and dweight (the reorders back to NCHW add instead of overwrite). Blocked copies live in
+ * and dweight (the copies back to NCHW add instead of overwrite). Blocked copies live in
  * the caller's workspace, sized by eng_conv_dnnl_workspace_floats. Primitives are built
  * once per shape and kept for the life of the process in a table guarded by a mutex;
  * every call makes its own stream and memory handles, so threads may call concurrently
