@@ -111,9 +111,7 @@ emseg_cli_bench(int argc, char **argv)
   printf("openblas %s\n", openblas_get_config());
   /* which convolution path this build and environment run (oneDNN or im2col), named by
    * a representative 3×3 layer: the figures below mean nothing without it */
-  EngConvShape probe = {.n = 1, .cin = 32, .h = (size_t) size, .w = (size_t) size,
-                        .cout = 32, .k = 3, .stride = 1, .bf16 = bf16};
-  printf("conv_path %s\n", eng_conv2d_backend(&probe));
+  printf("conv_path %s\n", emseg_cli_conv_kernel((size_t) size, bf16));
   printf("sgemm_gflops %.1f\n", sgemm_gflops());
   fflush(stdout);
 

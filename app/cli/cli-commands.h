@@ -22,3 +22,10 @@ int emseg_cli_experiment(int argc, char **argv);     /* cli-experiment.c */
 /* An EmsegProgressFunc (emseg-predict.h) for commands that predict slices: "\rCOMMAND:
  * predicted 3/30 slices" on stderr when it is a terminal. command: the name (a string). */
 gboolean emseg_cli_show_progress(guint done, guint total, gpointer command); /* cli-progress.c */
+
+/* cli-conv-kernel.c: the kernel oneDNN (or im2col) runs for a 3×3 32→32 layer at size²,
+ * in bfloat16 when asked (a static string; one without "bf16" means float32). */
+const char *emseg_cli_conv_kernel(size_t size, gboolean bf16);
+/* For --bf16: one line on stderr, "COMMAND: convolutions in bfloat16 (...)" or that this CPU
+ * has no bfloat16 kernel and float32 is used. */
+void emseg_cli_report_bf16(const char *command);

@@ -273,11 +273,8 @@ emseg_cli_train(int argc, char **argv)
          cfg.augment ? "on" : "off", cfg.crop);
   if (border_w0 > 0)
     printf(" border_weight %g sigma %g", border_w0, border_sigma);
-  if (bf16) { /* the kernel a 3×3 layer gets says whether bfloat16 is really in use */
-    EngConvShape probe = {.n = 1, .cin = 32, .h = 64, .w = 64, .cout = 32, .k = 3,
-                          .stride = 1, .bf16 = 1};
-    printf(" conv %s", eng_conv2d_backend(&probe));
-  }
+  if (bf16) /* the kernel a 3×3 layer gets says whether bfloat16 is really in use */
+    printf(" conv %s", emseg_cli_conv_kernel(64, TRUE));
   printf("%s%s\n", init ? " init " : "", init ? init_path : "");
   fflush(stdout);
 
