@@ -28,8 +28,8 @@ emseg_cli_predict(int argc, char **argv)
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed for MC dropout masks", "S" },
     { "tta", 0, 0, G_OPTION_ARG_NONE, &tta, "Test-time augmentation: average the 8 flips and quarter turns", NULL },
     { "gamma", 0, 0, G_OPTION_ARG_DOUBLE, &gamma, "Write P(cell)^G (default 1; see emseg calibrate-gamma)", "G" },
-    { "bf16", 0, 0, G_OPTION_ARG_NONE, &bf16,
-      "Convolve in bfloat16 with float32 sums (faster with AVX512-BF16 or AMX; the probabilities move by about 1e-3)", NULL },
+    { "bf16", 0, 0, G_OPTION_ARG_NONE, &bf16, "Convolve in bfloat16 with float32 sums (faster "
+      "with AVX512-BF16 or AMX; the probabilities move by about 1e-3)", NULL },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Probability stack to write (float32 TIFF)", "PROB.tif" },
     { NULL },
   };

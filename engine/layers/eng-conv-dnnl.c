@@ -1,5 +1,5 @@
 /* eng-conv-dnnl.c — convolutions through oneDNN's C API in its blocked layout, with
- * reorders from and to the engine's NCHW tensors (see eng-conv-dnnl.h for why and when).
+ * copies from and to the engine's NCHW tensors (see eng-conv-dnnl.h for why and when).
  *
  * Per shape, built once: forward (with bias; a zero bias when the layer has none, so one
  * primitive serves both), backward-data and backward-weights primitives whose activation
@@ -7,7 +7,8 @@
  * input and blocked → plain for every output. The reorders that return gradients carry a
  * sum post-op (dst += src), which is how this path keeps the layer contract "backward
  * accumulates" without an extra pass. A reorder is skipped when oneDNN picked the plain
- * layout itself (the 1-channel input and output convolutions). */
+ * layout itself (the 1-channel input and output convolutions). Activations in NHWC or
+ * nChw16c are copied by eng-layout.c instead, on CPUs where that is faster (AVX-512). */
 #include "eng-conv-dnnl.h"
 
 #include <dnnl.h>
@@ -131,7 +132,8 @@ detect_own_copy(Slot *slot, const dnnl_memory_desc_t *plain)
 {
   const dnnl_memory_desc_t *b = &slot->md;
   slot->own_copy = 0;
-  if (g.onednn_reorders || !eng_layout_fast() || plain->ndims != 4 || (b->data_type != dnnl_f32 && b->data_type != dnnl_bf16))
+  if (g.onednn_reorders || !eng_layout_fast() || plain->ndims != 4 ||
+      (b->data_type != dnnl_f32 && b->data_type != dnnl_bf16))
     return;
   EngLayout l = {.n = (size_t) plain->dims[0], .c = (size_t) plain->dims[1],
                  .h = (size_t) plain->dims[2], .w = (size_t) plain->dims[3]};
