@@ -366,27 +366,35 @@ test_update_depth(void)
   g_assert_cmpuint(layers[0], >, layers[1]); /* short skips add 1x1 convs where widths differ */
 }
 
+/* Every slice of the stack at path as floats, one after another (g_free); *count: values. */
+static float *
+read_whole_stack(const char *path, gsize *count)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EmsegStack) st = emseg_stack_open(path, &error);
+  g_assert_no_error(error);
+  guint n = emseg_stack_get_n_slices(st);
+  gsize plane = (gsize) emseg_stack_get_width(st) * emseg_stack_get_height(st);
+  float *v = g_new(float, n * plane);
+  for (guint z = 0; z < n; z++) {
+    emseg_stack_read_float(st, z, v + z * plane, &error);
+    g_assert_no_error(error);
+  }
+  *count = n * plane;
+  return v;
+}
+
 /* Every value of stack a raised to gamma equals the one of stack b. */
 static void
 assert_stack_pow(const char *a_path, const char *b_path, double gamma)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(EmsegStack) a = emseg_stack_open(a_path, &error);
-  g_assert_no_error(error);
-  g_autoptr(EmsegStack) b = emseg_stack_open(b_path, &error);
-  g_assert_no_error(error);
-  guint n = emseg_stack_get_n_slices(a);
-  gsize plane = (gsize) emseg_stack_get_width(a) * emseg_stack_get_height(a);
-  g_assert_cmpuint(emseg_stack_get_n_slices(b), ==, n);
-  g_autofree float *x = g_new(float, plane), *y = g_new(float, plane);
+  gsize na, nb;
+  g_autofree float *x = read_whole_stack(a_path, &na), *y = read_whole_stack(b_path, &nb);
+  g_assert_cmpuint(na, ==, nb);
   gboolean differs = FALSE;
-  for (guint z = 0; z < n; z++) {
-    g_assert_true(emseg_stack_read_float(a, z, x, &error));
-    g_assert_true(emseg_stack_read_float(b, z, y, &error));
-    for (gsize i = 0; i < plane; i++) {
-      g_assert_cmpfloat_with_epsilon(y[i], pow(x[i], gamma), 1e-6);
-      differs |= fabsf(x[i] - y[i]) > 1e-3f;
-    }
+  for (gsize i = 0; i < na; i++) {
+    g_assert_cmpfloat_with_epsilon(y[i], pow(x[i], gamma), 1e-6);
+    differs |= fabsf(x[i] - y[i]) > 1e-3f;
   }
   g_assert_true(differs == (gamma != 1.0));
 }
@@ -573,21 +581,12 @@ test_predict_bf16(void)
   g_assert_true(ran_bf16 || strstr(err, "no bfloat16 convolution kernel") != NULL);
   g_test_message("predict --bf16: %s", err);
 
-  g_autoptr(GError) error = NULL;
-  g_autoptr(EmsegStack) a = emseg_stack_open(p32, &error);
-  g_assert_no_error(error);
-  g_autoptr(EmsegStack) b = emseg_stack_open(p16, &error);
-  g_assert_no_error(error);
-  guint n = emseg_stack_get_n_slices(a);
-  gsize plane = (gsize) emseg_stack_get_width(a) * emseg_stack_get_height(a);
-  g_autofree float *x = g_new(float, plane), *y = g_new(float, plane);
+  gsize na, nb;
+  g_autofree float *x = read_whole_stack(p32, &na), *y = read_whole_stack(p16, &nb);
+  g_assert_cmpuint(na, ==, nb);
   double worst = 0.0;
-  for (guint z = 0; z < n; z++) {
-    g_assert_true(emseg_stack_read_float(a, z, x, &error));
-    g_assert_true(emseg_stack_read_float(b, z, y, &error));
-    for (gsize i = 0; i < plane; i++)
-      worst = fmax(worst, fabs((double) x[i] - y[i]));
-  }
+  for (gsize i = 0; i < na; i++)
+    worst = fmax(worst, fabs((double) x[i] - y[i]));
   g_test_message("largest difference from float32: %.3g", worst);
   g_assert_cmpfloat(worst, <, 0.02);
   if (ran_bf16)
