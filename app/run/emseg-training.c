@@ -808,8 +808,8 @@ run_meta_lines(const EmsegTrainingConfig *cfg)
 /* Metadata of a saved model with its validation scores (a checkpoint, the averaged
  * weights): epoch, loss (and run_meta_lines: separation weights, precision), the caller's
  * own lines (extra), the scores, the seed, the run's cfg->meta, and export_gamma last,
- * since a key given twice keeps its last value. how: what chose γ (ignored when γ is NaN). Free with
- * g_free. */
+ * since a key given twice keeps its last value. how: what chose γ (ignored when γ is NaN).
+ * Free with g_free. */
 static char *
 scored_meta(const EmsegTrainingConfig *cfg, guint epoch, const char *extra, double val_loss,
             double val_accuracy, double vrand, double vinfo, double gamma, const char *how)

@@ -488,7 +488,8 @@ rel_err(const float *a, const float *b, size_t count)
  * so it may move things more: measured 2.8× the perturbation's effect on the logits and
  * 1.5× on the gradient; it must stay within 5× (a wrong layout or a lost gradient moves
  * them by ~100%), and must differ from float32 at all. Without a bfloat16 kernel (no
- * AVX512-BF16, EMSEG_CONV=im2col) the results must be float32's bit for bit. Only graphs made after the call change. */
+ * AVX512-BF16, EMSEG_CONV=im2col) the results must be float32's bit for bit. Only graphs
+ * made after the call change. */
 static void
 test_conv_bf16_model(void)
 {

@@ -1,7 +1,8 @@
 /* bench-layers.c — per-layer timings of engine/layers on the Table 1 shapes at 512²,
  * batch 1 (built, not run as a test; EMSEG_BENCH_BF16=1 times the bfloat16 convolutions).
  * Prints one line per layer: name, median ms of forward and backward, and GFLOP/s for the
- * convolutions, so that an optimization can be judged by its figures. Usage: bench-layers [reps] [name-substring]. */
+ * convolutions, so that an optimization can be judged by its figures.
+ * Usage: bench-layers [reps] [name-substring]. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
