@@ -32,8 +32,8 @@ typedef struct {
   dnnl_memory_desc_t md;
   dnnl_primitive_t reorder;
   size_t offset; /* floats from the workspace start */
-  /* Activations in NHWC or nChw16c are copied by eng-layout.c instead of `reorder` (which
-   * is still built, and used for every other layout). */
+  /* Activations in NHWC or nChw16c are copied by eng-layout.c; `reorder` is then NULL (no
+   * oneDNN reorder is built for the slot). */
   int own_copy, bf16;
   EngLayout layout;
 } Slot;
@@ -169,7 +169,7 @@ input_slot(Slot *slot, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t
     return 1;
   *floats += md_floats(want);
   detect_own_copy(slot, plain);
-  return make_reorder(&slot->reorder, plain, want, 0);
+  return slot->own_copy || make_reorder(&slot->reorder, plain, want, 0);
 }
 
 /* A slot for a tensor the primitive writes. The primitive always writes into the
@@ -183,7 +183,7 @@ output_slot(Slot *slot, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_
   slot->offset = *floats;
   *floats += md_floats(have);
   detect_own_copy(slot, plain);
-  return make_reorder(&slot->reorder, have, plain, accumulate);
+  return slot->own_copy || make_reorder(&slot->reorder, have, plain, accumulate);
 }
 
 static int
@@ -409,12 +409,12 @@ static dnnl_memory_t
 input(Call *c, const Slot *slot, const dnnl_memory_desc_t *plain, const float *data,
       float *workspace)
 {
-  if (!slot->reorder)
-    return mem(c, &slot->md, data);
   if (slot->own_copy) {
     eng_layout_pack(workspace + slot->offset, data, &slot->layout, slot->bf16);
     return mem(c, &slot->md, workspace + slot->offset);
   }
+  if (!slot->reorder)
+    return mem(c, &slot->md, data);
   dnnl_memory_t from = mem(c, plain, data);
   dnnl_memory_t to = mem(c, &slot->md, workspace + slot->offset);
   if (to)
