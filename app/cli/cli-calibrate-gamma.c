@@ -2,7 +2,8 @@
  * (emseg-gamma.h) on labelled slices and, with --out, stores it in the model's metadata.
  *
  *   emseg calibrate-gamma --model M --images STACK --labels GT --slices 20-24
- *                         [--tta] [--mc-samples N] [--gammas 1,2,3,4,6,8] [--out M2 [--half]]
+ *                         [--tta] [--mc-samples N] [--bf16] [--gammas 1,2,3,4,6,8]
+ *                         [--out M2 [--half]]
  *
  * It predicts the slices once, the way the submission will be predicted (plain, MC dropout
  * or TTA), scores p^γ for every γ with the ISBI scorer, prints the table and picks the γ
@@ -57,7 +58,7 @@ emseg_cli_calibrate_gamma(int argc, char **argv)
                   *slices_text = NULL, *gammas_text = NULL, *out_path = NULL;
   gint mc = 1;
   gint64 seed = 1;
-  gboolean tta = FALSE, half = FALSE;
+  gboolean tta = FALSE, half = FALSE, bf16 = FALSE;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file", "MODEL" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack", "STACK" },
@@ -68,6 +69,8 @@ emseg_cli_calibrate_gamma(int argc, char **argv)
     { "mc-samples", 0, 0, G_OPTION_ARG_INT, &mc, "Predict as the export will: N MC dropout passes", "N" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed of the dropout masks", "S" },
     { "tta", 0, 0, G_OPTION_ARG_NONE, &tta, "Predict as the export will: with test-time augmentation", NULL },
+    { "bf16", 0, 0, G_OPTION_ARG_NONE, &bf16,
+      "Predict as the export will: convolutions in bfloat16 with float32 sums", NULL },
     { "gammas", 0, 0, G_OPTION_ARG_STRING, &gammas_text, "Exponents to try (default " EMSEG_GAMMA_DEFAULT_LIST ")", "LIST" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Write the model with the chosen exponent here", "MODEL" },
     { "half", 0, 0, G_OPTION_ARG_NONE, &half, "Store the written model in half precision", NULL },
@@ -106,6 +109,9 @@ emseg_cli_calibrate_gamma(int argc, char **argv)
     fprintf(stderr, "emseg calibrate-gamma: %s\n", err.message);
     return 1;
   }
+  eng_model_set_conv_bf16(model, bf16); /* before the first prediction builds its graph */
+  if (bf16)
+    emseg_cli_report_bf16("calibrate-gamma");
   int rc = 1;
   guint n = 0;
   g_autofree guint *idx = NULL;
@@ -155,12 +161,14 @@ emseg_cli_calibrate_gamma(int argc, char **argv)
            r->rows[r->vrand_at].threshold, r->vinfo, r->rows[r->vinfo_at].threshold,
            r->pixel_error, k == best ? "   <- chosen" : "");
   }
-  printf("export_gamma %g (%u slices, %s)\n", gammas[best], n,
-         tta ? (mc > 1 ? "TTA x MC dropout" : "TTA") : (mc > 1 ? "MC dropout" : "plain"));
+  printf("export_gamma %g (%u slices, %s%s)\n", gammas[best], n,
+         tta ? (mc > 1 ? "TTA x MC dropout" : "TTA") : (mc > 1 ? "MC dropout" : "plain"),
+         bf16 ? ", bfloat16 convolutions" : "");
   if (out_path) {
     g_autofree char *how = g_strdup_printf(
-        "calibrate-gamma on %s slices %s, tta %s, mc-samples %d, V_rand %.4f at gamma %g, "
-        "%.4f at %g", images_path, slices_text, tta ? "on" : "off", mc, results[0].vrand,
+        "calibrate-gamma on %s slices %s, tta %s, mc-samples %d%s, V_rand %.4f at gamma %g, "
+        "%.4f at %g", images_path, slices_text, tta ? "on" : "off", mc, bf16 ? ", bf16" : "",
+        results[0].vrand,
         gammas[0], results[best].vrand, gammas[best]);
     g_autofree char *meta2 = meta_with_gamma(meta, gammas[best], how);
     if (eng_model_save(model, out_path, half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta2, &err) !=

@@ -600,6 +600,16 @@ test_predict_bf16(void)
   g_assert_cmpint(run_emseg(exp, NULL, &err), ==, 0);
   g_assert_nonnull(strstr(err, "export-isbi: "));
   g_assert_nonnull(strstr(err, "bfloat16"));
+  /* calibrate-gamma predicts as the export will, so it takes --bf16 too and says so */
+  g_autofree char *out = NULL;
+  g_clear_pointer(&err, g_free);
+  const char *calib[] = { "calibrate-gamma", "-m", model, "--images", images, "--labels", labels,
+                          "--slices", "4-5", "--gammas", "1,2", "--bf16", NULL };
+  g_assert_cmpint(run_emseg(calib, &out, &err), ==, 0);
+  g_assert_nonnull(strstr(err, ran_bf16 ? "calibrate-gamma: convolutions in bfloat16"
+                                        : "no bfloat16 convolution kernel"));
+  g_assert_nonnull(strstr(out, "plain, bfloat16 convolutions)"));
+
   g_clear_pointer(&err, g_free);
   const char *nothing[] = { "export-isbi", "-p", p32, "--images", images, "--bf16", "-o", never,
                             NULL };
