@@ -22,6 +22,7 @@ struct _EmsegTrainPanel {
   GtkCheckButton *short_skip_check;
   GtkCheckButton *augment_check;
   GtkCheckButton *bf16_check;
+  GtkEntry *val_entry;
   GtkButton *train_button;
   GtkButton *finetune_button;
   GtkButton *pause_button;
@@ -101,6 +102,7 @@ emseg_train_panel_get_params (EmsegTrainPanel *self, EmsegTrainParams *params)
   params->short_skip = gtk_check_button_get_active (self->short_skip_check);
   params->augment = gtk_check_button_get_active (self->augment_check);
   params->bf16 = gtk_check_button_get_active (self->bf16_check);
+  params->val_slices = gtk_editable_get_text (GTK_EDITABLE (self->val_entry));
   params->spec = model_specs[MIN (gtk_drop_down_get_selected (self->model_dropdown), G_N_ELEMENTS (model_specs) - 1)];
 }
 
@@ -137,6 +139,7 @@ emseg_train_panel_set_state (EmsegTrainPanel *self, EmsegTrainState state)
   gtk_widget_set_sensitive (GTK_WIDGET (self->short_skip_check), idle);
   gtk_widget_set_sensitive (GTK_WIDGET (self->augment_check), idle);
   gtk_widget_set_sensitive (GTK_WIDGET (self->bf16_check), idle);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->val_entry), idle);
 }
 
 EmsegTrainState
@@ -584,6 +587,7 @@ emseg_train_panel_class_init (EmsegTrainPanelClass *klass)
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, runs_button);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, params_expander);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, runs_box);
+  gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, val_entry);
   gtk_widget_class_bind_template_callback (widget_class, train_clicked);
   gtk_widget_class_bind_template_callback (widget_class, finetune_clicked);
   gtk_widget_class_bind_template_callback (widget_class, pause_clicked);

@@ -31,6 +31,9 @@ typedef struct {
   gboolean long_skip, short_skip, augment;
   gboolean bf16; /* convolutions in bfloat16 while training (EmsegTrainingConfig.conv_bf16) */
   const char *spec;      /* eng_spec_parse overrides of Table 1 for the chosen size (static) */
+  /* validation slices as typed (emseg_parse_slices syntax, "none", or empty = automatic);
+   * borrowed from the entry: valid until the panel's next change */
+  const char *val_slices;
 } EmsegTrainParams;
 
 #define EMSEG_TYPE_TRAIN_PANEL (emseg_train_panel_get_type ())

@@ -18,6 +18,7 @@
 #include "emseg-export-dialog.h"
 #include "emseg-gamma.h"
 #include "emseg-isbi.h"
+#include "emseg-predict.h"
 #include "emseg-stack.h"
 
 /* ---- the overlay of the visible slice ------------------------------------------- */
@@ -328,6 +329,114 @@ import_shipped_model (EmsegWindow *self, GError **error)
 
 /* ---- training --------------------------------------------------------------------- */
 
+/* "validating on slice 7" / "validating on slices 3, 21–25" (ascending, distinct; numbered
+ * from 1, as the viewer shows them). */
+static char *
+format_slices (const guint *slices, guint n)
+{
+  GString *s = g_string_new (n == 1 ? "validating on slice " : "validating on slices ");
+
+  for (guint i = 0; i < n;)
+    {
+      guint j = i;
+
+      while (j + 1 < n && slices[j + 1] == slices[j] + 1)
+        j++;
+      g_string_append_printf (s, "%s%u", i ? ", " : "", slices[i] + 1);
+      if (j > i)
+        g_string_append_printf (s, "%s%u", j == i + 1 ? ", " : "–", slices[j] + 1);
+      i = j + 1;
+    }
+  return g_string_free (s, FALSE);
+}
+
+/* The validation slices of a run from the panel's text: empty = automatic, "none", or an
+ * emseg_parse_slices list numbered from 1 as in the viewer (the CLI's lists count from 0),
+ * which must name labelled slices (labeled: ascending) and leave one to train on. Automatic takes the last fifth of the labelled slices (at least one)
+ * when three or more are labelled: 20–24 of ISBI 2012's 25, the split the shipped model
+ * was chosen on; one slice alone gives a noisy best-weights choice. *out: g_new, NULL when
+ * there is no validation. */
+static gboolean
+choose_val_slices (const GArray *labeled, guint n_slices, const char *text, guint **out, guint *n_out,
+                   GError **error)
+{
+  g_autofree char *typed = g_strstrip (g_strdup (text != NULL ? text : ""));
+  g_autofree guint *val = NULL;
+  guint n = 0;
+
+  *out = NULL;
+  *n_out = 0;
+  if (g_ascii_strcasecmp (typed, "none") == 0)
+    return TRUE;
+  if (*typed == '\0')
+    {
+      if (labeled->len < 3)
+        return TRUE;
+      n = MAX (labeled->len / 5, 1u);
+      val = g_new (guint, n);
+      for (guint i = 0; i < n; i++)
+        val[i] = g_array_index (labeled, guint, labeled->len - n + i);
+    }
+  else
+    {
+      g_autoptr (GError) parse_error = NULL;
+
+      /* parsed without an upper bound ("all" would be every guint), checked below in the
+       * viewer's numbering */
+      if (g_ascii_strcasecmp (typed, "all") != 0)
+        val = emseg_parse_slices (typed, G_MAXUINT, &n, &parse_error);
+      else
+        g_set_error_literal (&parse_error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                             "validating on every slice leaves none to train on");
+      if (val != NULL && (val[0] == 0 || val[n - 1] > n_slices))
+        {
+          if (val[0] == 0)
+            g_set_error_literal (&parse_error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                                 "slices are numbered from 1 here, as in the viewer");
+          else
+            g_set_error (&parse_error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                         "slice %u is past the last slice (this stack has %u, numbered 1 to %u)",
+                         val[n - 1], n_slices, n_slices);
+          g_clear_pointer (&val, g_free);
+        }
+      if (val == NULL)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                       "Validation slices \"%s\": %s (or leave the field empty for the last fifth "
+                       "of the labelled slices, \"none\" for no validation)", typed, parse_error->message);
+          return FALSE;
+        }
+      for (guint i = 0; i < n; i++)
+        val[i]--;
+      for (guint i = 0; i < n; i++)
+        {
+          gboolean found = FALSE;
+
+          for (guint k = 0; k < labeled->len && !found; k++)
+            found = g_array_index (labeled, guint, k) == val[i];
+          if (!found)
+            {
+              g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                           "Validation slice %u has no labels: validation needs labelled slices "
+                           "(this stack has %u, slices %u to %u have some)", val[i] + 1, labeled->len,
+                           g_array_index (labeled, guint, 0) + 1,
+                           g_array_index (labeled, guint, labeled->len - 1) + 1);
+              return FALSE;
+            }
+        }
+      if (n >= labeled->len)
+        {
+          g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                       "Validation slices \"%s\" take all %u labelled slices: leave at least one to "
+                       "train on", typed, labeled->len);
+          return FALSE;
+        }
+    }
+  *out = g_steal_pointer (&val);
+  *n_out = n;
+  return TRUE;
+}
+
 gboolean
 emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *spec_override,
                              GError **error)
@@ -335,6 +444,8 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
   EmsegTrainParams params;
   g_autoptr (EmsegEngineJob) job = NULL;
   g_autoptr (GArray) labeled = NULL;
+  g_autofree char *val_text = NULL;
+  g_autofree char *status = NULL;
   EngError err;
 
   if (self->train_job != 0)
@@ -342,7 +453,7 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY, "A training run is already going");
       return FALSE;
     }
-  if (self->project == NULL || self->stack_id == 0)
+  if (self->project == NULL || self->stack_id == 0 || self->volume == NULL)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
                            "Nothing to train on: open a project with a stack first");
@@ -391,19 +502,19 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
   self->train_dropout = params.dropout;
   job->training.augment = params.augment;
   job->training.conv_bf16 = params.bf16;
-  /* the last labelled slice validates (and picks the best weights) when there are enough */
-  if (labeled->len >= 3)
-    {
-      job->val_slices = g_new (guint, 1);
-      job->val_slices[0] = g_array_index (labeled, guint, labeled->len - 1);
-      job->n_val = 1;
-    }
+  if (!choose_val_slices (labeled, self->volume->n_slices, params.val_slices, &job->val_slices,
+                          &job->n_val, error))
+    return FALSE;
+  val_text = job->n_val ? format_slices (job->val_slices, job->n_val) : NULL;
 
   /* every run so far becomes an earlier run, the latest drawn for comparison */
   load_earlier_runs (self, 0);
   emseg_train_panel_begin_run (self->train_panel, NULL, 0);
   emseg_train_panel_set_state (self->train_panel, EMSEG_TRAIN_RUNNING);
-  emseg_train_panel_set_status (self->train_panel, fine_tune ? "Fine-tuning: starting…" : "Training: starting…");
+  status = g_strdup_printf ("%s: starting on %u labelled slices, %s", fine_tune ? "Fine-tuning" : "Training",
+                            labeled->len - job->n_val,
+                            val_text ? val_text : "no validation (the last weights are kept)");
+  emseg_train_panel_set_status (self->train_panel, status);
   self->train_started_us = g_get_monotonic_time ();
   self->steps_done = 0;
   self->train_job = emseg_engine_thread_start (self->engine, g_steal_pointer (&job));

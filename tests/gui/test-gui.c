@@ -1055,8 +1055,40 @@ test_window_train_export (void)
 
   emseg_window_show_page (window, "train");
   emseg_train_panel_set_epochs (panel, 3);
+  /* validation slices as typed: refused with the reason when they are not a usable split */
+  {
+    GtkEditable *val = GTK_EDITABLE (gtk_widget_get_template_child (GTK_WIDGET (panel), EMSEG_TYPE_TRAIN_PANEL,
+                                                                     "val_entry"));
+    const char *const bad[][2] = { { "7", "slice 7 is past the last slice (this stack has 4" },
+                                   { "4", "Validation slice 4 has no labels" },
+                                   { "all", "leaves none to train on" },
+                                   { "1-3", "leave at least one to train on" },
+                                   { "0", "numbered from 1 here" },
+                                   { "2-x", "Validation slices \"2-x\"" } };
+
+    for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+      {
+        gtk_editable_set_text (val, bad[i][0]);
+        g_assert_false (emseg_window_start_training (window, FALSE, TINY_SPEC, &error));
+        g_assert_nonnull (error);
+        if (strstr (error->message, bad[i][1]) == NULL)
+          g_error ("validation \"%s\": unexpected error \"%s\"", bad[i][0], error->message);
+        g_clear_error (&error);
+        g_assert_false (emseg_window_is_training (window));
+      }
+    gtk_editable_set_text (val, "");
+  }
   g_assert_true (emseg_window_start_training (window, FALSE, TINY_SPEC, &error));
   g_assert_no_error (error);
+  /* empty = automatic: of 3 labelled slices (of 4) the last validates */
+  {
+    GtkLabel *status = GTK_LABEL (gtk_widget_get_template_child (GTK_WIDGET (panel), EMSEG_TYPE_TRAIN_PANEL,
+                                                                 "status_label"));
+    const char *text = gtk_label_get_text (status);
+
+    if (strstr (text, "starting on 2 labelled slices, validating on slice 3") == NULL)
+      g_error ("status after start: \"%s\"", text);
+  }
   g_assert_cmpint (emseg_train_panel_get_state (panel), ==, EMSEG_TRAIN_RUNNING);
   spin_until (heatmap_and_curve, &wait, 120.0);
   g_assert_true (heatmap_and_curve (&wait));
