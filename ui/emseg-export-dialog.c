@@ -11,6 +11,7 @@ struct _EmsegExportDialog {
   GtkDropDown *model_dropdown;
   GtkSpinButton *mc_spin;
   GtkCheckButton *tta_check;
+  GtkCheckButton *bf16_check;
   GtkSpinButton *gamma_spin;
   GtkEntry *path_entry;
   GtkButton *export_button;
@@ -44,6 +45,7 @@ kind_changed_cb (EmsegExportDialog *self)
   gtk_widget_set_sensitive (GTK_WIDGET (self->model_dropdown), needs_model);
   gtk_widget_set_sensitive (GTK_WIDGET (self->mc_spin), needs_model);
   gtk_widget_set_sensitive (GTK_WIDGET (self->tta_check), needs_model);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->bf16_check), needs_model);
   gtk_widget_set_sensitive (GTK_WIDGET (self->gamma_spin), kind == EMSEG_EXPORT_ISBI);
 }
 
@@ -69,6 +71,7 @@ export_clicked (EmsegExportDialog *self)
   g_signal_emit (self, signals[SIGNAL_EXPORT], 0, (gint) kind, model,
                  gtk_spin_button_get_value_as_int (self->mc_spin),
                  gtk_check_button_get_active (self->tta_check),
+                 gtk_check_button_get_active (self->bf16_check),
                  gtk_spin_button_get_value (self->gamma_spin), path);
 }
 
@@ -152,15 +155,16 @@ emseg_export_dialog_class_init (EmsegExportDialogClass *klass)
   G_OBJECT_CLASS (klass)->dispose = emseg_export_dialog_dispose;
   G_OBJECT_CLASS (klass)->finalize = emseg_export_dialog_finalize;
   signals[SIGNAL_EXPORT] = g_signal_new ("export-requested", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST,
-                                         0, NULL, NULL, NULL, G_TYPE_NONE, 6, G_TYPE_INT,
-                                         G_TYPE_STRING, G_TYPE_INT, G_TYPE_BOOLEAN, G_TYPE_DOUBLE,
-                                         G_TYPE_STRING);
+                                         0, NULL, NULL, NULL, G_TYPE_NONE, 7, G_TYPE_INT,
+                                         G_TYPE_STRING, G_TYPE_INT, G_TYPE_BOOLEAN, G_TYPE_BOOLEAN,
+                                         G_TYPE_DOUBLE, G_TYPE_STRING);
   gtk_widget_class_set_template_from_resource (wc, "/org/emseg/Workbench/emseg-export-dialog.ui");
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, inputs);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, kind_dropdown);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, model_dropdown);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, mc_spin);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, tta_check);
+  gtk_widget_class_bind_template_child (wc, EmsegExportDialog, bf16_check);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, gamma_spin);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, path_entry);
   gtk_widget_class_bind_template_child (wc, EmsegExportDialog, export_button);

@@ -1,6 +1,6 @@
 /* emseg-export-dialog.h — the Export dialog: what to write (ISBI submission, label stack,
  * probability stack), which checkpoint, how many MC-dropout samples, test-time augmentation,
- * the submission's membrane exponent γ (emseg-gamma.h), where; a progress bar while the
+ * bfloat16 convolutions, the submission's membrane exponent γ (emseg-gamma.h), where; a progress bar while the
  * window's export runs. The dialog does no work: "export-requested" hands
  * the choice to the window, which runs it on the engine thread and feeds the progress
  * back here. The window owns the dialog (destroyed with it). */
@@ -22,7 +22,7 @@ GtkWidget *emseg_export_dialog_new (GtkWindow *parent, const char *const *models
                                     const double *gammas, const char *default_dir);
 
 /* Signal "export-requested" (gint kind, const char *model or NULL, gint mc_samples,
- * gboolean tta, gdouble gamma, const char *path). */
+ * gboolean tta, gboolean bf16, gdouble gamma, const char *path). */
 
 void emseg_export_dialog_set_progress (EmsegExportDialog *self, double fraction, const char *text);
 /* Busy: inputs and the Export button are insensitive until the export ends. */

@@ -1010,8 +1010,8 @@ export_labels (EmsegWindow *self, GError **error)
 
 gboolean
 emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *model,
-                           int mc_samples, gboolean tta, double gamma, const char *path,
-                           GError **error)
+                           int mc_samples, gboolean tta, gboolean bf16, double gamma,
+                           const char *path, GError **error)
 {
   g_autoptr (GError) local = NULL;
   EmsegEngineJob *job;
@@ -1076,6 +1076,7 @@ emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *
   job->model = g_strdup (model);
   job->mc_samples = MAX (mc_samples, 1);
   job->tta = tta;
+  job->predict_bf16 = bf16;
   self->export_job = emseg_engine_thread_start (self->engine, job);
   emseg_window_update_actions (self);
   if (self->export_dialog != NULL)
@@ -1092,11 +1093,11 @@ emseg_window_is_exporting (EmsegWindow *self)
 
 static void
 export_requested_cb (EmsegExportDialog *dialog, int kind, const char *model, int mc_samples,
-                     gboolean tta, double gamma, const char *path, EmsegWindow *self)
+                     gboolean tta, gboolean bf16, double gamma, const char *path, EmsegWindow *self)
 {
   g_autoptr (GError) error = NULL;
 
-  if (!emseg_window_start_export (self, (EmsegExportKind) kind, model, mc_samples, tta, gamma,
+  if (!emseg_window_start_export (self, (EmsegExportKind) kind, model, mc_samples, tta, bf16, gamma,
                                   path, &error))
     emseg_window_show_error (self, "Could not export", error);
 }

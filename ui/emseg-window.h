@@ -72,11 +72,12 @@ gboolean emseg_window_is_training (EmsegWindow *self);
 const char *emseg_window_get_best_model (EmsegWindow *self);
 
 /* Exports every slice of the shown stack to path; model: a checkpoint name (NULL: the
- * latest); mc_samples >= 1; tta: average the 8 flips and quarter turns; gamma: the ISBI
- * export's exponent (emseg-gamma.h; 1 writes the probabilities, other kinds ignore it). Runs
- * on the engine thread; the end is reported in the status line and a message dialog. */
+ * latest); mc_samples >= 1; tta: average the 8 flips and quarter turns; bf16: convolve in
+ * bfloat16 (float32 where the CPU has no kernel); gamma: the ISBI export's exponent
+ * (emseg-gamma.h; 1 writes the probabilities, other kinds ignore it). Runs on the engine
+ * thread; the end is reported in the status line and a message dialog. */
 gboolean emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *model,
-                                    int mc_samples, gboolean tta, double gamma,
+                                    int mc_samples, gboolean tta, gboolean bf16, double gamma,
                                     const char *path, GError **error);
 gboolean emseg_window_is_exporting (EmsegWindow *self);
 

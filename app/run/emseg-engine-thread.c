@@ -501,7 +501,7 @@ predictor_clear(Predictor *p)
 
 static gboolean
 predictor_init(Predictor *p, EmsegEngineThread *t, EngModel *model, gint64 stack_id,
-               atomic_int *cancel, GError **error)
+               gboolean conv_bf16, atomic_int *cancel, GError **error)
 {
   g_auto(EmsegProjectStack) st = { 0 };
   if (!emseg_project_get_stack(t->project, stack_id, &st, error))
@@ -517,7 +517,12 @@ predictor_init(Predictor *p, EmsegEngineThread *t, EngModel *model, gint64 stack
   p->model = model;
   p->width = st.width;
   p->height = st.height;
+  /* The graph takes the precision when it is built; the model may be the thread's current
+   * one, shared with later jobs, so its own setting is put back at once. */
+  int was_bf16 = eng_model_conv_bf16(model);
+  eng_model_set_conv_bf16(model, conv_bf16);
   p->graph = eng_graph_new(model, 1, st.height, st.width, 0, &err);
+  eng_model_set_conv_bf16(model, was_bf16);
   if (!p->graph) {
     g_set_error(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_ENGINE, "%s", err.message);
     return FALSE;
@@ -668,6 +673,15 @@ preview_fail(EmsegEngineThread *t, QueuedJob *q, const GError *error)
   queued_job_free(q);
 }
 
+/* The project keeps one prediction per checkpoint and slice, the plain float32 one the
+ * overlay shows; MC-dropout and TTA averages and bfloat16 passes (an export, an
+ * uncertainty estimate) are posted but must not replace it. */
+static gboolean
+is_overlay_prediction(const EmsegEngineJob *job)
+{
+  return job->mc_samples <= 1 && !job->tta && !job->predict_bf16;
+}
+
 /* One slice of the oldest request. Its weights are copied once, between two steps, when
  * it begins, so all its slices come from the same weights however long it takes. */
 static void
@@ -691,7 +705,8 @@ serve_preview(EmsegEngineJobContext *ctx)
     Predictor p = { 0 };
     guint slice = q->slices[q->next];
     float *prob = NULL;
-    gboolean ok = predictor_init(&p, t, q->model, q->job->stack_id, NULL, &error);
+    gboolean ok = predictor_init(&p, t, q->model, q->job->stack_id, q->job->predict_bf16, NULL,
+                                 &error);
     if (ok) {
       prob = g_new(float, (gsize) p.width * p.height);
       ok = predictor_run(&p, t->project, q->job->stack_id, slice, q->job->mc_samples,
@@ -699,7 +714,7 @@ serve_preview(EmsegEngineJobContext *ctx)
     }
     /* Stored only while its checkpoint is the current best: a replaced checkpoint took
      * its predictions with it (ON DELETE CASCADE), and these weights are no longer kept. */
-    if (ok && q->model_id == t->snapshot_id && q->model_id > 0)
+    if (ok && q->model_id == t->snapshot_id && q->model_id > 0 && is_overlay_prediction(q->job))
       ok = emseg_project_save_prediction(t->project, q->model_id, q->job->stack_id, slice,
                                          prob, &error);
     if (ok)
@@ -792,7 +807,8 @@ run_predict(EmsegEngineJobContext *ctx, gboolean evaluate, GError **error)
   guint n = 0;
   g_autofree guint *slices = resolve_slices(t, job, evaluate, &n, error);
   Predictor p = { 0 };
-  gboolean ok = slices && predictor_init(&p, t, model, job->stack_id, &t->cancel, error);
+  gboolean ok =
+      slices && predictor_init(&p, t, model, job->stack_id, job->predict_bf16, &t->cancel, error);
   if (ok && evaluate && n == 0) {
     g_set_error(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_INPUT,
                 "stack %" G_GINT64_FORMAT " has no labeled slice to evaluate against",
@@ -804,10 +820,7 @@ run_predict(EmsegEngineJobContext *ctx, gboolean evaluate, GError **error)
   guint8 *gt = ok && evaluate ? g_new(guint8, plane * n) : NULL;
   guint64 correct = 0, labeled = 0;
   gboolean all_labeled = TRUE;
-  /* The project keeps one prediction per checkpoint and slice, the plain one the overlay
-   * shows; MC-dropout and TTA averages (an export, an uncertainty estimate) are posted but
-   * do not replace it. */
-  gboolean store = model_id > 0 && job->mc_samples <= 1 && !job->tta;
+  gboolean store = model_id > 0 && is_overlay_prediction(job);
   for (guint i = 0; ok && i < n; i++) {
     float *out = prob + (evaluate ? plane * i : 0);
     if (!emseg_engine_job_between_steps(ctx))

@@ -88,6 +88,9 @@ typedef struct {
   int mc_samples;      /* PREDICT / EVALUATE: 1 deterministic, > 1 MC dropout average */
   gboolean tta;        /* PREDICT / EVALUATE: average the 8 flips and quarter turns
                         * (eng_predict_tta), each with mc_samples passes */
+  gboolean predict_bf16; /* PREDICT / EVALUATE: convolve in bfloat16 (eng_model_set_conv_bf16;
+                          * float32 where the CPU has no kernel); never stored as the
+                          * overlay's prediction */
   /* TRAIN / FINE_TUNE: the run's hyperparameters. init_model, best_path, state_path and
    * resume are set by the thread (the store is the record; files are not used). */
   EmsegTrainingConfig training;

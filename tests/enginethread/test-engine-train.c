@@ -250,7 +250,7 @@ test_bad_data(void)
 /* Predicts with the checkpoint named by ev on our own connection and compares. */
 static void
 check_against_checkpoint(EmsegProject *p, const EmsegEngineEvent *pe, const char *name,
-                         gboolean tta)
+                         gboolean tta, gboolean bf16)
 {
   g_autoptr(GError) error = NULL;
   g_auto(EmsegCheckpointInfo) info = { 0 };
@@ -265,6 +265,7 @@ check_against_checkpoint(EmsegProject *p, const EmsegEngineEvent *pe, const char
   gsize len;
   const guint8 *data = g_bytes_get_data(w, &len);
   g_assert_cmpint(eng_model_deserialize(data, len, &m, NULL, &err), ==, ENG_OK);
+  eng_model_set_conv_bf16(m, bf16);
   EngGraph *g = eng_graph_new(m, 1, TEST_SIZE, TEST_SIZE, 0, &err);
   g_assert_nonnull(g);
   g_autofree float *img = g_new(float, TEST_SIZE * TEST_SIZE);
@@ -324,7 +325,7 @@ test_predict_during_training(void)
   g_assert_no_error(error);
   for (guint i = 0; i < 3; i++)
     check_against_checkpoint(p, find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp, i), ck_name,
-                             FALSE);
+                             FALSE, FALSE);
   event_log_clear(&log);
 }
 
@@ -341,14 +342,15 @@ test_predict_tta(void)
   guint nc = event_log_count(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
   g_assert_cmpuint(nc, >=, 1);
   g_autofree char *ck_name = g_strdup(find(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt, nc - 1)->model_name);
-  guint64 jobs[2];
-  for (guint k = 0; k < 2; k++) {
+  guint64 jobs[3];
+  for (guint k = 0; k < 3; k++) {
     EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
     pj->stack_id = stack_id;
     pj->slices = test_slices(N_LABELED, 1);
     pj->n_slices = 1;
     pj->model = g_strdup(ck_name);
     pj->tta = k == 1;
+    pj->predict_bf16 = k == 2;
     jobs[k] = emseg_engine_thread_start(t, pj);
     event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jobs[k]);
   }
@@ -359,26 +361,32 @@ test_predict_tta(void)
   g_assert_no_error(error);
   const EmsegEngineEvent *plain = find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jobs[0], 0);
   const EmsegEngineEvent *tta = find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jobs[1], 0);
+  const EmsegEngineEvent *bf16 = find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jobs[2], 0);
   g_assert_nonnull(plain);
   g_assert_nonnull(tta);
-  check_against_checkpoint(p, plain, ck_name, FALSE);
-  check_against_checkpoint(p, tta, ck_name, TRUE);
+  g_assert_nonnull(bf16);
+  check_against_checkpoint(p, plain, ck_name, FALSE, FALSE);
+  check_against_checkpoint(p, tta, ck_name, TRUE, FALSE);
+  check_against_checkpoint(p, bf16, ck_name, FALSE, TRUE);
   double diff = 0;
   for (guint i = 0; i < TEST_SIZE * TEST_SIZE; i++)
     diff += fabs(plain->prob[i] - tta->prob[i]);
   g_assert_cmpfloat(diff / (TEST_SIZE * TEST_SIZE), >, 1e-5);
   g_assert_null(tta->std); /* one pass per transform: no MC spread to report */
   /* the project keeps the plain prediction (16-bit quantized) the overlay shows: the TTA
-   * job that ran after it did not replace it */
+   * and bfloat16 jobs that ran after it did not replace it */
   g_autofree float *stored = g_new(float, TEST_SIZE * TEST_SIZE);
   g_assert_true(emseg_project_read_prediction(p, plain->model_id, stack_id, N_LABELED, stored,
                                               &error));
-  double to_plain = 0, tta_max = 0;
+  double to_plain = 0, tta_max = 0, bf16_max = 0;
   for (guint i = 0; i < TEST_SIZE * TEST_SIZE; i++) {
     to_plain = fmax(to_plain, fabs(stored[i] - plain->prob[i]));
     tta_max = fmax(tta_max, fabs(tta->prob[i] - plain->prob[i]));
+    bf16_max = fmax(bf16_max, fabs(bf16->prob[i] - plain->prob[i]));
   }
-  g_test_message("stored vs plain: max %.2g; TTA vs plain: max %.2g", to_plain, tta_max);
+  g_test_message("stored vs plain: max %.2g; TTA vs plain: max %.2g; bfloat16 vs plain: max "
+                 "%.2g", to_plain, tta_max, bf16_max);
+  g_assert_cmpfloat(bf16_max, <, 0.02);
   g_assert_cmpfloat(tta_max, >, 1e-3);
   g_assert_cmpfloat(to_plain, <=, 1.0 / 65535);
   event_log_clear(&log);

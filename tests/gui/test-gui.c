@@ -1028,6 +1028,7 @@ test_window_train_export (void)
   g_autofree char *labels_out = g_build_filename (g_get_tmp_dir (), "labels-out.tif", NULL);
   g_autofree char *isbi_gamma = g_build_filename (g_get_tmp_dir (), "isbi-gamma3.tif", NULL);
   g_autofree char *isbi_tta = g_build_filename (g_get_tmp_dir (), "isbi-tta.tif", NULL);
+  g_autofree char *isbi_bf16 = g_build_filename (g_get_tmp_dir (), "isbi-bf16.tif", NULL);
   g_autofree char *isbi_dialog = g_build_filename (g_get_tmp_dir (), "isbi-dialog.tif", NULL);
   g_autofree char *bad_path = g_build_filename (g_get_tmp_dir (), "no-such-folder", "x.tif", NULL);
   EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
@@ -1050,7 +1051,7 @@ test_window_train_export (void)
   g_assert_false (emseg_window_start_training (window, TRUE, NULL, &error));
   g_assert_nonnull (strstr (error->message, "Train first"));
   g_clear_error (&error);
-  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, FALSE, 1.0, isbi_path, &error));
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, FALSE, FALSE, 1.0, isbi_path, &error));
   g_clear_error (&error);
 
   emseg_window_show_page (window, "train");
@@ -1196,7 +1197,7 @@ test_window_train_export (void)
   g_source_remove (timer);
   g_assert_true (emseg_window_is_training (window));
   /* predictions are not exported from a moving target */
-  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, FALSE, 1.0, isbi_path, &error));
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, FALSE, FALSE, 1.0, isbi_path, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
   g_clear_error (&error);
   g_array_sort (lat.late_ms, cmp_double);
@@ -1229,7 +1230,7 @@ test_window_train_export (void)
   }
 
   /* export: ISBI submission of every slice */
-  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 2, FALSE, 1.0, isbi_path, &error));
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 2, FALSE, FALSE, 1.0, isbi_path, &error));
   g_assert_no_error (error);
   spin_until (export_done, NULL, 120.0);
   g_assert_false (emseg_window_is_exporting (window));
@@ -1260,15 +1261,15 @@ test_window_train_export (void)
 
   /* the membrane exponent: the same checkpoint exported with γ 3 is the γ 1 export cubed;
    * an exponent out of range is refused before anything runs; TTA changes the map */
-  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, FALSE, 0.0, isbi_gamma, &error));
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, FALSE, FALSE, 0.0, isbi_gamma, &error));
   g_assert_nonnull (strstr (error->message, "Membrane exponent"));
   g_clear_error (&error);
   g_assert_false (emseg_window_is_exporting (window));
-  for (guint k = 0; k < 3; k++)
+  for (guint k = 0; k < 4; k++)
     {
-      const char *paths[] = { isbi_path, isbi_gamma, isbi_tta };
+      const char *paths[] = { isbi_path, isbi_gamma, isbi_tta, isbi_bf16 };
 
-      g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, k == 2,
+      g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, k == 2, k == 3,
                                                 k == 1 ? 3.0 : 1.0, paths[k], &error));
       g_assert_no_error (error);
       spin_until (export_done, NULL, 120.0);
@@ -1278,9 +1279,11 @@ test_window_train_export (void)
     g_autoptr (EmsegStack) plain = emseg_stack_open (isbi_path, &error);
     g_autoptr (EmsegStack) cubed = emseg_stack_open (isbi_gamma, &error);
     g_autoptr (EmsegStack) tta = emseg_stack_open (isbi_tta, &error);
+    g_autoptr (EmsegStack) bf16 = emseg_stack_open (isbi_bf16, &error);
     g_autofree float *q = g_new (float, width * height);
     g_autofree float *t = g_new (float, width * height);
-    double sum = 0, tta_diff = 0;
+    g_autofree float *b = g_new (float, width * height);
+    double sum = 0, tta_diff = 0, bf16_diff = 0, bf16_sum = 0;
 
     g_assert_no_error (error);
     for (guint z = 0; z < n; z++)
@@ -1288,8 +1291,11 @@ test_window_train_export (void)
         g_assert_true (emseg_stack_read_float (plain, z, page, &error));
         g_assert_true (emseg_stack_read_float (cubed, z, q, &error));
         g_assert_true (emseg_stack_read_float (tta, z, t, &error));
+        g_assert_true (emseg_stack_read_float (bf16, z, b, &error));
         for (gsize i = 0; i < width * height; i++)
           {
+            bf16_diff = MAX (bf16_diff, fabs (b[i] - page[i]));
+            bf16_sum += fabs (b[i] - page[i]);
             g_assert_cmpfloat_with_epsilon (q[i], pow (page[i], 3.0), 1e-6);
             sum += page[i] - q[i];
             g_assert_true (t[i] >= 0.0f && t[i] <= 1.0f);
@@ -1300,6 +1306,13 @@ test_window_train_export (void)
     /* the flips and turns were averaged: not the plain map (the engine-thread test checks
      * the values against eng_predict_tta) */
     g_assert_cmpfloat (tta_diff / (n * width * height), >, 1e-5);
+    /* bfloat16 convolutions: close to float32 (the engine-thread test checks the values
+     * against a bfloat16 eng_predict). This 3-epoch network's probabilities are steep
+     * where they cross 0.5, so the largest difference is a few 1e-2 there. */
+    g_test_message ("bfloat16 export against float32: mean difference %.3g, largest %.3g",
+                    bf16_sum / (n * width * height), bf16_diff);
+    g_assert_cmpfloat (bf16_sum / (n * width * height), <, 0.005);
+    g_assert_cmpfloat (bf16_diff, <, 0.1);
   }
 
   /* the dialog's choices reach the export: TTA on and γ 2 through "export-requested" give
@@ -1327,6 +1340,13 @@ test_window_train_export (void)
                              dialog, type, "gamma_spin"))),
                          ==, emseg_gamma_from_meta (newest->scores));
     }
+    /* bfloat16 is offered for a prediction export, off unless chosen */
+    {
+      GtkWidget *bf16_check = (GtkWidget *) gtk_widget_get_template_child (dialog, type, "bf16_check");
+
+      g_assert_true (gtk_widget_get_sensitive (bf16_check));
+      g_assert_false (gtk_check_button_get_active (GTK_CHECK_BUTTON (bf16_check)));
+    }
     gtk_check_button_set_active (GTK_CHECK_BUTTON (gtk_widget_get_template_child (dialog, type, "tta_check")), TRUE);
     gtk_spin_button_set_value (GTK_SPIN_BUTTON (gtk_widget_get_template_child (dialog, type, "gamma_spin")), 2.0);
     gtk_editable_set_text (GTK_EDITABLE (gtk_widget_get_template_child (dialog, type, "path_entry")), isbi_dialog);
@@ -1348,7 +1368,7 @@ test_window_train_export (void)
   }
 
   /* the label stack: the project's masks */
-  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_LABELS, NULL, 1, FALSE, 1.0, labels_out, &error));
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_LABELS, NULL, 1, FALSE, FALSE, 1.0, labels_out, &error));
   g_assert_no_error (error);
   out = emseg_stack_open (labels_out, &error);
   g_assert_no_error (error);
@@ -1357,7 +1377,7 @@ test_window_train_export (void)
   close_dialogs ();
 
   /* a path that cannot be written: a failure message, nothing written */
-  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_PROBABILITIES, NULL, 1, FALSE, 1.0, bad_path, &error));
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_PROBABILITIES, NULL, 1, FALSE, FALSE, 1.0, bad_path, &error));
   spin_until (export_done, NULL, 120.0);
   g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_ERROR), ==, 1);
   g_assert_false (g_file_test (bad_path, G_FILE_TEST_EXISTS));
@@ -1384,6 +1404,7 @@ test_window_train_export (void)
   g_unlink (isbi_path);
   g_unlink (isbi_gamma);
   g_unlink (isbi_tta);
+  g_unlink (isbi_bf16);
   g_unlink (isbi_dialog);
   g_unlink (labels_out);
 }
