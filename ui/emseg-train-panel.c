@@ -23,6 +23,7 @@ struct _EmsegTrainPanel {
   GtkCheckButton *augment_check;
   GtkCheckButton *bf16_check;
   GtkEntry *val_entry;
+  GtkSpinButton *border_spin;
   GtkButton *train_button;
   GtkButton *finetune_button;
   GtkButton *pause_button;
@@ -103,6 +104,7 @@ emseg_train_panel_get_params (EmsegTrainPanel *self, EmsegTrainParams *params)
   params->augment = gtk_check_button_get_active (self->augment_check);
   params->bf16 = gtk_check_button_get_active (self->bf16_check);
   params->val_slices = gtk_editable_get_text (GTK_EDITABLE (self->val_entry));
+  params->border_weight = gtk_spin_button_get_value (self->border_spin);
   params->spec = model_specs[MIN (gtk_drop_down_get_selected (self->model_dropdown), G_N_ELEMENTS (model_specs) - 1)];
 }
 
@@ -140,6 +142,7 @@ emseg_train_panel_set_state (EmsegTrainPanel *self, EmsegTrainState state)
   gtk_widget_set_sensitive (GTK_WIDGET (self->augment_check), idle);
   gtk_widget_set_sensitive (GTK_WIDGET (self->bf16_check), idle);
   gtk_widget_set_sensitive (GTK_WIDGET (self->val_entry), idle);
+  gtk_widget_set_sensitive (GTK_WIDGET (self->border_spin), idle);
 }
 
 EmsegTrainState
@@ -588,6 +591,7 @@ emseg_train_panel_class_init (EmsegTrainPanelClass *klass)
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, params_expander);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, runs_box);
   gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, val_entry);
+  gtk_widget_class_bind_template_child (widget_class, EmsegTrainPanel, border_spin);
   gtk_widget_class_bind_template_callback (widget_class, train_clicked);
   gtk_widget_class_bind_template_callback (widget_class, finetune_clicked);
   gtk_widget_class_bind_template_callback (widget_class, pause_clicked);

@@ -30,6 +30,7 @@ typedef struct {
   double dropout;
   gboolean long_skip, short_skip, augment;
   gboolean bf16; /* convolutions in bfloat16 while training (EmsegTrainingConfig.conv_bf16) */
+  double border_weight; /* U-Net separation weight w0 (EmsegTrainingConfig.border_w0); 0 = off */
   const char *spec;      /* eng_spec_parse overrides of Table 1 for the chosen size (static) */
   /* validation slices as typed (emseg_parse_slices syntax, "none", or empty = automatic);
    * borrowed from the entry: valid until the panel's next change */

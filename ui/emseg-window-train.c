@@ -502,6 +502,7 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
   self->train_dropout = params.dropout;
   job->training.augment = params.augment;
   job->training.conv_bf16 = params.bf16;
+  job->training.border_w0 = (float) params.border_weight; /* σ: the config's default */
   if (!choose_val_slices (labeled, self->volume->n_slices, params.val_slices, &job->val_slices,
                           &job->n_val, error))
     return FALSE;

@@ -907,6 +907,8 @@ training_params(const EmsegEngineJob *job, const EmsegTrainingConfig *cfg, const
                          "augment_elastic_grid=%d\naugment_elastic_sigma=%g\n",
                          (double) a->flip_prob, (double) a->rotate_max_deg,
                          (double) a->shear_max, a->elastic_grid, (double) a->elastic_sigma);
+  g_string_append_printf(s, "border_w0=%g\nborder_sigma=%g\n", (double) cfg->border_w0,
+                         (double) cfg->border_sigma);
   g_string_append_printf(s, "conv_bf16=%d\n", cfg->conv_bf16 ? 1 : 0);
   g_string_append_printf(s, "crop=%u\nval_every=%u\nmetrics_every=%u\n", cfg->crop,
                          cfg->val_every, cfg->metrics_every);

@@ -105,6 +105,7 @@ test_two_runs_persisted(void)
   guint64 ja = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, epochs, 11));
   EmsegEngineJob *second = test_train_job(stack_id, 0, 3, 3, 2, epochs, 12);
   second->training.conv_bf16 = TRUE; /* recorded with the run's hyperparameters */
+  second->training.border_w0 = 10.0f;
   guint64 jb = emseg_engine_thread_start(t, second);
   /* The prediction is asked for once both runs are done: one asked for during training
    * is served at once from the running job's best weights (see predict-during-training),
@@ -151,6 +152,8 @@ test_two_runs_persisted(void)
     g_assert_nonnull(strstr(run->params, "spec="));
     g_assert_nonnull(strstr(run->params, "lr=0.001"));
     g_assert_nonnull(strstr(run->params, j ? "conv_bf16=1\n" : "conv_bf16=0\n"));
+    g_assert_nonnull(strstr(run->params, j ? "border_w0=10\nborder_sigma=5\n"
+                                           : "border_w0=0\nborder_sigma=5\n"));
     g_assert_nonnull(strstr(run->params, "train_slices=0,1,2\n"));
     g_assert_nonnull(strstr(run->params, "val_slices=3,4\n"));
 

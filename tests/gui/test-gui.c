@@ -1144,6 +1144,10 @@ test_window_train_export (void)
   emseg_window_show_page (window, "train");
   emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
   emseg_train_panel_set_dropout (panel, 0.0);
+  /* with separation weights (the run's record says so below) */
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (gtk_widget_get_template_child (GTK_WIDGET (panel), EMSEG_TYPE_TRAIN_PANEL,
+                                                                             "border_spin")),
+                             5.0);
   g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
   g_assert_no_error (error);
   emseg_train_panel_set_dropout (panel, 0.2);
@@ -1214,6 +1218,19 @@ test_window_train_export (void)
   spin_until (training_done, NULL, 60.0);
   g_assert_false (emseg_window_is_training (window));
   g_assert_cmpint (emseg_train_panel_get_state (panel), ==, EMSEG_TRAIN_IDLE);
+  {
+    g_autoptr (GArray) runs = emseg_project_list_runs (emseg_window_get_project (window), &error);
+    const EmsegRun *last;
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (runs->len, >=, 2);
+    last = &g_array_index (runs, EmsegRun, runs->len - 1);
+    g_assert_nonnull (strstr (last->params, "job=fine-tune\n"));
+    g_assert_nonnull (strstr (last->params, "border_w0=5\nborder_sigma=5\n"));
+  }
+  gtk_spin_button_set_value (GTK_SPIN_BUTTON (gtk_widget_get_template_child (GTK_WIDGET (panel), EMSEG_TYPE_TRAIN_PANEL,
+                                                                             "border_spin")),
+                             0.0);
 
   /* the Export dialog lists the project's checkpoints, newest selected */
   gtk_widget_activate_action (GTK_WIDGET (window), "win.export", NULL);
