@@ -49,6 +49,14 @@ print_event(const EmsegTrainingEvent *ev, gpointer data)
     break;
   case EMSEG_TRAINING_EVENT_EPOCH: {
     const EmsegTrainingEpoch *m = &ev->u.epoch;
+    if (ev->epoch == 0) { /* --init: the starting weights, which an epoch must beat */
+      printf("epoch 0/%u (starting weights) val_loss %.4f val_acc %.4f", ev->n_epochs,
+             m->val_loss, m->val_accuracy);
+      if (isfinite(m->vrand))
+        printf(" vrand %.4f vinfo %.4f", m->vrand, m->vinfo);
+      printf(" time %.1fs saved\n", m->seconds);
+      break;
+    }
     printf("epoch %u/%u train_loss %.4f train_acc %.4f", ev->epoch, ev->n_epochs, m->train_loss,
            m->train_accuracy);
     if (p->has_val && isfinite(m->val_loss)) /* not on the epochs --val-every skips */
@@ -288,8 +296,9 @@ emseg_cli_train(int argc, char **argv)
   emseg_cli_release_sigint();
   gboolean cancelled = result.cancelled;
   if (result.best_model)
-    printf("best %s %.4f at epoch %u written to %s\n", n_val ? "val_loss" : "train_loss",
-           result.best_loss, result.best_epoch, out_path);
+    printf("best %s %.4f at epoch %u%s written to %s\n", n_val ? "val_loss" : "train_loss",
+           result.best_loss, result.best_epoch,
+           result.best_epoch ? "" : " (the starting weights: no epoch beat them)", out_path);
   /* a resumed run's earlier checkpoints were not seen here; the file has their choice */
   if (result.best_model && isfinite(printer.best_gamma))
     printf("export exponent %g (chosen on the validation slices; export-isbi uses it)\n",

@@ -210,7 +210,7 @@ emseg_curves_write_png(const char *path, const char *title, const char *y_label,
   /* The x axis spans the epochs of all curves (resumed runs start after epoch 1). */
   double x_lo = G_MAXDOUBLE, x_hi = 0;
   for (guint c = 0; c < n_curves; c++) {
-    double first = MAX(curves[c].first_epoch, 1u);
+    double first = curves[c].first_epoch;
     x_lo = MIN(x_lo, first);
     x_hi = MAX(x_hi, first + MAX(curves[c].n, 1u) - 1);
   }
@@ -253,7 +253,7 @@ emseg_curves_write_png(const char *path, const char *title, const char *y_label,
     cairo_set_dash(cr, dash, cv->dashed ? 2 : 0, 0);
     cairo_set_source_rgb(cr, cv->rgb[0], cv->rgb[1], cv->rgb[2]);
     gboolean pen = FALSE;
-    double first = MAX(cv->first_epoch, 1u);
+    double first = cv->first_epoch;
     for (guint i = 0; i < cv->n; i++) {
       double v = cv->values[i];
       if (!isfinite(v)) {

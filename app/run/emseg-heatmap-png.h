@@ -33,7 +33,8 @@ typedef struct {
   const char *label;     /* legend text */
   const double *values;  /* (n) y per epoch, epoch = first_epoch + index; NaN = gap */
   guint n;
-  guint first_epoch;     /* 0 or 1: the run started at epoch 1 (a resumed run starts later) */
+  guint first_epoch;     /* epoch of values[0]: 1, later for a resumed run, 0 when a
+                          * fine-tune starts with its starting weights (validate_init) */
   double rgb[3];         /* line colour, components in [0, 1] */
   gboolean dashed;
 } EmsegCurve;

@@ -43,6 +43,7 @@ emseg_training_config_init(EmsegTrainingConfig *cfg)
   cfg->weight_decay = 1e-3;
   cfg->augment = TRUE;
   cfg->calibrate_bn = TRUE;
+  cfg->validate_init = TRUE;
   eng_augment_params_init(&cfg->augment_params);
   cfg->metrics_every = 1;
   cfg->val_every = 1;
@@ -852,6 +853,62 @@ save_state(Run *run, guint e, GError **error)
          save_model(run->model, cfg->state_path, ENG_DTYPE_F32, meta, error);
 }
 
+/* Best weights to hand back: an epoch's, or the starting weights validate_init scored
+ * (best_epoch 0 with a finite loss, also after a resume). */
+static gboolean
+has_best(const Run *run)
+{
+  return run->best_epoch > 0 || isfinite(run->best_loss);
+}
+
+/* validate_init: the starting weights scored as epoch 0 and kept as the best so far. */
+static gboolean
+validate_start(Run *run, GError **error)
+{
+  const EmsegTrainingConfig *cfg = run->cfg;
+  gint64 t0 = g_get_monotonic_time();
+  EmsegTrainingEpoch ep = { .train_loss = NAN, .train_accuracy = NAN, .val_loss = NAN,
+                            .val_accuracy = NAN, .vrand = NAN, .vinfo = NAN, .lr = NAN,
+                            .eta_seconds = NAN };
+  if (cfg->calibrate_bn && !calibrate_bn(run, error))
+    return FALSE;
+  if (!validate(run, run->val_graph, &ep.val_loss, &ep.val_accuracy, error))
+    return FALSE;
+  if (run->val_scored && cfg->metrics_every) {
+    EngMetricsResult mr;
+    EngError err;
+    if (eng_metrics_evaluate(run->val_prob, run->val->labels, run->val->n, run->val->height,
+                             run->val->width, &mr, &err) != ENG_OK)
+      return engine_error(error, &err, "V_rand / V_info of the starting weights");
+    ep.vrand = mr.vrand;
+    ep.vinfo = mr.vinfo;
+  }
+  EngError err;
+  if (eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
+    return engine_error(error, &err, "keeping the starting weights");
+  run->best_loss = ep.val_loss;
+  run->best_epoch = 0;
+  /* best_path holds the best weights so far from the start: these, until an epoch wins */
+  double gamma = NAN;
+  if (run->val_scored && cfg->calibrate_gamma && !choose_gamma(run, &gamma, error))
+    return FALSE;
+  if (cfg->best_path) {
+    g_autofree char *meta = scored_meta(cfg, 0, "starting_weights=1\n", ep.val_loss,
+                                        ep.val_accuracy, ep.vrand, ep.vinfo, gamma,
+                                        "best V_rand of the validation slices (plain inference) "
+                                        "of the starting weights");
+    if (!save_model(run->best, cfg->best_path, cfg->half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta,
+                    error))
+      return FALSE;
+  }
+  ep.seconds = (double) (g_get_monotonic_time() - t0) / G_USEC_PER_SEC;
+  EmsegTrainingEvent ev = { .kind = EMSEG_TRAINING_EVENT_EPOCH, .epoch = 0,
+                            .n_epochs = cfg->epochs };
+  ev.u.epoch = ep;
+  emit(run, &ev);
+  return TRUE;
+}
+
 static gboolean
 run_epoch(Run *run, guint e, GError **error)
 {
@@ -1032,6 +1089,8 @@ emseg_training_run(const EmsegTrainingConfig *cfg, const EmsegDataset *train,
       .first_epoch = run.first_epoch, .val_scored = run.val_scored };
     emit(&run, &ev);
     run.epoch = run.first_epoch - 1;
+    if (cfg->validate_init && cfg->init_model && run.first_epoch == 1 && val && val->n)
+      ok = validate_start(&run, &local);
     for (guint e = run.first_epoch; ok && e <= cfg->epochs && !run.stopped_early; e++) {
       if (cancelled(&run)) {
         g_set_error(&local, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED,
@@ -1048,12 +1107,11 @@ emseg_training_run(const EmsegTrainingConfig *cfg, const EmsegDataset *train,
                                                   EMSEG_TRAINING_ERROR_CANCELLED);
   result->epochs_run = run.epoch;
   result->best_epoch = run.best_epoch;
-  result->best_loss = run.best_epoch ? run.best_loss : NAN;
+  result->best_loss = has_best(&run) ? run.best_loss : NAN;
   result->stopped_early = run.stopped_early;
   result->cancelled = was_cancelled;
-  if (run.best_epoch) {
+  if (has_best(&run))
     result->best_model = g_steal_pointer(&run.best);
-  }
   if (ok && run.swa_count)
     result->swa_model = g_steal_pointer(&run.swa);
   if (run.model && run.tr) {

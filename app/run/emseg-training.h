@@ -77,6 +77,14 @@ typedef struct {
    * momentum-0.9 statistics of augmented, dropout-perturbed single slices made inference
    * erratic on ISBI (V_rand 0.21 -> 0.58 on one checkpoint). Default TRUE. */
   gboolean calibrate_bn;
+  /* With init_model and validation slices, a new (not resumed) run first validates the
+   * starting weights, as epoch 0 (BN recalibrated like every validation; an EPOCH event
+   * with epoch 0 and no training figures), and a checkpoint must beat them. Validation
+   * losses of ISBI fine-tunes move by 0.03 from epoch to epoch at any learning rate, so
+   * without this a fine-tune of a good model would hand back a worse one as its best. A
+   * run no epoch beats ends with the starting weights as its best: best_epoch 0, no
+   * CHECKPOINT event. Default TRUE. */
+  gboolean validate_init;
   /* Validate (BN calibration, validation loss, choice of the best checkpoint, patience)
    * every k epochs and at the last one; the epochs between report no validation figures.
    * Validation and calibration cost about a quarter of an ISBI epoch on full slices and
@@ -171,7 +179,7 @@ typedef struct {
 
 typedef struct {
   guint epochs_run;        /* epochs completed in total (including resumed ones) */
-  guint best_epoch;
+  guint best_epoch;        /* 0: the starting weights (validate_init) or none (best_loss NAN) */
   double best_loss;
   gboolean stopped_early, cancelled;
 } EmsegTrainingFinished;
@@ -208,7 +216,8 @@ typedef struct {
 } EmsegTrainingSwa;
 
 typedef struct {
-  EngModel *best_model;  /* owned: best validation loss weights, NULL if no epoch finished */
+  EngModel *best_model;  /* owned: best validation loss weights, NULL if no epoch finished;
+                          * with best_epoch 0 the starting weights (validate_init) */
   EngModel *swa_model;   /* owned: the averaged weights (swa_from), NULL otherwise */
   EmsegTrainingSwa swa;
   EngModel *last_model;  /* owned: weights at the end of the run */

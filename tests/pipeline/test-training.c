@@ -974,6 +974,96 @@ test_fine_tune(void)
   emseg_training_result_clear(&tuned);
 }
 
+/* validate_init: a fine-tune scores its starting weights as epoch 0 and an epoch must beat
+ * them. With lr 0 the weights cannot change, every epoch validates exactly as the start
+ * does (BN recalibrated from the same weights), so none beats it: no checkpoint, and the
+ * starting weights come back as the best and in best_path. Without validate_init the same
+ * run takes epoch 1, as before. */
+static void
+test_fine_tune_baseline(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 2, 32);
+  g_autoptr(EmsegDataset) val = synth(2, 1, 32);
+  g_autofree char *dir = g_dir_make_tmp("emseg-pipe-XXXXXX", NULL);
+  g_autofree char *best = g_build_filename(dir, "best.emsegmodel", NULL);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, NULL);
+  cfg.epochs = 2;
+  cfg.loss = ENG_LOSS_BCE;
+  EmsegTrainingResult base, still, plain, tuned;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(run(&cfg, train, val, NULL, NULL, &base, &error));
+  cfg.init_model = base.best_model;
+  cfg.lr = 0;
+  cfg.best_path = best;
+  Record r;
+  record_init(&r);
+  g_assert_true(run(&cfg, train, val, &r, NULL, &still, &error));
+  g_assert_cmpuint(r.log->epochs->len, ==, 3);
+  const EmsegTrainingLogEpoch *e0 = &g_array_index(r.log->epochs, EmsegTrainingLogEpoch, 0);
+  g_assert_cmpuint(e0->epoch, ==, 0);
+  g_assert_true(isnan(e0->m.train_loss));
+  g_assert_true(isfinite(e0->m.val_loss));
+  for (guint i = 1; i < 3; i++)
+    g_assert_cmpfloat(g_array_index(r.epoch_loss, double, i), ==, e0->m.val_loss);
+  g_assert_cmpuint(r.checkpoints->len, ==, 0);
+  g_assert_cmpuint(still.best_epoch, ==, 0);
+  g_assert_cmpuint(r.finished.best_epoch, ==, 0);
+  g_assert_cmpfloat(still.best_loss, ==, e0->m.val_loss);
+  g_assert_nonnull(still.best_model);
+  size_t n = 0;
+  const float *a = eng_model_params_const(base.best_model, &n);
+  const float *b = eng_model_params_const(still.best_model, NULL);
+  for (size_t p = 0; p < eng_model_n_params(base.best_model); p++) {
+    const EngParam *par = eng_model_param(base.best_model, p);
+    if (par->trainable)
+      g_assert_cmpmem(a + par->offset, par->count * sizeof(float), b + par->offset,
+                      par->count * sizeof(float));
+  }
+  EngModel *saved = NULL;
+  char *meta = NULL;
+  EngError err;
+  g_assert_cmpint(eng_model_load(best, &saved, &meta, &err), ==, ENG_OK);
+  g_assert_nonnull(strstr(meta, "epoch=0\n"));
+  g_assert_nonnull(strstr(meta, "starting_weights=1\n"));
+  eng_model_free(saved);
+  g_free(meta);
+  record_clear(&r);
+
+  /* switched off: epoch 1 is the first best, as without a starting model */
+  cfg.validate_init = FALSE;
+  cfg.best_path = NULL;
+  record_init(&r);
+  g_assert_true(run(&cfg, train, val, &r, NULL, &plain, &error));
+  g_assert_cmpuint(r.log->epochs->len, ==, 2);
+  g_assert_cmpuint(plain.best_epoch, ==, 1);
+  g_assert_cmpuint(r.checkpoints->len, ==, 1);
+  record_clear(&r);
+
+  /* training for real: every checkpoint beats the start */
+  cfg.validate_init = TRUE;
+  cfg.lr = 0.03;
+  cfg.epochs = 4;
+  record_init(&r);
+  g_assert_true(run(&cfg, train, val, &r, NULL, &tuned, &error));
+  g_assert_cmpuint(r.epoch_loss->len, ==, 5);
+  double start = g_array_index(r.epoch_loss, double, 0);
+  g_assert_cmpfloat(tuned.best_loss, <=, start);
+  for (guint i = 0; i < r.checkpoints->len; i++) {
+    guint e = g_array_index(r.checkpoints, guint, i);
+    g_assert_cmpfloat(g_array_index(r.epoch_loss, double, e), <, start);
+  }
+  g_test_message("fine-tune from a start at %.4f: %u checkpoints, best %.4f at epoch %u", start,
+                 r.checkpoints->len, tuned.best_loss, tuned.best_epoch);
+  record_clear(&r);
+  emseg_training_result_clear(&base);
+  emseg_training_result_clear(&still);
+  emseg_training_result_clear(&plain);
+  emseg_training_result_clear(&tuned);
+  g_unlink(best);
+  g_rmdir(dir);
+}
+
 static void
 test_bad_config(void)
 {
@@ -1059,6 +1149,7 @@ main(int argc, char **argv)
   g_test_add_func("/training/cancel", test_cancel);
   g_test_add_func("/training/resume", test_resume);
   g_test_add_func("/training/fine-tune", test_fine_tune);
+  g_test_add_func("/training/fine-tune-baseline", test_fine_tune_baseline);
   g_test_add_func("/training/swa", test_swa);
   g_test_add_func("/training/border-weights", test_border_weights);
   g_test_add_func("/training/conv-bf16", test_conv_bf16);
