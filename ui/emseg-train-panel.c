@@ -462,7 +462,8 @@ emseg_train_panel_add_epoch (EmsegTrainPanel *self, guint epoch, double train_lo
                              double val_loss, const float *layer_updates)
 {
   g_return_if_fail (self->train_series >= 0);
-  emseg_loss_plot_append (self->loss_plot, (guint) self->train_series, epoch, train_loss);
+  if (isfinite (train_loss)) /* none for a fine-tune's starting weights (epoch 0) */
+    emseg_loss_plot_append (self->loss_plot, (guint) self->train_series, epoch, train_loss);
   if (isfinite (val_loss))
     emseg_loss_plot_append (self->loss_plot, (guint) self->val_series, epoch, val_loss);
   if (layer_updates != NULL && emseg_heatmap_get_n_layers (self->heatmap) > 0)

@@ -61,7 +61,8 @@ void emseg_train_panel_begin_run (EmsegTrainPanel *self, const char *const *laye
 /* One optimisation step; epoch_pos is fractional (epoch + step/steps_per_epoch) so the
  * step curve shares the epoch axis. */
 void emseg_train_panel_add_step (EmsegTrainPanel *self, double epoch_pos, double loss);
-/* One finished epoch (1-based). val_loss may be NAN when there is no validation split;
+/* One finished epoch (1-based; 0 = a fine-tune's starting weights, train_loss NAN).
+ * val_loss may be NAN when there is no validation split;
  * layer_updates is (n_layers) mean update magnitudes or NULL. */
 void emseg_train_panel_add_epoch (EmsegTrainPanel *self, guint epoch, double train_loss,
                                   double val_loss, const float *layer_updates);

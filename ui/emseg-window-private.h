@@ -62,6 +62,8 @@ struct _EmsegWindow {
   gint64 train_started_us;
   guint64 steps_done;
   guint n_epochs;
+  guint run_checkpoints;         /* checkpoints of the running training job so far */
+  double start_val_loss;         /* its starting weights' validation loss (fine-tune), or NAN */
   float *export_prob;            /* (n_slices, height, width) collected PREDICTION events */
   guint export_received;
   int export_kind;               /* EmsegExportKind */

@@ -142,6 +142,8 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
   switch (ev->kind)
     {
     case EMSEG_ENGINE_EVENT_STARTED:
+      self->run_checkpoints = 0;
+      self->start_val_loss = NAN;
       text = g_strdup_printf ("Run %" G_GINT64_FORMAT " started.", ev->run_id);
       emseg_train_panel_set_status (panel, text);
       break;
@@ -161,6 +163,21 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
       }
       break;
     case EMSEG_ENGINE_EVENT_EPOCH:
+      if (ev->epoch == 0)
+        {
+          /* a fine-tune's starting weights, validated first: the point the curves start from */
+          self->start_val_loss = ev->metrics.val_loss;
+          emseg_train_panel_add_epoch (panel, 0, NAN, ev->metrics.val_loss, NULL);
+          emseg_train_panel_add_scores (panel, 0, ev->metrics.v_rand, ev->metrics.v_info);
+          text = isfinite (ev->metrics.v_rand)
+                   ? g_strdup_printf ("Starting model: validation loss %.4f, V_rand %.4f, V_info %.4f; "
+                                      "an epoch must beat it to replace it",
+                                      ev->metrics.val_loss, ev->metrics.v_rand, ev->metrics.v_info)
+                   : g_strdup_printf ("Starting model: validation loss %.4f; an epoch must beat it to "
+                                      "replace it", ev->metrics.val_loss);
+          emseg_train_panel_set_status (panel, text);
+          break;
+        }
       emseg_train_panel_add_epoch (panel, ev->epoch, ev->metrics.train_loss, ev->metrics.val_loss, NULL);
       emseg_train_panel_add_scores (panel, ev->epoch, ev->metrics.v_rand, ev->metrics.v_info);
       emseg_train_panel_set_progress (panel, ev->n_epochs ? (double) ev->epoch / ev->n_epochs : 0.0,
@@ -181,6 +198,7 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
       heatmap_column (self, ev);
       break;
     case EMSEG_ENGINE_EVENT_CHECKPOINT:
+      self->run_checkpoints++;
       set_best_model (self, ev->model_id, ev->model_name);
       /* the estimates described the replaced weights */
       if (self->volume != NULL)
@@ -215,8 +233,13 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
       emseg_train_panel_set_state (panel, EMSEG_TRAIN_IDLE);
       if (ev->status != EMSEG_ENGINE_STATUS_FAILED)
         {
-          text = g_strdup_printf ("Run %" G_GINT64_FORMAT " %s.", ev->run_id,
-                                  emseg_engine_status_name (ev->status));
+          text = self->run_checkpoints == 0 && isfinite (self->start_val_loss)
+                   ? g_strdup_printf ("Run %" G_GINT64_FORMAT " %s: no epoch beat the starting model "
+                                      "(validation loss %.4f), which stays the current model.",
+                                      ev->run_id, emseg_engine_status_name (ev->status),
+                                      self->start_val_loss)
+                   : g_strdup_printf ("Run %" G_GINT64_FORMAT " %s.", ev->run_id,
+                                      emseg_engine_status_name (ev->status));
           emseg_train_panel_set_status (panel, text);
         }
       emseg_window_update_actions (self);
@@ -279,7 +302,9 @@ ensure_engine (EmsegWindow *self, GError **error)
 }
 
 /* The model shipped with emseg (data/models/), imported into the project as a checkpoint
- * so that the engine thread can fine-tune it like any other. Looked for in the installed
+ * so that the engine thread can fine-tune it like any other; its metadata (the export
+ * exponent γ its training chose) become the checkpoint's scores, and it is the overlay's
+ * model until the fine-tune beats it. Looked for in the installed
  * data folder, then the source tree (uninstalled runs), or only in $EMSEG_MODELS_DIR. */
 #define SHIPPED_MODEL_FILE "isbi2012-resfcn.emsegmodel"
 #define SHIPPED_MODEL_NAME "shipped-isbi2012"
@@ -292,7 +317,9 @@ import_shipped_model (EmsegWindow *self, GError **error)
   const char *dirs[] = { env ? env : EMSEG_MODELS_DIR, env ? NULL : EMSEG_SOURCE_MODELS_DIR };
   g_autofree char *path = NULL;
   g_autofree char *bytes = NULL;
+  g_autofree char *meta = NULL;
   gsize len = 0;
+  gint64 id = 0;
   EngModel *model = NULL;
   EngError err;
   char spec[1024];
@@ -312,18 +339,17 @@ import_shipped_model (EmsegWindow *self, GError **error)
     }
   if (!g_file_get_contents (path, &bytes, &len, error))
     return FALSE;
-  if (eng_model_deserialize ((const uint8_t *) bytes, len, &model, NULL, &err) != ENG_OK)
+  if (eng_model_deserialize ((const uint8_t *) bytes, len, &model, &meta, &err) != ENG_OK)
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s", path, err.message);
       return FALSE;
     }
   eng_spec_format (eng_model_spec (model), spec, sizeof spec);
   eng_model_free (model);
-  if (!emseg_project_save_checkpoint (self->project, SHIPPED_MODEL_NAME, 0, 0, spec, NULL, bytes, len,
-                                      NULL, error))
+  if (!emseg_project_save_checkpoint (self->project, SHIPPED_MODEL_NAME, 0, 0, spec, meta, bytes, len,
+                                      &id, error))
     return FALSE;
-  g_free (self->best_model_name);
-  self->best_model_name = g_strdup (SHIPPED_MODEL_NAME);
+  set_best_model (self, id, SHIPPED_MODEL_NAME);
   return TRUE;
 }
 
@@ -520,6 +546,8 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
   self->steps_done = 0;
   self->train_job = emseg_engine_thread_start (self->engine, g_steal_pointer (&job));
   emseg_window_update_actions (self);
+  /* a fine-tune's starting model (just imported, perhaps) shows on the overlay meanwhile */
+  emseg_window_train_slice_changed (self);
   return TRUE;
 }
 

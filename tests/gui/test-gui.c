@@ -2010,7 +2010,7 @@ test_window_finetune_shipped (void)
   eng_spec_default (&spec);
   g_assert_cmpint (eng_spec_parse (&spec, TINY_SPEC ",dropout=0.1", &err), ==, ENG_OK);
   model = eng_model_new (&spec, 3, &err);
-  g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F16, NULL, &err), ==, ENG_OK);
+  g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F16, "export_gamma=3\n", &err), ==, ENG_OK);
   eng_model_free (model);
 
   g_setenv ("EMSEG_MODELS_DIR", models, TRUE);
@@ -2018,10 +2018,21 @@ test_window_finetune_shipped (void)
   g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
   g_assert_no_error (error);
   g_setenv ("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
-  stored = emseg_project_load_checkpoint (emseg_window_get_project (window), "shipped-isbi2012", NULL, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (stored);
-  g_bytes_unref (stored);
+  {
+    g_auto (EmsegCheckpointInfo) info = { 0 };
+
+    stored = emseg_project_load_checkpoint (emseg_window_get_project (window), "shipped-isbi2012", &info, &error);
+    g_assert_no_error (error);
+    g_assert_nonnull (stored);
+    g_bytes_unref (stored);
+    /* its export exponent came along (the Export dialog's default for it) */
+    g_assert_nonnull (info.scores);
+    g_assert_cmpfloat (emseg_gamma_from_meta (info.scores), ==, 3.0);
+  }
+  g_assert_cmpstr (emseg_window_get_best_model (window), ==, "shipped-isbi2012");
+  /* the starting model shows on the overlay while the fine-tune runs */
+  spin_until (overlay_shown, NULL, 60.0);
+  g_assert_true (overlay_shown (NULL));
   spin_until (always_false_until_step, panel, 60.0);
   g_signal_emit_by_name (panel, "stop-requested");
   spin_until (training_done, NULL, 60.0);
