@@ -434,6 +434,15 @@ emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error
                 "%s: is a folder, not a project file", path);
     return NULL;
   }
+  if (!exists) {
+    /* SQLite says only "unable to open database file" for a missing folder */
+    g_autofree char *dir = g_path_get_dirname(path);
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+      g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND,
+                  "%s: cannot create the project, the folder %s does not exist", path, dir);
+      return NULL;
+    }
+  }
   if (exists && !read_only && marked_read_only(path)) {
     g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_READ_ONLY,
                 "%s: the file or its folder is read-only; open it read-only to view it, or "

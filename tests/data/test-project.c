@@ -464,6 +464,10 @@ test_refuses_foreign_and_damaged_files(void)
   g_file_set_contents(rnd, (char *)junk, sizeof junk, NULL);
   expect_open_fails(rnd, EMSEG_PROJECT_OPEN_DEFAULT, EMSEG_PROJECT_ERROR_NOT_PROJECT,
                     "not a SQLite database");
+  /* a new project in a folder that does not exist: said so, not SQLite's "unable to open" */
+  g_autofree char *nowhere = fresh_path("no-such-folder/new.emseg");
+  expect_open_fails(nowhere, EMSEG_PROJECT_OPEN_CREATE, EMSEG_PROJECT_ERROR_NOT_FOUND,
+                    "no-such-folder does not exist");
 
   g_autofree char *other = fresh_path("other-app");
   raw_exec(other, "CREATE TABLE bookmarks (url TEXT); PRAGMA application_id = 1234;");
