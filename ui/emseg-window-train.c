@@ -378,8 +378,9 @@ format_slices (const guint *slices, guint n)
 
 /* The validation slices of a run from the panel's text: empty = automatic, "none", or an
  * emseg_parse_slices list numbered from 1 as in the viewer (the CLI's lists count from 0),
- * which must name labelled slices (labeled: ascending) and leave one to train on. Automatic takes the last fifth of the labelled slices (at least one)
- * when three or more are labelled: 20–24 of ISBI 2012's 25, the split the shipped model
+ * which must name labelled slices (labeled: ascending) and leave one to train on.
+ * Automatic takes the last fifth of the labelled slices (at least one) when three or more
+ * are labelled: of ISBI 2012's 25, slices 20–24 counted from 0, the split the shipped model
  * was chosen on; one slice alone gives a noisy best-weights choice. *out: g_new, NULL when
  * there is no validation. */
 static gboolean

@@ -1278,7 +1278,8 @@ test_window_train_export (void)
 
   /* the membrane exponent: the same checkpoint exported with γ 3 is the γ 1 export cubed;
    * an exponent out of range is refused before anything runs; TTA changes the map */
-  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, FALSE, FALSE, 0.0, isbi_gamma, &error));
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_ISBI, NULL, 1, FALSE, FALSE,
+                                             0.0, isbi_gamma, &error));
   g_assert_nonnull (strstr (error->message, "Membrane exponent"));
   g_clear_error (&error);
   g_assert_false (emseg_window_is_exporting (window));
@@ -1385,7 +1386,8 @@ test_window_train_export (void)
   }
 
   /* the label stack: the project's masks */
-  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_LABELS, NULL, 1, FALSE, FALSE, 1.0, labels_out, &error));
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_LABELS, NULL, 1, FALSE, FALSE,
+                                            1.0, labels_out, &error));
   g_assert_no_error (error);
   out = emseg_stack_open (labels_out, &error);
   g_assert_no_error (error);
@@ -1394,7 +1396,8 @@ test_window_train_export (void)
   close_dialogs ();
 
   /* a path that cannot be written: a failure message, nothing written */
-  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_PROBABILITIES, NULL, 1, FALSE, FALSE, 1.0, bad_path, &error));
+  g_assert_true (emseg_window_start_export (window, EMSEG_EXPORT_PROBABILITIES, NULL, 1, FALSE, FALSE,
+                                            1.0, bad_path, &error));
   spin_until (export_done, NULL, 120.0);
   g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_ERROR), ==, 1);
   g_assert_false (g_file_test (bad_path, G_FILE_TEST_EXISTS));
