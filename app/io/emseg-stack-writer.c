@@ -1,5 +1,5 @@
 /* emseg-stack-writer.c — streaming TIFF stack writer: 8-bit labels and 32-bit float
- * probabilities, one uncompressed page per slice, ImageJ description on page 0.
+ * probabilities, one uncompressed page per slice, no ImageJ description (see emseg_stack_writer_append).
  *
  * Uncompressed strips because that is what every consumer (ImageJ without Bio-Formats,
  * tifffile, the ISBI evaluation scripts) reads. The file is written through our own
@@ -251,14 +251,11 @@ emseg_stack_writer_append(EmsegStackWriter *w, const void *slice, GError **error
   TIFFSetField(tif, TIFFTAG_PLANARCONFIG, (guint16)PLANARCONFIG_CONTIG);
   TIFFSetField(tif, TIFFTAG_COMPRESSION, (guint16)COMPRESSION_NONE);
   TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, rps);
-  if (w->written_slices == 0) {
-    /* ImageJ reads the stack depth from page 0's description; without it, it still opens
-     * every page but as a plain image sequence of unknown depth. */
-    g_autofree char *desc =
-        g_strdup_printf("ImageJ=1.11a\nimages=%u\nslices=%u\nloop=false\n%s", w->n_slices,
-                        w->n_slices, w->type == EMSEG_SAMPLE_F32 ? "min=0.0\nmax=1.0\n" : "");
-    TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, desc);
-  }
+  /* No ImageJ description ("ImageJ=… images=N"): ImageJ, and so Fiji, then reads only
+   * page 0's directory and takes the N slices as back to back pixels, but libtiff puts each
+   * page's directory between its pixels and the next page's, so every slice after the
+   * first would be read shifted (tests/data/tifffile-crosscheck.py models that reader).
+   * Without it ImageJ opens every page as a slice of a stack. */
   const guint8 *src = slice;
   for (guint32 y = 0, s = 0; y < w->height; y += rps, s++) {
     guint32 rows = MIN(rps, w->height - y);

@@ -8,8 +8,9 @@
  * converted to luminance and reported through emseg_stack_get_warning().
  *
  * Writers produce one page per slice, 8-bit (labels: 255 = cell, 0 = membrane) or 32-bit
- * float (probabilities), with the ImageJ description so ImageJ/Fiji opens the file as a
- * stack of the right depth. They write to a temporary file beside the target and rename it
+ * float (probabilities), without an ImageJ description (its "images=N" would make
+ * ImageJ/Fiji misread every slice after the first), so ImageJ/Fiji opens every page as a
+ * slice of a stack. They write to a temporary file beside the target and rename it
  * on finish, so a reader never sees half a stack; BigTIFF is chosen when the classic 4 GiB
  * limit would be passed.
  *

@@ -355,13 +355,14 @@ test_writer_round_trip(void)
     g_assert_cmpmem(u, sizeof u, labels + p * W * H, sizeof u);
   }
 
-  /* ImageJ's description on page 0 gives the depth. */
+  /* No ImageJ description: with "images=3" ImageJ would read page 0's directory only and
+   * take the slices as back to back pixels, which libtiff's page layout is not. Three
+   * directories, one per slice, are what readers find. */
   TIFF *tif = TIFFOpen(fp, "r");
   char *desc = NULL;
-  g_assert_true(TIFFGetField(tif, TIFFTAG_IMAGEDESCRIPTION, &desc));
-  g_assert_nonnull(strstr(desc, "ImageJ="));
-  g_assert_nonnull(strstr(desc, "images=3\n"));
-  g_assert_nonnull(strstr(desc, "slices=3\n"));
+  if (TIFFGetField(tif, TIFFTAG_IMAGEDESCRIPTION, &desc))
+    g_assert_null(strstr(desc, "images="));
+  g_assert_cmpint(TIFFNumberOfDirectories(tif), ==, PAGES);
   TIFFClose(tif);
 
   /* Nothing but the finished file is left in the folder. */

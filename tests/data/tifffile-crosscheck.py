@@ -13,6 +13,7 @@
 #
 # Usage: tifffile-crosscheck.py PATH-TO-EMSEG. Prints TAP.
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,27 @@ def check(name, ok, detail=""):
 
 def emseg(*args):
     return subprocess.run([EMSEG, *args], capture_output=True, text=True)
+
+
+def imagej_view(path):
+    # What ImageJ (and so Fiji, which scores ISBI submissions) reads: its TiffDecoder stops
+    # after page 0 when page 0's "ImageJ=" description says images=N (N > 1, uncompressed)
+    # and reads N images back to back from page 0's first pixel; otherwise every page.
+    with tifffile.TiffFile(path) as tf:
+        p = tf.pages[0]
+        desc = p.description or ""
+        m = re.search(r"\nimages=(\d+)", desc) if desc.startswith("ImageJ=") else None
+        if m is None or int(m.group(1)) < 2 or p.compression != 1:
+            return np.stack([pg.asarray() for pg in tf.pages])
+        n = int(m.group(1))
+        dtype = p.dtype.newbyteorder("<" if tf.byteorder == "<" else ">")
+        with open(path, "rb") as f:
+            raw = f.read()
+        count = n * p.shape[0] * p.shape[1]
+        if p.dataoffsets[0] + count * dtype.itemsize > len(raw):
+            return None
+        return np.frombuffer(raw, dtype=dtype, count=count,
+                             offset=p.dataoffsets[0]).reshape(n, *p.shape)
 
 
 def write(path, data, **kw):
@@ -87,6 +109,10 @@ with tempfile.TemporaryDirectory(prefix="emseg-tifffile-") as d:
         check(f"{name}: every value survives exactly",
               back.shape == prob.shape and np.array_equal(back, prob),
               f"max |diff| {np.max(np.abs(back.astype(np.float64) - prob)) if back.shape == prob.shape else back.shape}")
+        ij = imagej_view(out)
+        check(f"{name}: ImageJ's reading of the submission is every slice too",
+              ij is not None and ij.shape == prob.shape and np.array_equal(ij, prob),
+              "ImageJ would read other values" if ij is not None else "past the end")
 
     # Labels through the project store: tifffile writes 8-bit labels (horizontal-difference
     # predictor with Deflate, tiled; and plain), `emseg project create` imports them and
