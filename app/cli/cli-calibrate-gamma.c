@@ -146,6 +146,7 @@ emseg_cli_calibrate_gamma(int argc, char **argv)
   opts.tta = tta;
   opts.progress = emseg_cli_show_progress;
   opts.progress_data = "calibrate-gamma";
+  emseg_cli_report_windows("calibrate-gamma", model, images);
   if (!emseg_predict_slices(model, images, idx, n, &opts, prob, NULL, &error))
     goto out;
   guint best = 0;

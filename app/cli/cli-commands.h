@@ -5,6 +5,9 @@
 
 #include <glib.h>
 
+#include "emseg-stack.h"
+#include "eng-model.h"
+
 int emseg_cli_train(int argc, char **argv);          /* cli-train.c */
 int emseg_cli_predict(int argc, char **argv);        /* cli-predict.c */
 int emseg_cli_info(int argc, char **argv);           /* cli-info.c */
@@ -29,3 +32,5 @@ const char *emseg_cli_conv_kernel(size_t size, gboolean bf16);
 /* For --bf16: one line on stderr, "COMMAND: convolutions in bfloat16 (...)" or that this CPU
  * has no bfloat16 kernel and float32 is used. */
 void emseg_cli_report_bf16(const char *command);
+/* cli-windows.c: one line on stderr when stack's slices are predicted in windows. */
+void emseg_cli_report_windows(const char *command, const EngModel *model, EmsegStack *stack);

@@ -130,6 +130,7 @@ emseg_cli_export_isbi(int argc, char **argv)
     eng_model_set_conv_bf16(pc.model, bf16);
     if (bf16)
       emseg_cli_report_bf16("export-isbi");
+    emseg_cli_report_windows("export-isbi", pc.model, images);
     if (isnan(gamma)) {
       gamma = emseg_gamma_from_meta(meta);
       if (gamma != 1.0)

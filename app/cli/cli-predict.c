@@ -85,6 +85,7 @@ emseg_cli_predict(int argc, char **argv)
   opts.tta = tta;
   opts.progress = emseg_cli_show_progress;
   opts.progress_data = "predict";
+  emseg_cli_report_windows("predict", model, images);
   if (!emseg_predict_slices(model, images, idx, n, &opts, prob, std, &error))
     goto out;
   emseg_gamma_apply(prob, (gsize) n * w * h, gamma); /* the std stack stays that of p */

@@ -22,6 +22,7 @@
 
 #include "emseg-dataset.h"
 #include "emseg-gamma.h"
+#include "emseg-predict.h"
 #include "eng-metrics.h"
 #include "eng-modelfile.h"
 #include "eng-preprocess.h"
@@ -486,6 +487,7 @@ typedef struct {
   EngModel *model; /* borrowed */
   EngGraph *graph; /* owned */
   guint width, height;
+  guint margin;    /* context of each window when the graph is smaller than the slice */
   float *image;    /* (height, width) standardized input */
   float *std;      /* (height, width) MC standard deviation; NULL unless samples > 1 */
 } Predictor;
@@ -520,8 +522,12 @@ predictor_init(Predictor *p, EmsegEngineThread *t, EngModel *model, gint64 stack
   /* The graph takes the precision when it is built; the model may be the thread's current
    * one, shared with later jobs, so its own setting is put back at once. */
   int was_bf16 = eng_model_conv_bf16(model);
+  guint gh, gw;
+  /* big slices in windows (emseg_predict_window): the whole-slice graph of a 4096² slice
+   * would take 10 GB */
+  emseg_predict_window(st.height, st.width, (guint) mult, &gh, &gw, &p->margin);
   eng_model_set_conv_bf16(model, conv_bf16);
-  p->graph = eng_graph_new(model, 1, st.height, st.width, 0, &err);
+  p->graph = eng_graph_new(model, 1, gh, gw, 0, &err);
   eng_model_set_conv_bf16(model, was_bf16);
   if (!p->graph) {
     g_set_error(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_ENGINE, "%s", err.message);
@@ -547,9 +553,8 @@ predictor_run(Predictor *p, EmsegProject *project, gint64 stack_id, guint slice,
   EngMode mode = samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
   if (eng_standardize(p->image, p->image, ENG_PIXEL_F32, p->width, p->height, NULL, &err) !=
           ENG_OK ||
-      (tta ? eng_predict_tta(p->graph, p->image, mode, MAX(samples, 1), seed, prob, p->std, &err)
-           : eng_predict(p->graph, p->image, mode, MAX(samples, 1), seed, prob, p->std, &err)) !=
-          ENG_OK) {
+      emseg_predict_plane(p->graph, p->image, p->height, p->width, p->margin, tta, mode,
+                          MAX(samples, 1), seed, prob, p->std, &err) != ENG_OK) {
     g_set_error(error, EMSEG_ENGINE_ERROR,
                 err.status == ENG_ERR_CANCELLED ? EMSEG_ENGINE_ERROR_CANCELLED
                                                 : EMSEG_ENGINE_ERROR_ENGINE,

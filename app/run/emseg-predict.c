@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "eng-preprocess.h"
+#include "eng-tiles.h"
 #include "eng-train.h"
 
 G_DEFINE_QUARK(emseg-predict-error-quark, emseg_predict_error)
@@ -72,6 +73,41 @@ emseg_calibrate_bn_on_slices(EngModel *model, const char *images_path, const cha
   return ok;
 }
 
+void
+emseg_predict_window(guint h, guint w, guint mult, guint *gh, guint *gw, guint *margin)
+{
+  guint side = EMSEG_PREDICT_WINDOW;
+  const char *env = g_getenv("EMSEG_PREDICT_WINDOW");
+  if (env && g_ascii_strtoull(env, NULL, 10) > 0)
+    side = (guint) g_ascii_strtoull(env, NULL, 10);
+  mult = MAX(mult, 1u);
+  side = MAX(side / mult * mult, 4 * mult);
+  *margin = (EMSEG_PREDICT_MARGIN + mult - 1) / mult * mult;
+  /* a core of at least half the window, so small windows still make progress */
+  while (*margin > mult && 4 * *margin > side)
+    *margin -= mult;
+  if ((guint64) h * w <= (guint64) side * side) {
+    *gh = h;
+    *gw = w;
+  } else {
+    *gh = MIN(h, side);
+    *gw = MIN(w, side);
+  }
+}
+
+EngStatus
+emseg_predict_plane(EngGraph *graph, const float *image, guint h, guint w, guint margin,
+                    gboolean tta, EngMode mode, int samples, guint64 seed, float *prob,
+                    float *std, EngError *err)
+{
+  size_t n, gh, gw;
+  eng_graph_size(graph, &n, &gh, &gw);
+  if (gh == h && gw == w)
+    return tta ? eng_predict_tta(graph, image, mode, samples, seed, prob, std, err)
+               : eng_predict(graph, image, mode, samples, seed, prob, std, err);
+  return eng_predict_tiled(graph, image, h, w, margin, tta, mode, samples, seed, prob, std, err);
+}
+
 gboolean
 emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, guint n_slices,
                      const EmsegPredictOptions *opts, float *prob, float *std, GError **error)
@@ -92,7 +128,9 @@ emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, gu
     return FALSE;
   }
   EngError err;
-  EngGraph *graph = eng_graph_new(model, 1, h, w, 0, &err);
+  guint gh, gw, margin;
+  emseg_predict_window(h, w, (guint) mult, &gh, &gw, &margin);
+  EngGraph *graph = eng_graph_new(model, 1, gh, gw, 0, &err);
   if (!graph) {
     g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "%s", err.message);
     return FALSE;
@@ -113,10 +151,8 @@ emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, gu
       break;
     EngMode mode = samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
     guint64 seed = opts->seed + (guint64) slices[i] * 1000003u;
-    EngStatus st = opts->tta ? eng_predict_tta(graph, x, mode, samples, seed, prob + i * plane,
-                                               std ? std + i * plane : NULL, &err)
-                             : eng_predict(graph, x, mode, samples, seed, prob + i * plane,
-                                           std ? std + i * plane : NULL, &err);
+    EngStatus st = emseg_predict_plane(graph, x, h, w, margin, opts->tta, mode, samples, seed,
+                                       prob + i * plane, std ? std + i * plane : NULL, &err);
     if (st != ENG_OK) {
       g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "slice %u: %s",
                   slices[i], err.message);

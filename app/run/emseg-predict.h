@@ -33,6 +33,28 @@ typedef struct {
 
 void emseg_predict_options_init(EmsegPredictOptions *opts);
 
+/* Slices of more than EMSEG_PREDICT_WINDOW² pixels are predicted in overlapping windows of
+ * at most that side with EMSEG_PREDICT_MARGIN pixels of context (eng_predict_tiled): the
+ * whole-slice inference graph of the Table 1 network takes about 650 MB per megapixel, so
+ * a 4096² slice would need 10 GB. Measured on the shipped model (bench-tiles, 256² windows
+ * on ISBI slices 20–24, a harder case than 1024²): margin 64 moved the probabilities by
+ * 1e-4 on average and V_rand / V_info by at most 1e-4. $EMSEG_PREDICT_WINDOW sets another
+ * side (tests; machines with little memory). */
+#define EMSEG_PREDICT_WINDOW 1024
+#define EMSEG_PREDICT_MARGIN 64
+
+/* The graph size (*gh, *gw) to predict h × w slices with, mult the model's size multiple:
+ * (h, w) when the slice fits the window area, else windows of the window side (or the
+ * slice's side where it is shorter), all multiples of mult. *margin: the context to use,
+ * a multiple of mult. */
+void emseg_predict_window(guint h, guint w, guint mult, guint *gh, guint *gw, guint *margin);
+
+/* One standardized (h, w) slice through graph (built at the size emseg_predict_window
+ * gave): whole, or in windows when the graph is smaller than the slice. */
+EngStatus emseg_predict_plane(EngGraph *graph, const float *image, guint h, guint w, guint margin,
+                              gboolean tta, EngMode mode, int samples, guint64 seed,
+                              float *prob, float *std, EngError *err);
+
 /* Predicts slices[0..n_slices-1] of stack. prob: n_slices * width * height floats;
  * std (may be NULL): per-pixel standard deviation over MC samples, same size. */
 gboolean emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices,

@@ -618,6 +618,42 @@ test_predict_bf16(void)
   g_assert_false(g_file_test(never, G_FILE_TEST_EXISTS));
 }
 
+/* Slices above the window area are predicted in windows (EMSEG_PREDICT_WINDOW makes the
+ * 64² test slices "big"): the command says so, and the map stays close to the whole-slice
+ * one (eng_predict_tiled's exactness is tests/engine/test-tiles.c's). */
+static void
+test_predict_windows(void)
+{
+  g_autofree char *model = in_dir("w.emsegmodel"), *whole = in_dir("w-whole.tif"),
+                  *tiled = in_dir("w-tiled.tif");
+  const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                          "--epochs", "2", "--spec", TINY, "--no-augment", "-o", model, NULL };
+  g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
+  g_autofree char *err = NULL;
+  const char *pw[] = { "predict", "-m", model, "--images", images, "-o", whole, NULL };
+  g_assert_cmpint(run_emseg(pw, NULL, &err), ==, 0);
+  g_assert_null(strstr(err, "windows"));
+  g_clear_pointer(&err, g_free);
+  g_setenv("EMSEG_PREDICT_WINDOW", "32", TRUE);
+  const char *pt[] = { "predict", "-m", model, "--images", images, "-o", tiled, NULL };
+  int rc = run_emseg(pt, NULL, &err);
+  g_unsetenv("EMSEG_PREDICT_WINDOW");
+  g_assert_cmpint(rc, ==, 0);
+  g_assert_nonnull(strstr(err, "64x64 slices are predicted in 32x32 windows"));
+  gsize na, nb;
+  g_autofree float *a = read_whole_stack(whole, &na), *b = read_whole_stack(tiled, &nb);
+  g_assert_cmpuint(na, ==, nb);
+  double worst = 0, sum = 0;
+  for (gsize i = 0; i < na; i++) {
+    g_assert_true(b[i] >= 0.0f && b[i] <= 1.0f);
+    worst = fmax(worst, fabs((double) a[i] - b[i]));
+    sum += fabs((double) a[i] - b[i]);
+  }
+  g_test_message("32x32 windows against whole 64x64 slices: mean |dp| %.3g, largest %.3g",
+                 sum / na, worst);
+  g_assert_cmpfloat(sum / na, <, 0.05);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -646,6 +682,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli-train/calibrate-gamma", test_calibrate_gamma);
   g_test_add_func("/cli-train/swa-average", test_swa_average);
   g_test_add_func("/cli-train/predict-bf16", test_predict_bf16);
+  g_test_add_func("/cli-train/predict-windows", test_predict_windows);
   int rc = g_test_run();
   g_autofree char *rm = g_strdup("rm"), *flags = g_strdup("-rf");
   char *rm_argv[] = { rm, flags, dir, NULL };

@@ -1,0 +1,86 @@
+/* eng-tiles.c — overlap-tile prediction of planes larger than the graph (see header). */
+#include "eng-tiles.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng-train.h"
+
+size_t
+eng_tiles_plan(size_t len, size_t win, size_t margin, EngTile *tiles, size_t cap)
+{
+  if (len == 0 || win == 0)
+    return 0;
+  if (win >= len) {
+    if (tiles && cap >= 1)
+      tiles[0] = (EngTile) { 0, 0, len };
+    return 1;
+  }
+  if (2 * margin >= win)
+    return 0;
+  size_t core = win - 2 * margin;
+  size_t count = (len + core - 1) / core;
+  for (size_t k = 0; tiles && k < count && k < cap; k++) {
+    size_t c0 = k * core, c1 = c0 + core < len ? c0 + core : len;
+    /* the core sits margin pixels into its window, except where the plane ends first */
+    size_t start = c0 >= margin ? c0 - margin : 0;
+    if (start + win > len)
+      start = len - win;
+    tiles[k] = (EngTile) { start, c0, c1 };
+  }
+  return count;
+}
+
+EngStatus
+eng_predict_tiled(EngGraph *graph, const float *image, size_t h, size_t w, size_t margin,
+                  int tta, EngMode mode, int samples, uint64_t seed, float *prob_out,
+                  float *std_out, EngError *err)
+{
+  size_t n, th, tw;
+  eng_graph_size(graph, &n, &th, &tw);
+  if (n != 1 || th > h || tw > w)
+    return eng_error_set(err, ENG_ERR_INVALID,
+                         "tiled prediction: a graph of %zu x %zu x %zu windows cannot tile a "
+                         "%zu x %zu plane", n, th, tw, h, w);
+  size_t ny = eng_tiles_plan(h, th, margin, NULL, 0), nx = eng_tiles_plan(w, tw, margin, NULL, 0);
+  if (ny == 0 || nx == 0)
+    return eng_error_set(err, ENG_ERR_INVALID,
+                         "tiled prediction: a margin of %zu leaves no core in %zu x %zu windows",
+                         margin, th, tw);
+  if (ny == 1 && nx == 1)
+    return tta ? eng_predict_tta(graph, image, mode, samples, seed, prob_out, std_out, err)
+               : eng_predict(graph, image, mode, samples, seed, prob_out, std_out, err);
+  EngTile *ty = malloc(ny * sizeof *ty), *tx = malloc(nx * sizeof *tx);
+  size_t plane = th * tw;
+  float *win = malloc(plane * sizeof(float)), *p = malloc(plane * sizeof(float));
+  float *s = std_out ? malloc(plane * sizeof(float)) : NULL;
+  EngStatus st = ENG_OK;
+  if (!ty || !tx || !win || !p || (std_out && !s))
+    st = eng_error_set(err, ENG_ERR_NOMEM, "out of memory for tiled prediction");
+  if (st == ENG_OK) {
+    eng_tiles_plan(h, th, margin, ty, ny);
+    eng_tiles_plan(w, tw, margin, tx, nx);
+  }
+  for (size_t i = 0; st == ENG_OK && i < ny; i++)
+    for (size_t j = 0; st == ENG_OK && j < nx; j++) {
+      const EngTile *a = &ty[i], *b = &tx[j];
+      for (size_t y = 0; y < th; y++)
+        memcpy(win + y * tw, image + (a->start + y) * w + b->start, tw * sizeof(float));
+      /* a window of its own dropout masks (a large odd stride keeps the seeds apart) */
+      uint64_t ws = seed + (uint64_t) (i * nx + j) * 0x9E3779B97F4A7C15ull;
+      st = tta ? eng_predict_tta(graph, win, mode, samples, ws, p, s, err)
+               : eng_predict(graph, win, mode, samples, ws, p, s, err);
+      for (size_t y = a->core0; st == ENG_OK && y < a->core1; y++) {
+        size_t wy = y - a->start, wx = b->core0 - b->start, len = b->core1 - b->core0;
+        memcpy(prob_out + y * w + b->core0, p + wy * tw + wx, len * sizeof(float));
+        if (std_out)
+          memcpy(std_out + y * w + b->core0, s + wy * tw + wx, len * sizeof(float));
+      }
+    }
+  free(ty);
+  free(tx);
+  free(win);
+  free(p);
+  free(s);
+  return st;
+}

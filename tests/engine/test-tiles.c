@@ -1,0 +1,183 @@
+/* test-tiles.c — engine/core/eng-tiles: the tiling plan (cores partition the axis, windows
+ * inside it and on the decimation grid) and tiled prediction against whole-plane
+ * prediction. The receptive field of a small random network is measured first (how far
+ * an input change reaches the output); with a margin at least that wide every pixel's
+ * window holds its whole receptive field, so tiled and whole-plane results must agree to
+ * rounding. A margin narrower than it must show differences (the test can fail both ways).
+ * Suite 'engine'. */
+#include <glib.h>
+#include <math.h>
+#include <string.h>
+
+#include "eng-model.h"
+#include "eng-tiles.h"
+#include "eng-train.h"
+
+#define SPEC "base_width=8,main_block=simple,down=1,up=1,across=1,dropout=0.2"
+
+static void
+test_plan(void)
+{
+  const size_t m = 8;
+  for (size_t len = m; len <= 40 * m; len += m)
+    for (size_t win = 2 * m; win <= 12 * m; win += m)
+      for (size_t margin = 0; 2 * margin < win; margin += m) {
+        EngTile t[64];
+        size_t n = eng_tiles_plan(len, win, margin, t, G_N_ELEMENTS(t));
+        g_assert_cmpuint(n, >=, 1);
+        g_assert_cmpuint(n, <=, G_N_ELEMENTS(t));
+        size_t covered = 0;
+        for (size_t k = 0; k < n; k++) {
+          size_t w = win < len ? win : len;
+          g_assert_cmpuint(t[k].core0, ==, covered); /* cores partition [0, len) in order */
+          g_assert_cmpuint(t[k].core1, >, t[k].core0);
+          covered = t[k].core1;
+          g_assert_cmpuint(t[k].start % m, ==, 0);
+          g_assert_cmpuint(t[k].start + w, <=, len);
+          g_assert_cmpuint(t[k].start, <=, t[k].core0);
+          g_assert_cmpuint(t[k].core1, <=, t[k].start + w);
+          /* a core edge has margin pixels of context in its window, or the window reaches
+           * the plane's edge there (then it sees all the whole plane does) */
+          g_assert_true(t[k].core0 - t[k].start >= margin || t[k].start == 0);
+          g_assert_true(t[k].start + w - t[k].core1 >= margin || t[k].start + w == len);
+        }
+        g_assert_cmpuint(covered, ==, len);
+      }
+  g_assert_cmpuint(eng_tiles_plan(64, 32, 16, NULL, 0), ==, 0); /* no core left */
+}
+
+static EngModel *
+random_model(void)
+{
+  EngSpec spec;
+  EngError err;
+  eng_spec_default(&spec);
+  g_assert_cmpint(eng_spec_parse(&spec, SPEC, &err), ==, ENG_OK);
+  EngModel *m = eng_model_new(&spec, 11, &err);
+  g_assert_nonnull(m);
+  return m;
+}
+
+static void
+fill_image(float *img, size_t n)
+{
+  guint32 s = 12345;
+  for (size_t i = 0; i < n; i++) {
+    s = s * 1664525u + 1013904223u;
+    img[i] = (float) ((s >> 8) & 0xffff) / 65535.0f * 2.0f - 1.0f;
+  }
+}
+
+/* The receptive-field radius: the largest distance (in x or y) from an input pixel at
+ * the centre at which the output changes when that pixel does. */
+static size_t
+measure_radius(EngModel *m, size_t side)
+{
+  EngError err;
+  EngGraph *g = eng_graph_new(m, 1, side, side, 0, &err);
+  g_assert_nonnull(g);
+  g_autofree float *img = g_new(float, side * side), *a = g_new(float, side * side),
+                   *b = g_new(float, side * side);
+  fill_image(img, side * side);
+  /* on the logits: probabilities of a random network saturate and would hide changes */
+  g_assert_cmpint(eng_graph_forward(g, img, ENG_MODE_INFER, 0), ==, ENG_OK);
+  memcpy(a, eng_graph_logits(g), side * side * sizeof(float));
+  img[(side / 2) * side + side / 2] += 5.0f;
+  g_assert_cmpint(eng_graph_forward(g, img, ENG_MODE_INFER, 0), ==, ENG_OK);
+  memcpy(b, eng_graph_logits(g), side * side * sizeof(float));
+  size_t r = 0;
+  for (size_t y = 0; y < side; y++)
+    for (size_t x = 0; x < side; x++)
+      if (a[y * side + x] != b[y * side + x]) {
+        size_t dy = y > side / 2 ? y - side / 2 : side / 2 - y;
+        size_t dx = x > side / 2 ? x - side / 2 : side / 2 - x;
+        r = MAX(r, MAX(dx, dy));
+      }
+  eng_graph_free(g);
+  return r;
+}
+
+static double
+max_difference(EngModel *m, size_t h, size_t w, size_t win, size_t margin, int tta)
+{
+  EngError err;
+  EngGraph *whole = eng_graph_new(m, 1, h, w, 0, &err), *tile = eng_graph_new(m, 1, win, win, 0, &err);
+  g_assert_nonnull(whole);
+  g_assert_nonnull(tile);
+  g_autofree float *img = g_new(float, h * w), *a = g_new(float, h * w), *b = g_new(float, h * w);
+  fill_image(img, h * w);
+  g_assert_cmpint(tta ? eng_predict_tta(whole, img, ENG_MODE_INFER, 1, 0, a, NULL, &err)
+                      : eng_predict(whole, img, ENG_MODE_INFER, 1, 0, a, NULL, &err), ==, ENG_OK);
+  g_assert_cmpint(eng_predict_tiled(tile, img, h, w, margin, tta, ENG_MODE_INFER, 1, 0, b, NULL,
+                                    &err), ==, ENG_OK);
+  double worst = 0;
+  for (size_t i = 0; i < h * w; i++)
+    worst = fmax(worst, fabs((double) a[i] - b[i]));
+  eng_graph_free(whole);
+  eng_graph_free(tile);
+  return worst;
+}
+
+static void
+test_tiled_matches_whole(void)
+{
+  EngModel *m = random_model();
+  int mult = eng_spec_size_multiple(eng_model_spec(m));
+  size_t r = measure_radius(m, 128);
+  g_assert_cmpuint(r, >, 0);
+  g_assert_cmpuint(r, <, 48);
+  size_t margin = (r + mult - 1) / mult * mult; /* on the decimation grid */
+  size_t win = 2 * margin + 4 * mult;
+  /* 5 x 3 windows, the last of each axis pushed back against the edge */
+  size_t h = 3 * (win - 2 * margin) + 2 * mult, w = 5 * (win - 2 * margin) - mult;
+  double full = max_difference(m, h, w, win, margin, FALSE);
+  /* TTA on a square plane: 8 transforms there as in the square windows */
+  double turned = max_difference(m, h, h, win, margin, TRUE);
+  double narrow = max_difference(m, h, w, win, margin - mult, FALSE);
+  g_test_message("receptive-field radius %zu px; %zu x %zu plane in %zu^2 windows: margin %zu "
+                 "max |dp| %.3g (TTA %.3g), margin %zu: %.3g", r, h, w, win, margin, full,
+                 turned, margin - mult, narrow);
+  g_assert_cmpfloat(full, <, 1e-5);
+  g_assert_cmpfloat(turned, <, 1e-5);
+  g_assert_cmpfloat(narrow, >, 1e-4); /* context cut short shows */
+  eng_model_free(m);
+}
+
+/* MC dropout through windows: a standard deviation for every pixel, probabilities in
+ * [0, 1]; a graph larger than the plane and a margin with no core are refused. */
+static void
+test_tiled_mc_and_errors(void)
+{
+  EngModel *m = random_model();
+  EngError err;
+  EngGraph *g = eng_graph_new(m, 1, 48, 48, 0, &err);
+  const size_t h = 96, w = 80;
+  g_autofree float *img = g_new(float, h * w), *p = g_new(float, h * w), *s = g_new(float, h * w);
+  fill_image(img, h * w);
+  g_assert_cmpint(eng_predict_tiled(g, img, h, w, 8, FALSE, ENG_MODE_MC, 4, 3, p, s, &err), ==,
+                  ENG_OK);
+  size_t spread = 0;
+  for (size_t i = 0; i < h * w; i++) {
+    g_assert_true(p[i] >= 0.0f && p[i] <= 1.0f);
+    g_assert_true(s[i] >= 0.0f && isfinite(s[i]));
+    spread += s[i] > 0.0f;
+  }
+  g_assert_cmpuint(spread, >, h * w / 2);
+  g_assert_cmpint(eng_predict_tiled(g, img, 40, 40, 8, FALSE, ENG_MODE_INFER, 1, 0, p, NULL,
+                                    &err), ==, ENG_ERR_INVALID);
+  g_assert_cmpint(eng_predict_tiled(g, img, h, w, 24, FALSE, ENG_MODE_INFER, 1, 0, p, NULL,
+                                    &err), ==, ENG_ERR_INVALID);
+  g_assert_nonnull(strstr(err.message, "margin of 24"));
+  eng_graph_free(g);
+  eng_model_free(m);
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/tiles/plan", test_plan);
+  g_test_add_func("/tiles/tiled-matches-whole", test_tiled_matches_whole);
+  g_test_add_func("/tiles/mc-and-errors", test_tiled_mc_and_errors);
+  return g_test_run();
+}
