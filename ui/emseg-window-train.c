@@ -539,9 +539,18 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
   load_earlier_runs (self, 0);
   emseg_train_panel_begin_run (self->train_panel, NULL, 0);
   emseg_train_panel_set_state (self->train_panel, EMSEG_TRAIN_RUNNING);
-  status = g_strdup_printf ("%s: starting on %u labelled slices, %s", fine_tune ? "Fine-tuning" : "Training",
-                            labeled->len - job->n_val,
-                            val_text ? val_text : "no validation (the last weights are kept)");
+  {
+    guint gh, gw, margin;
+
+    /* the engine thread trains big slices on crops and validates them in windows */
+    emseg_predict_window (self->volume->height, self->volume->width, 1, &gh, &gw, &margin);
+    status = g_strdup_printf ("%s: starting on %u labelled slices, %s%s", fine_tune ? "Fine-tuning" : "Training",
+                              labeled->len - job->n_val,
+                              val_text ? val_text : "no validation (the last weights are kept)",
+                              gh != self->volume->height || gw != self->volume->width
+                                ? "; slices this big train on crops and validate on windows of 1024² or less"
+                                : "");
+  }
   emseg_train_panel_set_status (self->train_panel, status);
   self->train_started_us = g_get_monotonic_time ();
   self->steps_done = 0;

@@ -1,6 +1,7 @@
 /* emseg-dataset.c — training / validation slices in memory (see emseg-dataset.h). */
 #include "emseg-dataset.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "emseg-predict.h"
@@ -71,6 +72,56 @@ count_labeled(const guint8 *labels, gsize count)
   for (gsize i = 0; i < count; i++)
     n += labels[i] == ENG_LABEL_MEMBRANE || labels[i] == ENG_LABEL_CELL;
   return n;
+}
+
+EmsegDataset *
+emseg_dataset_crop_labelled(const EmsegDataset *ds, guint height, guint width, guint step)
+{
+  height = MIN(height, ds->height);
+  width = MIN(width, ds->width);
+  step = MAX(step, 1u);
+  EmsegDataset *out = emseg_dataset_new(width, height, ds->n, ds->source);
+  /* labelled pixels per row segment are summed through a (height + 1, width + 1) table */
+  g_autofree guint64 *sat = g_new(guint64, (gsize) (ds->height + 1) * (ds->width + 1));
+  for (guint i = 0; i < ds->n; i++) {
+    const guint8 *lab = emseg_dataset_labels(ds, i);
+    gsize sw = ds->width + 1;
+    memset(sat, 0, sw * sizeof *sat);
+    for (guint y = 0; y < ds->height; y++) {
+      guint64 row = 0;
+      sat[(y + 1) * sw] = 0;
+      for (guint x = 0; x < ds->width; x++) {
+        guint8 v = lab[(gsize) y * ds->width + x];
+        row += v == ENG_LABEL_MEMBRANE || v == ENG_LABEL_CELL;
+        sat[(y + 1) * sw + x + 1] = sat[y * sw + x + 1] + row;
+      }
+    }
+    guint best_y = 0, best_x = 0;
+    guint64 best = 0;
+    double best_off = G_MAXDOUBLE;
+    for (guint y0 = 0; y0 + height <= ds->height; y0 += step)
+      for (guint x0 = 0; x0 + width <= ds->width; x0 += step) {
+        guint64 n = sat[(y0 + height) * sw + x0 + width] - sat[y0 * sw + x0 + width] -
+                    sat[(y0 + height) * sw + x0] + sat[y0 * sw + x0];
+        double off = fabs(y0 + height / 2.0 - ds->height / 2.0) +
+                     fabs(x0 + width / 2.0 - ds->width / 2.0);
+        if (n > best || (n == best && off < best_off)) {
+          best = n;
+          best_off = off;
+          best_y = y0;
+          best_x = x0;
+        }
+      }
+    for (guint y = 0; y < height; y++) {
+      gsize from = (gsize) (best_y + y) * ds->width + best_x, to = (gsize) y * width;
+      memcpy(emseg_dataset_image(out, i) + to, emseg_dataset_image(ds, i) + from,
+             width * sizeof(float));
+      memcpy(emseg_dataset_labels(out, i) + to, emseg_dataset_labels(ds, i) + from, width);
+    }
+    out->slice[i] = ds->slice[i];
+  }
+  emseg_dataset_recount(out);
+  return out;
 }
 
 void

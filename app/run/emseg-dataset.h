@@ -48,6 +48,13 @@ void emseg_dataset_recount(EmsegDataset *ds);
  * labels, or with no labeled pixel, is an error naming the file and the slice. */
 EmsegDataset *emseg_dataset_from_stacks(EmsegStack *images, EmsegStack *labels,
                                         const guint *slices, guint n, GError **error);
+/* A copy of ds with each slice cut to height x width (at most ds's size): per slice the
+ * window, at a position on a grid of step pixels (a multiple of the model's size multiple),
+ * that holds the most labelled pixels, the central one among equals. For validating big
+ * slices in pieces the inference graph can hold. The standardization stays the whole
+ * slice's. */
+EmsegDataset *emseg_dataset_crop_labelled(const EmsegDataset *ds, guint height, guint width,
+                                          guint step);
 /* Slices of a project stack with their masks. slices NULL: every slice that has at least
  * one labeled pixel (emseg_project_labeled_slices). A requested slice with no labeled
  * pixel is an error. */

@@ -81,10 +81,11 @@ emseg_predict_window(guint h, guint w, guint mult, guint *gh, guint *gw, guint *
   if (env && g_ascii_strtoull(env, NULL, 10) > 0)
     side = (guint) g_ascii_strtoull(env, NULL, 10);
   mult = MAX(mult, 1u);
-  side = MAX(side / mult * mult, 4 * mult);
+  side = MAX(side / mult * mult, mult);
   *margin = (EMSEG_PREDICT_MARGIN + mult - 1) / mult * mult;
-  /* a core of at least half the window, so small windows still make progress */
-  while (*margin > mult && 4 * *margin > side)
+  /* a core of at least half the window, so small windows still make progress (windows of
+   * under 4 multiples, for tests, get no margin at all) */
+  while (*margin > 0 && 4 * *margin > side)
     *margin -= mult;
   if ((guint64) h * w <= (guint64) side * side) {
     *gh = h;

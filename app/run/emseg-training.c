@@ -651,8 +651,9 @@ train_epoch(Run *run, guint e, double *loss_out, double *acc_out, GError **error
 
 /* Precise BN (see calibrate_bn in the header): training-mode forwards of un-augmented
  * training slices through the validation graph with momentum k/(k+1) and no dropout, so
- * the running statistics end as the plain mean over the slices. Skipped when training
- * and validation slices differ in size (the graph is sized for validation). */
+ * the running statistics end as the plain mean over the slices. The graph is sized for
+ * validation: training slices larger than it are cut to their centres; skipped when
+ * they are smaller. */
 #define CALIBRATE_MAX_SLICES 16
 
 /* BN statistics of model recomputed over the training slices; graph: an inference graph
@@ -663,8 +664,24 @@ calibrate_bn_with(Run *run, EngModel *model, EngGraph *graph, GError **error)
   const EmsegDataset *train = run->train;
   const float *images[CALIBRATE_MAX_SLICES];
   guint n = MIN(train->n, CALIBRATE_MAX_SLICES);
-  for (guint k = 0; k < n; k++) /* evenly spread over the slices */
-    images[k] = emseg_dataset_image(train, (guint) ((guint64) k * train->n / n));
+  /* A graph smaller than the training slices (big slices validated in windows): their
+   * centres, cut to the graph's size. */
+  size_t gn, gh, gw;
+  eng_graph_size(graph, &gn, &gh, &gw);
+  g_return_val_if_fail(gh <= train->height && gw <= train->width, FALSE);
+  gboolean cut = gh != train->height || gw != train->width;
+  g_autofree float *centres = cut ? g_new(float, gh * gw * n) : NULL;
+  for (guint k = 0; k < n; k++) { /* evenly spread over the slices */
+    const float *img = emseg_dataset_image(train, (guint) ((guint64) k * train->n / n));
+    if (cut) {
+      size_t y0 = (train->height - gh) / 2, x0 = (train->width - gw) / 2;
+      for (size_t y = 0; y < gh; y++)
+        memcpy(centres + k * gh * gw + y * gw, img + (y0 + y) * train->width + x0,
+               gw * sizeof(float));
+      img = centres + k * gh * gw;
+    }
+    images[k] = img;
+  }
   EngError err;
   EngStatus st = eng_model_calibrate_bn(model, graph, images, n, &err);
   if (st == ENG_ERR_CANCELLED) {
@@ -680,7 +697,7 @@ static gboolean
 calibrate_bn(Run *run, GError **error)
 {
   const EmsegDataset *train = run->train, *val = run->val;
-  if (train->width != val->width || train->height != val->height)
+  if (train->width < val->width || train->height < val->height)
     return TRUE;
   return calibrate_bn_with(run, run->model, run->val_graph, error);
 }

@@ -395,6 +395,57 @@ test_predict_tta(void)
   event_log_clear(&log);
 }
 
+/* Slices above the prediction window's area (EMSEG_PREDICT_WINDOW=16 makes the 32² test
+ * slices "big"): the run trains on 16² crops and validates on 16² windows, its record
+ * says crop=16, it scores every epoch and checkpoints; a prediction of a whole slice comes
+ * back in windows, every pixel a probability. */
+static void
+test_big_slices(void)
+{
+  g_setenv("EMSEG_PREDICT_WINDOW", "16", TRUE);
+  EmsegEngineThread *t = new_thread();
+  EventLog log;
+  event_log_init(&log);
+  guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, 2, 41));
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
+  EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
+  pj->stack_id = stack_id;
+  pj->slices = test_slices(N_LABELED, 1);
+  pj->n_slices = 1;
+  guint64 jp = emseg_engine_thread_start(t, pj);
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jp);
+  emseg_engine_thread_free(t);
+  g_unsetenv("EMSEG_PREDICT_WINDOW");
+
+  g_assert_cmpint(find(&log, EMSEG_ENGINE_EVENT_FINISHED, jt, 0)->status, ==,
+                  EMSEG_ENGINE_STATUS_FINISHED);
+  g_assert_cmpuint(event_log_count(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt), >=, 1);
+  const EmsegEngineEvent *ep = find(&log, EMSEG_ENGINE_EVENT_EPOCH, jt, 0);
+  g_assert_nonnull(ep);
+  g_assert_true(isfinite(ep->metrics.val_loss));
+  const EmsegEngineEvent *st = find(&log, EMSEG_ENGINE_EVENT_STARTED, jt, 0);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);
+  g_assert_no_error(error);
+  g_autoptr(GArray) runs = emseg_project_list_runs(p, &error);
+  g_assert_no_error(error);
+  gboolean found = FALSE;
+  for (guint i = 0; i < runs->len; i++) {
+    const EmsegRun *run = &g_array_index(runs, EmsegRun, i);
+    if (run->id == st->run_id) {
+      g_assert_nonnull(strstr(run->params, "crop=16\n"));
+      found = TRUE;
+    }
+  }
+  g_assert_true(found);
+  const EmsegEngineEvent *pr = find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp, 0);
+  g_assert_nonnull(pr);
+  g_assert_cmpuint(pr->width, ==, TEST_SIZE);
+  for (guint i = 0; i < TEST_SIZE * TEST_SIZE; i++)
+    g_assert_true(pr->prob[i] >= 0.0f && pr->prob[i] <= 1.0f);
+  event_log_clear(&log);
+}
+
 static void
 test_fine_tune_on_corrections_and_evaluate(void)
 {
@@ -473,6 +524,7 @@ main(int argc, char **argv)
   g_test_add_func("/engine-thread/train/bad-data", test_bad_data);
   g_test_add_func("/engine-thread/train/predict-during-training", test_predict_during_training);
   g_test_add_func("/engine-thread/train/predict-tta", test_predict_tta);
+  g_test_add_func("/engine-thread/train/big-slices", test_big_slices);
   g_test_add_func("/engine-thread/train/fine-tune-evaluate",
                   test_fine_tune_on_corrections_and_evaluate);
   int rc = g_test_run();
