@@ -270,6 +270,16 @@ emseg_cli_train(int argc, char **argv)
     goto fail;
   if (n_val && !(val = emseg_dataset_from_stacks(images, labels, val_idx, n_val, &error)))
     goto fail;
+  {
+    EngSpec run_spec = init ? *eng_model_spec(init) : cfg.spec;
+    guint asked_crop = cfg.crop;
+    if (emseg_training_fit_window(&cfg, &run_spec, train, &val))
+      fprintf(stderr, "train: %ux%u slices: training on %u² crops%s%s (EMSEG_PREDICT_WINDOW sets "
+                      "the side)\n", train->width, train->height, cfg.crop,
+              asked_crop ? " (--crop)" : "",
+              val ? ", validating on the window of each validation slice with the most labels"
+                  : "");
+  }
 
   char spec_line[1024];
   EngSpec shown = init ? *eng_model_spec(init) : cfg.spec;

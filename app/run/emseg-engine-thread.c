@@ -1128,22 +1128,8 @@ run_training(EmsegEngineJobContext *ctx, GError **error)
   EngSpec spec = init ? *eng_model_spec(init) : cfg.spec;
   if (cfg.dropout >= 0)
     spec.dropout = cfg.dropout;
-  /* Slices bigger than the prediction window (emseg_predict_window; 1024²): training on
-   * random crops of that side, validation on the window of each validation slice with the
-   * most labels, so the graphs stay the size prediction uses — whole 4096² slices would
-   * need some 36 GB to train. */
-  guint mult = (guint) eng_spec_size_multiple(&spec), gh, gw, margin;
-  emseg_predict_window(train->height, train->width, mult, &gh, &gw, &margin);
-  if (gh != train->height || gw != train->width) {
-    if (cfg.crop == 0)
-      cfg.crop = MIN(gh, gw);
-    if (val) {
-      guint step = MAX(MIN(gh, gw) / 4 / mult, 1u) * mult;
-      EmsegDataset *cut = emseg_dataset_crop_labelled(val, gh, gw, step);
-      emseg_dataset_free(val);
-      val = cut;
-    }
-  }
+  /* big slices: crops and validation windows, as prediction uses */
+  emseg_training_fit_window(&cfg, &spec, train, &val);
   g_autofree char *params = training_params(job, &cfg, &spec, train, val);
   g_autofree char *name = g_strdup(job->name ? job->name
                                              : job->kind == EMSEG_ENGINE_JOB_FINE_TUNE

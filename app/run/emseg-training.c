@@ -16,6 +16,7 @@
 #include "emseg-gamma.h"
 #include "emseg-heatmap-png.h"
 #include "emseg-model-meta.h"
+#include "emseg-predict.h"
 #include "eng-average.h"
 #include "eng-border-weight.h"
 #include "eng-metrics.h"
@@ -50,6 +51,25 @@ emseg_training_config_init(EmsegTrainingConfig *cfg)
   cfg->calibrate_gamma = TRUE;
   cfg->border_sigma = 5.0f;
   cfg->seed = 1;
+}
+
+gboolean
+emseg_training_fit_window(EmsegTrainingConfig *cfg, const EngSpec *spec,
+                          const EmsegDataset *train, EmsegDataset **val)
+{
+  guint mult = (guint) eng_spec_size_multiple(spec), gh, gw, margin;
+  emseg_predict_window(train->height, train->width, mult, &gh, &gw, &margin);
+  if (gh == train->height && gw == train->width)
+    return FALSE;
+  if (cfg->crop == 0)
+    cfg->crop = MIN(gh, gw);
+  if (*val) {
+    guint step = MAX(MIN(gh, gw) / 4 / mult, 1u) * mult;
+    EmsegDataset *cut = emseg_dataset_crop_labelled(*val, gh, gw, step);
+    emseg_dataset_free(*val);
+    *val = cut;
+  }
+  return TRUE;
 }
 
 double

@@ -120,6 +120,14 @@ typedef struct {
 
 /* Defaults above; spec = Table 1 (eng_spec_default). */
 void emseg_training_config_init(EmsegTrainingConfig *cfg);
+
+/* For slices bigger than the prediction window (emseg_predict_window; 1024²): sets
+ * cfg->crop to the window's side when it is 0 and replaces *val (may hold NULL; freed and
+ * replaced) by the window of each validation slice with the most labels, so no graph of
+ * the run is bigger than prediction's; whole 4096² slices would need some 36 GB to train.
+ * spec: the run's (for its size multiple). Returns TRUE when the slices were that big. */
+gboolean emseg_training_fit_window(EmsegTrainingConfig *cfg, const EngSpec *spec,
+                                   const EmsegDataset *train, EmsegDataset **val);
 /* lr of a 1-based epoch under the step schedule. */
 double emseg_training_lr_at(const EmsegTrainingConfig *cfg, guint epoch);
 

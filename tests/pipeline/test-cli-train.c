@@ -652,6 +652,19 @@ test_predict_windows(void)
   g_test_message("32x32 windows against whole 64x64 slices: mean |dp| %.3g, largest %.3g",
                  sum / na, worst);
   g_assert_cmpfloat(sum / na, <, 0.05);
+
+  /* training on such slices: crops of the window's side and validation windows, said */
+  g_autofree char *cropped = in_dir("w-crop.emsegmodel");
+  const char *tc[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                       "--val-slices", "4-5", "--epochs", "1", "--spec", TINY, "--no-augment",
+                       "-o", cropped, NULL };
+  g_clear_pointer(&err, g_free);
+  g_setenv("EMSEG_PREDICT_WINDOW", "32", TRUE);
+  rc = run_emseg(tc, NULL, &err);
+  g_unsetenv("EMSEG_PREDICT_WINDOW");
+  g_assert_cmpint(rc, ==, 0);
+  g_assert_nonnull(strstr(err, "64x64 slices: training on 32² crops, validating on the window"));
+  g_assert_true(g_file_test(cropped, G_FILE_TEST_EXISTS));
 }
 
 int
