@@ -1,8 +1,8 @@
 /* emseg-export-dialog.h — the Export dialog: what to write (ISBI submission, label stack,
  * probability stack), which checkpoint, how many MC-dropout samples, test-time augmentation,
- * bfloat16 convolutions, the submission's membrane exponent γ (emseg-gamma.h), where; a progress bar while the
- * window's export runs. The dialog does no work: "export-requested" hands
- * the choice to the window, which runs it on the engine thread and feeds the progress
+ * bfloat16 convolutions, the submission's membrane exponent γ (emseg-gamma.h), where; a
+ * progress bar while the window's export runs. The dialog does no work: "export-requested"
+ * hands the choice to the window, which runs it on the engine thread and feeds the progress
  * back here. The window owns the dialog (destroyed with it). */
 #pragma once
 

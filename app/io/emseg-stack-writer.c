@@ -1,5 +1,6 @@
 /* emseg-stack-writer.c — streaming TIFF stack writer: 8-bit labels and 32-bit float
- * probabilities, one uncompressed page per slice, no ImageJ description (see emseg_stack_writer_append).
+ * probabilities, one uncompressed page per slice, no ImageJ description (see
+ * emseg_stack_writer_append).
  *
  * Uncompressed strips because that is what every consumer (ImageJ without Bio-Formats,
  * tifffile, the ISBI evaluation scripts) reads. The file is written through our own

@@ -101,7 +101,8 @@ static double
 max_difference(EngModel *m, size_t h, size_t w, size_t win, size_t margin, int tta)
 {
   EngError err;
-  EngGraph *whole = eng_graph_new(m, 1, h, w, 0, &err), *tile = eng_graph_new(m, 1, win, win, 0, &err);
+  EngGraph *whole = eng_graph_new(m, 1, h, w, 0, &err);
+  EngGraph *tile = eng_graph_new(m, 1, win, win, 0, &err);
   g_assert_nonnull(whole);
   g_assert_nonnull(tile);
   g_autofree float *img = g_new(float, h * w), *a = g_new(float, h * w), *b = g_new(float, h * w);
