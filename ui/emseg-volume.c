@@ -1,6 +1,7 @@
-/* emseg-volume.c — allocation and bookkeeping of the workbench's in-memory stack.
- * Sizes are checked for overflow before anything is allocated, so a corrupt header
- * that claims a 100000×100000×1000 stack gives an error message, not a crash. */
+/* emseg-volume.c — allocation and bookkeeping of the workbench's stack, and the image
+ * planes of project volumes read on demand (see the header). Sizes are checked for
+ * overflow before anything is allocated, so a corrupt header that claims a
+ * 100000×100000×1000 stack gives an error message, not a crash. */
 #include "emseg-volume.h"
 
 #include <math.h>
@@ -37,8 +38,9 @@ checked_plane_count (guint width, guint height, guint n_slices, gsize *out, GErr
   return TRUE;
 }
 
-EmsegVolume *
-emseg_volume_new (guint width, guint height, guint n_slices, GError **error)
+/* A volume with masks (all unlabeled) and, unless lazy, an all-zero image. */
+static EmsegVolume *
+volume_alloc (guint width, guint height, guint n_slices, gboolean lazy, GError **error)
 {
   gsize total;
   EmsegVolume *v;
@@ -51,13 +53,14 @@ emseg_volume_new (guint width, guint height, guint n_slices, GError **error)
   v->width = width;
   v->height = height;
   v->n_slices = n_slices;
-  v->image = g_try_new0 (float, total);
+  v->image = lazy ? NULL : g_try_new0 (float, total);
   v->labels = g_try_malloc (total);
-  if (v->image == NULL || v->labels == NULL)
+  v->planes = lazy ? g_new0 (float *, n_slices) : NULL;
+  if ((!lazy && v->image == NULL) || v->labels == NULL)
     {
       g_set_error (error, emseg_volume_error_quark (), 3,
                    "Not enough memory for a %u×%u×%u stack (%.1f MiB)",
-                   width, height, n_slices, total * 5.0 / (1024.0 * 1024.0));
+                   width, height, n_slices, total * (lazy ? 1.0 : 5.0) / (1024.0 * 1024.0));
       emseg_volume_unref (v);
       return NULL;
     }
@@ -65,6 +68,12 @@ emseg_volume_new (guint width, guint height, guint n_slices, GError **error)
   v->image_min = 0.0f;
   v->image_max = 1.0f;
   return v;
+}
+
+EmsegVolume *
+emseg_volume_new (guint width, guint height, guint n_slices, GError **error)
+{
+  return volume_alloc (width, height, n_slices, FALSE, error);
 }
 
 EmsegVolume *
@@ -81,9 +90,15 @@ emseg_volume_unref (EmsegVolume *volume)
     return;
   g_free (volume->image);
   g_free (volume->labels);
+  for (guint z = 0; volume->prediction != NULL && z < volume->n_slices; z++)
+    g_free (volume->prediction[z]);
   g_free (volume->prediction);
   emseg_volume_clear_uncertainty (volume);
   g_free (volume->uncertainty);
+  for (guint z = 0; volume->planes != NULL && z < volume->n_slices; z++)
+    g_free (volume->planes[z]);
+  g_free (volume->planes);
+  g_clear_pointer (&volume->source, emseg_project_close);
   g_free (volume);
 }
 
@@ -93,21 +108,22 @@ emseg_volume_plane_size (const EmsegVolume *volume)
   return (gsize) volume->width * volume->height;
 }
 
-void
-emseg_volume_update_range (EmsegVolume *volume)
+/* The sample range of n values, into *lo / *hi (widened, not reset). */
+static void
+widen_range (const float *s, gsize n, float *lo, float *hi)
 {
-  gsize n = emseg_volume_plane_size (volume) * volume->n_slices;
-  float lo = INFINITY;
-  float hi = -INFINITY;
-
   for (gsize i = 0; i < n; i++)
     {
-      float s = volume->image[i];
-      if (!isfinite (s))
+      if (!isfinite (s[i]))
         continue;
-      lo = MIN (lo, s);
-      hi = MAX (hi, s);
+      *lo = MIN (*lo, s[i]);
+      *hi = MAX (*hi, s[i]);
     }
+}
+
+static void
+set_range (EmsegVolume *volume, float lo, float hi)
+{
   if (!(lo < hi))
     {
       /* A constant (or all-NaN) stack still needs a non-empty window to display. */
@@ -118,24 +134,28 @@ emseg_volume_update_range (EmsegVolume *volume)
   volume->image_max = hi;
 }
 
-gboolean
-emseg_volume_ensure_prediction (EmsegVolume *volume, GError **error)
+void
+emseg_volume_update_range (EmsegVolume *volume)
 {
-  gsize n = emseg_volume_plane_size (volume) * volume->n_slices;
+  float lo = INFINITY;
+  float hi = -INFINITY;
 
-  if (volume->prediction != NULL)
-    return TRUE;
-  volume->prediction = g_try_new (float, n);
+  g_return_if_fail (volume->image != NULL);
+  widen_range (volume->image, emseg_volume_plane_size (volume) * volume->n_slices, &lo, &hi);
+  set_range (volume, lo, hi);
+}
+
+void
+emseg_volume_set_prediction (EmsegVolume *volume, guint slice, const float *prob)
+{
+  gsize plane = emseg_volume_plane_size (volume);
+
+  g_return_if_fail (slice < volume->n_slices);
   if (volume->prediction == NULL)
-    {
-      g_set_error (error, emseg_volume_error_quark (), 3,
-                   "Not enough memory for the prediction of a %u×%u×%u stack",
-                   volume->width, volume->height, volume->n_slices);
-      return FALSE;
-    }
-  for (gsize i = 0; i < n; i++)
-    volume->prediction[i] = 0.5f;
-  return TRUE;
+    volume->prediction = g_new0 (float *, volume->n_slices);
+  if (volume->prediction[slice] == NULL)
+    volume->prediction[slice] = g_new (float, plane);
+  memcpy (volume->prediction[slice], prob, plane * sizeof (float));
 }
 
 const float *
@@ -165,11 +185,49 @@ emseg_volume_clear_uncertainty (EmsegVolume *volume)
     g_clear_pointer (&volume->uncertainty[z], g_free);
 }
 
-float *
+/* Moves slice to the most recent end of the cache's order, evicting the least recently
+ * used plane when a new one would overflow it. */
+static void
+touch_plane (EmsegVolume *v, guint slice)
+{
+  guint i = 0;
+
+  while (i < v->n_recent && v->recent[i] != slice)
+    i++;
+  if (i < v->n_recent)
+    memmove (&v->recent[i], &v->recent[i + 1], (v->n_recent - i - 1) * sizeof (guint));
+  else if (v->n_recent == EMSEG_VOLUME_CACHED_PLANES)
+    {
+      g_clear_pointer (&v->planes[v->recent[0]], g_free);
+      memmove (&v->recent[0], &v->recent[1], (v->n_recent - 1) * sizeof (guint));
+    }
+  else
+    v->n_recent++;
+  v->recent[v->n_recent - 1] = slice;
+}
+
+const float *
 emseg_volume_image_plane (EmsegVolume *volume, guint slice)
 {
   g_return_val_if_fail (slice < volume->n_slices, NULL);
-  return volume->image + emseg_volume_plane_size (volume) * slice;
+  if (volume->image != NULL)
+    return volume->image + emseg_volume_plane_size (volume) * slice;
+  if (volume->planes[slice] == NULL)
+    {
+      g_autoptr (GError) error = NULL;
+      float *plane = g_new0 (float, emseg_volume_plane_size (volume));
+
+      if (!emseg_project_read_slice_float (volume->source, volume->stack_id, slice, plane, &error))
+        {
+          g_warning ("slice %u: %s; it shows as zeros", slice, error->message);
+          memset (plane, 0, emseg_volume_plane_size (volume) * sizeof (float));
+        }
+      touch_plane (volume, slice); /* may evict another plane, never this one */
+      volume->planes[slice] = plane;
+    }
+  else
+    touch_plane (volume, slice);
+  return volume->planes[slice];
 }
 
 guint8 *
@@ -183,9 +241,7 @@ float *
 emseg_volume_prediction_plane (EmsegVolume *volume, guint slice)
 {
   g_return_val_if_fail (slice < volume->n_slices, NULL);
-  if (volume->prediction == NULL)
-    return NULL;
-  return volume->prediction + emseg_volume_plane_size (volume) * slice;
+  return volume->prediction != NULL ? volume->prediction[slice] : NULL;
 }
 
 const char *
@@ -237,7 +293,7 @@ emseg_volume_new_from_stack (const char *image_path, const char *labels_path, GE
     return NULL;
   for (guint z = 0; z < v->n_slices; z++)
     {
-      if (!emseg_stack_read_float (images, z, emseg_volume_image_plane (v, z), error))
+      if (!emseg_stack_read_float (images, z, v->image + emseg_volume_plane_size (v) * z, error))
         return NULL;
       if (labels != NULL && !emseg_stack_read_u8 (labels, z, emseg_volume_label_plane (v, z), error))
         return NULL;
@@ -286,17 +342,41 @@ emseg_volume_new_from_project (EmsegProject *project, gint64 stack_id, GError **
 {
   g_auto (EmsegProjectStack) info = { 0 };
   g_autoptr (EmsegVolume) v = NULL;
+  float lo = INFINITY, hi = -INFINITY;
+  guint n_sampled;
 
   if (!emseg_project_get_stack (project, stack_id, &info, error))
     return NULL;
-  v = emseg_volume_new (info.width, info.height, info.n_slices, error);
+  v = volume_alloc (info.width, info.height, info.n_slices, TRUE, error);
   if (v == NULL)
     return NULL;
+  /* read-only and unchecked: the caller's connection checked the file when it opened it */
+  v->source = emseg_project_open (emseg_project_get_path (project),
+                                  EMSEG_PROJECT_OPEN_READ_ONLY | EMSEG_PROJECT_OPEN_SKIP_CHECK, error);
+  if (v->source == NULL)
+    return NULL;
+  v->stack_id = stack_id;
   for (guint z = 0; z < info.n_slices; z++)
-    if (!emseg_project_read_slice_float (project, stack_id, z, emseg_volume_image_plane (v, z), error) ||
-        !emseg_project_read_mask (project, stack_id, z, emseg_volume_label_plane (v, z), NULL, error))
+    if (!emseg_project_read_mask (project, stack_id, z, emseg_volume_label_plane (v, z), NULL, error))
       return NULL;
-  emseg_volume_update_range (v);
+  /* The display window from up to 5 slices spread over the stack (first, last and between),
+   * which stay cached: reading every slice is what took the time. */
+  n_sampled = MIN (info.n_slices, 5u);
+  for (guint k = 0; k < n_sampled; k++)
+    {
+      guint z = n_sampled > 1 ? (guint) ((guint64) k * (info.n_slices - 1) / (n_sampled - 1)) : 0;
+      float *plane = g_new (float, emseg_volume_plane_size (v));
+
+      if (!emseg_project_read_slice_float (project, stack_id, z, plane, error))
+        {
+          g_free (plane);
+          return NULL;
+        }
+      touch_plane (v, z);
+      v->planes[z] = plane;
+      widen_range (plane, emseg_volume_plane_size (v), &lo, &hi);
+    }
+  set_range (v, lo, hi);
   return g_steal_pointer (&v);
 }
 

@@ -1,9 +1,11 @@
-/* emseg-volume.h — the in-memory stack the workbench shows and edits: the image slices
- * (float samples as read, never squeezed to 8 bit), one label mask per slice and, once a
- * model has predicted, the probability map. Reference counted: the window owns one
- * reference and lends the viewer and the edit history their own. Main thread only; the
- * engine thread gets copies, never this struct. GLib only, no GTK, so tests and the
- * store adapter can use it without a display. */
+/* emseg-volume.h — the stack the workbench shows and edits: the image slices (float
+ * samples as read, never squeezed to 8 bit), one label mask per slice and, per slice a
+ * model has predicted, the probability map. A volume read from a project holds its masks
+ * in memory but reads image slices from the project when they are shown, keeping the last
+ * few (EMSEG_VOLUME_CACHED_PLANES): a 40-slice 4096² stack took 13 s and 3.4 GB to load
+ * whole. Reference counted: the window owns one reference and lends the viewer and the
+ * edit history their own. Main thread only; the engine thread gets copies, never this
+ * struct. GLib only, no GTK, so tests and the store adapter can use it without a display. */
 #pragma once
 
 #include <glib.h>
@@ -18,18 +20,28 @@ GQuark emseg_volume_error_quark (void);
 /* Mask values (EmsegLabel: 0 membrane, 128 unlabeled, 255 cell) are the project
  * store's, from emseg-project.h, so masks go to and from the store unconverted. */
 
+#define EMSEG_VOLUME_CACHED_PLANES 8
+
 typedef struct {
   guint width, height, n_slices;
-  float *image;      /* (n_slices, height, width) raw sample values, owned */
+  float *image;      /* (n_slices, height, width) raw sample values, owned; NULL for a
+                        volume read from a project (use emseg_volume_image_plane) */
   guint8 *labels;    /* (n_slices, height, width) EmsegLabel values, owned */
-  float *prediction; /* (n_slices, height, width) P(cell interior), owned; NULL until predicted */
+  float **prediction; /* (n_slices) planes of P(cell interior), owned; a plane is NULL
+                         until that slice is predicted */
   float **uncertainty; /* (n_slices) planes (height, width) of the MC-dropout standard
                           deviation of P(cell), owned; a plane is NULL until estimated —
                           only slices the user asked about have one */
-  float image_min;   /* sample range over the stack: the viewer's default display window */
+  float image_min;   /* sample range (of the stack, or of up to 5 spread slices of a
+                        project's): the viewer's default display window */
   float image_max;
   /* private */
   gatomicrefcount ref;
+  EmsegProject *source; /* project volumes: a read-only connection of their own */
+  gint64 stack_id;
+  float **planes;       /* project volumes: (n_slices), loaded image planes or NULL */
+  guint recent[EMSEG_VOLUME_CACHED_PLANES]; /* loaded slices, least recently used first */
+  guint n_recent;
 } EmsegVolume;
 
 /* Allocates an all-zero image with every label EMSEG_LABEL_UNLABELED. Fails with a
@@ -40,11 +52,15 @@ void emseg_volume_unref (EmsegVolume *volume);
 
 /* Recomputes image_min/image_max after the image samples were filled in. */
 void emseg_volume_update_range (EmsegVolume *volume);
-/* Allocates the prediction planes (filled with 0.5) if absent; FALSE on overflow/OOM. */
-gboolean emseg_volume_ensure_prediction (EmsegVolume *volume, GError **error);
+/* Copies prob (height × width) in as the slice's prediction. */
+void emseg_volume_set_prediction (EmsegVolume *volume, guint slice, const float *prob);
 
 gsize emseg_volume_plane_size (const EmsegVolume *volume);
-float *emseg_volume_image_plane (EmsegVolume *volume, guint slice);
+/* The slice's samples. For a project volume it is read from the project if it is not one
+ * of the last EMSEG_VOLUME_CACHED_PLANES used (about 0.2 s for 4096²), so the pointer is
+ * valid until EMSEG_VOLUME_CACHED_PLANES other slices were asked for; a slice that cannot
+ * be read shows as zeros, with a warning. */
+const float *emseg_volume_image_plane (EmsegVolume *volume, guint slice);
 guint8 *emseg_volume_label_plane (EmsegVolume *volume, guint slice);
 float *emseg_volume_prediction_plane (EmsegVolume *volume, guint slice); /* NULL if none */
 /* The uncertainty (MC standard deviation) of a slice, NULL until estimated. */
@@ -61,8 +77,9 @@ const char *emseg_label_to_string (guint8 label);
  * and, for a size mismatch, both sizes. */
 EmsegVolume *emseg_volume_new_from_stack (const char *image_path, const char *labels_path,
                                           GError **error);
-/* Reads stack `stack_id` of an open project: every slice as float samples and its mask.
- * Errors name the project file and the slice. */
+/* Stack `stack_id` of an open project: every slice's mask now, image slices when shown,
+ * through a read-only connection of the volume's own (the caller's project may close
+ * first). Errors name the project file and the slice. */
 EmsegVolume *emseg_volume_new_from_project (EmsegProject *project, gint64 stack_id,
                                             GError **error);
 /* Re-reads one slice's mask from the store (after a stroke, undo or redo there), so the

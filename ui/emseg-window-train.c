@@ -58,18 +58,11 @@ load_earlier_runs (EmsegWindow *self, gint64 current);
 static void
 show_prediction (EmsegWindow *self, guint slice, gint64 model_id, const float *prob)
 {
-  g_autoptr (GError) error = NULL;
   gint64 *ids;
 
   if (self->volume == NULL || slice >= self->volume->n_slices)
     return;
-  if (!emseg_volume_ensure_prediction (self->volume, &error))
-    {
-      emseg_window_set_status (self, error->message);
-      return;
-    }
-  memcpy (emseg_volume_prediction_plane (self->volume, slice), prob,
-          emseg_volume_plane_size (self->volume) * sizeof (float));
+  emseg_volume_set_prediction (self->volume, slice, prob);
   ids = pred_models (self);
   ids[slice] = model_id;
   emseg_slice_view_volume_changed (self->view);

@@ -477,7 +477,7 @@ emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error
   gboolean ok = rc == SQLITE_OK ? TRUE : emseg_project_fail(p, rc, "opening", error);
   ok = ok && configure(p, error);
   ok = ok && check_identity(p, &fresh, error);
-  if (ok) {
+  if (ok && !(flags & EMSEG_PROJECT_OPEN_SKIP_CHECK)) {
     /* quick_check reads every page but skips index cross-checks: seconds on gigabytes.
      * The full integrity_check is emseg_project_check_integrity(). */
     sqlite3_stmt *st = emseg_project_stmt(p, "PRAGMA quick_check", error);

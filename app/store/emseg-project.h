@@ -54,6 +54,9 @@ typedef enum {
   EMSEG_PROJECT_OPEN_DEFAULT = 0,
   EMSEG_PROJECT_OPEN_CREATE = 1 << 0,    /* create the file if missing */
   EMSEG_PROJECT_OPEN_READ_ONLY = 1 << 1, /* never write (files from others, read-only media) */
+  /* skip quick_check: a further connection to a project this process opened (and so
+   * checked) already, e.g. the workbench viewer's reader */
+  EMSEG_PROJECT_OPEN_SKIP_CHECK = 1 << 2,
 } EmsegProjectOpenFlags;
 
 typedef struct _EmsegProject EmsegProject;

@@ -308,6 +308,79 @@ new_project_with_stack (const char *file_name, guint *width, guint *height, guin
   return project_path;
 }
 
+/* A volume read from a project: masks in memory, image slices read when asked for and
+ * only the last EMSEG_VOLUME_CACHED_PLANES kept. Every slice, asked for in an order that
+ * evicts (0..n-1, then back), equals the store's; the display window comes from sampled
+ * slices, so it lies within the stack's true range; the planes stay readable after the
+ * caller's connection closed (the volume has its own). */
+static void
+test_volume_from_project (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("emseg-gui-XXXXXX", &error);
+  g_autofree char *tif = g_build_filename (dir, "im.tif", NULL);
+  g_autofree char *proj = g_build_filename (dir, "p.emseg", NULL);
+  const guint W = 40, H = 24, N = EMSEG_VOLUME_CACHED_PLANES + 5;
+  g_autofree guint8 *pixels = g_new (guint8, (gsize) W * H * N);
+  g_autoptr (EmsegStack) st = NULL;
+  g_autoptr (EmsegVolume) v = NULL;
+  EmsegProject *p;
+  gint64 stack_id = 0;
+  g_autofree float *want = g_new (float, (gsize) W * H * N);
+  float lo = INFINITY, hi = -INFINITY;
+
+  g_assert_no_error (error);
+  for (gsize i = 0; i < (gsize) W * H * N; i++)
+    pixels[i] = (guint8) ((i * 2654435761u) >> 24);
+  g_assert_true (emseg_tiff_write_u8_stack (tif, pixels, W, H, N, &error));
+  p = emseg_project_open (proj, EMSEG_PROJECT_OPEN_CREATE, &error);
+  g_assert_no_error (error);
+  st = emseg_stack_open (tif, &error);
+  g_assert_no_error (error);
+  g_assert_true (emseg_project_import_stack (p, "im", st, NULL, &stack_id, &error));
+  for (guint z = 0; z < N; z++)
+    g_assert_true (emseg_project_read_slice_float (p, stack_id, z, want + (gsize) z * W * H, &error));
+  for (gsize i = 0; i < (gsize) W * H * N; i++)
+    {
+      lo = MIN (lo, want[i]);
+      hi = MAX (hi, want[i]);
+    }
+  v = emseg_volume_new_from_project (p, stack_id, &error);
+  g_assert_no_error (error);
+  emseg_project_close (p);
+  g_assert_null (v->image);
+  g_assert_cmpfloat (v->image_min, >=, lo);
+  g_assert_cmpfloat (v->image_max, <=, hi);
+  g_assert_cmpfloat (v->image_min, <, v->image_max);
+  for (guint pass = 0; pass < 2; pass++)
+    for (guint k = 0; k < N; k++)
+      {
+        guint z = pass == 0 ? k : N - 1 - k;
+
+        g_assert_cmpmem (emseg_volume_image_plane (v, z), W * H * sizeof (float), want + (gsize) z * W * H,
+                         W * H * sizeof (float));
+        g_assert_cmpuint (emseg_volume_label_plane (v, z)[0], ==, EMSEG_LABEL_UNLABELED);
+      }
+  g_assert_cmpuint (v->n_recent, ==, EMSEG_VOLUME_CACHED_PLANES);
+  {
+    guint loaded = 0;
+
+    for (guint z = 0; z < N; z++)
+      loaded += v->planes[z] != NULL;
+    g_assert_cmpuint (loaded, ==, EMSEG_VOLUME_CACHED_PLANES);
+  }
+  g_unlink (tif);
+  g_clear_pointer (&v, emseg_volume_unref);
+  g_unlink (proj);
+  {
+    g_autofree char *wal = g_strconcat (proj, "-wal", NULL), *shm = g_strconcat (proj, "-shm", NULL);
+
+    g_unlink (wal);
+    g_unlink (shm);
+  }
+  g_rmdir (dir);
+}
+
 /* The viewer's live brush and the store's stroke change the same pixels: paint with the
  * edit history, hand its points to emseg_project_apply_stroke on a blank copy, compare. */
 static void
@@ -825,7 +898,7 @@ overlay_shown (gpointer data)
 {
   EmsegVolume *v = emseg_slice_view_get_volume (emseg_window_get_view (window));
 
-  return v->prediction != NULL && emseg_volume_prediction_plane (v, 0)[0] != 0.5f;
+  return emseg_volume_prediction_plane (v, 0) != NULL && emseg_volume_prediction_plane (v, 0)[0] != 0.5f;
 }
 
 static gboolean
@@ -1580,13 +1653,14 @@ test_window_pan_4096 (void)
   EmsegSliceView *view = emseg_window_get_view (window);
   GdkFrameClock *clock;
   g_autofree float *std = NULL;
+  g_autofree float *pred = NULL;
   const double zooms[] = { 0.0 /* fit */, 1.0, 4.0 };
   gsize plane;
 
   g_assert_no_error (error);
   plane = emseg_volume_plane_size (v);
   std = g_new (float, plane);
-  g_assert_true (emseg_volume_ensure_prediction (v, &error));
+  pred = g_new (float, plane);
   for (guint y = 0; y < PAN_SIZE; y++)
     for (guint x = 0; x < PAN_SIZE; x++)
       {
@@ -1594,9 +1668,10 @@ test_window_pan_4096 (void)
 
         v->image[i] = pan_pattern (x, y);
         v->labels[i] = x % 256 < 4 ? EMSEG_LABEL_MEMBRANE : y % 256 < 4 ? EMSEG_LABEL_CELL : EMSEG_LABEL_UNLABELED;
-        v->prediction[i] = (float) ((x * 7 + y * 3) % 1024) / 1024.0f;
+        pred[i] = (float) ((x * 7 + y * 3) % 1024) / 1024.0f;
         std[i] = (float) (x % 97) / 485.0f;
       }
+  emseg_volume_set_prediction (v, 0, pred);
   emseg_volume_set_uncertainty (v, 0, std);
   emseg_volume_update_range (v);
   emseg_window_set_volume (window, v, "pan-4096");
@@ -2127,6 +2202,7 @@ main (int argc, char *argv[])
   g_setenv ("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
   g_test_add_func ("/gui/history", test_history);
   g_test_add_func ("/gui/brush-matches-store", test_brush_matches_store);
+  g_test_add_func ("/gui/volume-from-project", test_volume_from_project);
   g_test_add_func ("/gui/plot-offscreen", test_plot_offscreen);
   g_test_add_func ("/gui/window/paint-undo", test_window_paint_undo);
   g_test_add_func ("/gui/window/training-panel", test_window_training_panel);
