@@ -25,6 +25,7 @@
 #include "emseg-predict.h"
 #include "eng-metrics.h"
 #include "eng-modelfile.h"
+#include "eng-tiles.h"
 #include "eng-preprocess.h"
 #include "eng-train.h"
 
@@ -553,8 +554,8 @@ predictor_run(Predictor *p, EmsegProject *project, gint64 stack_id, guint slice,
   EngMode mode = samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
   if (eng_standardize(p->image, p->image, ENG_PIXEL_F32, p->width, p->height, NULL, &err) !=
           ENG_OK ||
-      emseg_predict_plane(p->graph, p->image, p->height, p->width, p->margin, tta, mode,
-                          MAX(samples, 1), seed, prob, p->std, &err) != ENG_OK) {
+      eng_predict_tiled(p->graph, p->image, p->height, p->width, p->margin, tta, mode,
+                        MAX(samples, 1), seed, prob, p->std, &err) != ENG_OK) {
     g_set_error(error, EMSEG_ENGINE_ERROR,
                 err.status == ENG_ERR_CANCELLED ? EMSEG_ENGINE_ERROR_CANCELLED
                                                 : EMSEG_ENGINE_ERROR_ENGINE,

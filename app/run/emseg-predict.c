@@ -96,19 +96,6 @@ emseg_predict_window(guint h, guint w, guint mult, guint *gh, guint *gw, guint *
   }
 }
 
-EngStatus
-emseg_predict_plane(EngGraph *graph, const float *image, guint h, guint w, guint margin,
-                    gboolean tta, EngMode mode, int samples, guint64 seed, float *prob,
-                    float *std, EngError *err)
-{
-  size_t n, gh, gw;
-  eng_graph_size(graph, &n, &gh, &gw);
-  if (gh == h && gw == w)
-    return tta ? eng_predict_tta(graph, image, mode, samples, seed, prob, std, err)
-               : eng_predict(graph, image, mode, samples, seed, prob, std, err);
-  return eng_predict_tiled(graph, image, h, w, margin, tta, mode, samples, seed, prob, std, err);
-}
-
 gboolean
 emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, guint n_slices,
                      const EmsegPredictOptions *opts, float *prob, float *std, GError **error)
@@ -152,8 +139,8 @@ emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, gu
       break;
     EngMode mode = samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
     guint64 seed = opts->seed + (guint64) slices[i] * 1000003u;
-    EngStatus st = emseg_predict_plane(graph, x, h, w, margin, opts->tta, mode, samples, seed,
-                                       prob + i * plane, std ? std + i * plane : NULL, &err);
+    EngStatus st = eng_predict_tiled(graph, x, h, w, margin, opts->tta, mode, samples, seed,
+                                     prob + i * plane, std ? std + i * plane : NULL, &err);
     if (st != ENG_OK) {
       g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "slice %u: %s",
                   slices[i], err.message);

@@ -49,11 +49,8 @@ void emseg_predict_options_init(EmsegPredictOptions *opts);
  * a multiple of mult. */
 void emseg_predict_window(guint h, guint w, guint mult, guint *gh, guint *gw, guint *margin);
 
-/* One standardized (h, w) slice through graph (built at the size emseg_predict_window
- * gave): whole, or in windows when the graph is smaller than the slice. */
-EngStatus emseg_predict_plane(EngGraph *graph, const float *image, guint h, guint w, guint margin,
-                              gboolean tta, EngMode mode, int samples, guint64 seed,
-                              float *prob, float *std, EngError *err);
+/* A graph of that size then predicts a slice with eng_predict_tiled (eng-tiles.h), which
+ * runs it once when the graph is the slice's size. */
 
 /* Predicts slices[0..n_slices-1] of stack. prob: n_slices * width * height floats;
  * std (may be NULL): per-pixel standard deviation over MC samples, same size. */

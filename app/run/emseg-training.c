@@ -898,6 +898,21 @@ has_best(const Run *run)
   return run->best_epoch > 0 || isfinite(run->best_loss);
 }
 
+/* V_rand / V_info of the validation predictions validate() left in val_prob, into ep;
+ * what: the error's context. */
+static gboolean
+score_validation(Run *run, EmsegTrainingEpoch *ep, const char *what, GError **error)
+{
+  EngMetricsResult mr;
+  EngError err;
+  if (eng_metrics_evaluate(run->val_prob, run->val->labels, run->val->n, run->val->height,
+                           run->val->width, &mr, &err) != ENG_OK)
+    return engine_error(error, &err, what);
+  ep->vrand = mr.vrand;
+  ep->vinfo = mr.vinfo;
+  return TRUE;
+}
+
 /* validate_init: the starting weights scored as epoch 0 and kept as the best so far. */
 static gboolean
 validate_start(Run *run, GError **error)
@@ -911,15 +926,9 @@ validate_start(Run *run, GError **error)
     return FALSE;
   if (!validate(run, run->val_graph, &ep.val_loss, &ep.val_accuracy, error))
     return FALSE;
-  if (run->val_scored && cfg->metrics_every) {
-    EngMetricsResult mr;
-    EngError err;
-    if (eng_metrics_evaluate(run->val_prob, run->val->labels, run->val->n, run->val->height,
-                             run->val->width, &mr, &err) != ENG_OK)
-      return engine_error(error, &err, "V_rand / V_info of the starting weights");
-    ep.vrand = mr.vrand;
-    ep.vinfo = mr.vinfo;
-  }
+  if (run->val_scored && cfg->metrics_every &&
+      !score_validation(run, &ep, "V_rand / V_info of the starting weights", error))
+    return FALSE;
   EngError err;
   if (eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
     return engine_error(error, &err, "keeping the starting weights");
@@ -976,15 +985,9 @@ run_epoch(Run *run, guint e, GError **error)
                                         error))
     return FALSE;
   if (validated && run->val_scored && cfg->metrics_every && /* val_scored: has_val too */
-      (e % cfg->metrics_every == 0 || e == cfg->epochs)) {
-    EngMetricsResult mr;
-    EngError err;
-    if (eng_metrics_evaluate(run->val_prob, run->val->labels, run->val->n, run->val->height,
-                             run->val->width, &mr, &err) != ENG_OK)
-      return engine_error(error, &err, "V_rand / V_info on the validation slices");
-    ep.vrand = mr.vrand;
-    ep.vinfo = mr.vinfo;
-  }
+      (e % cfg->metrics_every == 0 || e == cfg->epochs) &&
+      !score_validation(run, &ep, "V_rand / V_info on the validation slices", error))
+    return FALSE;
   double sel = has_val ? ep.val_loss : ep.train_loss;
   ep.improved = validated && sel < run->best_loss;
   if (!validated) {

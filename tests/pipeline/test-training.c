@@ -939,6 +939,19 @@ test_swa(void)
   g_rmdir(dir);
 }
 
+/* Every trainable parameter of a and b (same spec) is bit for bit the same. */
+static void
+assert_same_trainable(const EngModel *a, const EngModel *b)
+{
+  const float *pa = eng_model_params_const(a, NULL), *pb = eng_model_params_const(b, NULL);
+  for (size_t p = 0; p < eng_model_n_params(a); p++) {
+    const EngParam *par = eng_model_param(a, p);
+    if (par->trainable)
+      g_assert_cmpmem(pa + par->offset, par->count * sizeof(float), pb + par->offset,
+                      par->count * sizeof(float));
+  }
+}
+
 static void
 test_fine_tune(void)
 {
@@ -956,16 +969,10 @@ test_fine_tune(void)
   cfg.dropout = 0.3f;
   g_assert_true(run(&cfg, train, NULL, NULL, NULL, &zero, &error));
   g_assert_cmpfloat(eng_model_spec(zero.last_model)->dropout, ==, 0.3f);
+  /* BN running statistics move in training mode; trainable parameters must not */
+  assert_same_trainable(base.last_model, zero.last_model);
   size_t n = 0;
   const float *a = eng_model_params_const(base.last_model, &n);
-  const float *b = eng_model_params_const(zero.last_model, NULL);
-  /* BN running statistics move in training mode; trainable parameters must not */
-  for (size_t p = 0; p < eng_model_n_params(base.last_model); p++) {
-    const EngParam *par = eng_model_param(base.last_model, p);
-    if (par->trainable)
-      g_assert_cmpmem(a + par->offset, par->count * sizeof(float), b + par->offset,
-                      par->count * sizeof(float));
-  }
   cfg.lr = 1e-3;
   g_assert_true(run(&cfg, train, NULL, NULL, NULL, &tuned, &error));
   g_assert_true(memcmp(a, eng_model_params_const(tuned.last_model, NULL), n * sizeof(float)));
@@ -1011,15 +1018,7 @@ test_fine_tune_baseline(void)
   g_assert_cmpuint(r.finished.best_epoch, ==, 0);
   g_assert_cmpfloat(still.best_loss, ==, e0->m.val_loss);
   g_assert_nonnull(still.best_model);
-  size_t n = 0;
-  const float *a = eng_model_params_const(base.best_model, &n);
-  const float *b = eng_model_params_const(still.best_model, NULL);
-  for (size_t p = 0; p < eng_model_n_params(base.best_model); p++) {
-    const EngParam *par = eng_model_param(base.best_model, p);
-    if (par->trainable)
-      g_assert_cmpmem(a + par->offset, par->count * sizeof(float), b + par->offset,
-                      par->count * sizeof(float));
-  }
+  assert_same_trainable(base.best_model, still.best_model);
   EngModel *saved = NULL;
   char *meta = NULL;
   EngError err;
