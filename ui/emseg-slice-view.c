@@ -527,6 +527,10 @@ emseg_slice_view_set_slice (EmsegSliceView *self, guint slice)
   self->slice = slice;
   invalidate (self);
   update_pointer_text (self);
+  /* paging on finds the next slice read already (project volumes read slices when shown) */
+  emseg_volume_prefetch (self->volume, slice + 1);
+  if (slice > 0)
+    emseg_volume_prefetch (self->volume, slice - 1);
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_SLICE]);
 }
 

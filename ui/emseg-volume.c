@@ -4,6 +4,7 @@
  * 100000×100000×1000 stack gives an error message, not a crash. */
 #include "emseg-volume.h"
 
+#include <gio/gio.h>
 #include <math.h>
 #include <string.h>
 
@@ -56,6 +57,7 @@ volume_alloc (guint width, guint height, guint n_slices, gboolean lazy, GError *
   v->image = lazy ? NULL : g_try_new0 (float, total);
   v->labels = g_try_malloc (total);
   v->planes = lazy ? g_new0 (float *, n_slices) : NULL;
+  v->prefetching = lazy ? g_new0 (guint8, n_slices) : NULL;
   if ((!lazy && v->image == NULL) || v->labels == NULL)
     {
       g_set_error (error, emseg_volume_error_quark (), 3,
@@ -98,6 +100,7 @@ emseg_volume_unref (EmsegVolume *volume)
   for (guint z = 0; volume->planes != NULL && z < volume->n_slices; z++)
     g_free (volume->planes[z]);
   g_free (volume->planes);
+  g_free (volume->prefetching);
   g_clear_pointer (&volume->source, emseg_project_close);
   g_free (volume);
 }
@@ -235,6 +238,89 @@ emseg_volume_label_plane (EmsegVolume *volume, guint slice)
 {
   g_return_val_if_fail (slice < volume->n_slices, NULL);
   return volume->labels + emseg_volume_plane_size (volume) * slice;
+}
+
+/* ---- prefetching on a worker thread ----------------------------------------------- */
+
+typedef struct {
+  EmsegVolume *volume; /* a reference, dropped on the main thread (prefetch_done) */
+  char *path;
+  gint64 stack_id;
+  guint slice;
+  gsize n;
+  float *plane;        /* the samples, NULL when they could not be read */
+} Prefetch;
+
+static void
+prefetch_free (gpointer data)
+{
+  Prefetch *pf = data;
+
+  g_free (pf->path);
+  g_free (pf->plane);
+  g_free (pf);
+}
+
+/* Worker thread: only pf's own fields and a connection of its own are touched. */
+static void
+prefetch_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  Prefetch *pf = data;
+  g_autoptr (GError) error = NULL;
+  EmsegProject *p = emseg_project_open (pf->path, EMSEG_PROJECT_OPEN_READ_ONLY | EMSEG_PROJECT_OPEN_SKIP_CHECK,
+                                        &error);
+
+  (void) source;
+  (void) cancellable;
+  if (p != NULL)
+    {
+      pf->plane = g_try_new (float, pf->n);
+      if (pf->plane != NULL && !emseg_project_read_slice_float (p, pf->stack_id, pf->slice, pf->plane, &error))
+        g_clear_pointer (&pf->plane, g_free);
+      emseg_project_close (p);
+    }
+  g_task_return_boolean (task, TRUE);
+}
+
+/* Main thread: a plane still missing takes the read one (a synchronous read may have
+ * been faster); a failed read is left to emseg_volume_image_plane, which warns. */
+static void
+prefetch_done (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Prefetch *pf = g_task_get_task_data (G_TASK (result));
+  EmsegVolume *v = pf->volume;
+
+  (void) source;
+  (void) data;
+  v->prefetching[pf->slice] = FALSE;
+  if (pf->plane != NULL && v->planes[pf->slice] == NULL)
+    {
+      touch_plane (v, pf->slice);
+      v->planes[pf->slice] = g_steal_pointer (&pf->plane);
+    }
+  pf->volume = NULL;
+  emseg_volume_unref (v);
+}
+
+void
+emseg_volume_prefetch (EmsegVolume *volume, guint slice)
+{
+  g_autoptr (GTask) task = NULL;
+  Prefetch *pf;
+
+  if (volume->source == NULL || slice >= volume->n_slices || volume->planes[slice] != NULL ||
+      volume->prefetching[slice])
+    return;
+  pf = g_new0 (Prefetch, 1);
+  pf->volume = emseg_volume_ref (volume);
+  pf->path = g_strdup (emseg_project_get_path (volume->source));
+  pf->stack_id = volume->stack_id;
+  pf->slice = slice;
+  pf->n = emseg_volume_plane_size (volume);
+  volume->prefetching[slice] = TRUE;
+  task = g_task_new (NULL, NULL, prefetch_done, NULL);
+  g_task_set_task_data (task, pf, prefetch_free);
+  g_task_run_in_thread (task, prefetch_thread);
 }
 
 float *

@@ -42,6 +42,7 @@ typedef struct {
   float **planes;       /* project volumes: (n_slices), loaded image planes or NULL */
   guint recent[EMSEG_VOLUME_CACHED_PLANES]; /* loaded slices, least recently used first */
   guint n_recent;
+  guint8 *prefetching;  /* project volumes: (n_slices), a read in flight (emseg_volume_prefetch) */
 } EmsegVolume;
 
 /* Allocates an all-zero image with every label EMSEG_LABEL_UNLABELED. Fails with a
@@ -61,6 +62,11 @@ gsize emseg_volume_plane_size (const EmsegVolume *volume);
  * valid until EMSEG_VOLUME_CACHED_PLANES other slices were asked for; a slice that cannot
  * be read shows as zeros, with a warning. */
 const float *emseg_volume_image_plane (EmsegVolume *volume, guint slice);
+/* Starts reading the slice's image plane on a worker thread (its own read-only connection),
+ * so that paging to it finds it loaded: the viewer asks for the neighbours of the slice it
+ * shows. Nothing happens for in-memory volumes, loaded or in-flight slices, or a slice
+ * out of range; the plane arrives through the main loop and may be evicted as any other. */
+void emseg_volume_prefetch (EmsegVolume *volume, guint slice);
 guint8 *emseg_volume_label_plane (EmsegVolume *volume, guint slice);
 float *emseg_volume_prediction_plane (EmsegVolume *volume, guint slice); /* NULL if none */
 /* The uncertainty (MC standard deviation) of a slice, NULL until estimated. */

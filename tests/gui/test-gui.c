@@ -308,8 +308,8 @@ new_project_with_stack (const char *file_name, guint *width, guint *height, guin
   return project_path;
 }
 
-/* A volume read from a project: masks in memory, image slices read when asked for and
- * only the last EMSEG_VOLUME_CACHED_PLANES kept. Every slice, asked for in an order that
+/* A volume read from a project: masks in memory, image slices read when asked for (or
+ * prefetched) and only the last EMSEG_VOLUME_CACHED_PLANES kept. Every slice, asked for in an order that
  * evicts (0..n-1, then back), equals the store's; the display window comes from sampled
  * slices, so it lies within the stack's true range; the planes stay readable after the
  * caller's connection closed (the volume has its own). */
@@ -349,6 +349,19 @@ test_volume_from_project (void)
   g_assert_no_error (error);
   emseg_project_close (p);
   g_assert_null (v->image);
+  /* a prefetched slice (not one of the 5 sampled for the display window) arrives through
+   * the main loop, read on a worker thread */
+  g_assert_null (v->planes[N / 2 + 1]);
+  emseg_volume_prefetch (v, N / 2 + 1);
+  {
+    gint64 end = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+    while (v->planes[N / 2 + 1] == NULL && g_get_monotonic_time () < end)
+      g_main_context_iteration (NULL, TRUE);
+  }
+  g_assert_nonnull (v->planes[N / 2 + 1]);
+  g_assert_cmpmem (v->planes[N / 2 + 1], W * H * sizeof (float), want + (gsize) (N / 2 + 1) * W * H,
+                   W * H * sizeof (float));
   g_assert_cmpfloat (v->image_min, >=, lo);
   g_assert_cmpfloat (v->image_max, <=, hi);
   g_assert_cmpfloat (v->image_min, <, v->image_max);
