@@ -4,11 +4,13 @@
  * the Figure 4 heatmap). Ctrl-C stops after the current step and keeps what was done. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli-commands.h"
 #include "cli-interrupt.h"
 #include "emseg-dataset.h"
+#include "emseg-gamma.h"
 #include "emseg-heatmap-png.h"
 #include "emseg-predict.h"
 #include "emseg-stack.h"
@@ -309,6 +311,17 @@ emseg_cli_train(int argc, char **argv)
     printf("best %s %.4f at epoch %u%s written to %s\n", n_val ? "val_loss" : "train_loss",
            result.best_loss, result.best_epoch,
            result.best_epoch ? "" : " (the starting weights: no epoch beat them)", out_path);
+  /* the starting weights' γ (validate_init) came with no checkpoint event: the file has it */
+  if (result.best_model && result.best_epoch == 0) {
+    EngModel *saved = NULL;
+    char *meta = NULL;
+    EngError merr;
+    if (eng_model_load(out_path, &saved, &meta, &merr) == ENG_OK && meta &&
+        strstr(meta, "export_gamma=") != NULL)
+      printer.best_gamma = emseg_gamma_from_meta(meta);
+    eng_model_free(saved);
+    free(meta);
+  }
   /* a resumed run's earlier checkpoints were not seen here; the file has their choice */
   if (result.best_model && isfinite(printer.best_gamma))
     printf("export exponent %g (chosen on the validation slices; export-isbi uses it)\n",

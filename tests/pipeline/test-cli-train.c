@@ -618,6 +618,30 @@ test_predict_bf16(void)
   g_assert_false(g_file_test(never, G_FILE_TEST_EXISTS));
 }
 
+/* A fine-tune with learning rate 0 cannot beat its start: the run says the starting
+ * weights are its best, writes them, and names their export exponent. */
+static void
+test_fine_tune_keeps_start(void)
+{
+  g_autofree char *model = in_dir("s.emsegmodel"), *tuned = in_dir("s-tuned.emsegmodel");
+  const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                          "--val-slices", "4-5", "--epochs", "2", "--spec", TINY, "--loss",
+                          "bce", "--no-augment", "-o", model, NULL };
+  g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
+  g_autofree char *out = NULL;
+  const char *ft[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                       "--val-slices", "4-5", "--epochs", "2", "--init", model, "--lr", "0",
+                       "--loss", "bce", "--no-augment", "-o", tuned, NULL };
+  g_assert_cmpint(run_emseg(ft, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "epoch 0/2 (starting weights) val_loss"));
+  g_assert_nonnull(strstr(out, "at epoch 0 (the starting weights: no epoch beat them) written"));
+  g_assert_nonnull(strstr(out, "export exponent "));
+  g_autofree char *info_out = NULL;
+  const char *info[] = { "info", tuned, NULL };
+  g_assert_cmpint(run_emseg(info, &info_out, NULL), ==, 0);
+  g_assert_nonnull(strstr(info_out, "meta.starting_weights=1\n"));
+}
+
 /* Slices above the window area are predicted in windows (EMSEG_PREDICT_WINDOW makes the
  * 64² test slices "big"): the command says so, and the map stays close to the whole-slice
  * one (eng_predict_tiled's exactness is tests/engine/test-tiles.c's). */
@@ -696,6 +720,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli-train/swa-average", test_swa_average);
   g_test_add_func("/cli-train/predict-bf16", test_predict_bf16);
   g_test_add_func("/cli-train/predict-windows", test_predict_windows);
+  g_test_add_func("/cli-train/fine-tune-keeps-start", test_fine_tune_keeps_start);
   int rc = g_test_run();
   g_autofree char *rm = g_strdup("rm"), *flags = g_strdup("-rf");
   char *rm_argv[] = { rm, flags, dir, NULL };
