@@ -113,6 +113,21 @@ set_best_model (EmsegWindow *self, gint64 id, const char *name)
   self->best_model_name = g_strdup (name);
 }
 
+/* The panel's dropout becomes that of a model the project now starts from (spec: its
+ * eng_spec_format text): Fine-tune overrides the model's rate with the panel's, and the
+ * panel's default (0.2) would have fine-tuned the shipped model (trained at 0.1) at
+ * another rate than it was trained with. */
+static void
+show_model_dropout (EmsegWindow *self, const char *spec)
+{
+  EngSpec parsed;
+  EngError err;
+
+  eng_spec_default (&parsed);
+  if (spec != NULL && eng_spec_parse (&parsed, spec, &err) == ENG_OK)
+    emseg_train_panel_set_dropout (self->train_panel, parsed.dropout);
+}
+
 static void
 heatmap_column (EmsegWindow *self, const EmsegEngineEvent *ev)
 {
@@ -343,6 +358,7 @@ import_shipped_model (EmsegWindow *self, GError **error)
                                       &id, error))
     return FALSE;
   set_best_model (self, id, SHIPPED_MODEL_NAME);
+  show_model_dropout (self, spec);
   return TRUE;
 }
 
@@ -742,6 +758,7 @@ reload_runs (EmsegWindow *self)
       const EmsegCheckpointInfo *c = &g_array_index (checkpoints, EmsegCheckpointInfo, checkpoints->len - 1);
 
       set_best_model (self, c->id, c->name);
+      show_model_dropout (self, c->spec);
     }
 }
 

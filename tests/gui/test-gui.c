@@ -2121,6 +2121,13 @@ test_window_finetune_shipped (void)
     g_assert_cmpfloat (emseg_gamma_from_meta (info.scores), ==, 3.0);
   }
   g_assert_cmpstr (emseg_window_get_best_model (window), ==, "shipped-isbi2012");
+  /* fine-tuned at the rate it was trained with: the panel shows it, the run records it */
+  {
+    EmsegTrainParams params;
+
+    emseg_train_panel_get_params (panel, &params);
+    g_assert_cmpfloat_with_epsilon (params.dropout, 0.1, 1e-6);
+  }
   /* the starting model shows on the overlay while the fine-tune runs */
   spin_until (overlay_shown, NULL, 60.0);
   g_assert_true (overlay_shown (NULL));
@@ -2128,6 +2135,13 @@ test_window_finetune_shipped (void)
   g_signal_emit_by_name (panel, "stop-requested");
   spin_until (training_done, NULL, 60.0);
   g_assert_false (emseg_window_is_training (window));
+  {
+    g_autoptr (GArray) runs = emseg_project_list_runs (emseg_window_get_project (window), &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (runs->len, >=, 1);
+    g_assert_nonnull (strstr (g_array_index (runs, EmsegRun, runs->len - 1).params, "dropout=0.1\n"));
+  }
   g_unlink (model_path);
   g_rmdir (models);
 }
