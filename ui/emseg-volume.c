@@ -293,6 +293,7 @@ prefetch_done (GObject *source, GAsyncResult *result, gpointer data)
   (void) source;
   (void) data;
   v->prefetching[pf->slice] = FALSE;
+  v->n_prefetching--;
   if (pf->plane != NULL && v->planes[pf->slice] == NULL)
     {
       touch_plane (v, pf->slice);
@@ -309,7 +310,7 @@ emseg_volume_prefetch (EmsegVolume *volume, guint slice)
   Prefetch *pf;
 
   if (volume->source == NULL || slice >= volume->n_slices || volume->planes[slice] != NULL ||
-      volume->prefetching[slice])
+      volume->prefetching[slice] || volume->n_prefetching >= EMSEG_VOLUME_PREFETCH_READS)
     return;
   pf = g_new0 (Prefetch, 1);
   pf->volume = emseg_volume_ref (volume);
@@ -318,6 +319,7 @@ emseg_volume_prefetch (EmsegVolume *volume, guint slice)
   pf->slice = slice;
   pf->n = emseg_volume_plane_size (volume);
   volume->prefetching[slice] = TRUE;
+  volume->n_prefetching++;
   task = g_task_new (NULL, NULL, prefetch_done, NULL);
   g_task_set_task_data (task, pf, prefetch_free);
   g_task_run_in_thread (task, prefetch_thread);

@@ -21,6 +21,9 @@ GQuark emseg_volume_error_quark (void);
  * store's, from emseg-project.h, so masks go to and from the store unconverted. */
 
 #define EMSEG_VOLUME_CACHED_PLANES 8
+/* Worker reads in flight at once: paging fast through a stack must not start a read (and
+ * a plane's worth of memory) per slice passed. */
+#define EMSEG_VOLUME_PREFETCH_READS 2
 
 typedef struct {
   guint width, height, n_slices;
@@ -43,6 +46,7 @@ typedef struct {
   guint recent[EMSEG_VOLUME_CACHED_PLANES]; /* loaded slices, least recently used first */
   guint n_recent;
   guint8 *prefetching;  /* project volumes: (n_slices), a read in flight (emseg_volume_prefetch) */
+  guint n_prefetching;  /* reads in flight, at most EMSEG_VOLUME_PREFETCH_READS */
 } EmsegVolume;
 
 /* Allocates an all-zero image with every label EMSEG_LABEL_UNLABELED. Fails with a
@@ -64,8 +68,9 @@ gsize emseg_volume_plane_size (const EmsegVolume *volume);
 const float *emseg_volume_image_plane (EmsegVolume *volume, guint slice);
 /* Starts reading the slice's image plane on a worker thread (its own read-only connection),
  * so that paging to it finds it loaded: the viewer asks for the neighbours of the slice it
- * shows. Nothing happens for in-memory volumes, loaded or in-flight slices, or a slice
- * out of range; the plane arrives through the main loop and may be evicted as any other. */
+ * shows. Nothing happens for in-memory volumes, loaded or in-flight slices, a slice out
+ * of range, or while EMSEG_VOLUME_PREFETCH_READS reads are in flight; the plane arrives
+ * through the main loop and may be evicted as any other. */
 void emseg_volume_prefetch (EmsegVolume *volume, guint slice);
 guint8 *emseg_volume_label_plane (EmsegVolume *volume, guint slice);
 float *emseg_volume_prediction_plane (EmsegVolume *volume, guint slice); /* NULL if none */

@@ -362,6 +362,18 @@ test_volume_from_project (void)
   g_assert_nonnull (v->planes[N / 2 + 1]);
   g_assert_cmpmem (v->planes[N / 2 + 1], W * H * sizeof (float), want + (gsize) (N / 2 + 1) * W * H,
                    W * H * sizeof (float));
+  g_assert_cmpuint (v->n_prefetching, ==, 0);
+  /* no more than EMSEG_VOLUME_PREFETCH_READS reads at once, however many are asked for */
+  for (guint z = 1; z < N; z++)
+    emseg_volume_prefetch (v, z);
+  g_assert_cmpuint (v->n_prefetching, <=, EMSEG_VOLUME_PREFETCH_READS);
+  {
+    gint64 end = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+    while (v->n_prefetching > 0 && g_get_monotonic_time () < end)
+      g_main_context_iteration (NULL, TRUE);
+  }
+  g_assert_cmpuint (v->n_prefetching, ==, 0);
   g_assert_cmpfloat (v->image_min, >=, lo);
   g_assert_cmpfloat (v->image_max, <=, hi);
   g_assert_cmpfloat (v->image_min, <, v->image_max);
