@@ -4,13 +4,11 @@
  * the Figure 4 heatmap). Ctrl-C stops after the current step and keeps what was done. */
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli-commands.h"
 #include "cli-interrupt.h"
 #include "emseg-dataset.h"
-#include "emseg-gamma.h"
 #include "emseg-heatmap-png.h"
 #include "emseg-predict.h"
 #include "emseg-stack.h"
@@ -21,7 +19,6 @@
 typedef struct {
   EmsegTrainingLog *log;
   gboolean verbose, has_val;
-  double best_gamma; /* export exponent of the best checkpoint; NAN when not chosen */
 } Printer;
 
 static gboolean
@@ -40,9 +37,6 @@ print_event(const EmsegTrainingEvent *ev, gpointer data)
     if (p->has_val && !ev->u.started.val_scored)
       fprintf(stderr, "emseg train: note: the validation slices have unlabelled pixels, so "
                       "there are no V_rand / V_info figures and no export exponent\n");
-    break;
-  case EMSEG_TRAINING_EVENT_CHECKPOINT:
-    p->best_gamma = ev->u.checkpoint.export_gamma;
     break;
   case EMSEG_TRAINING_EVENT_STEP:
     if (p->verbose)
@@ -299,8 +293,7 @@ emseg_cli_train(int argc, char **argv)
   fflush(stdout);
 
   record = emseg_training_log_new();
-  Printer printer = { .log = record, .verbose = verbose, .has_val = n_val > 0,
-                      .best_gamma = NAN };
+  Printer printer = { .log = record, .verbose = verbose, .has_val = n_val > 0 };
   EmsegTrainingResult result;
   atomic_int *interrupted = emseg_cli_catch_sigint();
   gboolean ok = emseg_training_run(&cfg, train, val, print_event, &printer, interrupted,
@@ -311,21 +304,10 @@ emseg_cli_train(int argc, char **argv)
     printf("best %s %.4f at epoch %u%s written to %s\n", n_val ? "val_loss" : "train_loss",
            result.best_loss, result.best_epoch,
            result.best_epoch ? "" : " (the starting weights: no epoch beat them)", out_path);
-  /* the starting weights' γ (validate_init) came with no checkpoint event: the file has it */
-  if (result.best_model && result.best_epoch == 0) {
-    EngModel *saved = NULL;
-    char *meta = NULL;
-    EngError merr;
-    if (eng_model_load(out_path, &saved, &meta, &merr) == ENG_OK && meta &&
-        strstr(meta, "export_gamma=") != NULL)
-      printer.best_gamma = emseg_gamma_from_meta(meta);
-    eng_model_free(saved);
-    free(meta);
-  }
-  /* a resumed run's earlier checkpoints were not seen here; the file has their choice */
-  if (result.best_model && isfinite(printer.best_gamma))
+  /* after a resume only a new best brings a γ here; the file has an earlier choice */
+  if (result.best_model && isfinite(result.export_gamma))
     printf("export exponent %g (chosen on the validation slices; export-isbi uses it)\n",
-           printer.best_gamma);
+           result.export_gamma);
   if (result.swa_model) {
     const EmsegTrainingSwa *w = &result.swa;
     printf("swa epochs %u-%u", w->first_epoch, w->last_epoch);

@@ -194,6 +194,7 @@ typedef struct {
   /* progress */
   guint first_epoch, epoch, bad_epochs, best_epoch;
   double best_loss;
+  double best_gamma;     /* γ of the best weights chosen in this session, NAN if none */
   double seconds_this_session;
   guint epochs_this_session;
   gboolean stop_requested, stopped_early;
@@ -427,6 +428,7 @@ load_state(Run *run, EngSpec *spec, GError **error)
   run->bad_epochs = meta_uint(m_state, "bad_epochs");
   const char *bl = g_hash_table_lookup(m_state, "best_loss");
   run->best_loss = bl ? g_ascii_strtod(bl, NULL) : INFINITY;
+  run->best_gamma = NAN; /* the earlier choice is in the .best file's metadata */
   run->model = state;
   run->best = best;
   run->opt_shadow = opt;
@@ -448,6 +450,7 @@ run_setup(Run *run, GError **error)
   EngSpec spec = cfg->init_model ? *eng_model_spec(cfg->init_model) : cfg->spec;
   run->first_epoch = 1;
   run->best_loss = INFINITY;
+  run->best_gamma = NAN;
   if (cfg->resume && !load_state(run, &spec, error))
     return FALSE;
   if (cfg->dropout >= 0)
@@ -913,6 +916,32 @@ score_validation(Run *run, EmsegTrainingEpoch *ep, const char *what, GError **er
   return TRUE;
 }
 
+/* The model's weights become the best so far (validation figures in ep, selection loss
+ * sel): copied to run->best, their γ chosen when the validation slices allow it (*gamma,
+ * NAN otherwise) and, with best_path, written there with their scores. extra: the
+ * metadata lines of this kind of best; how: what chose γ. */
+static gboolean
+keep_best(Run *run, guint epoch, double sel, const EmsegTrainingEpoch *ep, const char *extra,
+          const char *how, double *gamma, GError **error)
+{
+  const EmsegTrainingConfig *cfg = run->cfg;
+  EngError err;
+  if (eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
+    return engine_error(error, &err, "keeping the best weights");
+  run->best_loss = sel;
+  run->best_epoch = epoch;
+  *gamma = NAN;
+  if (run->val_scored && cfg->calibrate_gamma && !choose_gamma(run, gamma, error))
+    return FALSE;
+  run->best_gamma = *gamma;
+  if (!cfg->best_path)
+    return TRUE;
+  g_autofree char *meta = scored_meta(cfg, epoch, extra, ep->val_loss, ep->val_accuracy,
+                                      ep->vrand, ep->vinfo, *gamma, how);
+  return save_model(run->best, cfg->best_path, cfg->half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta,
+                    error);
+}
+
 /* validate_init: the starting weights scored as epoch 0 and kept as the best so far. */
 static gboolean
 validate_start(Run *run, GError **error)
@@ -929,24 +958,12 @@ validate_start(Run *run, GError **error)
   if (run->val_scored && cfg->metrics_every &&
       !score_validation(run, &ep, "V_rand / V_info of the starting weights", error))
     return FALSE;
-  EngError err;
-  if (eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
-    return engine_error(error, &err, "keeping the starting weights");
-  run->best_loss = ep.val_loss;
-  run->best_epoch = 0;
   /* best_path holds the best weights so far from the start: these, until an epoch wins */
-  double gamma = NAN;
-  if (run->val_scored && cfg->calibrate_gamma && !choose_gamma(run, &gamma, error))
+  double gamma;
+  if (!keep_best(run, 0, ep.val_loss, &ep, "starting_weights=1\n",
+                 "best V_rand of the validation slices (plain inference) of the starting "
+                 "weights", &gamma, error))
     return FALSE;
-  if (cfg->best_path) {
-    g_autofree char *meta = scored_meta(cfg, 0, "starting_weights=1\n", ep.val_loss,
-                                        ep.val_accuracy, ep.vrand, ep.vinfo, gamma,
-                                        "best V_rand of the validation slices (plain inference) "
-                                        "of the starting weights");
-    if (!save_model(run->best, cfg->best_path, cfg->half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta,
-                    error))
-      return FALSE;
-  }
   ep.seconds = (double) (g_get_monotonic_time() - t0) / G_USEC_PER_SEC;
   EmsegTrainingEvent ev = { .kind = EMSEG_TRAINING_EVENT_EPOCH, .epoch = 0,
                             .n_epochs = cfg->epochs };
@@ -993,27 +1010,17 @@ run_epoch(Run *run, guint e, GError **error)
   if (!validated) {
     /* no figure to compare: the checkpoint and the patience count wait */
   } else if (ep.improved) {
-    run->best_loss = sel;
-    run->best_epoch = e;
     run->bad_epochs = 0;
-    EngError err;
-    if (eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
-      return engine_error(error, &err, "keeping the best weights");
   } else {
     /* patience counts epochs: add those since the previous validation */
     run->bad_epochs += has_val ? e - (e - 1) / every * every : 1;
   }
   double gamma = NAN;
-  if (ep.improved && run->val_scored && cfg->calibrate_gamma && !choose_gamma(run, &gamma, error))
-    return FALSE;
-  if (ep.improved && cfg->best_path) {
+  if (ep.improved) {
     g_autofree char *how = g_strdup_printf("best V_rand of the validation slices (plain "
                                            "inference) at epoch %u", e);
     g_autofree char *extra = g_strdup_printf("train_loss=%.6f\nlr=%g\n", ep.train_loss, lr);
-    g_autofree char *meta = scored_meta(cfg, e, extra, ep.val_loss, ep.val_accuracy, ep.vrand,
-                                        ep.vinfo, gamma, how);
-    if (!save_model(run->best, cfg->best_path, cfg->half ? ENG_DTYPE_F16 : ENG_DTYPE_F32, meta,
-                    error))
+    if (!keep_best(run, e, sel, &ep, extra, how, &gamma, error))
       return FALSE;
   }
   if (cfg->patience && run->bad_epochs >= cfg->patience)
@@ -1148,6 +1155,7 @@ emseg_training_run(const EmsegTrainingConfig *cfg, const EmsegDataset *train,
   result->epochs_run = run.epoch;
   result->best_epoch = run.best_epoch;
   result->best_loss = has_best(&run) ? run.best_loss : NAN;
+  result->export_gamma = has_best(&run) ? run.best_gamma : NAN;
   result->stopped_early = run.stopped_early;
   result->cancelled = was_cancelled;
   if (has_best(&run))

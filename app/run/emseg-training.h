@@ -231,6 +231,8 @@ typedef struct {
   EngModel *last_model;  /* owned: weights at the end of the run */
   guint epochs_run, best_epoch;
   double best_loss;
+  double export_gamma;   /* γ chosen for the best weights in this session (calibrate_gamma);
+                            NAN when none was (after a resume: until a new best) */
   gboolean stopped_early, cancelled;
 } EmsegTrainingResult;
 

@@ -418,6 +418,7 @@ test_export_gamma(void)
   g_assert_no_error(error);
   g_assert_true(r.val_scored);
   g_assert_true(isfinite(r.last_gamma));
+  g_assert_cmpfloat(res.export_gamma, ==, r.last_gamma); /* the result names the best's γ */
   EngModel *loaded = NULL;
   char *meta = NULL;
   EngError err;
@@ -444,6 +445,7 @@ test_export_gamma(void)
   g_assert_true(run(&cfg, train, val, &r, NULL, &res, &error));
   g_assert_true(r.val_scored);
   g_assert_true(isnan(r.last_gamma));
+  g_assert_true(isnan(res.export_gamma));
   g_assert_false(file_meta_has(best, "export_gamma"));
   emseg_training_result_clear(&res);
   record_clear(&r);
@@ -458,6 +460,7 @@ test_export_gamma(void)
   g_assert_true(run(&cfg, train, val, &r, NULL, &res, &error));
   g_assert_false(r.val_scored);
   g_assert_true(isnan(r.last_gamma));
+  g_assert_true(isnan(res.export_gamma));
   for (guint i = 0; i < r.log->epochs->len; i++) {
     const EmsegTrainingLogEpoch *e = &g_array_index(r.log->epochs, EmsegTrainingLogEpoch, i);
     g_assert_true(isfinite(e->m.val_loss));
