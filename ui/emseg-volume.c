@@ -57,7 +57,6 @@ volume_alloc (guint width, guint height, guint n_slices, gboolean lazy, GError *
   v->image = lazy ? NULL : g_try_new0 (float, total);
   v->labels = g_try_malloc (total);
   v->planes = lazy ? g_new0 (float *, n_slices) : NULL;
-  v->prefetching = lazy ? g_new0 (guint8, n_slices) : NULL;
   if ((!lazy && v->image == NULL) || v->labels == NULL)
     {
       g_set_error (error, emseg_volume_error_quark (), 3,
@@ -78,6 +77,14 @@ emseg_volume_new (guint width, guint height, guint n_slices, GError **error)
   return volume_alloc (width, height, n_slices, FALSE, error);
 }
 
+/* Frees every plane of a per-slice array (which stays allocated). */
+static void
+free_planes (EmsegVolume *volume, float **planes)
+{
+  for (guint z = 0; planes != NULL && z < volume->n_slices; z++)
+    g_clear_pointer (&planes[z], g_free);
+}
+
 EmsegVolume *
 emseg_volume_ref (EmsegVolume *volume)
 {
@@ -92,15 +99,12 @@ emseg_volume_unref (EmsegVolume *volume)
     return;
   g_free (volume->image);
   g_free (volume->labels);
-  for (guint z = 0; volume->prediction != NULL && z < volume->n_slices; z++)
-    g_free (volume->prediction[z]);
+  free_planes (volume, volume->prediction);
   g_free (volume->prediction);
-  emseg_volume_clear_uncertainty (volume);
+  free_planes (volume, volume->uncertainty);
   g_free (volume->uncertainty);
-  for (guint z = 0; volume->planes != NULL && z < volume->n_slices; z++)
-    g_free (volume->planes[z]);
+  free_planes (volume, volume->planes);
   g_free (volume->planes);
-  g_free (volume->prefetching);
   g_clear_pointer (&volume->source, emseg_project_close);
   g_free (volume);
 }
@@ -148,17 +152,25 @@ emseg_volume_update_range (EmsegVolume *volume)
   set_range (volume, lo, hi);
 }
 
-void
-emseg_volume_set_prediction (EmsegVolume *volume, guint slice, const float *prob)
+/* Copies src in as the slice's plane of a per-slice array (*planes allocated on first use;
+ * prediction, uncertainty). */
+static void
+copy_plane (EmsegVolume *volume, float ***planes, guint slice, const float *src)
 {
   gsize plane = emseg_volume_plane_size (volume);
 
   g_return_if_fail (slice < volume->n_slices);
-  if (volume->prediction == NULL)
-    volume->prediction = g_new0 (float *, volume->n_slices);
-  if (volume->prediction[slice] == NULL)
-    volume->prediction[slice] = g_new (float, plane);
-  memcpy (volume->prediction[slice], prob, plane * sizeof (float));
+  if (*planes == NULL)
+    *planes = g_new0 (float *, volume->n_slices);
+  if ((*planes)[slice] == NULL)
+    (*planes)[slice] = g_new (float, plane);
+  memcpy ((*planes)[slice], src, plane * sizeof (float));
+}
+
+void
+emseg_volume_set_prediction (EmsegVolume *volume, guint slice, const float *prob)
+{
+  copy_plane (volume, &volume->prediction, slice, prob);
 }
 
 const float *
@@ -171,21 +183,13 @@ emseg_volume_uncertainty_plane (EmsegVolume *volume, guint slice)
 void
 emseg_volume_set_uncertainty (EmsegVolume *volume, guint slice, const float *std)
 {
-  gsize plane = emseg_volume_plane_size (volume);
-
-  g_return_if_fail (slice < volume->n_slices);
-  if (volume->uncertainty == NULL)
-    volume->uncertainty = g_new0 (float *, volume->n_slices);
-  if (volume->uncertainty[slice] == NULL)
-    volume->uncertainty[slice] = g_new (float, plane);
-  memcpy (volume->uncertainty[slice], std, plane * sizeof (float));
+  copy_plane (volume, &volume->uncertainty, slice, std);
 }
 
 void
 emseg_volume_clear_uncertainty (EmsegVolume *volume)
 {
-  for (guint z = 0; volume->uncertainty != NULL && z < volume->n_slices; z++)
-    g_clear_pointer (&volume->uncertainty[z], g_free);
+  free_planes (volume, volume->uncertainty);
 }
 
 /* Moves slice to the most recent end of the cache's order, evicting the least recently
@@ -209,6 +213,14 @@ touch_plane (EmsegVolume *v, guint slice)
   v->recent[v->n_recent - 1] = slice;
 }
 
+/* A plane just read becomes the slice's (a project volume's cache), most recently used. */
+static void
+insert_plane (EmsegVolume *v, guint slice, float *plane)
+{
+  touch_plane (v, slice); /* may evict another plane, never this one: it is not yet listed */
+  v->planes[slice] = plane;
+}
+
 const float *
 emseg_volume_image_plane (EmsegVolume *volume, guint slice)
 {
@@ -218,15 +230,14 @@ emseg_volume_image_plane (EmsegVolume *volume, guint slice)
   if (volume->planes[slice] == NULL)
     {
       g_autoptr (GError) error = NULL;
-      float *plane = g_new0 (float, emseg_volume_plane_size (volume));
+      float *plane = g_new (float, emseg_volume_plane_size (volume));
 
       if (!emseg_project_read_slice_float (volume->source, volume->stack_id, slice, plane, &error))
         {
           g_warning ("slice %u: %s; it shows as zeros", slice, error->message);
           memset (plane, 0, emseg_volume_plane_size (volume) * sizeof (float));
         }
-      touch_plane (volume, slice); /* may evict another plane, never this one */
-      volume->planes[slice] = plane;
+      insert_plane (volume, slice, plane);
     }
   else
     touch_plane (volume, slice);
@@ -292,13 +303,14 @@ prefetch_done (GObject *source, GAsyncResult *result, gpointer data)
 
   (void) source;
   (void) data;
-  v->prefetching[pf->slice] = FALSE;
-  v->n_prefetching--;
+  for (guint i = 0; i < v->n_prefetching; i++)
+    if (v->prefetching[i] == pf->slice)
+      {
+        v->prefetching[i] = v->prefetching[--v->n_prefetching];
+        break;
+      }
   if (pf->plane != NULL && v->planes[pf->slice] == NULL)
-    {
-      touch_plane (v, pf->slice);
-      v->planes[pf->slice] = g_steal_pointer (&pf->plane);
-    }
+    insert_plane (v, pf->slice, g_steal_pointer (&pf->plane));
   pf->volume = NULL;
   emseg_volume_unref (v);
 }
@@ -310,16 +322,18 @@ emseg_volume_prefetch (EmsegVolume *volume, guint slice)
   Prefetch *pf;
 
   if (volume->source == NULL || slice >= volume->n_slices || volume->planes[slice] != NULL ||
-      volume->prefetching[slice] || volume->n_prefetching >= EMSEG_VOLUME_PREFETCH_READS)
+      volume->n_prefetching >= EMSEG_VOLUME_PREFETCH_READS)
     return;
+  for (guint i = 0; i < volume->n_prefetching; i++)
+    if (volume->prefetching[i] == slice)
+      return;
   pf = g_new0 (Prefetch, 1);
   pf->volume = emseg_volume_ref (volume);
   pf->path = g_strdup (emseg_project_get_path (volume->source));
   pf->stack_id = volume->stack_id;
   pf->slice = slice;
   pf->n = emseg_volume_plane_size (volume);
-  volume->prefetching[slice] = TRUE;
-  volume->n_prefetching++;
+  volume->prefetching[volume->n_prefetching++] = slice;
   task = g_task_new (NULL, NULL, prefetch_done, NULL);
   g_task_set_task_data (task, pf, prefetch_free);
   g_task_run_in_thread (task, prefetch_thread);
@@ -460,8 +474,7 @@ emseg_volume_new_from_project (EmsegProject *project, gint64 stack_id, GError **
           g_free (plane);
           return NULL;
         }
-      touch_plane (v, z);
-      v->planes[z] = plane;
+      insert_plane (v, z, plane);
       widen_range (plane, emseg_volume_plane_size (v), &lo, &hi);
     }
   set_range (v, lo, hi);

@@ -45,8 +45,9 @@ typedef struct {
   float **planes;       /* project volumes: (n_slices), loaded image planes or NULL */
   guint recent[EMSEG_VOLUME_CACHED_PLANES]; /* loaded slices, least recently used first */
   guint n_recent;
-  guint8 *prefetching;  /* project volumes: (n_slices), a read in flight (emseg_volume_prefetch) */
-  guint n_prefetching;  /* reads in flight, at most EMSEG_VOLUME_PREFETCH_READS */
+  guint prefetching[EMSEG_VOLUME_PREFETCH_READS]; /* slices read in flight
+                                                    (emseg_volume_prefetch) */
+  guint n_prefetching;
 } EmsegVolume;
 
 /* Allocates an all-zero image with every label EMSEG_LABEL_UNLABELED. Fails with a
