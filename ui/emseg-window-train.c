@@ -443,11 +443,10 @@ choose_val_slices (const GArray *labeled, guint n_slices, const char *text, guin
           return FALSE;
         }
       for (guint i = 0; i < n; i++)
-        val[i]--;
-      for (guint i = 0; i < n; i++)
         {
           gboolean found = FALSE;
 
+          val[i]--; /* into the store's numbering */
           for (guint k = 0; k < labeled->len && !found; k++)
             found = g_array_index (labeled, guint, k) == val[i];
           if (!found)
