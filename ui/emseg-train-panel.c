@@ -492,6 +492,12 @@ emseg_train_panel_set_progress_text (EmsegTrainPanel *self, double fraction, con
   gtk_progress_bar_set_text (self->progress, text);
 }
 
+const char *
+emseg_train_panel_get_progress_text (EmsegTrainPanel *self)
+{
+  return gtk_progress_bar_get_text (self->progress);
+}
+
 EmsegLossPlot *
 emseg_train_panel_get_loss_plot (EmsegTrainPanel *self)
 {

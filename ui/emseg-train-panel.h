@@ -94,8 +94,10 @@ GtkPopover *emseg_train_panel_get_earlier_runs_popover (EmsegTrainPanel *self); 
 void emseg_train_panel_set_progress (EmsegTrainPanel *self, double fraction, guint epoch,
                                      guint n_epochs, guint64 step, double seconds_left);
 
-/* Progress bar text without a running run ("idle", "run 3: 12 epochs"). */
+/* Progress bar text without a running run ("idle", "run 3: 12 epochs") or before its first
+ * step ("validating the starting model…"); get returns it (borrowed). */
 void emseg_train_panel_set_progress_text (EmsegTrainPanel *self, double fraction, const char *text);
+const char *emseg_train_panel_get_progress_text (EmsegTrainPanel *self);
 
 EmsegLossPlot *emseg_train_panel_get_loss_plot (EmsegTrainPanel *self); /* borrowed */
 EmsegLossPlot *emseg_train_panel_get_score_plot (EmsegTrainPanel *self); /* borrowed */

@@ -547,6 +547,10 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
   load_earlier_runs (self, 0);
   emseg_train_panel_begin_run (self->train_panel, NULL, 0);
   emseg_train_panel_set_state (self->train_panel, EMSEG_TRAIN_RUNNING);
+  /* a fine-tune scores its starting weights before the first step (validate_init): on big
+   * validation sets that takes a while, and "starting…" would look like a hang */
+  if (fine_tune && job->training.validate_init && job->n_val > 0)
+    emseg_train_panel_set_progress_text (self->train_panel, 0.0, "validating the starting model…");
   {
     guint gh, gw, margin;
 

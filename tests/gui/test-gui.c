@@ -2120,6 +2120,8 @@ test_window_finetune_shipped (void)
   emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
   g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
   g_assert_no_error (error);
+  /* until the first step the bar says what the engine does: scoring the starting weights */
+  g_assert_cmpstr (emseg_train_panel_get_progress_text (panel), ==, "validating the starting model…");
   g_setenv ("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
   {
     g_auto (EmsegCheckpointInfo) info = { 0 };
