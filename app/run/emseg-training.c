@@ -184,6 +184,9 @@ typedef struct {
   float *val_target, *val_mask; /* (n_val, vh, vw) */
   float *val_prob;       /* (n_val, vh, vw) P(cell) for V_rand / V_info */
   gboolean val_scored;   /* every validation pixel labelled: V_rand / V_info / γ defined */
+  float *bn_centres;     /* (≤ 16, bn_h, bn_w) centres of training slices for BN calibration
+                          * of big slices, cut once per run (NULL until first needed) */
+  size_t bn_h, bn_w;
   float *snapshot;       /* (n params arena) parameters at epoch start */
   size_t arena_count;
   guint n_layers;
@@ -257,6 +260,7 @@ run_free(Run *run)
   g_free(run->val_target);
   g_free(run->val_mask);
   g_free(run->val_prob);
+  g_free(run->bn_centres);
   g_free(run->snapshot);
   g_free(run->layer_names);
   g_free(run->update);
@@ -693,17 +697,24 @@ calibrate_bn_with(Run *run, EngModel *model, EngGraph *graph, GError **error)
   eng_graph_size(graph, &gn, &gh, &gw);
   g_return_val_if_fail(gh <= train->height && gw <= train->width, FALSE);
   gboolean cut = gh != train->height || gw != train->width;
-  g_autofree float *centres = cut ? g_new(float, gh * gw * n) : NULL;
+  /* The centres are cut at the first calibration and kept for the run's later ones (every
+   * validation calibrates: 16 windows of 1024² are 64 MB to copy each time). */
+  gboolean cut_now = cut && (run->bn_centres == NULL || run->bn_h != gh || run->bn_w != gw);
+  if (cut_now) {
+    g_free(run->bn_centres);
+    run->bn_centres = g_new(float, gh * gw * n);
+    run->bn_h = gh;
+    run->bn_w = gw;
+  }
   for (guint k = 0; k < n; k++) { /* evenly spread over the slices */
     const float *img = emseg_dataset_image(train, (guint) ((guint64) k * train->n / n));
-    if (cut) {
+    if (cut_now) {
       size_t y0 = (train->height - gh) / 2, x0 = (train->width - gw) / 2;
       for (size_t y = 0; y < gh; y++)
-        memcpy(centres + k * gh * gw + y * gw, img + (y0 + y) * train->width + x0,
+        memcpy(run->bn_centres + k * gh * gw + y * gw, img + (y0 + y) * train->width + x0,
                gw * sizeof(float));
-      img = centres + k * gh * gw;
     }
-    images[k] = img;
+    images[k] = cut ? run->bn_centres + k * gh * gw : img;
   }
   EngError err;
   EngStatus st = eng_model_calibrate_bn(model, graph, images, n, &err);
