@@ -209,7 +209,7 @@ render_tile (EmsegSliceView *self, long x0, long y0, int step, int cw, int ch)
 {
   EmsegVolume *v = self->volume;
   const float *img = emseg_volume_image_plane (v, self->slice);
-  const guint8 *lab = emseg_volume_label_plane (v, self->slice);
+  const guint8 *lab = emseg_volume_labels (v, self->slice);
   const float *pred = emseg_volume_prediction_plane (v, self->slice);
   double range = (double) v->image_max - v->image_min;
   /* display = clamp((s - min)/range - 0.5) * contrast + 0.5 + brightness), as one a*s+b */
@@ -503,7 +503,7 @@ update_pointer_text (EmsegSliceView *self)
 
           text = g_strdup_printf ("x %u  y %u  value %g  %s%s%s", (guint) ix, (guint) iy,
                                   emseg_volume_image_plane (v, self->slice)[i],
-                                  emseg_label_to_string (emseg_volume_label_plane (v, self->slice)[i]),
+                                  emseg_label_to_string (emseg_volume_labels (v, self->slice)[i]),
                                   ptext, utext);
         }
     }

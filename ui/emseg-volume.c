@@ -1,5 +1,5 @@
 /* emseg-volume.c — allocation and bookkeeping of the workbench's stack, and the image
- * planes of project volumes read on demand (see the header). Sizes are checked for
+ * planes and masks of project volumes read on demand (see the header). Sizes are checked for
  * overflow before anything is allocated, so a corrupt header that claims a
  * 100000×100000×1000 stack gives an error message, not a crash. */
 #include "emseg-volume.h"
@@ -39,7 +39,8 @@ checked_plane_count (guint width, guint height, guint n_slices, gsize *out, GErr
   return TRUE;
 }
 
-/* A volume with masks (all unlabeled) and, unless lazy, an all-zero image. */
+/* A volume with, unless lazy, all-zero image and all-unlabeled masks; a lazy one (read from
+ * a project) allocates only its per-slice plane pointers. */
 static EmsegVolume *
 volume_alloc (guint width, guint height, guint n_slices, gboolean lazy, GError **error)
 {
@@ -55,17 +56,19 @@ volume_alloc (guint width, guint height, guint n_slices, gboolean lazy, GError *
   v->height = height;
   v->n_slices = n_slices;
   v->image = lazy ? NULL : g_try_new0 (float, total);
-  v->labels = g_try_malloc (total);
+  v->labels = lazy ? NULL : g_try_malloc (total);
   v->planes = lazy ? g_new0 (float *, n_slices) : NULL;
-  if ((!lazy && v->image == NULL) || v->labels == NULL)
+  v->masks = lazy ? g_new0 (guint8 *, n_slices) : NULL;
+  if (!lazy && (v->image == NULL || v->labels == NULL))
     {
       g_set_error (error, emseg_volume_error_quark (), 3,
                    "Not enough memory for a %u×%u×%u stack (%.1f MiB)",
-                   width, height, n_slices, total * (lazy ? 1.0 : 5.0) / (1024.0 * 1024.0));
+                   width, height, n_slices, total * 5.0 / (1024.0 * 1024.0));
       emseg_volume_unref (v);
       return NULL;
     }
-  memset (v->labels, EMSEG_LABEL_UNLABELED, total);
+  if (!lazy)
+    memset (v->labels, EMSEG_LABEL_UNLABELED, total);
   v->image_min = 0.0f;
   v->image_max = 1.0f;
   return v;
@@ -105,6 +108,9 @@ emseg_volume_unref (EmsegVolume *volume)
   g_free (volume->uncertainty);
   free_planes (volume, volume->planes);
   g_free (volume->planes);
+  for (guint z = 0; volume->masks != NULL && z < volume->n_slices; z++)
+    g_free (volume->masks[z]);
+  g_free (volume->masks);
   g_clear_pointer (&volume->source, emseg_project_close);
   g_free (volume);
 }
@@ -192,25 +198,56 @@ emseg_volume_clear_uncertainty (EmsegVolume *volume)
   free_planes (volume, volume->uncertainty);
 }
 
-/* Moves slice to the most recent end of the cache's order, evicting the least recently
- * used plane when a new one would overflow it. */
+/* ---- the caches' order: slices least recently used first ------------------------- */
+
+/* Removes slice from order[0..*n); whether it was there. */
+static gboolean
+lru_remove (guint *order, guint *n, guint slice)
+{
+  for (guint i = 0; i < *n; i++)
+    if (order[i] == slice)
+      {
+        memmove (&order[i], &order[i + 1], (*n - i - 1) * sizeof (guint));
+        (*n)--;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+/* Moves (or adds) slice to the most recent end of order; when a new one would overflow
+ * capacity the least recently used slice leaves and is returned, else G_MAXUINT. */
+static guint
+lru_touch (guint *order, guint *n, guint capacity, guint slice)
+{
+  guint evicted = G_MAXUINT;
+
+  if (!lru_remove (order, n, slice) && *n == capacity)
+    {
+      evicted = order[0];
+      lru_remove (order, n, evicted);
+    }
+  order[(*n)++] = slice;
+  return evicted;
+}
+
 static void
 touch_plane (EmsegVolume *v, guint slice)
 {
-  guint i = 0;
+  guint out = lru_touch (v->recent, &v->n_recent, EMSEG_VOLUME_CACHED_PLANES, slice);
 
-  while (i < v->n_recent && v->recent[i] != slice)
-    i++;
-  if (i < v->n_recent)
-    memmove (&v->recent[i], &v->recent[i + 1], (v->n_recent - i - 1) * sizeof (guint));
-  else if (v->n_recent == EMSEG_VOLUME_CACHED_PLANES)
-    {
-      g_clear_pointer (&v->planes[v->recent[0]], g_free);
-      memmove (&v->recent[0], &v->recent[1], (v->n_recent - 1) * sizeof (guint));
-    }
-  else
-    v->n_recent++;
-  v->recent[v->n_recent - 1] = slice;
+  if (out != G_MAXUINT)
+    g_clear_pointer (&v->planes[out], g_free);
+}
+
+/* A project volume's mask becomes (or stays) clean, most recently used; only clean masks
+ * are ever evicted. */
+static void
+touch_mask (EmsegVolume *v, guint slice)
+{
+  guint out = lru_touch (v->clean_masks, &v->n_clean_masks, EMSEG_VOLUME_CACHED_MASKS, slice);
+
+  if (out != G_MAXUINT)
+    g_clear_pointer (&v->masks[out], g_free);
 }
 
 /* A plane just read becomes the slice's (a project volume's cache), most recently used. */
@@ -244,11 +281,55 @@ emseg_volume_image_plane (EmsegVolume *volume, guint slice)
   return volume->planes[slice];
 }
 
+/* A project volume's mask, read from its connection if not loaded (not yet listed in the
+ * cache's order: the caller decides whether it is clean). */
+static guint8 *
+load_mask (EmsegVolume *v, guint slice, gboolean *was_loaded)
+{
+  *was_loaded = v->masks[slice] != NULL;
+  if (v->masks[slice] == NULL)
+    {
+      g_autoptr (GError) error = NULL;
+      guint8 *plane = g_new (guint8, emseg_volume_plane_size (v));
+
+      if (!emseg_project_read_mask (v->source, v->stack_id, slice, plane, NULL, &error))
+        {
+          g_warning ("slice %u: %s; its mask shows as unlabeled", slice, error->message);
+          memset (plane, EMSEG_LABEL_UNLABELED, emseg_volume_plane_size (v));
+        }
+      v->masks[slice] = plane;
+    }
+  return v->masks[slice];
+}
+
+const guint8 *
+emseg_volume_labels (EmsegVolume *volume, guint slice)
+{
+  gboolean was_loaded;
+  guint8 *plane;
+
+  g_return_val_if_fail (slice < volume->n_slices, NULL);
+  if (volume->labels != NULL)
+    return volume->labels + emseg_volume_plane_size (volume) * slice;
+  plane = load_mask (volume, slice, &was_loaded);
+  /* a mask out for editing stays out of the order until reloaded */
+  if (!was_loaded || lru_remove (volume->clean_masks, &volume->n_clean_masks, slice))
+    touch_mask (volume, slice);
+  return plane;
+}
+
 guint8 *
 emseg_volume_label_plane (EmsegVolume *volume, guint slice)
 {
+  gboolean was_loaded;
+  guint8 *plane;
+
   g_return_val_if_fail (slice < volume->n_slices, NULL);
-  return volume->labels + emseg_volume_plane_size (volume) * slice;
+  if (volume->labels != NULL)
+    return volume->labels + emseg_volume_plane_size (volume) * slice;
+  plane = load_mask (volume, slice, &was_loaded);
+  lru_remove (volume->clean_masks, &volume->n_clean_masks, slice); /* pinned until reloaded */
+  return plane;
 }
 
 /* ---- prefetching on a worker thread ----------------------------------------------- */
@@ -458,9 +539,6 @@ emseg_volume_new_from_project (EmsegProject *project, gint64 stack_id, GError **
   if (v->source == NULL)
     return NULL;
   v->stack_id = stack_id;
-  for (guint z = 0; z < info.n_slices; z++)
-    if (!emseg_project_read_mask (project, stack_id, z, emseg_volume_label_plane (v, z), NULL, error))
-      return NULL;
   /* The display window from up to 5 slices spread over the stack (first, last and between),
    * which stay cached: reading every slice is what took the time. */
   n_sampled = MIN (info.n_slices, 5u);
@@ -492,15 +570,19 @@ emseg_volume_reload_mask (EmsegVolume *volume, EmsegProject *project, gint64 sta
   g_return_val_if_fail (slice < volume->n_slices, FALSE);
   if (changed != NULL)
     *changed = FALSE;
-  stored = g_malloc (n); /* one slice: the volume already holds all of them */
+  if (volume->labels == NULL && volume->masks[slice] == NULL)
+    return TRUE; /* read from the store when next shown */
+  stored = g_malloc (n);
   if (!emseg_project_read_mask (project, stack_id, slice, stored, NULL, error))
     return FALSE;
-  plane = emseg_volume_label_plane (volume, slice);
+  plane = volume->labels != NULL ? volume->labels + n * slice : volume->masks[slice];
   if (memcmp (plane, stored, n) != 0)
     {
       memcpy (plane, stored, n);
       if (changed != NULL)
         *changed = TRUE;
     }
+  if (volume->labels == NULL)
+    touch_mask (volume, slice); /* equal to the store again: clean, evictable */
   return TRUE;
 }

@@ -1,9 +1,12 @@
 /* emseg-volume.h — the stack the workbench shows and edits: the image slices (float
  * samples as read, never squeezed to 8 bit), one label mask per slice and, per slice a
- * model has predicted, the probability map. A volume read from a project holds its masks
- * in memory but reads image slices from the project when they are shown, keeping the last
- * few (EMSEG_VOLUME_CACHED_PLANES): a 40-slice 4096² stack took 13 s and 3.4 GB to load
- * whole. Reference counted: the window owns one reference and lends the viewer and the
+ * model has predicted, the probability map. A volume read from a project reads image
+ * slices and masks from the project when they are shown, keeping the last few
+ * (EMSEG_VOLUME_CACHED_PLANES images, EMSEG_VOLUME_CACHED_MASKS masks): a 40-slice 4096²
+ * stack took 13 s and 3.4 GB to load whole, and its masks alone are 670 MB. A mask handed
+ * out for editing (emseg_volume_label_plane) is never dropped until emseg_volume_reload_mask
+ * has made it equal to the store again, so an edit cannot be lost to the cache. Reference
+ * counted: the window owns one reference and lends the viewer and the
  * edit history their own. Main thread only; the engine thread gets copies, never this
  * struct. GLib only, no GTK, so tests and the store adapter can use it without a display. */
 #pragma once
@@ -21,6 +24,8 @@ GQuark emseg_volume_error_quark (void);
  * store's, from emseg-project.h, so masks go to and from the store unconverted. */
 
 #define EMSEG_VOLUME_CACHED_PLANES 8
+/* Masks are a byte per pixel, a quarter of an image plane: more of them stay. */
+#define EMSEG_VOLUME_CACHED_MASKS 16
 /* Worker reads in flight at once: paging fast through a stack must not start a read (and
  * a plane's worth of memory) per slice passed. */
 #define EMSEG_VOLUME_PREFETCH_READS 2
@@ -29,7 +34,8 @@ typedef struct {
   guint width, height, n_slices;
   float *image;      /* (n_slices, height, width) raw sample values, owned; NULL for a
                         volume read from a project (use emseg_volume_image_plane) */
-  guint8 *labels;    /* (n_slices, height, width) EmsegLabel values, owned */
+  guint8 *labels;    /* (n_slices, height, width) EmsegLabel values, owned; NULL for a
+                        volume read from a project (use emseg_volume_labels) */
   float **prediction; /* (n_slices) planes of P(cell interior), owned; a plane is NULL
                          until that slice is predicted */
   float **uncertainty; /* (n_slices) planes (height, width) of the MC-dropout standard
@@ -45,6 +51,11 @@ typedef struct {
   float **planes;       /* project volumes: (n_slices), loaded image planes or NULL */
   guint recent[EMSEG_VOLUME_CACHED_PLANES]; /* loaded slices, least recently used first */
   guint n_recent;
+  guint8 **masks;       /* project volumes: (n_slices), loaded masks or NULL */
+  /* loaded masks that equal the store, least recently used first; a loaded mask not
+   * listed was handed out for editing and stays until reloaded */
+  guint clean_masks[EMSEG_VOLUME_CACHED_MASKS];
+  guint n_clean_masks;
   guint prefetching[EMSEG_VOLUME_PREFETCH_READS]; /* slices read in flight
                                                     (emseg_volume_prefetch) */
   guint n_prefetching;
@@ -73,6 +84,13 @@ const float *emseg_volume_image_plane (EmsegVolume *volume, guint slice);
  * of range, or while EMSEG_VOLUME_PREFETCH_READS reads are in flight; the plane arrives
  * through the main loop and may be evicted as any other. */
 void emseg_volume_prefetch (EmsegVolume *volume, guint slice);
+/* The slice's mask to read (project volumes: read from the project when it is not one of
+ * the last EMSEG_VOLUME_CACHED_MASKS used; valid until that many other masks were asked
+ * for; a mask that cannot be read shows as unlabeled, with a warning). */
+const guint8 *emseg_volume_labels (EmsegVolume *volume, guint slice);
+/* The slice's mask to edit in place (brush strokes while dragging, undo of the viewer's
+ * own history). In a project volume the plane then stays in memory until
+ * emseg_volume_reload_mask makes it the store's again. */
 guint8 *emseg_volume_label_plane (EmsegVolume *volume, guint slice);
 float *emseg_volume_prediction_plane (EmsegVolume *volume, guint slice); /* NULL if none */
 /* The uncertainty (MC standard deviation) of a slice, NULL until estimated. */
@@ -89,15 +107,16 @@ const char *emseg_label_to_string (guint8 label);
  * and, for a size mismatch, both sizes. */
 EmsegVolume *emseg_volume_new_from_stack (const char *image_path, const char *labels_path,
                                           GError **error);
-/* Stack `stack_id` of an open project: every slice's mask now, image slices when shown,
- * through a read-only connection of the volume's own (the caller's project may close
- * first). Errors name the project file and the slice. */
+/* Stack `stack_id` of an open project: image slices and masks when shown, through a
+ * read-only connection of the volume's own (the caller's project may close first). Errors
+ * name the project file and the slice. */
 EmsegVolume *emseg_volume_new_from_project (EmsegProject *project, gint64 stack_id,
                                             GError **error);
 /* Re-reads one slice's mask from the store (after a stroke, undo or redo there), so the
  * viewer shows exactly what is stored. changed (may be NULL) says whether the plane
  * differed from the store: after a stroke it normally does not, and the viewer need not
- * redraw. */
+ * redraw. A project volume's mask that is not loaded is left to be read when asked for
+ * (changed FALSE: nothing on screen showed it). */
 gboolean emseg_volume_reload_mask (EmsegVolume *volume, EmsegProject *project,
                                    gint64 stack_id, guint slice, gboolean *changed,
                                    GError **error);

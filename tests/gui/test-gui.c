@@ -308,11 +308,13 @@ new_project_with_stack (const char *file_name, guint *width, guint *height, guin
   return project_path;
 }
 
-/* A volume read from a project: masks in memory, image slices read when asked for (or
- * prefetched) and only the last EMSEG_VOLUME_CACHED_PLANES kept. Every slice, asked for in an order that
- * evicts (0..n-1, then back), equals the store's; the display window comes from sampled
- * slices, so it lies within the stack's true range; the planes stay readable after the
- * caller's connection closed (the volume has its own). */
+/* A volume read from a project: image slices read when asked for (or prefetched) and only
+ * the last EMSEG_VOLUME_CACHED_PLANES kept, masks likewise (EMSEG_VOLUME_CACHED_MASKS). Every slice
+ * and mask, asked for in an order that evicts (0..n-1, then back), equals the store's; the
+ * display window comes from sampled slices, so it lies within the stack's true range; the
+ * planes stay readable after the caller's connection closed (the volume has its own). A mask
+ * handed out for editing survives any number of evictions with its unsaved edit, until
+ * reloaded from the store; reloading a mask not in memory reads nothing. */
 static void
 test_volume_from_project (void)
 {
@@ -320,7 +322,7 @@ test_volume_from_project (void)
   g_autofree char *dir = g_dir_make_tmp ("emseg-gui-XXXXXX", &error);
   g_autofree char *tif = g_build_filename (dir, "im.tif", NULL);
   g_autofree char *proj = g_build_filename (dir, "p.emseg", NULL);
-  const guint W = 40, H = 24, N = EMSEG_VOLUME_CACHED_PLANES + 5;
+  const guint W = 40, H = 24, N = MAX (EMSEG_VOLUME_CACHED_PLANES, EMSEG_VOLUME_CACHED_MASKS) + 5;
   g_autofree guint8 *pixels = g_new (guint8, (gsize) W * H * N);
   g_autoptr (EmsegStack) st = NULL;
   g_autoptr (EmsegVolume) v = NULL;
@@ -340,6 +342,18 @@ test_volume_from_project (void)
   g_assert_true (emseg_project_import_stack (p, "im", st, NULL, &stack_id, &error));
   for (guint z = 0; z < N; z++)
     g_assert_true (emseg_project_read_slice_float (p, stack_id, z, want + (gsize) z * W * H, &error));
+  /* every mask different: slice z has pixel z labelled cell, pixel z + 1 membrane */
+  {
+    g_autofree guint8 *mask = g_new (guint8, (gsize) W * H);
+
+    for (guint z = 0; z < N; z++)
+      {
+        memset (mask, EMSEG_LABEL_UNLABELED, (gsize) W * H);
+        mask[z] = EMSEG_LABEL_CELL;
+        mask[z + 1] = EMSEG_LABEL_MEMBRANE;
+        g_assert_true (emseg_project_write_mask (p, stack_id, z, mask, &error));
+      }
+  }
   for (gsize i = 0; i < (gsize) W * H * N; i++)
     {
       lo = MIN (lo, want[i]);
@@ -349,6 +363,9 @@ test_volume_from_project (void)
   g_assert_no_error (error);
   emseg_project_close (p);
   g_assert_null (v->image);
+  g_assert_null (v->labels);
+  for (guint z = 0; z < N; z++)
+    g_assert_null (v->masks[z]); /* none read at open */
   /* a prefetched slice (not one of the 5 sampled for the display window) arrives through
    * the main loop, read on a worker thread */
   g_assert_null (v->planes[N / 2 + 1]);
@@ -382,17 +399,51 @@ test_volume_from_project (void)
       {
         guint z = pass == 0 ? k : N - 1 - k;
 
+        const guint8 *mask;
+
         g_assert_cmpmem (emseg_volume_image_plane (v, z), W * H * sizeof (float), want + (gsize) z * W * H,
                          W * H * sizeof (float));
-        g_assert_cmpuint (emseg_volume_label_plane (v, z)[0], ==, EMSEG_LABEL_UNLABELED);
+        mask = emseg_volume_labels (v, z);
+        for (guint i = 0; i < W * H; i++)
+          g_assert_cmpuint (mask[i], ==,
+                            i == z ? EMSEG_LABEL_CELL : i == z + 1 ? EMSEG_LABEL_MEMBRANE : EMSEG_LABEL_UNLABELED);
       }
   g_assert_cmpuint (v->n_recent, ==, EMSEG_VOLUME_CACHED_PLANES);
+  g_assert_cmpuint (v->n_clean_masks, ==, EMSEG_VOLUME_CACHED_MASKS);
   {
-    guint loaded = 0;
+    guint loaded = 0, masks = 0;
 
     for (guint z = 0; z < N; z++)
-      loaded += v->planes[z] != NULL;
+      {
+        loaded += v->planes[z] != NULL;
+        masks += v->masks[z] != NULL;
+      }
     g_assert_cmpuint (loaded, ==, EMSEG_VOLUME_CACHED_PLANES);
+    g_assert_cmpuint (masks, ==, EMSEG_VOLUME_CACHED_MASKS);
+  }
+  /* an edit in progress (not in the store) outlives every eviction, until reloaded */
+  {
+    guint8 *edited = emseg_volume_label_plane (v, N - 1);
+    gboolean changed = FALSE;
+
+    edited[0] = EMSEG_LABEL_MEMBRANE;
+    for (guint pass = 0; pass < 2; pass++)
+      for (guint z = 0; z < N - 1; z++)
+        emseg_volume_labels (v, z);
+    g_assert_true (v->masks[N - 1] == edited);
+    g_assert_cmpuint (emseg_volume_labels (v, N - 1)[0], ==, EMSEG_LABEL_MEMBRANE);
+    p = emseg_project_open (proj, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+    g_assert_no_error (error);
+    g_assert_true (emseg_volume_reload_mask (v, p, stack_id, N - 1, &changed, &error));
+    g_assert_true (changed);
+    g_assert_cmpuint (edited[0], ==, EMSEG_LABEL_UNLABELED); /* the store's again */
+    for (guint z = 0; z < EMSEG_VOLUME_CACHED_MASKS; z++)
+      emseg_volume_labels (v, z);
+    g_assert_null (v->masks[N - 1]); /* clean now, so evicted like any other */
+    g_assert_true (emseg_volume_reload_mask (v, p, stack_id, N - 1, &changed, &error));
+    g_assert_false (changed);
+    g_assert_null (v->masks[N - 1]); /* not read: it is read when shown */
+    emseg_project_close (p);
   }
   g_unlink (tif);
   g_clear_pointer (&v, emseg_volume_unref);
