@@ -578,7 +578,54 @@ run_setup(Run *run, GError **error)
   return TRUE;
 }
 
-/* The sample a training step sees: augmented (whole slice), then cropped. */
+/* Dataset labels: 0 membrane, 255 cell, anything else unlabelled (emseg-dataset.h). */
+static inline gboolean
+labelled(guint8 v)
+{
+  return v == EMSEG_LABEL_MEMBRANE || v == EMSEG_LABEL_CELL;
+}
+
+/* Whether the th × tw window at (x0, y0) of a w-wide label plane holds a labelled pixel. */
+static gboolean
+window_labelled(const guint8 *lab, guint w, guint x0, guint y0, guint tw, guint th)
+{
+  for (guint y = 0; y < th; y++) {
+    const guint8 *row = lab + (gsize) (y0 + y) * w + x0;
+    for (guint x = 0; x < tw; x++)
+      if (labelled(row[x]))
+        return TRUE;
+  }
+  return FALSE;
+}
+
+/* Moves a th × tw crop of a w × h label plane onto a labelled pixel drawn uniformly from
+ * rng, at a uniformly drawn place in the crop (clamped to the plane). FALSE, crop
+ * unchanged, when the plane has no labelled pixel. */
+static gboolean
+anchor_crop(const guint8 *lab, guint w, guint h, guint tw, guint th, EngRng *rng, guint *x0,
+            guint *y0)
+{
+  gsize n = (gsize) w * h, count = 0;
+  for (gsize i = 0; i < n; i++)
+    count += labelled(lab[i]);
+  if (count == 0)
+    return FALSE;
+  guint64 r = (guint64) eng_rng_u32(rng) << 32 | eng_rng_u32(rng);
+  gsize k = (gsize) (r % count), i = 0;
+  for (;; i++)
+    if (labelled(lab[i]) && k-- == 0)
+      break;
+  long px = (long) (i % w), py = (long) (i / w);
+  long x = px - (long) (eng_rng_u32(rng) % tw), y = py - (long) (eng_rng_u32(rng) % th);
+  *x0 = (guint) CLAMP(x, 0, (long) (w - tw));
+  *y0 = (guint) CLAMP(y, 0, (long) (h - th));
+  return TRUE;
+}
+
+/* The sample a training step sees: augmented (whole slice), then cropped. A random crop
+ * with no labelled pixel is moved onto one: with corrections painted on a small part of a
+ * big slice, most uniform crops would hold none and their steps teach nothing (the loss
+ * mask is empty). Fully labelled slices never move, so their crops are as before. */
 static void
 prepare_sample(Run *run, guint slice, guint64 sample, const float **image,
                const guint8 **labels)
@@ -605,6 +652,8 @@ prepare_sample(Run *run, guint slice, guint64 sample, const float **image,
     eng_rng_derive(&rng, cfg->seed ^ STREAM_CROP, sample);
     guint x0 = eng_rng_u32(&rng) % (train->width - run->tw + 1);
     guint y0 = eng_rng_u32(&rng) % (train->height - run->th + 1);
+    if (!window_labelled(lab, train->width, x0, y0, run->tw, run->th))
+      anchor_crop(lab, train->width, train->height, run->tw, run->th, &rng, &x0, &y0);
     for (guint y = 0; y < run->th; y++) {
       memcpy(run->crop_image + (gsize) y * run->tw,
              img + (gsize) (y0 + y) * train->width + x0, run->tw * sizeof(float));

@@ -3,7 +3,8 @@
  * layer statistics (shape, sign, zero ⇔ lr 0), unlabeled pixels kept out of the loss,
  * cancel within one step (callback and flag), exact resume, datasets from a project,
  * validation every k epochs, the export exponent chosen with each checkpoint, weight
- * averaging (SWA) with its resume, and separation weights on the training loss only. */
+ * averaging (SWA) with its resume, separation weights on the training loss only, and crops
+ * that find sparse labels. */
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <math.h>
@@ -600,6 +601,40 @@ test_unlabeled_excluded(void)
     record_clear(&r[k]);
 }
 
+/* Crops find the labels: slices labelled only in an 8×8 patch near a corner, trained on
+ * 32² crops of 96² slices. A uniform crop holds a patch pixel about one time in 22 and
+ * its step sees an empty loss mask (loss 0); every step must see labels. */
+static void
+test_crops_find_labels(void)
+{
+  g_autoptr(EmsegDataset) ds = synth(0, 4, 96);
+  for (guint i = 0; i < ds->n; i++) {
+    guint8 *lab = emseg_dataset_labels(ds, i);
+    for (guint y = 0; y < ds->height; y++)
+      for (guint x = 0; x < ds->width; x++)
+        if (!(x >= 80 && x < 88 && y >= 4 && y < 12))
+          lab[(gsize) y * ds->width + x] = EMSEG_LABEL_UNLABELED;
+  }
+  emseg_dataset_recount(ds);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, NULL);
+  cfg.epochs = 5;
+  cfg.loss = ENG_LOSS_BCE;
+  cfg.crop = 32;
+  cfg.augment = FALSE;
+  Record r;
+  record_init(&r);
+  EmsegTrainingResult res;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(run(&cfg, ds, NULL, &r, NULL, &res, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(r.step_loss->len, ==, 20);
+  for (guint i = 0; i < r.step_loss->len; i++)
+    g_assert_cmpfloat(g_array_index(r.step_loss, double, i), >, 0.0);
+  emseg_training_result_clear(&res);
+  record_clear(&r);
+}
+
 /* Separation weights change the training loss and nothing else: with lr 0 the weights
  * never move, so the step losses differ (weighted against plain means) while the
  * validation losses, which stay unweighted, are identical. */
@@ -1148,6 +1183,7 @@ main(int argc, char **argv)
   g_test_add_func("/training/lr-steps", test_lr_steps);
   g_test_add_func("/training/layer-stats", test_layer_stats);
   g_test_add_func("/training/unlabeled-excluded", test_unlabeled_excluded);
+  g_test_add_func("/training/crops-find-labels", test_crops_find_labels);
   g_test_add_func("/training/cancel", test_cancel);
   g_test_add_func("/training/resume", test_resume);
   g_test_add_func("/training/fine-tune", test_fine_tune);
