@@ -5,15 +5,17 @@
  * re-rasterizations, and one transaction per stroke holds both the mask change and its
  * history. A label import (replace_masks) is a batch of such rows, one per changed slice,
  * undone and redone together. History is linear per stack: a change after an undo drops
- * the undone rows. */
+ * the undone rows.
+ *
+ * Masks are stored in tiles (emseg-project-masks.c): a stroke, undo or redo reads and
+ * writes only the tiles under its box, held in memory as one "region" buffer over the
+ * tile-aligned box that covers it. */
 #include <math.h>
 #include <string.h>
 
 #include "emseg-project-private.h"
 
-typedef struct {
-  guint x0, y0, x1, y1; /* half-open box [x0, x1) x [y0, y1) in image pixels */
-} Box;
+typedef EmsegProjectBox Box;
 
 static gsize
 box_area(const Box *b)
@@ -21,22 +23,24 @@ box_area(const Box *b)
   return (gsize)(b->x1 - b->x0) * (b->y1 - b->y0);
 }
 
-/* patch (box_area(b) bytes) <- the box b of a width-wide mask */
+/* patch (box_area(b) bytes) <- the box b (inside r) of a region buffer over box r */
 static void
-read_patch(guint8 *patch, const guint8 *mask, guint width, const Box *b)
+read_patch(guint8 *patch, const guint8 *region, const Box *r, const Box *b)
 {
-  gsize bw = b->x1 - b->x0;
+  gsize bw = b->x1 - b->x0, rw = r->x1 - r->x0;
   for (guint y = b->y0; y < b->y1; y++)
-    memcpy(patch + (gsize)(y - b->y0) * bw, mask + (gsize)y * width + b->x0, bw);
+    memcpy(patch + (gsize)(y - b->y0) * bw, region + (gsize)(y - r->y0) * rw + (b->x0 - r->x0),
+           bw);
 }
 
-/* the box b of a width-wide mask <- patch */
+/* the box b (inside r) of a region buffer over box r <- patch */
 static void
-write_patch(guint8 *mask, const guint8 *patch, guint width, const Box *b)
+write_patch(guint8 *region, const guint8 *patch, const Box *r, const Box *b)
 {
-  gsize bw = b->x1 - b->x0;
+  gsize bw = b->x1 - b->x0, rw = r->x1 - r->x0;
   for (guint y = b->y0; y < b->y1; y++)
-    memcpy(mask + (gsize)y * width + b->x0, patch + (gsize)(y - b->y0) * bw, bw);
+    memcpy(region + (gsize)(y - r->y0) * rw + (b->x0 - r->x0), patch + (gsize)(y - b->y0) * bw,
+           bw);
 }
 
 /* Distance from (px, py) to the segment a-b, squared. */
@@ -51,24 +55,53 @@ dist2_to_segment(double px, double py, double ax, double ay, double bx, double b
   return cx * cx + cy * cy;
 }
 
-/* Paints a round brush along the polyline; pixel (x, y) is covered when its centre
- * (x + 0.5, y + 0.5) lies within radius of the path. Returns the touched box. */
+/* The pixels segment i of the polyline (to point i + 1; the last one is a dot) may cover,
+ * clipped to box c. */
 static Box
-rasterize(guint8 *mask, guint width, guint height, const float *xy, guint n, double radius,
-          guint8 label)
+segment_reach(const float *xy, guint n, guint i, double radius, const Box *c)
 {
-  Box all = { width, height, 0, 0 };
+  guint j = i + 1 < n ? i + 1 : i;
+  double ax = xy[2 * i], ay = xy[2 * i + 1], bx = xy[2 * j], by = xy[2 * j + 1];
+  double lo_x = floor(MIN(ax, bx) - radius), hi_x = ceil(MAX(ax, bx) + radius);
+  double lo_y = floor(MIN(ay, by) - radius), hi_y = ceil(MAX(ay, by) + radius);
+  return (Box){ (guint)CLAMP(lo_x, c->x0, c->x1), (guint)CLAMP(lo_y, c->y0, c->y1),
+                (guint)CLAMP(hi_x + 1, c->x0, c->x1), (guint)CLAMP(hi_y + 1, c->y0, c->y1) };
+}
+
+/* The box every segment's reach lies in, clipped to the width x height slice; empty
+ * (x1 <= x0 or y1 <= y0) when the stroke lies wholly outside it. */
+static Box
+stroke_reach(const float *xy, guint n, double radius, guint width, guint height)
+{
+  Box slice = { 0, 0, width, height }, all = { width, height, 0, 0 };
+  for (guint i = 0; i < n; i++) {
+    Box b = segment_reach(xy, n, i, radius, &slice);
+    if (b.x1 <= b.x0 || b.y1 <= b.y0)
+      continue;
+    all.x0 = MIN(all.x0, b.x0);
+    all.y0 = MIN(all.y0, b.y0);
+    all.x1 = MAX(all.x1, b.x1);
+    all.y1 = MAX(all.y1, b.y1);
+  }
+  return all;
+}
+
+/* Paints a round brush along the polyline into a region buffer over box r (which holds the
+ * stroke's reach); pixel (x, y) is covered when its centre (x + 0.5, y + 0.5) lies within
+ * radius of the path. Returns the touched box, in image pixels. */
+static Box
+rasterize(guint8 *region, const Box *r, const float *xy, guint n, double radius, guint8 label)
+{
+  Box all = { r->x1, r->y1, 0, 0 };
+  gsize rw = r->x1 - r->x0;
   for (guint i = 0; i < n; i++) {
     guint j = i + 1 < n ? i + 1 : i;
     double ax = xy[2 * i], ay = xy[2 * i + 1], bx = xy[2 * j], by = xy[2 * j + 1];
-    double lo_x = floor(MIN(ax, bx) - radius), hi_x = ceil(MAX(ax, bx) + radius);
-    double lo_y = floor(MIN(ay, by) - radius), hi_y = ceil(MAX(ay, by) + radius);
-    guint x0 = (guint)CLAMP(lo_x, 0, width), x1 = (guint)CLAMP(hi_x + 1, 0, width);
-    guint y0 = (guint)CLAMP(lo_y, 0, height), y1 = (guint)CLAMP(hi_y + 1, 0, height);
-    for (guint y = y0; y < y1; y++)
-      for (guint x = x0; x < x1; x++)
+    Box seg = segment_reach(xy, n, i, radius, r);
+    for (guint y = seg.y0; y < seg.y1; y++)
+      for (guint x = seg.x0; x < seg.x1; x++)
         if (dist2_to_segment(x + 0.5, y + 0.5, ax, ay, bx, by) <= radius * radius) {
-          mask[(gsize)y * width + x] = label;
+          region[(gsize)(y - r->y0) * rw + (x - r->x0)] = label;
           all.x0 = MIN(all.x0, x);
           all.y0 = MIN(all.y0, y);
           all.x1 = MAX(all.x1, x + 1);
@@ -78,21 +111,23 @@ rasterize(guint8 *mask, guint width, guint height, const float *xy, guint n, dou
   return all;
 }
 
-/* Stores slice's new mask and records the change as one history row: the patches of the
- * old and new masks under box b (where they differ), the stroke's label, radius and
- * points (label -1, radius 0, no points for a whole-mask replacement). batch 0: a step of
- * its own; else the batch it belongs to. Inside the caller's transaction. */
+/* Stores the new mask of slice under the tile-aligned box r (the tiles that changed) and
+ * records the change as one history row: the patches of the old and new region buffers
+ * under box b (inside r, where they differ), the stroke's label, radius and points (label
+ * -1, radius 0, no points for a whole-mask replacement). batch 0: a step of its own; else
+ * the batch it belongs to. Inside the caller's transaction. */
 static gboolean
-save_change(EmsegProject *p, const EmsegProjectStack *s, gint64 stack_id, guint slice,
-            const guint8 *old_mask, const guint8 *new_mask, const Box *b, int label,
+save_change(EmsegProject *p, const EmsegProjectStack *s, guint slice, const Box *r,
+            const guint8 *old_region, const guint8 *new_region, const Box *b, int label,
             double radius, const float *xy, guint n_points, gint64 batch, GError **error)
 {
-  if (!emseg_project_put_mask(p, stack_id, slice, new_mask, (gsize)s->width * s->height, error))
+  gint64 stack_id = s->id;
+  if (!emseg_project_put_mask_tiles(p, s, slice, r, new_region, old_region, error))
     return FALSE;
   g_autofree guint8 *before = g_malloc(box_area(b));
   g_autofree guint8 *after = g_malloc(box_area(b));
-  read_patch(before, old_mask, s->width, b);
-  read_patch(after, new_mask, s->width, b);
+  read_patch(before, old_region, r, b);
+  read_patch(after, new_region, r, b);
   sqlite3_stmt *st = emseg_project_stmt(
       p,
       "INSERT INTO strokes (stack_id, idx, label, radius, points, x0, y0, x1, y1, before,"
@@ -165,28 +200,33 @@ emseg_project_apply_stroke(EmsegProject *p, gint64 stack_id, guint slice, EmsegL
     return FALSE;
   if (!emseg_project_check_slice(p, &s, slice, error))
     return FALSE;
-  gsize n = (gsize)s.width * s.height;
-  g_autofree guint8 *mask = g_malloc(n);
-  g_autofree guint8 *before_mask = g_malloc(n);
-
+  /* Only the tiles under the stroke's reach are read and written. */
+  Box reach = stroke_reach(xy, n_points, radius, s.width, s.height);
+  Box r = reach.x1 > reach.x0 && reach.y1 > reach.y0 ? emseg_project_box_tiles(&s, &reach)
+                                                     : (Box){ 0, 0, 0, 0 };
+  Box b = { 0, 0, 0, 0 };
+  g_autofree guint8 *region = NULL, *before = NULL;
   if (!emseg_project_begin(p, "saving a stroke", error))
     return FALSE;
-  gboolean ok = emseg_project_get_mask(p, stack_id, slice, mask, n, NULL, error);
-  Box b = { 0, 0, 0, 0 };
-  if (ok) {
-    memcpy(before_mask, mask, n);
-    b = rasterize(mask, s.width, s.height, xy, n_points, radius, (guint8)label);
+  gboolean ok = TRUE;
+  if (r.x1 > r.x0) {
+    region = g_malloc(box_area(&r));
+    before = g_malloc(box_area(&r));
+    ok = emseg_project_get_mask_tiles(p, &s, slice, &r, region, NULL, error);
+    if (ok) {
+      memcpy(before, region, box_area(&r));
+      b = rasterize(region, &r, xy, n_points, radius, (guint8)label);
+    }
   }
   if (ok && b.x1 <= b.x0) {
-    /* Entirely outside the image: nothing to record. */
+    /* Entirely outside the image (or between the pixel centres): nothing to record. */
     emseg_project_rollback(p);
     if (stroke_id != NULL)
       *stroke_id = 0;
     return TRUE;
   }
   ok = ok && clear_redo(p, stack_id, error) &&
-       save_change(p, &s, stack_id, slice, before_mask, mask, &b, label, radius, xy, n_points, 0,
-                   error);
+       save_change(p, &s, slice, &r, before, region, &b, label, radius, xy, n_points, 0, error);
   if (!ok) {
     emseg_project_rollback(p);
     return FALSE;
@@ -238,6 +278,7 @@ emseg_project_replace_masks(EmsegProject *p, gint64 stack_id, guint first, guint
     return FALSE;
   const char *what = "replacing masks";
   gsize n = (gsize)s.width * s.height;
+  Box whole = emseg_project_box_whole(&s);
   g_autofree guint8 *old = g_malloc(n);
   if (!emseg_project_begin(p, what, error))
     return FALSE;
@@ -246,11 +287,11 @@ emseg_project_replace_masks(EmsegProject *p, gint64 stack_id, guint first, guint
   guint changed = 0;
   for (guint z = 0; ok && z < n_slices; z++) {
     const guint8 *mask = masks + (gsize)z * n;
-    ok = emseg_project_get_mask(p, stack_id, first + z, old, n, NULL, error);
+    ok = emseg_project_get_mask_tiles(p, &s, first + z, &whole, old, NULL, error);
     Box b = ok ? diff_box(old, mask, s.width, s.height) : (Box){ 0, 0, 0, 0 };
     if (!ok || b.x1 <= b.x0)
       continue;
-    ok = save_change(p, &s, stack_id, first + z, old, mask, &b, -1, 0.0, NULL, 0, batch, error);
+    ok = save_change(p, &s, first + z, &whole, old, mask, &b, -1, 0.0, NULL, 0, batch, error);
     if (ok && batch == 0)
       batch = sqlite3_last_insert_rowid(p->db);
     changed++;
@@ -310,17 +351,20 @@ apply_row(EmsegProject *p, const EmsegProjectStack *s, gint64 stack_id, gint64 i
     ok = FALSE;
   }
   Box b = { (guint)x0, (guint)y0, (guint)x1, (guint)y1 };
-  gsize n = (gsize)s->width * s->height;
+  /* Only the tiles under the row's box are read and written. */
+  Box r = ok ? emseg_project_box_tiles(s, &b) : (Box){ 0, 0, 0, 0 };
   g_autofree guint8 *patch = ok ? g_malloc(box_area(&b)) : NULL;
-  g_autofree guint8 *mask = ok ? g_malloc(n) : NULL;
+  g_autofree guint8 *region = ok ? g_malloc(box_area(&r)) : NULL;
+  g_autofree guint8 *old = ok ? g_malloc(box_area(&r)) : NULL;
   ok = ok && emseg_project_decompress(sqlite3_column_blob(st, 5),
                                       (gsize)sqlite3_column_bytes(st, 5), patch, box_area(&b),
                                       where, error);
   sqlite3_reset(st);
-  ok = ok && emseg_project_get_mask(p, stack_id, (guint)idx, mask, n, NULL, error);
+  ok = ok && emseg_project_get_mask_tiles(p, s, (guint)idx, &r, region, NULL, error);
   if (ok) {
-    write_patch(mask, patch, s->width, &b);
-    ok = emseg_project_put_mask(p, stack_id, (guint)idx, mask, n, error);
+    memcpy(old, region, box_area(&r));
+    write_patch(region, patch, &r, &b);
+    ok = emseg_project_put_mask_tiles(p, s, (guint)idx, &r, region, old, error);
   }
   if (ok) {
     st = emseg_project_stmt(p, "UPDATE strokes SET undone = ? WHERE id = ?", error);

@@ -1,5 +1,6 @@
 /* emseg-project-private.h — what the project store's files share: the connection struct,
- * the statement cache, transactions, SQLite-to-GError mapping and the blob codec.
+ * the statement cache, transactions, SQLite-to-GError mapping, the blob codec and the mask
+ * tiles.
  * Not for use outside app/store. */
 #pragma once
 
@@ -45,13 +46,38 @@ gboolean emseg_project_decompress(const void *blob, gsize blob_len, void *out,
 gboolean emseg_project_slice_bytes(const EmsegProjectStack *s, gsize bytes_per_sample,
                                    gsize *out, GError **error);
 
-/* Stores one mask (or deletes its row when nothing is labeled), validating every value;
- * used by imports, strokes, undo and redo inside the caller's transaction. */
-gboolean emseg_project_put_mask(EmsegProject *p, gint64 stack_id, guint slice,
-                                const guint8 *mask, gsize n, GError **error);
-/* Reads a mask (n bytes; all UNLABELED when never annotated), validating every value. */
-gboolean emseg_project_get_mask(EmsegProject *p, gint64 stack_id, guint slice, guint8 *out,
-                                gsize n, guint64 *n_labeled, GError **error);
+/* ---- masks, kept in square tiles (emseg-project-masks.c) ---- */
+
+/* Side of a mask tile in pixels; tiles at the right and bottom edges are smaller. Part of
+ * the schema (version 3): changing it needs a migration. Why 256, see emseg-project-masks.c. */
+#define EMSEG_PROJECT_MASK_TILE 256u
+
+typedef struct {
+  guint x0, y0, x1, y1; /* half-open box [x0, x1) x [y0, y1) in image pixels */
+} EmsegProjectBox;
+
+/* The whole slice, and the smallest tile-aligned box that covers b (b within the slice). */
+EmsegProjectBox emseg_project_box_whole(const EmsegProjectStack *s);
+EmsegProjectBox emseg_project_box_tiles(const EmsegProjectStack *s, const EmsegProjectBox *b);
+
+/* Reads the mask under r (tile-aligned, see emseg_project_box_tiles) into out, r's width
+ * bytes per row; tiles without a row are all UNLABELED. Every stored tile is checked (size,
+ * zlib stream, label values, its n_labeled) and a bad one is a CORRUPT error naming the
+ * stack, slice and tile. n_labeled (may be NULL): non-UNLABELED pixels under r. */
+gboolean emseg_project_get_mask_tiles(EmsegProject *p, const EmsegProjectStack *s,
+                                      guint slice, const EmsegProjectBox *r, guint8 *out,
+                                      guint64 *n_labeled, GError **error);
+/* Stores the tiles of r (tile-aligned; mask laid out as in get) that changed, deleting the
+ * rows of tiles that became all UNLABELED; a value that is not a label is an INVALID error.
+ * old: what the store holds under r, read in the caller's transaction (tiles equal to it
+ * are skipped), or NULL to compare each tile with its stored row instead (a row that does
+ * not decode is replaced). Inside the caller's transaction. */
+gboolean emseg_project_put_mask_tiles(EmsegProject *p, const EmsegProjectStack *s,
+                                      guint slice, const EmsegProjectBox *r,
+                                      const guint8 *mask, const guint8 *old, GError **error);
+/* Schema 3's migration step: cuts every one-blob mask of table masks into tiles, then drops
+ * that table. Inside the migration's transaction. */
+gboolean emseg_project_migrate_masks_to_tiles(EmsegProject *p, GError **error);
 
 /* TRUE if slice exists in stack s; else a NOT_FOUND error naming the project, the stack
  * and both numbers. */

@@ -1,7 +1,7 @@
 /* emseg-project.c — the project store's connection: open with defensive settings and
  * checks, schema migrations, the statement cache, transactions and error mapping, the blob
- * codec, metadata, and stacks / slices / masks. History lives in emseg-project-history.c,
- * training records in emseg-project-training.c. */
+ * codec, metadata, and stacks / slices. Masks live in emseg-project-masks.c, history in
+ * emseg-project-history.c, training records in emseg-project-training.c. */
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -20,11 +20,15 @@ G_DEFINE_QUARK(emseg-project-error-quark, emseg_project_error)
 #define BUSY_TIMEOUT_MS 5000
 
 /* Forward-only migrations; version = index + 1, each applied with its user_version bump in
- * one transaction. Never edit a released entry: append a new one. */
-static const char *const migrations[] = {
+ * one transaction: its SQL, then its step in C when SQL alone cannot convert the data.
+ * Never edit a released entry: append a new one. */
+static const struct {
+  const char *sql;
+  gboolean (*step)(EmsegProject *p, GError **error); /* may be NULL */
+} migrations[] = {
   /* 1: the initial schema. AUTOINCREMENT where an id must never be reused: a replaced
    * checkpoint or a dropped redo stroke must not hand its id to a newcomer. */
-  "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+  { "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
   "CREATE TABLE stacks (id INTEGER PRIMARY KEY, name TEXT NOT NULL, source_path TEXT,"
   "  width INTEGER NOT NULL, height INTEGER NOT NULL, n_slices INTEGER NOT NULL,"
   "  sample_type INTEGER NOT NULL, created TEXT NOT NULL);"
@@ -55,10 +59,18 @@ static const char *const migrations[] = {
   "CREATE TABLE predictions (model_id INTEGER NOT NULL REFERENCES models(id) ON DELETE CASCADE,"
   "  stack_id INTEGER NOT NULL REFERENCES stacks(id) ON DELETE CASCADE, idx INTEGER NOT NULL,"
   "  bits INTEGER NOT NULL CHECK (bits = 16), data BLOB NOT NULL,"
-  "  PRIMARY KEY (model_id, stack_id, idx));",
+  "  PRIMARY KEY (model_id, stack_id, idx));", NULL },
   /* 2: strokes that belong together (a whole-stack label import): undone and redone as
    * one step. NULL for a brush stroke, which is a step of its own. */
-  "ALTER TABLE strokes ADD COLUMN batch INTEGER;",
+  { "ALTER TABLE strokes ADD COLUMN batch INTEGER;", NULL },
+  /* 3: masks in 256 x 256 tiles, one row per tile holding any labelled pixel, so a stroke
+   * rewrites only the tiles it touches (emseg-project-masks.c); the step cuts the masks
+   * table's one-blob-per-slice masks into tiles and drops it. */
+  { "CREATE TABLE mask_tiles (stack_id INTEGER NOT NULL REFERENCES stacks(id)"
+    "  ON DELETE CASCADE, idx INTEGER NOT NULL, ty INTEGER NOT NULL, tx INTEGER NOT NULL,"
+    "  mask BLOB NOT NULL, n_labeled INTEGER NOT NULL CHECK (n_labeled > 0),"
+    "  PRIMARY KEY (stack_id, idx, ty, tx));",
+    emseg_project_migrate_masks_to_tiles },
 };
 
 /* What the code expects to find, checked on every open: a file whose tables lack a column
@@ -70,7 +82,7 @@ static const struct {
   { "meta", "key,value" },
   { "stacks", "id,name,source_path,width,height,n_slices,sample_type,created" },
   { "slices", "stack_id,idx,pixels" },
-  { "masks", "stack_id,idx,mask,n_labeled" },
+  { "mask_tiles", "stack_id,idx,ty,tx,mask,n_labeled" },
   { "strokes", "id,stack_id,idx,label,radius,points,x0,y0,x1,y1,before,after,undone,created,batch" },
   { "runs", "id,name,params,seed,parent_model_id,started,ended,status" },
   { "epoch_metrics",
@@ -280,7 +292,11 @@ migrate(EmsegProject *p, gint64 from, GError **error)
     char *errmsg = NULL;
     g_autofree char *bump = g_strdup_printf("PRAGMA user_version = %d; PRAGMA application_id = %d;",
                                             (int)v + 1, EMSEG_APPLICATION_ID);
-    int rc = sqlite3_exec(p->db, migrations[v], NULL, NULL, &errmsg);
+    int rc = sqlite3_exec(p->db, migrations[v].sql, NULL, NULL, &errmsg);
+    if (rc == SQLITE_OK && migrations[v].step != NULL && !migrations[v].step(p, error)) {
+      emseg_project_rollback(p);
+      return FALSE;
+    }
     if (rc == SQLITE_OK)
       rc = sqlite3_exec(p->db, bump, NULL, NULL, &errmsg);
     if (rc != SQLITE_OK) {
@@ -731,49 +747,6 @@ emseg_project_check_slice(EmsegProject *p, const EmsegProjectStack *s, guint sli
 }
 
 gboolean
-emseg_project_put_mask(EmsegProject *p, gint64 stack_id, guint slice, const guint8 *mask,
-                       gsize n, GError **error)
-{
-  guint64 labeled = 0;
-  for (gsize i = 0; i < n; i++) {
-    if (mask[i] != EMSEG_LABEL_UNLABELED) {
-      if (mask[i] != EMSEG_LABEL_MEMBRANE && mask[i] != EMSEG_LABEL_CELL) {
-        g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_INVALID,
-                    "%s: mask value %u at pixel %" G_GSIZE_FORMAT " of slice %u is not a label "
-                    "(0 membrane, 128 unlabeled, 255 cell)",
-                    p->path, mask[i], i, slice);
-        return FALSE;
-      }
-      labeled++;
-    }
-  }
-  sqlite3_stmt *st;
-  if (labeled == 0) {
-    st = emseg_project_stmt(p, "DELETE FROM masks WHERE stack_id = ? AND idx = ?", error);
-    if (st == NULL)
-      return FALSE;
-    sqlite3_bind_int64(st, 1, stack_id);
-    sqlite3_bind_int64(st, 2, slice);
-  } else {
-    st = emseg_project_stmt(
-        p, "INSERT OR REPLACE INTO masks (stack_id, idx, mask, n_labeled) VALUES (?, ?, ?, ?)",
-        error);
-    if (st == NULL)
-      return FALSE;
-    g_autoptr(GBytes) z = emseg_project_compress(mask, n);
-    sqlite3_bind_int64(st, 1, stack_id);
-    sqlite3_bind_int64(st, 2, slice);
-    sqlite3_bind_blob64(st, 3, g_bytes_get_data(z, NULL), g_bytes_get_size(z), SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)labeled);
-  }
-  int rc = sqlite3_step(st);
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE)
-    return emseg_project_fail(p, rc, "saving a mask", error);
-  return TRUE;
-}
-
-gboolean
 emseg_project_import_stack(EmsegProject *p, const char *name, EmsegStack *images,
                            EmsegStack *labels, gint64 *stack_id, GError **error)
 {
@@ -793,6 +766,7 @@ emseg_project_import_stack(EmsegProject *p, const char *name, EmsegStack *images
     }
   }
   EmsegProjectStack shape = { 0, NULL, NULL, w, h, n, type };
+  EmsegProjectBox whole = emseg_project_box_whole(&shape);
   gsize bytes = 0;
   if (!emseg_project_slice_bytes(&shape, emseg_sample_type_size(type), &bytes, error))
     return FALSE;
@@ -818,6 +792,7 @@ emseg_project_import_stack(EmsegProject *p, const char *name, EmsegStack *images
     ok = emseg_project_step_done(p, st, "importing a stack", error);
   }
   gint64 id = sqlite3_last_insert_rowid(p->db);
+  shape.id = id;
   g_autofree guint8 *raw = g_malloc(bytes);
   g_autofree guint8 *lab = labels != NULL ? g_malloc((gsize)w * h) : NULL;
   for (guint i = 0; ok && i < n; i++) {
@@ -840,7 +815,7 @@ emseg_project_import_stack(EmsegProject *p, const char *name, EmsegStack *images
       ok = emseg_stack_read_u8(labels, i, lab, error);
       for (gsize k = 0; ok && k < (gsize)w * h; k++)
         lab[k] = lab[k] >= 128 ? EMSEG_LABEL_CELL : EMSEG_LABEL_MEMBRANE;
-      ok = ok && emseg_project_put_mask(p, id, i, lab, (gsize)w * h, error);
+      ok = ok && emseg_project_put_mask_tiles(p, &shape, i, &whole, lab, NULL, error);
     }
   }
   if (!ok) {
@@ -854,7 +829,7 @@ emseg_project_import_stack(EmsegProject *p, const char *name, EmsegStack *images
   return TRUE;
 }
 
-/* ---- slices and masks ---- */
+/* ---- slices ---- */
 
 gboolean
 emseg_project_read_slice(EmsegProject *p, gint64 stack_id, guint slice, void *out,
@@ -914,98 +889,6 @@ emseg_project_read_slice_float(EmsegProject *p, gint64 stack_id, guint slice, fl
     }
   }
   return TRUE;
-}
-
-gboolean
-emseg_project_get_mask(EmsegProject *p, gint64 stack_id, guint slice, guint8 *out, gsize n,
-                       guint64 *n_labeled, GError **error)
-{
-  sqlite3_stmt *st = emseg_project_stmt(
-      p, "SELECT mask, n_labeled FROM masks WHERE stack_id = ? AND idx = ?", error);
-  if (st == NULL)
-    return FALSE;
-  sqlite3_bind_int64(st, 1, stack_id);
-  sqlite3_bind_int64(st, 2, slice);
-  int rc = sqlite3_step(st);
-  gboolean ok = TRUE;
-  if (rc == SQLITE_ROW) {
-    g_autofree char *what =
-        g_strdup_printf("%s: mask of stack %" G_GINT64_FORMAT ", slice %u", p->path, stack_id,
-                        slice);
-    ok = emseg_project_decompress(sqlite3_column_blob(st, 0), (gsize)sqlite3_column_bytes(st, 0),
-                                  out, n, what, error);
-    guint64 count = 0;
-    for (gsize i = 0; ok && i < n; i++) {
-      if (out[i] == EMSEG_LABEL_UNLABELED)
-        continue;
-      if (out[i] != EMSEG_LABEL_MEMBRANE && out[i] != EMSEG_LABEL_CELL) {
-        g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CORRUPT,
-                    "%s: value %u at pixel %" G_GSIZE_FORMAT " is not a label", what, out[i], i);
-        ok = FALSE;
-      }
-      count++;
-    }
-    if (n_labeled != NULL)
-      *n_labeled = count;
-  } else if (rc == SQLITE_DONE) {
-    memset(out, EMSEG_LABEL_UNLABELED, n);
-    if (n_labeled != NULL)
-      *n_labeled = 0;
-  } else {
-    ok = emseg_project_fail(p, rc, "reading a mask", error);
-  }
-  sqlite3_reset(st);
-  return ok;
-}
-
-gboolean
-emseg_project_read_mask(EmsegProject *p, gint64 stack_id, guint slice, guint8 *out,
-                        guint64 *n_labeled, GError **error)
-{
-  g_auto(EmsegProjectStack) s = { 0 };
-  if (!emseg_project_get_stack(p, stack_id, &s, error) || !emseg_project_check_slice(p, &s, slice, error))
-    return FALSE;
-  return emseg_project_get_mask(p, stack_id, slice, out, (gsize)s.width * s.height, n_labeled,
-                                error);
-}
-
-gboolean
-emseg_project_write_mask(EmsegProject *p, gint64 stack_id, guint slice, const guint8 *mask,
-                         GError **error)
-{
-  g_auto(EmsegProjectStack) s = { 0 };
-  if (!emseg_project_get_stack(p, stack_id, &s, error) || !emseg_project_check_slice(p, &s, slice, error))
-    return FALSE;
-  if (!emseg_project_begin(p, "saving a mask", error))
-    return FALSE;
-  if (!emseg_project_put_mask(p, stack_id, slice, mask, (gsize)s.width * s.height, error)) {
-    emseg_project_rollback(p);
-    return FALSE;
-  }
-  return emseg_project_commit(p, "saving a mask", error);
-}
-
-GArray *
-emseg_project_labeled_slices(EmsegProject *p, gint64 stack_id, GError **error)
-{
-  sqlite3_stmt *st = emseg_project_stmt(
-      p, "SELECT idx FROM masks WHERE stack_id = ? AND n_labeled > 0 ORDER BY idx", error);
-  if (st == NULL)
-    return NULL;
-  sqlite3_bind_int64(st, 1, stack_id);
-  GArray *a = g_array_new(FALSE, FALSE, sizeof(guint));
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    guint idx = (guint)sqlite3_column_int64(st, 0);
-    g_array_append_val(a, idx);
-  }
-  sqlite3_reset(st);
-  if (rc != SQLITE_DONE) {
-    emseg_project_fail(p, rc, "listing labeled slices", error);
-    g_array_unref(a);
-    return NULL;
-  }
-  return a;
 }
 
 gboolean

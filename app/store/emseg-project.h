@@ -16,7 +16,11 @@
  *
  * Storage choices: slices are the raw samples (little-endian), masks one byte per pixel,
  * predictions 16-bit quantized P(cell interior) (value / 65535); all zlib-compressed with
- * GLib's GZlibCompressor (gio is already a dependency, so no extra library).
+ * GLib's GZlibCompressor (gio is already a dependency, so no extra library). Masks are kept
+ * in 256 x 256 tiles (smaller at the right and bottom edges), one row per tile that holds
+ * any labelled pixel: a stroke, undo or redo reads and rewrites only the tiles under its
+ * box, and a slice never annotated takes no space. Projects from before (one blob per
+ * mask, schema 2 and older) are converted when first opened writable.
  *
  * Ownership: the caller owns every buffer passed in or filled, and every returned string,
  * GBytes and GArray (free with g_free / g_bytes_unref / g_array_unref). */

@@ -1,13 +1,16 @@
-/* test-project.c — the SQLite project store (app/store): migrations and schema checks,
- * import with partial labels, strokes with undo/redo across reopen, training records,
- * checkpoints and predictions, two threads on two connections, and the files a project
- * must refuse (random bytes, another application's SQLite, a newer schema, a damaged
- * schema or blob, read-only, disk full), each with a message naming the file. */
+/* test-project.c — the SQLite project store (app/store): migrations and schema checks
+ * (schema 2's one-blob masks cut into tiles), import with partial labels, masks in tiles
+ * (sizes that are not multiples of the tile, strokes across tile borders, a tile erased
+ * back to no row), strokes with undo/redo across reopen, training records, checkpoints and
+ * predictions, two threads on two connections, and the files a project must refuse
+ * (random bytes, another application's SQLite, a newer schema, a damaged schema, blob or
+ * mask tile, read-only, disk full), each with a message naming the file. */
 #include <math.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <gio/gio.h>
 #include <glib.h>
 #include <glib/gstdio.h>
 
@@ -90,6 +93,163 @@ raw_exec(const char *path, const char *sql)
   if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
     g_error("%s: %s", sql, msg);
   sqlite3_close(db);
+}
+
+/* Runs sql with ?1 bound to blob (one statement, no rows). */
+static void
+raw_exec_blob(const char *path, const char *sql, const void *blob, gsize len)
+{
+  sqlite3 *db = NULL;
+  g_assert_cmpint(sqlite3_open(path, &db), ==, SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  g_assert_cmpint(sqlite3_prepare_v2(db, sql, -1, &st, NULL), ==, SQLITE_OK);
+  sqlite3_bind_blob64(st, 1, blob, len, SQLITE_STATIC);
+  if (sqlite3_step(st) != SQLITE_DONE)
+    g_error("%s: %s", sql, sqlite3_errmsg(db));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+/* zlib, written independently of the store's codec (whole input in one call). */
+static GBytes *
+zlib_compress(const void *data, gsize len)
+{
+  g_autoptr(GZlibCompressor) z = g_zlib_compressor_new(G_ZLIB_COMPRESSOR_FORMAT_ZLIB, 6);
+  gsize cap = len + len / 100 + 64, read = 0, written = 0;
+  guint8 *out = g_malloc(cap);
+  GConverterResult r = g_converter_convert(G_CONVERTER(z), data, len, out, cap,
+                                           G_CONVERTER_INPUT_AT_END, &read, &written, NULL);
+  g_assert_cmpint(r, ==, G_CONVERTER_FINISHED);
+  g_assert_cmpuint(read, ==, len);
+  return g_bytes_new_take(out, written);
+}
+
+/* Rewrites a current project the way schema version 2 stored masks: one zlib blob per
+ * slice in table masks (no row for a slice without labels), no table mask_tiles. The
+ * masks are read through the store first, so the file holds the same labels. */
+static void
+downgrade_to_v2(const char *path, gint64 id)
+{
+  g_autoptr(GError) error = NULL;
+  EmsegProject *p = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  g_assert_no_error(error);
+  g_auto(EmsegProjectStack) s = { 0 };
+  g_assert_true(emseg_project_get_stack(p, id, &s, &error));
+  gsize plane = (gsize)s.width * s.height;
+  g_autofree guint8 *masks = g_malloc(plane * s.n_slices);
+  g_autofree guint64 *counts = g_new(guint64, s.n_slices);
+  for (guint z = 0; z < s.n_slices; z++)
+    g_assert_true(emseg_project_read_mask(p, id, z, masks + z * plane, &counts[z], &error));
+  emseg_project_close(p);
+  /* table masks as schema 1 defined it */
+  raw_exec(path, "DROP TABLE mask_tiles;"
+                 "CREATE TABLE masks (stack_id INTEGER NOT NULL REFERENCES stacks(id) ON DELETE"
+                 "  CASCADE, idx INTEGER NOT NULL, mask BLOB NOT NULL, n_labeled INTEGER NOT NULL,"
+                 "  PRIMARY KEY (stack_id, idx));"
+                 "PRAGMA user_version = 2;");
+  for (guint z = 0; z < s.n_slices; z++) {
+    if (counts[z] == 0)
+      continue;
+    g_autoptr(GBytes) zb = zlib_compress(masks + z * plane, plane);
+    g_autofree char *sql = g_strdup_printf("INSERT INTO masks VALUES (%" G_GINT64_FORMAT
+                                           ", %u, ?1, %" G_GUINT64_FORMAT ")",
+                                           id, z, counts[z]);
+    raw_exec_blob(path, sql, g_bytes_get_data(zb, NULL), g_bytes_get_size(zb));
+  }
+}
+
+/* A project with one stack of n w x h uint8 slices and no labels. */
+static EmsegProject *
+make_sized_project(guint w, guint h, guint n, char **path_out, gint64 *stack_id)
+{
+  g_autofree char *ip = fresh_path("images");
+  g_autofree char *path = fresh_path("project");
+  g_autoptr(GError) error = NULL;
+  g_autofree guint8 *img = g_malloc((gsize)w * h * n);
+  for (gsize i = 0; i < (gsize)w * h * n; i++) img[i] = (guint8)(i * 7);
+  g_assert_true(emseg_tiff_write_u8_stack(ip, img, w, h, n, &error));
+  EmsegStack *images = emseg_stack_open(ip, &error);
+  g_assert_no_error(error);
+  EmsegProject *p = emseg_project_open(path, EMSEG_PROJECT_OPEN_CREATE, &error);
+  g_assert_no_error(error);
+  g_assert_true(emseg_project_import_stack(p, "sized", images, NULL, stack_id, &error));
+  emseg_stack_free(images);
+  *path_out = g_steal_pointer(&path);
+  return p;
+}
+
+/* Labels at random; unlabeled_share of the pixels (about) left UNLABELED. */
+static void
+random_labels(guint8 *m, gsize n, GRand *rng, double unlabeled_share)
+{
+  for (gsize i = 0; i < n; i++) {
+    double u = g_rand_double(rng);
+    m[i] = u < unlabeled_share                         ? EMSEG_LABEL_UNLABELED
+           : u < unlabeled_share + (1 - unlabeled_share) / 2 ? EMSEG_LABEL_MEMBRANE
+                                                             : EMSEG_LABEL_CELL;
+  }
+}
+
+#define TILE 256 /* the store's tile side (schema 3) */
+
+/* Tiles of a w x h mask that hold any labelled pixel: the rows the store should have. */
+static gint64
+labeled_tiles(const guint8 *m, guint w, guint h)
+{
+  gint64 n = 0;
+  for (guint ty = 0; ty * TILE < h; ty++)
+    for (guint tx = 0; tx * TILE < w; tx++) {
+      gboolean any = FALSE;
+      for (guint y = ty * TILE; !any && y < MIN(h, ty * TILE + TILE); y++)
+        for (guint x = tx * TILE; !any && x < MIN(w, tx * TILE + TILE); x++)
+          any = m[(gsize)y * w + x] != EMSEG_LABEL_UNLABELED;
+      n += any;
+    }
+  return n;
+}
+
+static gint64
+tile_rows(const char *path, gint64 id, guint slice)
+{
+  g_autofree char *sql = g_strdup_printf(
+      "SELECT count(*) FROM mask_tiles WHERE stack_id = %" G_GINT64_FORMAT " AND idx = %u", id,
+      slice);
+  return raw_int(path, sql);
+}
+
+/* The brush as the store documents it: pixel (x, y) is painted when its centre lies
+ * within radius of a segment of the polyline (a single point is a dot). */
+static void
+paint_oracle(guint8 *m, guint w, guint h, const float *xy, guint n, double radius, guint8 label)
+{
+  for (guint y = 0; y < h; y++)
+    for (guint x = 0; x < w; x++)
+      for (guint i = 0; i < n; i++) {
+        guint j = i + 1 < n ? i + 1 : i;
+        double ax = xy[2 * i], ay = xy[2 * i + 1], bx = xy[2 * j], by = xy[2 * j + 1];
+        double px = x + 0.5, py = y + 0.5, dx = bx - ax, dy = by - ay;
+        double len2 = dx * dx + dy * dy;
+        double t = len2 > 0 ? ((px - ax) * dx + (py - ay) * dy) / len2 : 0;
+        t = CLAMP(t, 0.0, 1.0);
+        double cx = ax + t * dx - px, cy = ay + t * dy - py;
+        if (cx * cx + cy * cy <= radius * radius) {
+          m[(gsize)y * w + x] = label;
+          break;
+        }
+      }
+}
+
+static void
+assert_mask(EmsegProject *p, gint64 id, guint slice, const guint8 *want, gsize n)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree guint8 *got = g_malloc(n);
+  guint64 n_lab = 0, want_lab = 0;
+  g_assert_true(emseg_project_read_mask(p, id, slice, got, &n_lab, &error));
+  g_assert_no_error(error);
+  g_assert_cmpmem(got, n, want, n);
+  for (gsize i = 0; i < n; i++) want_lab += want[i] != EMSEG_LABEL_UNLABELED;
+  g_assert_cmpuint(n_lab, ==, want_lab);
 }
 
 static void
@@ -340,11 +500,15 @@ test_label_import_one_undo_step(void)
   g_assert_cmpmem(now, sizeof now, before, sizeof before);
   emseg_project_close(p);
 
-  /* A version-1 file (strokes without batch) is upgraded, its history kept. */
+  /* A version-1 file (strokes without batch, one-blob masks) is upgraded, its history and
+   * labels kept (`before` is what the slices hold now). */
+  downgrade_to_v2(path, id);
   raw_exec(path, "ALTER TABLE strokes DROP COLUMN batch; PRAGMA user_version = 1;");
   p = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
   g_assert_no_error(error);
   g_assert_cmpint(raw_int(path, "PRAGMA user_version"), ==, emseg_project_schema_version());
+  read_all_masks(p, id, now);
+  g_assert_cmpmem(now, sizeof now, before, sizeof before);
   g_assert_true(emseg_project_replace_masks(p, id, 1, 4, after + W * H, &changed, &error));
   g_assert_cmpuint(changed, ==, 3);
   g_assert_true(emseg_project_undo(p, id, &did, &slice, &span, &error));
@@ -613,6 +777,276 @@ test_two_threads(void)
   emseg_project_close(p);
 }
 
+/* Masks in tiles: round trips on sizes that are not multiples of the tile side and on a
+ * slice smaller than one tile; a rewrite stores only the tiles that changed; strokes across
+ * tile borders and the image's edge match the brush's definition and undo / redo back to
+ * identical masks; a tile erased back to UNLABELED loses its row; replace_masks undo;
+ * labeled_slices. */
+static void
+test_mask_tiles(void)
+{
+  const guint sizes[][2] = { { 300, 517 }, { 100, 60 }, { 512, 256 } };
+  GRand *rng = g_rand_new_with_seed(7);
+  for (guint k = 0; k < G_N_ELEMENTS(sizes); k++) {
+    guint w = sizes[k][0], h = sizes[k][1], n_slices = 4;
+    gsize n = (gsize)w * h;
+    g_autofree char *path = NULL;
+    gint64 id = 0;
+    g_autoptr(GError) error = NULL;
+    EmsegProject *p = make_sized_project(w, h, n_slices, &path, &id);
+    g_autoptr(GArray) none = emseg_project_labeled_slices(p, id, &error);
+    g_assert_cmpuint(none->len, ==, 0);
+    g_assert_cmpint(raw_int(path, "SELECT count(*) FROM mask_tiles"), ==, 0);
+
+    /* Slice 1: random labels with holes; slice 3: one labelled pixel in the last tile. */
+    g_autofree guint8 *m1 = g_malloc(n), *m3 = g_malloc(n), *all_unl = g_malloc(n);
+    memset(all_unl, EMSEG_LABEL_UNLABELED, n);
+    random_labels(m1, n, rng, 0.3);
+    memcpy(m3, all_unl, n);
+    m3[n - 1] = EMSEG_LABEL_CELL;
+    g_assert_true(emseg_project_write_mask(p, id, 1, m1, &error));
+    g_assert_true(emseg_project_write_mask(p, id, 3, m3, &error));
+    g_assert_no_error(error);
+    assert_mask(p, id, 1, m1, n);
+    assert_mask(p, id, 3, m3, n);
+    assert_mask(p, id, 0, all_unl, n);
+    g_assert_cmpint(tile_rows(path, id, 1), ==, labeled_tiles(m1, w, h));
+    g_assert_cmpint(tile_rows(path, id, 3), ==, 1);
+    g_autoptr(GArray) labeled = emseg_project_labeled_slices(p, id, &error);
+    g_assert_cmpuint(labeled->len, ==, 2);
+    g_assert_cmpuint(g_array_index(labeled, guint, 0), ==, 1);
+    g_assert_cmpuint(g_array_index(labeled, guint, 1), ==, 3);
+
+    /* Rewriting with one pixel changed replaces exactly one row (REPLACE takes a new
+     * rowid; the rows of the unchanged tiles keep theirs). */
+    gint64 top = raw_int(path, "SELECT max(rowid) FROM mask_tiles");
+    m1[n / 2] = m1[n / 2] == EMSEG_LABEL_CELL ? EMSEG_LABEL_MEMBRANE : EMSEG_LABEL_CELL;
+    g_assert_true(emseg_project_write_mask(p, id, 1, m1, &error));
+    g_autofree char *newer = g_strdup_printf("SELECT count(*) FROM mask_tiles WHERE rowid > %"
+                                             G_GINT64_FORMAT, top);
+    g_assert_cmpint(raw_int(path, newer), ==, 1);
+    assert_mask(p, id, 1, m1, n);
+
+    /* A stroke across the corner of four tiles (or the middle of a small slice) and one
+     * off the bottom-right edge: each exactly the brush's pixels; undo / redo exact. */
+    const float cross[] = { MIN(250.f, w / 2.f), MIN(250.f, h / 2.f),
+                            MIN(270.f, w / 2.f + 20), MIN(262.f, h / 2.f + 12),
+                            MIN(252.f, w / 2.f + 2), MIN(275.f, h / 2.f + 25) };
+    const float edge[] = { w - 3.f, h - 40.f, w + 10.f, h + 5.f };
+    g_autofree guint8 *before = g_memdup2(m1, n), *after1 = g_memdup2(m1, n);
+    paint_oracle(after1, w, h, cross, 3, 7.5, EMSEG_LABEL_MEMBRANE);
+    g_autofree guint8 *after2 = g_memdup2(after1, n);
+    paint_oracle(after2, w, h, edge, 2, 4, EMSEG_LABEL_UNLABELED);
+    g_assert_true(emseg_project_apply_stroke(p, id, 1, EMSEG_LABEL_MEMBRANE, 7.5, cross, 3,
+                                             NULL, &error));
+    assert_mask(p, id, 1, after1, n);
+    g_assert_true(emseg_project_apply_stroke(p, id, 1, EMSEG_LABEL_UNLABELED, 4, edge, 2, NULL,
+                                             &error));
+    g_assert_no_error(error);
+    assert_mask(p, id, 1, after2, n);
+    g_assert_cmpint(tile_rows(path, id, 1), ==, labeled_tiles(after2, w, h));
+    gboolean did = FALSE;
+    g_assert_true(emseg_project_undo(p, id, &did, NULL, NULL, &error));
+    assert_mask(p, id, 1, after1, n);
+    g_assert_true(emseg_project_undo(p, id, &did, NULL, NULL, &error));
+    assert_mask(p, id, 1, before, n);
+    g_assert_true(emseg_project_redo(p, id, &did, NULL, NULL, &error));
+    g_assert_true(emseg_project_redo(p, id, &did, NULL, NULL, &error));
+    g_assert_true(did);
+    assert_mask(p, id, 1, after2, n);
+
+    /* Erasing slice 3's one pixel removes its tile's row and the slice from the list;
+     * undo brings both back. */
+    const float dot[] = { w - 1.f, h - 1.f };
+    g_assert_true(emseg_project_apply_stroke(p, id, 3, EMSEG_LABEL_UNLABELED, 3, dot, 1, NULL,
+                                             &error));
+    assert_mask(p, id, 3, all_unl, n);
+    g_assert_cmpint(tile_rows(path, id, 3), ==, 0);
+    g_autoptr(GArray) after_erase = emseg_project_labeled_slices(p, id, &error);
+    g_assert_cmpuint(after_erase->len, ==, 1);
+    g_assert_true(emseg_project_undo(p, id, &did, NULL, NULL, &error));
+    assert_mask(p, id, 3, m3, n);
+    g_assert_cmpint(tile_rows(path, id, 3), ==, 1);
+
+    /* replace_masks over all slices, undone in one step back to identical masks. */
+    g_autofree guint8 *old_all = g_malloc(n * n_slices), *new_all = g_malloc(n * n_slices);
+    for (guint z = 0; z < n_slices; z++)
+      g_assert_true(emseg_project_read_mask(p, id, z, old_all + z * n, NULL, &error));
+    random_labels(new_all, n * n_slices, rng, 0.5);
+    memcpy(new_all + 3 * n, all_unl, n); /* slice 3's tile goes */
+    guint changed = 0;
+    g_assert_true(emseg_project_replace_masks(p, id, 0, n_slices, new_all, &changed, &error));
+    g_assert_no_error(error);
+    g_assert_cmpuint(changed, ==, 4);
+    for (guint z = 0; z < n_slices; z++) assert_mask(p, id, z, new_all + z * n, n);
+    g_assert_cmpint(tile_rows(path, id, 3), ==, 0);
+    g_assert_true(emseg_project_undo(p, id, &did, NULL, NULL, &error));
+    for (guint z = 0; z < n_slices; z++) assert_mask(p, id, z, old_all + z * n, n);
+    g_assert_cmpint(tile_rows(path, id, 0), ==, 0);
+    g_assert_cmpint(tile_rows(path, id, 3), ==, 1);
+    g_assert_true(emseg_project_check_integrity(p, &error));
+    g_assert_no_error(error);
+    emseg_project_close(p);
+  }
+  g_rand_free(rng);
+}
+
+/* A project as schema 2 wrote it (each mask one blob) is cut into tiles on open, inside
+ * one transaction: the masks read back exactly, the old table is gone, the history still
+ * undoes; a read-only open refuses to upgrade and leaves the file as it was. */
+static void
+test_migrate_v2_masks_to_tiles(void)
+{
+  guint w = 300, h = 517, n_slices = 5;
+  gsize n = (gsize)w * h;
+  g_autofree char *path = NULL;
+  gint64 id = 0;
+  g_autoptr(GError) error = NULL;
+  EmsegProject *p = make_sized_project(w, h, n_slices, &path, &id);
+  GRand *rng = g_rand_new_with_seed(11);
+  g_autofree guint8 *want = g_malloc(n * n_slices);
+  memset(want, EMSEG_LABEL_UNLABELED, n * n_slices);
+  random_labels(want, n, rng, 0.0);                 /* slice 0: fully labelled */
+  random_labels(want + 2 * n, n, rng, 0.9);         /* slice 2: sparse */
+  for (guint y = 300; y < 310; y++)                 /* slice 4: a bar in the bottom tiles */
+    memset(want + 4 * n + (gsize)y * w + 20, EMSEG_LABEL_CELL, 270);
+  for (guint z = 0; z < n_slices; z++)
+    g_assert_true(emseg_project_write_mask(p, id, z, want + z * n, &error));
+  const float line[] = { 10, 10, 280, 500 };
+  g_assert_true(emseg_project_apply_stroke(p, id, 2, EMSEG_LABEL_MEMBRANE, 3, line, 2, NULL,
+                                           &error));
+  g_autofree guint8 *pre_stroke = g_memdup2(want + 2 * n, n);
+  g_assert_true(emseg_project_read_mask(p, id, 2, want + 2 * n, NULL, &error));
+  g_assert_no_error(error);
+  emseg_project_close(p);
+
+  downgrade_to_v2(path, id);
+  g_assert_cmpint(raw_int(path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(path, "SELECT count(*) FROM masks"), ==, 3);
+
+  /* read-only: refused, nothing written */
+  expect_open_fails(path, EMSEG_PROJECT_OPEN_READ_ONLY, EMSEG_PROJECT_ERROR_READ_ONLY,
+                    "open it writable once to upgrade it");
+  g_assert_cmpint(raw_int(path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(path, "SELECT count(*) FROM masks"), ==, 3);
+
+  gint64 t0 = g_get_monotonic_time();
+  p = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  g_assert_no_error(error);
+  g_test_message("open with the migration: %.1f ms", (g_get_monotonic_time() - t0) / 1000.0);
+  g_assert_cmpint(raw_int(path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint(emseg_project_schema_version(), ==, 3);
+  g_assert_cmpint(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'masks'"),
+                  ==, 0);
+  for (guint z = 0; z < n_slices; z++) {
+    assert_mask(p, id, z, want + z * n, n);
+    g_assert_cmpint(tile_rows(path, id, z), ==, labeled_tiles(want + z * n, w, h));
+  }
+  g_assert_cmpint(tile_rows(path, id, 4), ==, 2); /* the bar crosses x = 256 */
+  g_autoptr(GArray) labeled = emseg_project_labeled_slices(p, id, &error);
+  g_assert_cmpuint(labeled->len, ==, 3);
+  g_assert_cmpuint(g_array_index(labeled, guint, 0), ==, 0);
+  g_assert_cmpuint(g_array_index(labeled, guint, 1), ==, 2);
+  g_assert_cmpuint(g_array_index(labeled, guint, 2), ==, 4);
+  /* The stroke painted before the upgrade is undone on the tiles. */
+  gboolean did = FALSE;
+  g_assert_true(emseg_project_undo(p, id, &did, NULL, NULL, &error));
+  g_assert_true(did);
+  assert_mask(p, id, 2, pre_stroke, n);
+  g_assert_true(emseg_project_check_integrity(p, &error));
+  emseg_project_close(p);
+
+  /* A schema-2 mask that does not decode: the upgrade is refused, naming the slice, and
+   * the file stays at version 2 for an older emseg. */
+  g_autofree char *bad = NULL;
+  p = make_sized_project(w, h, 2, &bad, &id);
+  g_assert_true(emseg_project_write_mask(p, id, 1, want, &error));
+  emseg_project_close(p);
+  downgrade_to_v2(bad, id);
+  raw_exec(bad, "UPDATE masks SET mask = x'789c0300' WHERE idx = 1");
+  expect_open_fails(bad, EMSEG_PROJECT_OPEN_DEFAULT, EMSEG_PROJECT_ERROR_CORRUPT,
+                    "upgrading the schema to version 3: mask of stack 1, slice 1");
+  g_assert_cmpint(raw_int(bad, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint(raw_int(bad, "SELECT count(*) FROM masks"), ==, 1);
+  g_rand_free(rng);
+}
+
+/* Damaged mask tiles are errors naming stack, slice and tile, never a crash; the rest of
+ * the slice's tiles and the other slices still work, and writing the mask again replaces
+ * the damage. */
+static void
+test_corrupt_mask_tiles(void)
+{
+  guint w = 300, h = 517;
+  gsize n = (gsize)w * h;
+  g_autofree char *path = NULL;
+  gint64 id = 0;
+  g_autoptr(GError) error = NULL;
+  EmsegProject *p = make_sized_project(w, h, 6, &path, &id);
+  g_autofree guint8 *m = g_malloc(n), *got = g_malloc(n);
+  GRand *rng = g_rand_new_with_seed(3);
+  random_labels(m, n, rng, 0.2);
+  for (guint z = 0; z < 6; z++)
+    g_assert_true(emseg_project_write_mask(p, id, z, m, &error));
+  emseg_project_close(p);
+
+  /* tile 1,0 of slice 0: not zlib; of slice 1: zlib of nothing (wrong size); of slice 2:
+   * a whole 256 x 256 tile where the edge tile is 44 x 256; slice 3: a value that is not
+   * a label; slice 4: a count that does not match; slice 5: a position that is not whole. */
+  g_autofree guint8 *big = g_malloc(TILE * TILE), *bad_val = g_malloc(44 * TILE);
+  memset(big, EMSEG_LABEL_CELL, TILE * TILE);
+  memset(bad_val, EMSEG_LABEL_CELL, 44 * TILE);
+  bad_val[44 * 5 + 3] = 7;
+  g_autoptr(GBytes) zbig = zlib_compress(big, TILE * TILE);
+  g_autoptr(GBytes) zval = zlib_compress(bad_val, 44 * TILE);
+  raw_exec(path, "UPDATE mask_tiles SET mask = x'00112233' WHERE idx = 0 AND tx = 1 AND ty = 0;"
+                 "UPDATE mask_tiles SET mask = x'789c030000000001' WHERE idx = 1 AND tx = 1"
+                 "  AND ty = 0;"
+                 "UPDATE mask_tiles SET n_labeled = n_labeled + 1 WHERE idx = 4 AND tx = 1"
+                 "  AND ty = 0;"
+                 "UPDATE mask_tiles SET tx = 0.5 WHERE idx = 5 AND tx = 1 AND ty = 0;");
+  raw_exec_blob(path, "UPDATE mask_tiles SET mask = ?1 WHERE idx = 2 AND tx = 1 AND ty = 0",
+                g_bytes_get_data(zbig, NULL), g_bytes_get_size(zbig));
+  raw_exec_blob(path, "UPDATE mask_tiles SET mask = ?1 WHERE idx = 3 AND tx = 1 AND ty = 0",
+                g_bytes_get_data(zval, NULL), g_bytes_get_size(zval));
+  p = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  g_assert_no_error(error);
+  const char *why[] = { "corrupt", "expected 11264", "larger than its declared 11264",
+                        "value 7 at pixel (x 259, y 5)", "declares", "not a whole number" };
+  for (guint z = 0; z < 6; z++) {
+    g_assert_false(emseg_project_read_mask(p, id, z, got, NULL, &error));
+    if (g_test_verbose())
+      g_test_message("%s", error->message);
+    g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CORRUPT);
+    g_autofree char *where = g_strdup_printf("stack %" G_GINT64_FORMAT ", slice %u", id, z);
+    g_assert_nonnull(strstr(error->message, path));
+    g_assert_nonnull(strstr(error->message, where));
+    if (z < 5)
+      g_assert_nonnull(strstr(error->message, "tile 1,0 (x 256..299, y 0..255)"));
+    if (strstr(error->message, why[z]) == NULL)
+      g_error("message \"%s\" lacks \"%s\"", error->message, why[z]);
+    g_clear_error(&error);
+  }
+  /* A stroke on the damaged tile fails and writes nothing; one on a sound tile works. */
+  const float on_bad[] = { 280, 100 }, elsewhere[] = { 100, 400 };
+  g_assert_false(emseg_project_apply_stroke(p, id, 0, EMSEG_LABEL_CELL, 5, on_bad, 1, NULL,
+                                            &error));
+  g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CORRUPT);
+  g_clear_error(&error);
+  guint64 strokes = 99;
+  g_assert_true(emseg_project_stroke_count(p, id, &strokes, NULL, &error));
+  g_assert_cmpuint(strokes, ==, 0);
+  g_assert_true(emseg_project_apply_stroke(p, id, 0, EMSEG_LABEL_CELL, 5, elsewhere, 1, NULL,
+                                           &error));
+  g_assert_no_error(error);
+  /* Writing the whole mask replaces the damaged tile. */
+  g_assert_true(emseg_project_write_mask(p, id, 0, m, &error));
+  g_assert_no_error(error);
+  assert_mask(p, id, 0, m, n);
+  emseg_project_close(p);
+  g_rand_free(rng);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -623,6 +1057,9 @@ main(int argc, char **argv)
   g_test_add_func("/project/strokes-undo-redo-across-reopen",
                   test_strokes_undo_redo_across_reopen);
   g_test_add_func("/project/label-import-one-undo-step", test_label_import_one_undo_step);
+  g_test_add_func("/project/mask-tiles", test_mask_tiles);
+  g_test_add_func("/project/migrate-v2-masks-to-tiles", test_migrate_v2_masks_to_tiles);
+  g_test_add_func("/project/corrupt-mask-tiles", test_corrupt_mask_tiles);
   g_test_add_func("/project/training-records", test_training_records);
   g_test_add_func("/project/refuses-foreign-and-damaged-files",
                   test_refuses_foreign_and_damaged_files);
