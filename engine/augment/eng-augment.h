@@ -60,18 +60,36 @@ typedef struct EngAugment EngAugment;
 /* A workspace for width × height slices: the sampling map (two (height, width) float
  * planes) and the spline weights. Owned by the caller, freed with eng_augment_destroy. */
 EngStatus eng_augment_create(EngAugment **out, size_t width, size_t height, EngError *err);
+/* A workspace that computes only a win_w × win_h window of each augmented width × height
+ * slice (training crops of big slices: map, time and outputs scale with the window, and
+ * the window equals that crop of the whole slice's output bit for bit). Outputs of apply
+ * are then (win_h, win_w); inputs stay (height, width). */
+EngStatus eng_augment_create_window(EngAugment **out, size_t width, size_t height,
+                                    size_t win_w, size_t win_h, EngError *err);
 void eng_augment_destroy(EngAugment *aug);
 
-/* Builds the sampling map of d. ENG_ERR_INVALID for a grid outside 0, 2..MAX or a
- * non-finite parameter. */
+/* Builds the sampling map of d (for a windowed workspace, of its window at (0, 0)).
+ * ENG_ERR_INVALID for a grid outside 0, 2..MAX or a non-finite parameter. */
 EngStatus eng_augment_set(EngAugment *aug, const EngAugmentDraw *d, EngError *err);
+/* The same for the output window whose top-left pixel is (x0, y0) of the slice;
+ * ENG_ERR_INVALID if the window leaves the slice. */
+EngStatus eng_augment_set_window(EngAugment *aug, const EngAugmentDraw *d, size_t x0,
+                                 size_t y0, EngError *err);
 
-/* The current map, (height, width) each: the source x and y of each output pixel before
- * reflect padding. Borrowed from aug; valid until the next eng_augment_set. */
+/* Where source position (sx, sy) lands in the output of the current draw (the one of the
+ * last eng_augment_set*): the inverse of the map, by fixed-point iteration over the elastic
+ * warp, within a pixel or so where the warp has no folds (the recipe's default) and the
+ * position lies in the slice. For moving a training crop onto a labelled source pixel. */
+void eng_augment_locate(const EngAugment *aug, double sx, double sy, double *px, double *py);
+
+/* The current map, (win_h, win_w) each (the slice's size unless windowed): the source x
+ * and y of each output pixel before reflect padding. Borrowed from aug; valid until the
+ * next eng_augment_set. */
 const float *eng_augment_map_x(const EngAugment *aug);
 const float *eng_augment_map_y(const EngAugment *aug);
 
-/* Resamples through the current map. Every buffer is (height, width), caller-owned;
+/* Resamples through the current map. Every buffer is (height, width), caller-owned (the
+ * outputs of a windowed workspace (win_h, win_w));
  * any output/input pair may be NULL (both of it), outputs must not alias inputs.
  * image: bilinear; labels (any byte values) and mask (weights, 0 = unlabeled): nearest. */
 void eng_augment_apply(EngAugment *aug, float *image_out, uint8_t *labels_out,

@@ -1,7 +1,8 @@
 /* test-augment.c — the augmentation map and resampling (eng-augment.h): identity, exact
  * flips and quarter turns, the affine map against its formula, bilinear exactness on
  * ramps, spline interpolation of the control points, reflect padding, no folds at default
- * strength, binary labels, determinism, and the recipe's ranges. */
+ * strength, binary labels, determinism, the recipe's ranges, windows equal to crops of
+ * the whole slice, and the approximate forward position of a source pixel. */
 #include <glib.h>
 #include <math.h>
 #include <string.h>
@@ -324,6 +325,102 @@ test_recipe_ranges(void)
   g_assert_cmpfloat_with_epsilon(sigma, 10.0, 0.3);
 }
 
+/* A windowed workspace gives exactly the crop of the whole slice's map and outputs, for
+ * draws of the recipe (elastic, flips, shear) and windows at edges and inside. */
+static void
+test_window_equals_crop(void)
+{
+  const size_t W = 77, H = 53, WW = 24, WH = 17;
+  float *img = g_new(float, W * H), *mask = g_new(float, W * H);
+  guint8 *lab = g_new(guint8, W * H);
+  fill(img, lab, mask, W, H);
+  float *full_img = g_new(float, W * H), *full_mask = g_new(float, W * H);
+  guint8 *full_lab = g_new(guint8, W * H);
+  float *win_img = g_new(float, WW * WH), *win_mask = g_new(float, WW * WH);
+  guint8 *win_lab = g_new(guint8, WW * WH);
+  EngAugment *whole = new_aug(W, H), *win = NULL;
+  EngError err = { 0 };
+  g_assert_cmpint(eng_augment_create_window(&win, W, H, WW, WH, &err), ==, ENG_OK);
+  EngAugmentParams p;
+  eng_augment_params_init(&p);
+  const size_t at[][2] = { { 0, 0 }, { W - WW, H - WH }, { 31, 7 }, { 5, H - WH } };
+  for (guint64 sample = 0; sample < 6; sample++) {
+    EngAugmentDraw d;
+    eng_augment_draw(&d, &p, 99, sample);
+    set(whole, &d);
+    eng_augment_apply(whole, full_img, full_lab, full_mask, img, lab, mask);
+    for (size_t k = 0; k < G_N_ELEMENTS(at); k++) {
+      size_t x0 = at[k][0], y0 = at[k][1];
+      g_assert_cmpint(eng_augment_set_window(win, &d, x0, y0, &err), ==, ENG_OK);
+      eng_augment_apply(win, win_img, win_lab, win_mask, img, lab, mask);
+      for (size_t y = 0; y < WH; y++) {
+        size_t o = (y0 + y) * W + x0;
+        g_assert_cmpmem(eng_augment_map_x(win) + y * WW, WW * sizeof(float),
+                        eng_augment_map_x(whole) + o, WW * sizeof(float));
+        g_assert_cmpmem(eng_augment_map_y(win) + y * WW, WW * sizeof(float),
+                        eng_augment_map_y(whole) + o, WW * sizeof(float));
+        g_assert_cmpmem(win_img + y * WW, WW * sizeof(float), full_img + o, WW * sizeof(float));
+        g_assert_cmpmem(win_mask + y * WW, WW * sizeof(float), full_mask + o,
+                        WW * sizeof(float));
+        g_assert_cmpmem(win_lab + y * WW, WW, full_lab + o, WW);
+      }
+    }
+  }
+  /* a window must lie in the slice, and fit it */
+  EngAugmentDraw d;
+  eng_augment_draw_identity(&d);
+  g_assert_cmpint(eng_augment_set_window(win, &d, W - WW + 1, 0, &err), ==, ENG_ERR_INVALID);
+  g_assert_nonnull(strstr(err.message, "leaves"));
+  EngAugment *bad = NULL;
+  g_assert_cmpint(eng_augment_create_window(&bad, W, H, W + 1, H, &err), ==, ENG_ERR_INVALID);
+  g_assert_null(bad);
+  eng_augment_destroy(whole);
+  eng_augment_destroy(win);
+  g_free(img), g_free(mask), g_free(lab);
+  g_free(full_img), g_free(full_mask), g_free(full_lab);
+  g_free(win_img), g_free(win_mask), g_free(win_lab);
+}
+
+/* eng_augment_locate inverts the map: for output pixels of recipe draws (with and without
+ * the elastic warp) the map's source position is located back within a pixel. (On slices
+ * under about 100 px the recipe's σ = 10 px warp can fold, and a source position then has
+ * several places; 256 × 192 has none.) */
+static void
+test_locate(void)
+{
+  const size_t W = 256, H = 192;
+  EngAugment *aug = new_aug(W, H);
+  EngAugmentParams p;
+  eng_augment_params_init(&p);
+  double worst_affine = 0, worst_elastic = 0;
+  for (guint64 sample = 0; sample < 40; sample++) {
+    EngAugmentDraw d;
+    eng_augment_draw(&d, &p, 5, sample);
+    for (int elastic = 0; elastic < 2; elastic++) {
+      EngAugmentDraw e = d;
+      if (!elastic)
+        e.grid = 0;
+      set(aug, &e);
+      for (size_t py = 3; py < H; py += 17)
+        for (size_t px = 2; px < W; px += 19) {
+          double sx = eng_augment_map_x(aug)[py * W + px], sy = eng_augment_map_y(aug)[py * W + px];
+          double qx, qy;
+          eng_augment_locate(aug, sx, sy, &qx, &qy);
+          double dist = hypot(qx - (double) px, qy - (double) py);
+          if (elastic)
+            worst_elastic = MAX(worst_elastic, dist);
+          else
+            worst_affine = MAX(worst_affine, dist);
+        }
+    }
+  }
+  g_test_message("locate: worst %.2g px without the warp, %.2f px with it", worst_affine,
+                 worst_elastic);
+  g_assert_cmpfloat(worst_affine, <, 1e-3);
+  g_assert_cmpfloat(worst_elastic, <, 1.5);
+  eng_augment_destroy(aug);
+}
+
 static void
 test_invalid(void)
 {
@@ -357,5 +454,7 @@ main(int argc, char **argv)
   g_test_add_func("/augment/labels-binary-deterministic", test_labels_binary_and_determinism);
   g_test_add_func("/augment/recipe-ranges", test_recipe_ranges);
   g_test_add_func("/augment/invalid", test_invalid);
+  g_test_add_func("/augment/window-equals-crop", test_window_equals_crop);
+  g_test_add_func("/augment/locate", test_locate);
   return g_test_run();
 }
