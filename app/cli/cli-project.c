@@ -1,10 +1,13 @@
-/* cli-project.c — `emseg project create|info|export-labels`: the project store from the
- * command line, through the same app/store functions the GUI uses.
+/* cli-project.c — `emseg project create|info|export-labels|upgrade`: the project store from
+ * the command line, through the same app/store functions the GUI uses.
  *
  *   emseg project create PROJECT --images STACK [--labels LABELS] [--name NAME]
  *   emseg project info PROJECT
  *   emseg project export-labels PROJECT --out LABELS.tif [--stack ID]
+ *   emseg project upgrade PROJECT
  *
+ * info and export-labels only read, so they refuse a project an older emseg wrote (its
+ * schema must be converted first); upgrade converts it, as opening it in the workbench does.
  * export-labels writes slices 0 … last labeled slice as 8-bit pages (255 cell, 0 membrane);
  * unlabeled pixels have no value in that format, so they are written as 128 and counted on
  * stderr. */
@@ -214,11 +217,37 @@ project_export_labels(int argc, char **argv)
   return 0;
 }
 
+static int
+project_upgrade(int argc, char **argv)
+{
+  if (argc != 2) {
+    fprintf(stderr, "usage: emseg project upgrade PROJECT\n");
+    return 2;
+  }
+  g_autoptr(GError) error = NULL;
+  /* read-only first, so a current project is not touched (no WAL files, no new mtime) */
+  EmsegProject *project = emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
+  if (project != NULL) {
+    emseg_project_close(project);
+    printf("%s: already at schema %d; nothing to do\n", argv[1], emseg_project_schema_version());
+    return 0;
+  }
+  if (!g_error_matches(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_READ_ONLY))
+    return fail("upgrade", error);
+  g_clear_error(&error);
+  project = emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  if (project == NULL)
+    return fail("upgrade", error);
+  emseg_project_close(project);
+  printf("%s: upgraded to schema %d\n", argv[1], emseg_project_schema_version());
+  return 0;
+}
+
 int
 emseg_cli_project(int argc, char **argv)
 {
   if (argc < 2) {
-    fprintf(stderr, "usage: emseg project (create|info|export-labels) PROJECT …\n");
+    fprintf(stderr, "usage: emseg project (create|info|export-labels|upgrade) PROJECT …\n");
     return 2;
   }
   if (!strcmp(argv[1], "create"))
@@ -227,7 +256,10 @@ emseg_cli_project(int argc, char **argv)
     return project_info(argc - 1, argv + 1);
   if (!strcmp(argv[1], "export-labels"))
     return project_export_labels(argc - 1, argv + 1);
-  fprintf(stderr, "emseg project: unknown subcommand '%s' (create, info, export-labels)\n",
+  if (!strcmp(argv[1], "upgrade"))
+    return project_upgrade(argc - 1, argv + 1);
+  fprintf(stderr,
+          "emseg project: unknown subcommand '%s' (create, info, export-labels, upgrade)\n",
           argv[1]);
   return 2;
 }

@@ -522,8 +522,9 @@ emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error
     if (ok && version < (gint64)G_N_ELEMENTS(migrations)) {
       if (read_only) {
         g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_READ_ONLY,
-                    "%s: %s; open it writable once to upgrade it", path,
-                    fresh ? "empty file" : "written by an older emseg");
+                    "%s: %s; opening it writable converts it (the workbench does; from the "
+                    "command line: emseg project upgrade %s)", path,
+                    fresh ? "empty file" : "written by an older emseg", path);
         ok = FALSE;
       } else {
         ok = migrate(p, version, error);

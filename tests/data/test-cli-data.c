@@ -1,6 +1,6 @@
 /* test-cli-data.c — the data commands of the `emseg` program end to end, on stacks this
- * test writes: project create / info / export-labels, and export-isbi from a probability
- * stack, including the refusals (exit status and a message naming the problem). The
+ * test writes: project create / info / export-labels / upgrade (of a project rewritten as
+ * schema 2 stored it), and export-isbi from a probability stack, including the refusals (exit status and a message naming the problem). The
  * program's path is the first argument (tests/data/meson.build passes it). */
 #include <math.h>
 #include <string.h>
@@ -10,6 +10,7 @@
 
 #include "emseg-stack.h"
 #include "emseg-test-util.h"
+#include "project-raw.h"
 
 #define W 32
 #define H 24
@@ -98,6 +99,30 @@ test_project_commands(void)
   g_assert_nonnull(strstr(e6, "not a SQLite database"));
   g_autofree char *o7 = NULL, *e7 = NULL;
   g_assert_cmpint(run(&o7, &e7, "project", "bogus", NULL), ==, 2);
+
+  /* An older project: info refuses it and names the command that converts it; upgrade
+   * converts it once (the labels unchanged), then has nothing to do. */
+  g_autofree char *o8 = NULL, *e8 = NULL, *o9 = NULL, *e9 = NULL, *o10 = NULL, *e10 = NULL;
+  g_autofree char *o11 = NULL, *e11 = NULL, *o12 = NULL, *e12 = NULL;
+  downgrade_to_v2(proj, 1);
+  g_assert_cmpint(run(&o8, &e8, "project", "info", proj, NULL), ==, 1);
+  g_assert_nonnull(strstr(e8, "written by an older emseg"));
+  g_assert_nonnull(strstr(e8, "emseg project upgrade"));
+  g_assert_cmpint(raw_int(proj, "PRAGMA user_version"), ==, 2); /* untouched */
+  g_assert_cmpint(run(&o9, &e9, "project", "upgrade", proj, NULL), ==, 0);
+  g_assert_nonnull(strstr(o9, "upgraded to schema 3"));
+  g_assert_cmpint(raw_int(proj, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint(run(&o10, &e10, "project", "upgrade", proj, NULL), ==, 0);
+  g_assert_nonnull(strstr(o10, "nothing to do"));
+  g_assert_cmpint(run(&o11, &e11, "project", "export-labels", proj, "--out", back, NULL), ==, 0);
+  g_autoptr(EmsegStack) s2 = emseg_stack_open(back, &error);
+  g_assert_no_error(error);
+  for (guint p = 0; p < 2; p++) {
+    g_assert_true(emseg_stack_read_raw(s2, p, page, &error));
+    g_assert_cmpmem(page, sizeof page, lb + p * W * H, sizeof page);
+  }
+  g_assert_cmpint(run(&o12, &e12, "project", "upgrade", img, NULL), ==, 1);
+  g_assert_nonnull(strstr(e12, "not a SQLite database"));
 }
 
 static void
