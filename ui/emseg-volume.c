@@ -59,6 +59,9 @@ volume_alloc (guint width, guint height, guint n_slices, gboolean lazy, GError *
   v->labels = lazy ? NULL : g_try_malloc (total);
   v->planes = lazy ? g_new0 (float *, n_slices) : NULL;
   v->masks = lazy ? g_new0 (guint8 *, n_slices) : NULL;
+  v->pred_order = g_new (guint, n_slices);
+  v->pred_capacity = (guint) MIN (MAX (EMSEG_VOLUME_PREDICTION_BUDGET / (total / n_slices * sizeof (float)), 4),
+                                  n_slices);
   if (!lazy && (v->image == NULL || v->labels == NULL))
     {
       g_set_error (error, emseg_volume_error_quark (), 3,
@@ -104,6 +107,7 @@ emseg_volume_unref (EmsegVolume *volume)
   g_free (volume->labels);
   free_planes (volume, volume->prediction);
   g_free (volume->prediction);
+  g_free (volume->pred_order);
   free_planes (volume, volume->uncertainty);
   g_free (volume->uncertainty);
   free_planes (volume, volume->planes);
@@ -173,9 +177,17 @@ copy_plane (EmsegVolume *volume, float ***planes, guint slice, const float *src)
   memcpy ((*planes)[slice], src, plane * sizeof (float));
 }
 
+static guint lru_touch (guint *order, guint *n, guint capacity, guint slice);
+
 void
 emseg_volume_set_prediction (EmsegVolume *volume, guint slice, const float *prob)
 {
+  guint out;
+
+  g_return_if_fail (slice < volume->n_slices);
+  out = lru_touch (volume->pred_order, &volume->n_pred, volume->pred_capacity, slice);
+  if (out != G_MAXUINT)
+    g_clear_pointer (&volume->prediction[out], g_free);
   copy_plane (volume, &volume->prediction, slice, prob);
 }
 
@@ -424,7 +436,10 @@ float *
 emseg_volume_prediction_plane (EmsegVolume *volume, guint slice)
 {
   g_return_val_if_fail (slice < volume->n_slices, NULL);
-  return volume->prediction != NULL ? volume->prediction[slice] : NULL;
+  if (volume->prediction == NULL || volume->prediction[slice] == NULL)
+    return NULL;
+  lru_touch (volume->pred_order, &volume->n_pred, volume->pred_capacity, slice); /* listed: no eviction */
+  return volume->prediction[slice];
 }
 
 const char *

@@ -26,6 +26,11 @@ GQuark emseg_volume_error_quark (void);
 #define EMSEG_VOLUME_CACHED_PLANES 8
 /* Masks are a byte per pixel, a quarter of an image plane: more of them stay. */
 #define EMSEG_VOLUME_CACHED_MASKS 16
+/* Predictions kept, least recently set or shown evicted first: all of a 512² stack's
+ * (1 MiB a slice), 4 of 4096² (64 MiB each) — paging through a big stack kept every
+ * slice's, 2.6 GB for 40 slices. An evicted one is read from the store again (or predicted
+ * again) when its slice is shown. At least 4 are kept. */
+#define EMSEG_VOLUME_PREDICTION_BUDGET ((gsize) 256 << 20)
 /* Worker reads in flight at once: paging fast through a stack must not start a read (and
  * a plane's worth of memory) per slice passed. */
 #define EMSEG_VOLUME_PREFETCH_READS 2
@@ -37,7 +42,8 @@ typedef struct {
   guint8 *labels;    /* (n_slices, height, width) EmsegLabel values, owned; NULL for a
                         volume read from a project (use emseg_volume_labels) */
   float **prediction; /* (n_slices) planes of P(cell interior), owned; a plane is NULL
-                         until that slice is predicted */
+                         until that slice is predicted, or again once evicted (the last
+                         EMSEG_VOLUME_PREDICTION_BUDGET bytes' worth are kept) */
   float **uncertainty; /* (n_slices) planes (height, width) of the MC-dropout standard
                           deviation of P(cell), owned; a plane is NULL until estimated —
                           only slices the user asked about have one */
@@ -56,6 +62,8 @@ typedef struct {
    * listed was handed out for editing and stays until reloaded */
   guint clean_masks[EMSEG_VOLUME_CACHED_MASKS];
   guint n_clean_masks;
+  guint *pred_order;    /* (n_slices) slices with a prediction, least recently used first */
+  guint n_pred, pred_capacity; /* pred_capacity ≤ n_slices, from the budget */
   guint prefetching[EMSEG_VOLUME_PREFETCH_READS]; /* slices read in flight
                                                     (emseg_volume_prefetch) */
   guint n_prefetching;
@@ -69,7 +77,8 @@ void emseg_volume_unref (EmsegVolume *volume);
 
 /* Recomputes image_min/image_max after the image samples were filled in. */
 void emseg_volume_update_range (EmsegVolume *volume);
-/* Copies prob (height × width) in as the slice's prediction. */
+/* Copies prob (height × width) in as the slice's prediction (the most recent; may evict the
+ * least recently used other one). */
 void emseg_volume_set_prediction (EmsegVolume *volume, guint slice, const float *prob);
 
 gsize emseg_volume_plane_size (const EmsegVolume *volume);
@@ -92,7 +101,8 @@ const guint8 *emseg_volume_labels (EmsegVolume *volume, guint slice);
  * own history). In a project volume the plane then stays in memory until
  * emseg_volume_reload_mask makes it the store's again. */
 guint8 *emseg_volume_label_plane (EmsegVolume *volume, guint slice);
-float *emseg_volume_prediction_plane (EmsegVolume *volume, guint slice); /* NULL if none */
+/* The slice's prediction, NULL if none (or evicted); marks it recently used. */
+float *emseg_volume_prediction_plane (EmsegVolume *volume, guint slice);
 /* The uncertainty (MC standard deviation) of a slice, NULL until estimated. */
 const float *emseg_volume_uncertainty_plane (EmsegVolume *volume, guint slice);
 /* Copies std (height × width) in as the slice's uncertainty. */

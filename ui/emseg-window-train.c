@@ -82,7 +82,9 @@ emseg_window_train_slice_changed (EmsegWindow *self)
     return;
   slice = emseg_slice_view_get_slice (self->view);
   ids = pred_models (self);
-  if (ids[slice] == self->best_model_id || self->preview_job != 0)
+  /* shown already (unless the volume evicted it since), or a request in flight */
+  if ((ids[slice] == self->best_model_id && emseg_volume_prediction_plane (self->volume, slice) != NULL) ||
+      self->preview_job != 0)
     return;
   prob = g_new (float, emseg_volume_plane_size (self->volume));
   if (emseg_project_read_prediction (self->project, self->best_model_id, self->stack_id, slice, prob, NULL))

@@ -457,6 +457,42 @@ test_volume_from_project (void)
   g_rmdir (dir);
 }
 
+/* Predictions are kept up to the volume's budget, least recently used evicted first: a
+ * 512² stack keeps all (the budget holds 256 of its planes), a 4096² one 4; with the
+ * capacity lowered to 3, showing (reading) a plane keeps it, setting a fourth evicts the
+ * one least recently set or shown, and a re-set plane holds the new values. */
+static void
+test_volume_prediction_budget (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (EmsegVolume) v = emseg_volume_new (16, 8, 6, &error);
+  float plane[16 * 8];
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (v->pred_capacity, ==, 6); /* all six: far under the budget */
+  g_assert_cmpuint ((guint) MIN (MAX (EMSEG_VOLUME_PREDICTION_BUDGET / ((gsize) 4096 * 4096 * sizeof (float)), 4), 40),
+                    ==, 4);
+  v->pred_capacity = 3;
+  for (guint z = 0; z < 3; z++)
+    {
+      for (guint i = 0; i < G_N_ELEMENTS (plane); i++)
+        plane[i] = (float) z;
+      emseg_volume_set_prediction (v, z, plane);
+    }
+  g_assert_cmpfloat (emseg_volume_prediction_plane (v, 0)[5], ==, 0.0f); /* shown: now the most recent */
+  emseg_volume_set_prediction (v, 3, plane);
+  g_assert_nonnull (emseg_volume_prediction_plane (v, 0));
+  g_assert_null (emseg_volume_prediction_plane (v, 1)); /* least recently used */
+  g_assert_nonnull (emseg_volume_prediction_plane (v, 2));
+  for (guint i = 0; i < G_N_ELEMENTS (plane); i++)
+    plane[i] = 0.25f;
+  emseg_volume_set_prediction (v, 1, plane);
+  g_assert_cmpfloat (emseg_volume_prediction_plane (v, 1)[7], ==, 0.25f);
+  g_assert_null (emseg_volume_prediction_plane (v, 3)); /* 0 and 2 were read after it */
+  g_assert_nonnull (emseg_volume_prediction_plane (v, 0));
+  g_assert_cmpuint (v->n_pred, ==, 3);
+}
+
 /* The viewer's live brush and the store's stroke change the same pixels: paint with the
  * edit history, hand its points to emseg_project_apply_stroke on a blank copy, compare. */
 static void
@@ -975,6 +1011,14 @@ overlay_shown (gpointer data)
   EmsegVolume *v = emseg_slice_view_get_volume (emseg_window_get_view (window));
 
   return emseg_volume_prediction_plane (v, 0) != NULL && emseg_volume_prediction_plane (v, 0)[0] != 0.5f;
+}
+
+static gboolean
+slice1_predicted (gpointer data)
+{
+  EmsegVolume *v = emseg_slice_view_get_volume (emseg_window_get_view (window));
+
+  return emseg_volume_prediction_plane (v, 1) != NULL;
 }
 
 static gboolean
@@ -1570,6 +1614,20 @@ test_window_train_export (void)
     g_assert_cmpuint (heatmap_coloured (reopened, emseg_train_panel_get_heatmap (panel)), >, 0);
   }
   check_earlier_runs (panel);
+  /* a prediction the volume evicted comes back when its slice is shown again */
+  view = emseg_window_get_view (window); /* the reopened window's */
+  {
+    EmsegVolume *v = emseg_slice_view_get_volume (view);
+
+    v->pred_capacity = 1;
+    emseg_slice_view_set_slice (view, 1);
+    spin_until (slice1_predicted, NULL, 30.0);
+    g_assert_true (slice1_predicted (NULL));
+    g_assert_null (emseg_volume_prediction_plane (v, 0));
+    emseg_slice_view_set_slice (view, 0);
+    spin_until (overlay_shown, NULL, 30.0);
+    g_assert_true (overlay_shown (NULL));
+  }
   g_unlink (isbi_path);
   g_unlink (isbi_gamma);
   g_unlink (isbi_tta);
@@ -2295,6 +2353,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/history", test_history);
   g_test_add_func ("/gui/brush-matches-store", test_brush_matches_store);
   g_test_add_func ("/gui/volume-from-project", test_volume_from_project);
+  g_test_add_func ("/gui/volume-prediction-budget", test_volume_prediction_budget);
   g_test_add_func ("/gui/plot-offscreen", test_plot_offscreen);
   g_test_add_func ("/gui/window/paint-undo", test_window_paint_undo);
   g_test_add_func ("/gui/window/training-panel", test_window_training_panel);
