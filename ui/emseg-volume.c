@@ -314,8 +314,11 @@ load_mask (EmsegVolume *v, guint slice, gboolean *was_loaded)
   return v->masks[slice];
 }
 
-const guint8 *
-emseg_volume_labels (EmsegVolume *volume, guint slice)
+/* A slice's mask, to read or to edit: in a project volume, a mask handed out for editing
+ * leaves the order of clean masks (never evicted) until emseg_volume_reload_mask; one read
+ * becomes the most recently used, unless it is out for editing. */
+static guint8 *
+mask_plane (EmsegVolume *volume, guint slice, gboolean edit)
 {
   gboolean was_loaded;
   guint8 *plane;
@@ -324,24 +327,23 @@ emseg_volume_labels (EmsegVolume *volume, guint slice)
   if (volume->labels != NULL)
     return volume->labels + emseg_volume_plane_size (volume) * slice;
   plane = load_mask (volume, slice, &was_loaded);
-  /* a mask out for editing stays out of the order until reloaded */
-  if (!was_loaded || lru_remove (volume->clean_masks, &volume->n_clean_masks, slice))
+  if (edit)
+    lru_remove (volume->clean_masks, &volume->n_clean_masks, slice);
+  else if (!was_loaded || lru_remove (volume->clean_masks, &volume->n_clean_masks, slice))
     touch_mask (volume, slice);
   return plane;
+}
+
+const guint8 *
+emseg_volume_labels (EmsegVolume *volume, guint slice)
+{
+  return mask_plane (volume, slice, FALSE);
 }
 
 guint8 *
 emseg_volume_label_plane (EmsegVolume *volume, guint slice)
 {
-  gboolean was_loaded;
-  guint8 *plane;
-
-  g_return_val_if_fail (slice < volume->n_slices, NULL);
-  if (volume->labels != NULL)
-    return volume->labels + emseg_volume_plane_size (volume) * slice;
-  plane = load_mask (volume, slice, &was_loaded);
-  lru_remove (volume->clean_masks, &volume->n_clean_masks, slice); /* pinned until reloaded */
-  return plane;
+  return mask_plane (volume, slice, TRUE);
 }
 
 /* ---- prefetching on a worker thread ----------------------------------------------- */
