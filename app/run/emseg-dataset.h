@@ -1,7 +1,10 @@
-/* emseg-dataset.h — the slices a training run learns from or validates on, held in memory
- * in the network's input convention: per-slice standardized floats plus 8-bit labels
- * (0 = membrane, 255 = cell, anything else = unlabeled; eng_labels_to_target turns them
- * into target and loss mask). Built from label/image stack files, from a project's stack
+/* emseg-dataset.h — the slices a training run learns from or validates on, held in memory:
+ * the image samples as read (8-bit, 16-bit or float; other types as float) with each
+ * slice's standardization, turned into the network's input convention (per-slice
+ * standardized floats) when read — the same values as standardizing up front, at a byte
+ * per pixel for 8-bit stacks instead of four — plus 8-bit labels (0 = membrane, 255 =
+ * cell, anything else = unlabeled; eng_labels_to_target turns them into target and loss
+ * mask). Built from label/image stack files, from a project's stack
  * and masks, or from the synthetic generator (tests, experiments, demos).
  *
  * Ownership: an EmsegDataset owns its arrays and its source string; stacks and projects
@@ -13,6 +16,7 @@
 
 #include "emseg-project.h"
 #include "emseg-stack.h"
+#include "eng-preprocess.h"
 
 G_BEGIN_DECLS
 
@@ -26,20 +30,29 @@ typedef enum {
 
 typedef struct {
   guint width, height, n;
-  float *images;  /* (n, height, width) per-slice standardized */
   guint8 *labels; /* (n, height, width) 0 membrane, 255 cell, other = unlabeled */
   guint *slice;   /* (n) slice index in the source, for messages */
   guint64 *n_labeled; /* (n) labeled pixels per slice */
   char *source;   /* where the slices came from, for messages */
+  /* the images: read them with emseg_dataset_read_image / _window */
+  EngPixelType type;
+  guint8 *samples;      /* (n, height, width) samples of type */
+  double *mean, *scale; /* (n) standardized = (float) ((sample - mean) * scale) */
 } EmsegDataset;
 
-/* An empty dataset of n slices (all zeros, all labels membrane); for tests. */
-EmsegDataset *emseg_dataset_new(guint width, guint height, guint n, const char *source);
+/* An empty dataset of n slices of type (all zeros, all labels membrane). */
+EmsegDataset *emseg_dataset_new(guint width, guint height, guint n, EngPixelType type,
+                                const char *source);
 void emseg_dataset_free(EmsegDataset *ds);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EmsegDataset, emseg_dataset_free)
 
 gsize emseg_dataset_plane(const EmsegDataset *ds);             /* width * height */
-float *emseg_dataset_image(const EmsegDataset *ds, guint i);   /* borrowed plane */
+/* Slice i standardized into out (height × width floats, caller-owned). */
+void emseg_dataset_read_image(const EmsegDataset *ds, guint i, float *out);
+/* The height × width window at (x0, y0) of slice i standardized (as the whole slice) into
+ * out (height × width floats). */
+void emseg_dataset_read_window(const EmsegDataset *ds, guint i, guint x0, guint y0,
+                               guint width, guint height, float *out);
 guint8 *emseg_dataset_labels(const EmsegDataset *ds, guint i); /* borrowed plane */
 /* Re-counts n_labeled after a caller edited labels in place. */
 void emseg_dataset_recount(EmsegDataset *ds);

@@ -184,8 +184,12 @@ typedef struct {
   float *val_target, *val_mask; /* (n_val, vh, vw) */
   float *val_prob;       /* (n_val, vh, vw) P(cell) for V_rand / V_info */
   gboolean val_scored;   /* every validation pixel labelled: V_rand / V_info / γ defined */
-  float *bn_centres;     /* (≤ 16, bn_h, bn_w) centres of training slices for BN calibration
-                          * of big slices, cut once per run (NULL until first needed) */
+  float *src_image;      /* (h, w) the training slice standardized (for augmentation and
+                          * uncropped steps), else NULL */
+  float *val_image;      /* (vh, vw) a validation slice standardized */
+  float *bn_inputs;      /* (≤ 16, bn_h, bn_w) training slices (or their centres, for big
+                          * slices) for BN calibration, standardized once per run (NULL
+                          * until first needed) */
   size_t bn_h, bn_w;
   float *snapshot;       /* (n params arena) parameters at epoch start */
   size_t arena_count;
@@ -260,7 +264,9 @@ run_free(Run *run)
   g_free(run->val_target);
   g_free(run->val_mask);
   g_free(run->val_prob);
-  g_free(run->bn_centres);
+  g_free(run->src_image);
+  g_free(run->val_image);
+  g_free(run->bn_inputs);
   g_free(run->snapshot);
   g_free(run->layer_names);
   g_free(run->update);
@@ -566,6 +572,10 @@ run_setup(Run *run, GError **error)
     run->crop_image = g_new(float, tplane);
     run->crop_labels = g_new(guint8, tplane);
   }
+  if (!cfg->crop || cfg->augment)
+    run->src_image = g_new(float, plane);
+  if (val)
+    run->val_image = g_new(float, emseg_dataset_plane(val));
   run->target = g_new(float, tplane);
   run->mask = g_new(float, tplane);
   run->snapshot = g_new(float, run->arena_count);
@@ -669,9 +679,15 @@ prepare_sample(Run *run, guint slice, guint64 sample, const float **image,
 {
   const EmsegTrainingConfig *cfg = run->cfg;
   const EmsegDataset *train = run->train;
-  const float *img = emseg_dataset_image(train, slice);
+  const float *img = NULL;
   const guint8 *lab = emseg_dataset_labels(train, slice);
   guint w = train->width, h = train->height, tw = run->tw, th = run->th;
+  /* the whole slice in floats where augmentation or the step reads it; a plain crop
+   * standardizes only its window */
+  if (run->src_image) {
+    emseg_dataset_read_image(train, slice, run->src_image);
+    img = run->src_image;
+  }
   EngAugmentDraw d;
   if (cfg->augment)
     eng_augment_draw(&d, &cfg->augment_params, cfg->seed ^ STREAM_AUGMENT, sample);
@@ -709,11 +725,9 @@ prepare_sample(Run *run, guint slice, guint64 sample, const float **image,
   } else {
     if (!window_labelled(lab, w, x0, y0, tw, th) && pick_labelled(lab, w, h, &rng, &sx, &sy))
       place_crop(sx, sy, w, h, tw, th, &rng, &x0, &y0);
-    for (guint y = 0; y < th; y++) {
-      memcpy(run->crop_image + (gsize) y * tw, img + (gsize) (y0 + y) * w + x0,
-             tw * sizeof(float));
+    emseg_dataset_read_window(train, slice, x0, y0, tw, th, run->crop_image);
+    for (guint y = 0; y < th; y++)
       memcpy(run->crop_labels + (gsize) y * tw, lab + (gsize) (y0 + y) * w + x0, tw);
-    }
   }
   *image = run->crop_image;
   *labels = run->crop_labels;
@@ -797,25 +811,21 @@ calibrate_bn_with(Run *run, EngModel *model, EngGraph *graph, GError **error)
   size_t gn, gh, gw;
   eng_graph_size(graph, &gn, &gh, &gw);
   g_return_val_if_fail(gh <= train->height && gw <= train->width, FALSE);
-  gboolean cut = gh != train->height || gw != train->width;
-  /* The centres are cut at the first calibration and kept for the run's later ones (every
-   * validation calibrates: 16 windows of 1024² are 64 MB to copy each time). */
-  gboolean cut_now = cut && (run->bn_centres == NULL || run->bn_h != gh || run->bn_w != gw);
-  if (cut_now) {
-    g_free(run->bn_centres);
-    run->bn_centres = g_new(float, gh * gw * n);
+  /* Standardized (and cut) at the first calibration and kept for the run's later ones:
+   * every validation calibrates, and 16 windows of 1024² are 64 MB to make. */
+  gboolean make = run->bn_inputs == NULL || run->bn_h != gh || run->bn_w != gw;
+  if (make) {
+    g_free(run->bn_inputs);
+    run->bn_inputs = g_new(float, gh * gw * n);
     run->bn_h = gh;
     run->bn_w = gw;
   }
   for (guint k = 0; k < n; k++) { /* evenly spread over the slices */
-    const float *img = emseg_dataset_image(train, (guint) ((guint64) k * train->n / n));
-    if (cut_now) {
-      size_t y0 = (train->height - gh) / 2, x0 = (train->width - gw) / 2;
-      for (size_t y = 0; y < gh; y++)
-        memcpy(run->bn_centres + k * gh * gw + y * gw, img + (y0 + y) * train->width + x0,
-               gw * sizeof(float));
-    }
-    images[k] = cut ? run->bn_centres + k * gh * gw : img;
+    if (make)
+      emseg_dataset_read_window(train, (guint) ((guint64) k * train->n / n),
+                                (guint) (train->width - gw) / 2, (guint) (train->height - gh) / 2,
+                                (guint) gw, (guint) gh, run->bn_inputs + k * gh * gw);
+    images[k] = run->bn_inputs + k * gh * gw;
   }
   EngError err;
   EngStatus st = eng_model_calibrate_bn(model, graph, images, n, &err);
@@ -845,8 +855,8 @@ validate(Run *run, EngGraph *graph, double *loss_out, double *acc_out, GError **
   gsize vp = emseg_dataset_plane(val);
   double vl = 0, va = 0;
   for (guint i = 0; i < val->n; i++) {
-    EngStatus st = eng_graph_forward(graph, emseg_dataset_image(val, i),
-                                     ENG_MODE_INFER, 0);
+    emseg_dataset_read_image(val, i, run->val_image);
+    EngStatus st = eng_graph_forward(graph, run->val_image, ENG_MODE_INFER, 0);
     if (st != ENG_OK) {
       if (st == ENG_ERR_CANCELLED) {
         g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_CANCELLED, "cancelled");

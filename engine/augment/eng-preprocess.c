@@ -20,11 +20,11 @@ sample_at(const void *in, EngPixelType type, size_t i)
 }
 
 EngStatus
-eng_standardize(float *out, const void *in, EngPixelType type, size_t width, size_t height,
-                EngStandardizeInfo *info, EngError *err)
+eng_standardize_stats(const void *in, EngPixelType type, size_t width, size_t height,
+                      EngStandardizeInfo *info, double *scale, EngError *err)
 {
-  if (!out || !in)
-    return eng_error_set(err, ENG_ERR_INVALID, "standardize: no input or output buffer");
+  if (!in)
+    return eng_error_set(err, ENG_ERR_INVALID, "standardize: no input buffer");
   if (type != ENG_PIXEL_U8 && type != ENG_PIXEL_U16 && type != ENG_PIXEL_F32)
     return eng_error_set(err, ENG_ERR_INVALID, "standardize: unknown pixel type %d",
                          (int) type);
@@ -52,13 +52,32 @@ eng_standardize(float *out, const void *in, EngPixelType type, size_t width, siz
   }
   double std = sqrt(ss / (double) n);
   int constant = std == 0.0 || std < 1e-6 * peak;
-  double scale = constant ? 0.0 : 1.0 / std;
-  for (size_t i = 0; i < n; i++)
-    out[i] = (float) ((sample_at(in, type, i) - mean) * scale);
-  if (info) {
-    info->mean = mean;
-    info->std = constant ? 1.0 : std;
-    info->constant = constant;
-  }
+  *scale = constant ? 0.0 : 1.0 / std;
+  info->mean = mean;
+  info->std = constant ? 1.0 : std;
+  info->constant = constant;
   return ENG_OK;
+}
+
+void
+eng_standardize_apply(float *out, const void *in, EngPixelType type, size_t count,
+                      double mean, double scale)
+{
+  for (size_t i = 0; i < count; i++)
+    out[i] = (float) ((sample_at(in, type, i) - mean) * scale);
+}
+
+EngStatus
+eng_standardize(float *out, const void *in, EngPixelType type, size_t width, size_t height,
+                EngStandardizeInfo *info, EngError *err)
+{
+  if (!out)
+    return eng_error_set(err, ENG_ERR_INVALID, "standardize: no input or output buffer");
+  EngStandardizeInfo own;
+  double scale;
+  EngStatus st = eng_standardize_stats(in, type, width, height, info ? info : &own, &scale,
+                                       err);
+  if (st == ENG_OK)
+    eng_standardize_apply(out, in, type, width * height, (info ? info : &own)->mean, scale);
+  return st;
 }

@@ -30,3 +30,15 @@ typedef struct {
  * info may be NULL. */
 EngStatus eng_standardize(float *out, const void *in, EngPixelType type, size_t width,
                           size_t height, EngStandardizeInfo *info, EngError *err);
+
+/* The two halves of eng_standardize, for callers that keep the samples and standardize
+ * them when used (training datasets: a byte per pixel instead of a float): stats checks
+ * and measures the slice (errors as above; info required) and gives the scale,
+ * 1/std or 0 for a constant slice; apply writes out[i] = (float) ((in[i] - mean) * scale)
+ * for count samples of a row, a window or the slice — the very values eng_standardize
+ * writes. */
+EngStatus eng_standardize_stats(const void *in, EngPixelType type, size_t width,
+                                size_t height, EngStandardizeInfo *info, double *scale,
+                                EngError *err);
+void eng_standardize_apply(float *out, const void *in, EngPixelType type, size_t count,
+                           double mean, double scale);

@@ -192,12 +192,13 @@ val_loss_of(EngModel *model, const EmsegDataset *val, EngLossKind loss)
   g_assert_nonnull(tr);
   gsize plane = emseg_dataset_plane(val);
   g_autofree float *t = g_new(float, plane), *m = g_new(float, plane);
+  g_autofree float *x = g_new(float, plane);
   double sum = 0;
   for (guint i = 0; i < val->n; i++) {
     eng_labels_to_target(t, m, emseg_dataset_labels(val, i), plane);
+    emseg_dataset_read_image(val, i, x);
     EngStepResult r;
-    g_assert_cmpint(eng_trainer_evaluate(tr, emseg_dataset_image(val, i), t, m, &r, &err), ==,
-                    ENG_OK);
+    g_assert_cmpint(eng_trainer_evaluate(tr, x, t, m, &r, &err), ==, ENG_OK);
     sum += r.loss / val->n;
   }
   eng_trainer_free(tr);
@@ -370,9 +371,10 @@ predict_all(EngModel *model, const EmsegDataset *ds)
   g_assert_nonnull(g);
   gsize plane = emseg_dataset_plane(ds);
   float *prob = g_new(float, plane * ds->n);
+  g_autofree float *x = g_new(float, plane);
   for (guint i = 0; i < ds->n; i++) {
-    g_assert_cmpint(eng_graph_forward(g, emseg_dataset_image(ds, i), ENG_MODE_INFER, 0), ==,
-                    ENG_OK);
+    emseg_dataset_read_image(ds, i, x);
+    g_assert_cmpint(eng_graph_forward(g, x, ENG_MODE_INFER, 0), ==, ENG_OK);
     const float *z = eng_graph_logits(g);
     for (gsize j = 0; j < plane; j++)
       prob[i * plane + j] = 1.0f / (1.0f + expf(z[j]));
@@ -916,7 +918,10 @@ test_swa(void)
         stats[j] = 0.5f; /* forget them */
   }
   EngGraph *g = eng_graph_new(again, 1, 32, 32, 0, &err);
-  const float *images[2] = { emseg_dataset_image(train, 0), emseg_dataset_image(train, 1) };
+  g_autofree float *x = g_new(float, 2 * 32 * 32);
+  emseg_dataset_read_image(train, 0, x);
+  emseg_dataset_read_image(train, 1, x + 32 * 32);
+  const float *images[2] = { x, x + 32 * 32 };
   g_assert_cmpint(eng_model_calibrate_bn(again, g, images, 2, &err), ==, ENG_OK);
   eng_graph_free(g);
   size_t n_stats = 0;
@@ -1139,6 +1144,66 @@ test_bad_config(void)
   emseg_training_result_clear(&res);
 }
 
+/* Datasets keep the samples as read and standardize them when read: the very floats
+ * eng_standardize gives for the whole slice, bit for bit, from 8-bit stacks (kept at a byte
+ * per pixel) and float ones, whole and in windows; crop_labelled's windows keep the whole
+ * slice's standardization. */
+static void
+test_dataset_standardize(void)
+{
+  enum { SW = 37, SH = 23, SN = 3 };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp("emseg-ds-XXXXXX", &error);
+  g_assert_no_error(error);
+  g_autofree char *u8p = g_build_filename(dir, "u8.tif", NULL);
+  g_autofree char *f32p = g_build_filename(dir, "f32.tif", NULL);
+  g_autofree char *labp = g_build_filename(dir, "lab.tif", NULL);
+  g_autofree guint8 *u8 = g_new(guint8, SW * SH * SN), *lab = g_new(guint8, SW * SH * SN);
+  g_autofree float *f32 = g_new(float, SW * SH * SN);
+  for (guint i = 0; i < SW * SH * SN; i++) {
+    u8[i] = (guint8) ((i * 2654435761u) >> 24);
+    f32[i] = 1000.0f + 0.37f * (float) u8[i] - 0.01f * (float) (i % 97);
+    lab[i] = 255;
+  }
+  g_assert_true(emseg_tiff_write_u8_stack(u8p, u8, SW, SH, SN, &error));
+  g_assert_true(emseg_tiff_write_float_stack(f32p, f32, SW, SH, SN, &error));
+  g_assert_true(emseg_tiff_write_u8_stack(labp, lab, SW, SH, SN, &error));
+  g_autoptr(EmsegStack) labels = emseg_stack_open(labp, &error);
+  g_assert_no_error(error);
+  const guint slices[SN] = { 0, 1, 2 };
+  for (int k = 0; k < 2; k++) {
+    g_autoptr(EmsegStack) images = emseg_stack_open(k ? f32p : u8p, &error);
+    g_assert_no_error(error);
+    g_autoptr(EmsegDataset) ds = emseg_dataset_from_stacks(images, labels, slices, SN, &error);
+    g_assert_no_error(error);
+    g_assert_cmpint(ds->type, ==, k ? ENG_PIXEL_F32 : ENG_PIXEL_U8);
+    g_autoptr(EmsegDataset) cut = emseg_dataset_crop_labelled(ds, 16, 16, 4);
+    for (guint i = 0; i < SN; i++) {
+      float want[SW * SH], got[SW * SH], win[11 * 20], cw[16 * 16];
+      EngError err;
+      g_assert_cmpint(eng_standardize(want, k ? (const void *) (f32 + i * SW * SH)
+                                              : (const void *) (u8 + i * SW * SH),
+                                      k ? ENG_PIXEL_F32 : ENG_PIXEL_U8, SW, SH, NULL, &err),
+                      ==, ENG_OK);
+      emseg_dataset_read_image(ds, i, got);
+      g_assert_cmpmem(got, sizeof got, want, sizeof want);
+      emseg_dataset_read_window(ds, i, 5, 4, 20, 11, win);
+      for (guint y = 0; y < 11; y++)
+        g_assert_cmpmem(win + y * 20, 20 * sizeof(float), want + (4 + y) * SW + 5,
+                        20 * sizeof(float));
+      /* every pixel labelled: the 16² window on the 4-px grid nearest the centre, (12, 4) */
+      emseg_dataset_read_image(cut, i, cw);
+      for (guint y = 0; y < 16; y++)
+        g_assert_cmpmem(cw + y * 16, 16 * sizeof(float), want + (4 + y) * SW + 12,
+                        16 * sizeof(float));
+    }
+  }
+  g_unlink(u8p);
+  g_unlink(f32p);
+  g_unlink(labp);
+  g_rmdir(dir);
+}
+
 static void
 test_project_dataset(void)
 {
@@ -1169,8 +1234,10 @@ test_project_dataset(void)
   g_assert_cmpuint(ds->n_labeled[0], ==, 15);
   g_assert_cmpmem(emseg_dataset_labels(ds, 0), sizeof mask, mask, sizeof mask);
   double mean = 0;
+  float x[32 * 32];
+  emseg_dataset_read_image(ds, 0, x);
   for (guint i = 0; i < 32 * 32; i++)
-    mean += emseg_dataset_image(ds, 0)[i] / (32.0 * 32.0);
+    mean += x[i] / (32.0 * 32.0);
   g_assert_cmpfloat_with_epsilon(mean, 0, 1e-4); /* standardized */
   /* asking for an unlabeled slice names it */
   guint want[] = { 2 };
@@ -1209,5 +1276,6 @@ main(int argc, char **argv)
   g_test_add_func("/training/conv-bf16", test_conv_bf16);
   g_test_add_func("/training/bad-config", test_bad_config);
   g_test_add_func("/training/project-dataset", test_project_dataset);
+  g_test_add_func("/training/dataset-standardize", test_dataset_standardize);
   return g_test_run();
 }
