@@ -262,6 +262,22 @@ touch_mask (EmsegVolume *v, guint slice)
     g_clear_pointer (&v->masks[out], g_free);
 }
 
+/* With the image cache full, the plane a new one would evict, taken out of the cache so
+ * the read can fill its buffer: memory the process has touched already. A fresh 64 MB
+ * buffer made a 4096² read on a prefetch worker take 0.24 s against 0.07 s (a quarter of
+ * the worker's time went to zeroing new pages); NULL while the cache has room. */
+static float *
+take_lru_plane (EmsegVolume *v)
+{
+  guint lru;
+
+  if (v->n_recent < EMSEG_VOLUME_CACHED_PLANES)
+    return NULL;
+  lru = v->recent[0];
+  lru_remove (v->recent, &v->n_recent, lru);
+  return g_steal_pointer (&v->planes[lru]);
+}
+
 /* A plane just read becomes the slice's (a project volume's cache), most recently used. */
 static void
 insert_plane (EmsegVolume *v, guint slice, float *plane)
@@ -279,8 +295,10 @@ emseg_volume_image_plane (EmsegVolume *volume, guint slice)
   if (volume->planes[slice] == NULL)
     {
       g_autoptr (GError) error = NULL;
-      float *plane = g_new (float, emseg_volume_plane_size (volume));
+      float *plane = take_lru_plane (volume);
 
+      if (plane == NULL)
+        plane = g_new (float, emseg_volume_plane_size (volume));
       if (!emseg_project_read_slice_float (volume->source, volume->stack_id, slice, plane, &error))
         {
           g_warning ("slice %u: %s; it shows as zeros", slice, error->message);
@@ -380,7 +398,8 @@ prefetch_thread (GTask *task, gpointer source, gpointer data, GCancellable *canc
   (void) cancellable;
   if (p != NULL)
     {
-      pf->plane = g_try_new (float, pf->n);
+      if (pf->plane == NULL)
+        pf->plane = g_try_new (float, pf->n);
       if (pf->plane != NULL && !emseg_project_read_slice_float (p, pf->stack_id, pf->slice, pf->plane, &error))
         g_clear_pointer (&pf->plane, g_free);
       emseg_project_close (p);
@@ -428,6 +447,7 @@ emseg_volume_prefetch (EmsegVolume *volume, guint slice)
   pf->stack_id = volume->stack_id;
   pf->slice = slice;
   pf->n = emseg_volume_plane_size (volume);
+  pf->plane = take_lru_plane (volume);
   volume->prefetching[volume->n_prefetching++] = slice;
   task = g_task_new (NULL, NULL, prefetch_done, NULL);
   g_task_set_task_data (task, pf, prefetch_free);
