@@ -1,5 +1,5 @@
 /* cli-train.c — `emseg train`: the paper's training recipe (emseg-training.h) on a labeled
- * stack, one line per epoch, the best-validation-loss model written atomically, a resume
+ * stack (or a project's stack with the labels painted in the workbench), one line per epoch, the best-validation-loss model written atomically, a resume
  * state beside it, and optional CSV / PNG records (curves, per-layer update statistics,
  * the Figure 4 heatmap). Ctrl-C stops after the current step and keeps what was done. */
 #include <math.h>
@@ -106,6 +106,97 @@ swa_default_path(const char *out)
   return g_strconcat(out, "-swa", NULL);
 }
 
+/* Training slices: the listed ones, or every labelled slice that does not validate. */
+static guint *
+project_train_slices(EmsegProject *project, gint64 stack_id, guint n_slices,
+                     const char *slices_text, const guint *val_idx, guint n_val, guint *n_out,
+                     GError **error)
+{
+  if (slices_text)
+    return emseg_parse_slices(slices_text, n_slices, n_out, error);
+  g_autoptr(GArray) labelled = emseg_project_labeled_slices(project, stack_id, error);
+  if (!labelled)
+    return NULL;
+  guint *out = g_new(guint, MAX(labelled->len, 1u)), n = 0;
+  for (guint i = 0; i < labelled->len; i++) {
+    guint z = g_array_index(labelled, guint, i);
+    gboolean validates = FALSE;
+    for (guint k = 0; k < n_val; k++)
+      validates = validates || val_idx[k] == z;
+    if (!validates)
+      out[n++] = z;
+  }
+  if (n == 0) {
+    g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_INPUT,
+                "%s: no labelled slice is left to train on (%u labelled, %u validate)",
+                emseg_project_get_path(project), labelled->len, n_val);
+    g_free(out);
+    return NULL;
+  }
+  *n_out = n;
+  return out;
+}
+
+/* --project: the training and validation slices of one stack of a project, with the labels
+ * and corrections painted in the workbench. The stack: --stack, or the project's only one. */
+static gboolean
+datasets_from_project(const char *path, gint64 stack_id, const char *slices_text,
+                      const char *val_text, EmsegDataset **train, EmsegDataset **val,
+                      guint *n_val, int *rc, GError **error)
+{
+  g_autoptr(EmsegProject) project = emseg_project_open(path, EMSEG_PROJECT_OPEN_READ_ONLY, error);
+  if (!project)
+    return FALSE;
+  if (stack_id == 0) {
+    g_autoptr(GArray) stacks = emseg_project_list_stacks(project, error);
+    if (!stacks)
+      return FALSE;
+    if (stacks->len != 1) {
+      GString *ids = g_string_new(NULL);
+      for (guint i = 0; i < stacks->len; i++) {
+        const EmsegProjectStack *st = &g_array_index(stacks, EmsegProjectStack, i);
+        g_string_append_printf(ids, "%s%" G_GINT64_FORMAT " '%s'", i ? ", " : "", st->id,
+                               st->name);
+      }
+      if (stacks->len == 0)
+        g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_INPUT,
+                    "%s has no stack to train on", path);
+      else
+        g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_INPUT,
+                    "%s has %u stacks (%s): choose one with --stack ID", path, stacks->len,
+                    ids->str);
+      g_string_free(ids, TRUE);
+      *rc = 2;
+      return FALSE;
+    }
+    stack_id = g_array_index(stacks, EmsegProjectStack, 0).id;
+  }
+  g_auto(EmsegProjectStack) st = { 0 };
+  if (!emseg_project_get_stack(project, stack_id, &st, error))
+    return FALSE;
+  g_autofree guint *val_idx = NULL, *train_idx = NULL;
+  guint n_train = 0;
+  *n_val = 0;
+  if (val_text && !(val_idx = emseg_parse_slices(val_text, st.n_slices, n_val, error))) {
+    *rc = 2;
+    return FALSE;
+  }
+  train_idx = project_train_slices(project, stack_id, st.n_slices, slices_text, val_idx, *n_val,
+                                   &n_train, error);
+  if (!train_idx) {
+    *rc = slices_text ? 2 : 1;
+    return FALSE;
+  }
+  *train = emseg_dataset_from_project(project, stack_id, train_idx, n_train, error);
+  if (!*train)
+    return FALSE;
+  if (*n_val && !(*val = emseg_dataset_from_project(project, stack_id, val_idx, *n_val, error)))
+    return FALSE;
+  printf("project %s stack %" G_GINT64_FORMAT " '%s': %u training, %u validation slices\n", path,
+         stack_id, st.name, n_train, *n_val);
+  return TRUE;
+}
+
 int
 emseg_cli_train(int argc, char **argv)
 {
@@ -113,7 +204,8 @@ emseg_cli_train(int argc, char **argv)
                   *val_text = NULL, *loss_text = NULL, *spec_text = NULL, *out_path = NULL,
                   *lr_steps_text = NULL, *init_path = NULL, *state_path = NULL,
                   *stats_csv = NULL, *heatmap_png = NULL, *curves_csv = NULL,
-                  *curves_png = NULL, *swa_out = NULL;
+                  *curves_png = NULL, *swa_out = NULL, *project_path = NULL;
+  gint64 stack_id = 0;
   int epochs = 10, patience = 0, crop = 0, metrics_every = 1, val_every = 1, swa_from = 0;
   double lr = 1e-3, wd = 1e-3, dropout = -1, border_w0 = 0, border_sigma = 5;
   gint64 seed = 1;
@@ -122,7 +214,10 @@ emseg_cli_train(int argc, char **argv)
   GOptionEntry entries[] = {
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
     { "labels", 0, 0, G_OPTION_ARG_FILENAME, &labels_path, "Label stack (0 = membrane, 255 = cell, other = unlabeled)", "LABELS" },
-    { "slices", 0, 0, G_OPTION_ARG_STRING, &slices_text, "Training slices, e.g. 0-19 (default: all)", "LIST" },
+    { "project", 0, 0, G_OPTION_ARG_FILENAME, &project_path,
+      "Train on a project's stack and its labels (instead of --images / --labels); slices count from 0 as for stacks", "PROJECT" },
+    { "stack", 0, 0, G_OPTION_ARG_INT64, &stack_id, "With --project: the stack's id (default: the project's only stack)", "ID" },
+    { "slices", 0, 0, G_OPTION_ARG_STRING, &slices_text, "Training slices, e.g. 0-19 (default: all; with --project every labelled slice not validating)", "LIST" },
     { "val-slices", 0, 0, G_OPTION_ARG_STRING, &val_text, "Validation slices, e.g. 20-24", "LIST" },
     { "epochs", 0, 0, G_OPTION_ARG_INT, &epochs, "Epochs (default 10)", "N" },
     { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "dice or bce (default dice)", "LOSS" },
@@ -169,8 +264,13 @@ emseg_cli_train(int argc, char **argv)
     fprintf(stderr, "emseg train: %s\n", error->message);
     return 2;
   }
-  if (!images_path || !labels_path || !out_path) {
-    fprintf(stderr, "emseg train: --images, --labels and --out are required (see --help)\n");
+  if (!out_path || (project_path ? images_path || labels_path : !images_path || !labels_path)) {
+    fprintf(stderr, "emseg train: --out and either --images with --labels or --project are "
+                    "required (see --help)\n");
+    return 2;
+  }
+  if (stack_id && !project_path) {
+    fprintf(stderr, "emseg train: --stack needs --project\n");
     return 2;
   }
   EmsegTrainingConfig cfg;
@@ -244,13 +344,20 @@ emseg_cli_train(int argc, char **argv)
   cfg.init_model = init;
 
   int rc = 1;
-  g_autoptr(EmsegStack) images = emseg_stack_open(images_path, &error);
-  g_autoptr(EmsegStack) labels = images ? emseg_stack_open(labels_path, &error) : NULL;
+  g_autoptr(EmsegStack) images = NULL, labels = NULL;
   g_autoptr(EmsegDataset) train = NULL, val = NULL;
   g_autofree guint *train_idx = NULL, *val_idx = NULL;
   guint n_train = 0, n_val = 0;
   g_autoptr(EmsegTrainingLog) record = NULL;
   g_autoptr(GError) werr = NULL; /* declared before the first goto: its cleanup always runs */
+  if (project_path) {
+    if (!datasets_from_project(project_path, stack_id, slices_text, val_text, &train, &val,
+                               &n_val, &rc, &error))
+      goto fail;
+    goto loaded;
+  }
+  images = emseg_stack_open(images_path, &error);
+  labels = images ? emseg_stack_open(labels_path, &error) : NULL;
   if (!labels)
     goto fail;
   guint n_labeled = MIN(emseg_stack_get_n_slices(images), emseg_stack_get_n_slices(labels));
@@ -266,6 +373,7 @@ emseg_cli_train(int argc, char **argv)
     goto fail;
   if (n_val && !(val = emseg_dataset_from_stacks(images, labels, val_idx, n_val, &error)))
     goto fail;
+loaded:
   {
     EngSpec run_spec = init ? *eng_model_spec(init) : cfg.spec;
     guint asked_crop = cfg.crop;

@@ -1,8 +1,8 @@
 /* test-cli-train.c — `emseg train`, `emseg experiment` and `emseg calibrate-gamma` (with the
  * exponent in predict and export-isbi) end to end on a generated 64 px stack: the model,
  * curves CSV, statistics CSV and PNG files appear and parse (numbers where numbers belong,
- * one row per epoch / per epoch × layer, PNGs of a sensible size), --resume continues, bad
- * usage exits 2 with the reason. The emseg binary's
+ * one row per epoch / per epoch × layer, PNGs of a sensible size), --resume continues,
+ * training from a project (--project), bad usage exits 2 with the reason. The emseg binary's
  * path is the first non-option argument (meson passes it). */
 #include <cairo.h>
 #include <glib.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "emseg-project.h"
 #include "emseg-stack.h"
 #include "eng-modelfile.h"
 
@@ -691,6 +692,69 @@ test_predict_windows(void)
   g_assert_true(g_file_test(cropped, G_FILE_TEST_EXISTS));
 }
 
+/* --project: a project made by `emseg project create` with labels on slices 0-3 of 6 (the
+ * rest unlabelled) trains on its labelled slices that do not validate; a validation slice
+ * without labels, two sources at once, --stack without --project and a project of two
+ * stacks without --stack are refused with the reason. */
+static void
+test_train_project(void)
+{
+  g_autofree char *proj = in_dir("train.emseg"), *few = in_dir("lab4.tif");
+  g_autofree char *model = in_dir("from-project.emsegmodel");
+  g_autoptr(GError) error = NULL;
+  {
+    g_autoptr(EmsegStack) lab = emseg_stack_open(labels, &error);
+    g_assert_no_error(error);
+    g_autofree guint8 *pages = g_new(guint8, 64 * 64 * 4);
+    for (guint z = 0; z < 4; z++)
+      g_assert_true(emseg_stack_read_u8(lab, z, pages + z * 64 * 64, &error));
+    g_assert_true(emseg_tiff_write_u8_stack(few, pages, 64, 64, 4, &error));
+  }
+  const char *create[] = { "project", "create", proj, "--images", images, "--labels", few, NULL };
+  g_assert_cmpint(run_emseg(create, NULL, NULL), ==, 0);
+  g_autofree char *out = NULL, *err = NULL;
+  const char *train[] = { "train", "--project", proj, "--val-slices", "3", "--epochs", "2",
+                          "--spec", TINY, "--out", model, NULL };
+  g_assert_cmpint(run_emseg(train, &out, &err), ==, 0);
+  g_assert_nonnull(strstr(out, "stack 1 'im.tif': 3 training, 1 validation slices"));
+  g_assert_nonnull(strstr(out, "train_slices 3 val_slices 1"));
+  g_assert_true(g_file_test(model, G_FILE_TEST_EXISTS));
+
+  g_autofree char *o2 = NULL, *e2 = NULL;
+  const char *unlabelled[] = { "train", "--project", proj, "--val-slices", "4", "--spec", TINY,
+                               "--out", model, NULL };
+  g_assert_cmpint(run_emseg(unlabelled, &o2, &e2), ==, 1);
+  g_assert_nonnull(strstr(e2, "slice 4: no labeled pixels"));
+  g_autofree char *e3 = NULL;
+  const char *both[] = { "train", "--project", proj, "--images", images, "--out", model, NULL };
+  g_assert_cmpint(run_emseg(both, NULL, &e3), ==, 2);
+  g_assert_nonnull(strstr(e3, "either --images with --labels or --project"));
+  g_autofree char *e4 = NULL;
+  const char *stack_only[] = { "train", "--images", images, "--labels", labels, "--stack", "1",
+                               "--out", model, NULL };
+  g_assert_cmpint(run_emseg(stack_only, NULL, &e4), ==, 2);
+  g_assert_nonnull(strstr(e4, "--stack needs --project"));
+  {
+    EmsegProject *p = emseg_project_open(proj, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+    g_assert_no_error(error);
+    g_autoptr(EmsegStack) im = emseg_stack_open(images, &error);
+    g_autoptr(EmsegStack) lab = emseg_stack_open(few, &error);
+    gint64 second = 0;
+    g_assert_true(emseg_project_import_stack(p, "again", im, lab, &second, &error));
+    g_assert_cmpint(second, ==, 2);
+    emseg_project_close(p);
+  }
+  g_autofree char *e5 = NULL, *o6 = NULL;
+  const char *which[] = { "train", "--project", proj, "--spec", TINY, "--epochs", "1", "--out",
+                          model, NULL };
+  g_assert_cmpint(run_emseg(which, NULL, &e5), ==, 2);
+  g_assert_nonnull(strstr(e5, "has 2 stacks (1 'im.tif', 2 'again'): choose one with --stack ID"));
+  const char *second[] = { "train", "--project", proj, "--stack", "2", "--spec", TINY,
+                           "--epochs", "1", "--out", model, NULL };
+  g_assert_cmpint(run_emseg(second, &o6, NULL), ==, 0);
+  g_assert_nonnull(strstr(o6, "stack 2 'again': 4 training, 0 validation slices"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -721,6 +785,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli-train/predict-bf16", test_predict_bf16);
   g_test_add_func("/cli-train/predict-windows", test_predict_windows);
   g_test_add_func("/cli-train/fine-tune-keeps-start", test_fine_tune_keeps_start);
+  g_test_add_func("/cli-train/train-project", test_train_project);
   int rc = g_test_run();
   g_autofree char *rm = g_strdup("rm"), *flags = g_strdup("-rf");
   char *rm_argv[] = { rm, flags, dir, NULL };
