@@ -5,13 +5,17 @@
  *   emseg project info PROJECT
  *   emseg project export-labels PROJECT --out LABELS.tif [--stack ID]
  *   emseg project upgrade PROJECT
+ *   emseg project import-model PROJECT MODEL [--name NAME]
  *
  * info and export-labels only read, so they refuse a project an older emseg wrote (its
  * schema must be converted first); upgrade converts it, as opening it in the workbench does.
+ * import-model stores a model file (from `emseg train --project` on a server, say) as a
+ * checkpoint: the latest checkpoint is the one the workbench shows, fine-tunes and exports.
  * export-labels writes slices 0 … last labeled slice as 8-bit pages (255 cell, 0 membrane);
  * unlabeled pixels have no value in that format, so they are written as 128 and counted on
  * stderr. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <glib.h>
@@ -19,6 +23,7 @@
 
 #include "cli-commands.h"
 #include "emseg-project.h"
+#include "eng-modelfile.h"
 
 static int
 fail(const char *cmd, GError *error)
@@ -243,11 +248,80 @@ project_upgrade(int argc, char **argv)
   return 0;
 }
 
+static int
+project_import_model(int argc, char **argv)
+{
+  g_autofree char *name = NULL;
+  GOptionEntry entries[] = {
+    { "name", 'n', 0, G_OPTION_ARG_STRING, &name,
+      "checkpoint name (default: the file name without .emsegmodel)", "NAME" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) ctx =
+      g_option_context_new("PROJECT MODEL - store a model file in a project as a checkpoint");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    fprintf(stderr, "emseg project import-model: %s\n", error->message);
+    return 2;
+  }
+  if (argc != 3) {
+    fprintf(stderr, "usage: emseg project import-model PROJECT MODEL [--name NAME]\n");
+    return 2;
+  }
+  const char *path = argv[1], *model_path = argv[2];
+  if (name == NULL) {
+    g_autofree char *base = g_path_get_basename(model_path);
+    name = g_str_has_suffix(base, ".emsegmodel")
+               ? g_strndup(base, strlen(base) - strlen(".emsegmodel"))
+               : g_strdup(base);
+  }
+  /* the file must be a model this build reads (checksum, spec) before it goes in */
+  g_autofree char *bytes = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents(model_path, &bytes, &len, &error))
+    return fail("import-model", error);
+  EngModel *model = NULL;
+  char *meta = NULL;
+  EngError err;
+  if (eng_model_deserialize((const uint8_t *) bytes, len, &model, &meta, &err) != ENG_OK) {
+    fprintf(stderr, "emseg project import-model: %s: %s\n", model_path, err.message);
+    return 1;
+  }
+  char spec[1024];
+  eng_spec_format(eng_model_spec(model), spec, sizeof spec);
+  size_t n_params = eng_model_count_trainable(model);
+  eng_model_free(model);
+  g_autoptr(EmsegProject) project = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  g_autoptr(GArray) models = project ? emseg_project_list_checkpoints(project, &error) : NULL;
+  if (models == NULL) {
+    free(meta);
+    return fail("import-model", error);
+  }
+  for (guint i = 0; i < models->len; i++)
+    if (strcmp(g_array_index(models, EmsegCheckpointInfo, i).name, name) == 0) {
+      fprintf(stderr, "emseg project import-model: %s already holds a model named '%s' (it "
+                      "would be replaced); choose another --name\n", path, name);
+      free(meta);
+      return 1;
+    }
+  gint64 id = 0;
+  gboolean ok = emseg_project_save_checkpoint(project, name, 0, 0, spec, meta, bytes, len, &id,
+                                              &error);
+  free(meta);
+  if (!ok)
+    return fail("import-model", error);
+  printf("%s: model '%s' imported (%zu parameters, %s); the workbench starts from it\n", path,
+         name, n_params, spec);
+  return 0;
+}
+
 int
 emseg_cli_project(int argc, char **argv)
 {
   if (argc < 2) {
-    fprintf(stderr, "usage: emseg project (create|info|export-labels|upgrade) PROJECT …\n");
+    fprintf(stderr,
+            "usage: emseg project (create|info|export-labels|upgrade|import-model) PROJECT …\n");
     return 2;
   }
   if (!strcmp(argv[1], "create"))
@@ -258,8 +332,11 @@ emseg_cli_project(int argc, char **argv)
     return project_export_labels(argc - 1, argv + 1);
   if (!strcmp(argv[1], "upgrade"))
     return project_upgrade(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "import-model"))
+    return project_import_model(argc - 1, argv + 1);
   fprintf(stderr,
-          "emseg project: unknown subcommand '%s' (create, info, export-labels, upgrade)\n",
+          "emseg project: unknown subcommand '%s' (create, info, export-labels, upgrade, "
+          "import-model)\n",
           argv[1]);
   return 2;
 }

@@ -693,7 +693,8 @@ test_predict_windows(void)
 }
 
 /* --project: a project made by `emseg project create` with labels on slices 0-3 of 6 (the
- * rest unlabelled) trains on its labelled slices that do not validate; a validation slice
+ * rest unlabelled) trains on its labelled slices that do not validate, and `emseg project
+ * import-model` stores the model back in it byte for byte; a validation slice
  * without labels, two sources at once, --stack without --project and a project of two
  * stacks without --stack are refused with the reason. */
 static void
@@ -719,6 +720,31 @@ test_train_project(void)
   g_assert_nonnull(strstr(out, "stack 1 'im.tif': 3 training, 1 validation slices"));
   g_assert_nonnull(strstr(out, "train_slices 3 val_slices 1"));
   g_assert_true(g_file_test(model, G_FILE_TEST_EXISTS));
+  /* back into the project as its latest checkpoint (the workbench's model); a second import
+   * under the same name and a file that is no model are refused */
+  g_autofree char *oi = NULL, *ei = NULL, *oj = NULL, *ej = NULL, *ek = NULL, *oinfo = NULL;
+  const char *import[] = { "project", "import-model", proj, model, NULL };
+  g_assert_cmpint(run_emseg(import, &oi, NULL), ==, 0);
+  g_assert_nonnull(strstr(oi, "model 'from-project' imported (2309 parameters"));
+  g_assert_cmpint(run_emseg(import, &oj, &ej), ==, 1);
+  g_assert_nonnull(strstr(ej, "already holds a model named 'from-project'"));
+  const char *not_model[] = { "project", "import-model", proj, images, "--name", "x", NULL };
+  g_assert_cmpint(run_emseg(not_model, NULL, &ek), ==, 1);
+  g_assert_nonnull(strstr(ek, images));
+  const char *info[] = { "project", "info", proj, NULL };
+  g_assert_cmpint(run_emseg(info, &oinfo, NULL), ==, 0);
+  g_assert_nonnull(strstr(oinfo, "checkpoints: 1\n  checkpoint 'from-project': run 0"));
+  {
+    g_autoptr(EmsegProject) p = emseg_project_open(proj, EMSEG_PROJECT_OPEN_READ_ONLY, &error);
+    g_assert_no_error(error);
+    g_auto(EmsegCheckpointInfo) info_cp = { 0 };
+    g_autoptr(GBytes) stored = emseg_project_load_checkpoint(p, "from-project", &info_cp, &error);
+    g_assert_no_error(error);
+    g_autofree char *file = NULL;
+    gsize file_len = 0;
+    g_assert_true(g_file_get_contents(model, &file, &file_len, &error));
+    g_assert_cmpmem(g_bytes_get_data(stored, NULL), g_bytes_get_size(stored), file, file_len);
+  }
 
   g_autofree char *o2 = NULL, *e2 = NULL;
   const char *unlabelled[] = { "train", "--project", proj, "--val-slices", "4", "--spec", TINY,
