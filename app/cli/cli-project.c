@@ -4,6 +4,7 @@
  *   emseg project create PROJECT --images STACK [--labels LABELS] [--name NAME]
  *   emseg project info PROJECT
  *   emseg project export-labels PROJECT --out LABELS.tif [--stack ID]
+ *   emseg project export-images PROJECT --out IMAGES.tif [--stack ID]
  *   emseg project upgrade PROJECT
  *   emseg project import-model PROJECT MODEL [--name NAME]
  *
@@ -153,6 +154,72 @@ project_info(int argc, char **argv)
   return 0;
 }
 
+/* The stack --stack names, or the project's first; FALSE with error set when there is none. */
+static gboolean
+resolve_stack(EmsegProject *project, gint64 stack_id, EmsegProjectStack *s, GError **error)
+{
+  if (stack_id == 0) {
+    g_autoptr(GArray) stacks = emseg_project_list_stacks(project, error);
+    if (stacks == NULL)
+      return FALSE;
+    if (stacks->len == 0) {
+      g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND, "%s has no stacks",
+                  emseg_project_get_path(project));
+      return FALSE;
+    }
+    stack_id = g_array_index(stacks, EmsegProjectStack, 0).id;
+  }
+  return emseg_project_get_stack(project, stack_id, s, error);
+}
+
+/* The image slices of a stack, as a TIFF that predict, export-isbi and train read: 8-bit
+ * stacks as uint8, others as float32 (16-bit values are exact in float32). */
+static int
+project_export_images(int argc, char **argv)
+{
+  g_autofree char *out = NULL;
+  gint64 stack_id = 0;
+  GOptionEntry entries[] = {
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "image TIFF to write", "IMAGES" },
+    { "stack", 's', 0, G_OPTION_ARG_INT64, &stack_id, "stack id (default: the first)", "ID" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new("PROJECT - export a stack's images");
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    fprintf(stderr, "emseg project export-images: %s\n", error->message);
+    return 2;
+  }
+  if (argc != 2 || out == NULL) {
+    fprintf(stderr, "usage: emseg project export-images PROJECT --out IMAGES.tif [--stack ID]\n");
+    return 2;
+  }
+  g_autoptr(EmsegProject) project =
+      emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
+  g_auto(EmsegProjectStack) s = { 0 };
+  if (project == NULL || !resolve_stack(project, stack_id, &s, &error))
+    return fail("export-images", error);
+  gboolean u8 = s.type == EMSEG_SAMPLE_U8;
+  g_autoptr(EmsegStackWriter) w = emseg_stack_writer_new(
+      out, u8 ? EMSEG_SAMPLE_U8 : EMSEG_SAMPLE_F32, s.width, s.height, s.n_slices, &error);
+  if (w == NULL)
+    return fail("export-images", error);
+  g_autofree float *plane = g_new(float, (gsize)s.width * s.height);
+  for (guint z = 0; z < s.n_slices; z++) {
+    gboolean ok = u8 ? emseg_project_read_slice(project, s.id, z, plane, &error)
+                     : emseg_project_read_slice_float(project, s.id, z, plane, &error);
+    if (!ok || !emseg_stack_writer_append(w, plane, &error))
+      return fail("export-images", error);
+  }
+  if (!emseg_stack_writer_finish(w, &error))
+    return fail("export-images", error);
+  printf("%s: %u slices of %u x %u, %s (stack %" G_GINT64_FORMAT " '%s', stored as %s)\n", out,
+         s.n_slices, s.width, s.height, u8 ? "uint8" : "float32", s.id, s.name,
+         emseg_sample_type_to_string(s.type));
+  return 0;
+}
+
 static int
 project_export_labels(int argc, char **argv)
 {
@@ -176,21 +243,10 @@ project_export_labels(int argc, char **argv)
   }
   g_autoptr(EmsegProject) project =
       emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
-  if (project == NULL)
-    return fail("export-labels", error);
   g_auto(EmsegProjectStack) s = { 0 };
-  if (stack_id == 0) {
-    g_autoptr(GArray) stacks = emseg_project_list_stacks(project, &error);
-    if (stacks == NULL)
-      return fail("export-labels", error);
-    if (stacks->len == 0) {
-      fprintf(stderr, "emseg project export-labels: %s has no stacks\n", argv[1]);
-      return 1;
-    }
-    stack_id = g_array_index(stacks, EmsegProjectStack, 0).id;
-  }
-  if (!emseg_project_get_stack(project, stack_id, &s, &error))
+  if (project == NULL || !resolve_stack(project, stack_id, &s, &error))
     return fail("export-labels", error);
+  stack_id = s.id;
   g_autoptr(GArray) labeled = emseg_project_labeled_slices(project, stack_id, &error);
   if (labeled == NULL)
     return fail("export-labels", error);
@@ -321,7 +377,8 @@ emseg_cli_project(int argc, char **argv)
 {
   if (argc < 2) {
     fprintf(stderr,
-            "usage: emseg project (create|info|export-labels|upgrade|import-model) PROJECT …\n");
+            "usage: emseg project (create|info|export-labels|export-images|upgrade|import-model) "
+            "PROJECT …\n");
     return 2;
   }
   if (!strcmp(argv[1], "create"))
@@ -330,13 +387,15 @@ emseg_cli_project(int argc, char **argv)
     return project_info(argc - 1, argv + 1);
   if (!strcmp(argv[1], "export-labels"))
     return project_export_labels(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "export-images"))
+    return project_export_images(argc - 1, argv + 1);
   if (!strcmp(argv[1], "upgrade"))
     return project_upgrade(argc - 1, argv + 1);
   if (!strcmp(argv[1], "import-model"))
     return project_import_model(argc - 1, argv + 1);
   fprintf(stderr,
-          "emseg project: unknown subcommand '%s' (create, info, export-labels, upgrade, "
-          "import-model)\n",
+          "emseg project: unknown subcommand '%s' (create, info, export-labels, "
+          "export-images, upgrade, import-model)\n",
           argv[1]);
   return 2;
 }

@@ -1,5 +1,5 @@
 /* test-cli-data.c — the data commands of the `emseg` program end to end, on stacks this
- * test writes: project create / info / export-labels / upgrade (of a project rewritten as
+ * test writes: project create / info / export-labels / export-images / upgrade (of a project rewritten as
  * schema 2 stored it), and export-isbi from a probability stack, including the refusals (exit status and a message naming the problem). The
  * program's path is the first argument (tests/data/meson.build passes it). */
 #include <math.h>
@@ -83,6 +83,40 @@ test_project_commands(void)
     g_assert_true(emseg_stack_read_raw(s, p, page, &error));
     g_assert_cmpmem(page, sizeof page, lb + p * W * H, sizeof page);
   }
+
+  /* the images come back as they went in (8-bit), and from a float stack as floats */
+  g_autofree char *imgs_back = scratch_path("images-back.tif");
+  g_autofree char *oi = NULL, *ei = NULL;
+  g_assert_cmpint(run(&oi, &ei, "project", "export-images", proj, "--out", imgs_back, NULL), ==, 0);
+  g_assert_nonnull(strstr(oi, "5 slices of 32 x 24, uint8"));
+  {
+    g_autoptr(EmsegStack) back_im = emseg_stack_open(imgs_back, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(emseg_stack_get_n_slices(back_im), ==, N);
+    for (guint z = 0; z < N; z++) {
+      g_assert_true(emseg_stack_read_raw(back_im, z, page, &error));
+      g_assert_cmpmem(page, sizeof page, px + z * W * H, sizeof page);
+    }
+  }
+  {
+    g_autofree char *fimg = scratch_path("f.tif"), *fproj = scratch_path("f.emseg");
+    g_autofree char *fback = scratch_path("f-back.tif");
+    g_autofree float *fpx = g_new(float, W * H * 2), *fread = g_new(float, W * H);
+    for (gsize i = 0; i < W * H * 2; i++) fpx[i] = 0.25f * (float)i - 100.0f;
+    g_assert_true(emseg_tiff_write_float_stack(fimg, fpx, W, H, 2, &error));
+    g_autofree char *of = NULL, *ef = NULL, *og = NULL, *eg = NULL;
+    g_assert_cmpint(run(&of, &ef, "project", "create", fproj, "--images", fimg, NULL), ==, 0);
+    g_assert_cmpint(run(&og, &eg, "project", "export-images", fproj, "--out", fback, NULL), ==, 0);
+    g_assert_nonnull(strstr(og, "float32"));
+    g_autoptr(EmsegStack) fs = emseg_stack_open(fback, &error);
+    g_assert_no_error(error);
+    for (guint z = 0; z < 2; z++) {
+      g_assert_true(emseg_stack_read_float(fs, z, fread, &error));
+      g_assert_cmpmem(fread, W * H * sizeof(float), fpx + z * W * H, W * H * sizeof(float));
+    }
+  }
+  g_autofree char *oe = NULL, *ee = NULL;
+  g_assert_cmpint(run(&oe, &ee, "project", "export-images", proj, NULL), ==, 2); /* no --out */
 
   /* Refusals: existing project, labels larger than images, not a project. */
   g_autofree char *o4 = NULL, *e4 = NULL;
