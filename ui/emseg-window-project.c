@@ -652,6 +652,7 @@ typedef enum {
   CHOOSE_IMPORT_IMAGES,
   CHOOSE_IMPORT_LABELS, /* optional second step of an import */
   CHOOSE_LABELS,        /* labels for the shown stack */
+  CHOOSE_MODEL,         /* a model file, into the project */
 } ChooseKind;
 
 static void run_chooser (EmsegWindow *self, ChooseKind kind);
@@ -706,6 +707,10 @@ chooser_response_cb (GtkNativeDialog *dialog, int response, EmsegWindow *self)
       if (path != NULL && self->volume != NULL)
         emseg_window_import_labels (self, path, NULL);
       break;
+    case CHOOSE_MODEL:
+      if (path != NULL)
+        emseg_window_import_model (self, path, NULL);
+      break;
     }
 }
 
@@ -722,6 +727,7 @@ run_chooser (EmsegWindow *self, ChooseKind kind)
     [CHOOSE_IMPORT_IMAGES] = { "Import Stack: Images", "_Next", GTK_FILE_CHOOSER_ACTION_OPEN },
     [CHOOSE_IMPORT_LABELS] = { "Import Stack: Labels (optional — Cancel for none)", "_Import", GTK_FILE_CHOOSER_ACTION_OPEN },
     [CHOOSE_LABELS] = { "Import Labels for This Stack", "_Import", GTK_FILE_CHOOSER_ACTION_OPEN },
+    [CHOOSE_MODEL] = { "Import Model", "_Import", GTK_FILE_CHOOSER_ACTION_OPEN },
   };
   GtkFileChooser *chooser;
 
@@ -733,7 +739,15 @@ run_chooser (EmsegWindow *self, ChooseKind kind)
   g_object_set_data (G_OBJECT (self->chooser), "kind", GINT_TO_POINTER (kind));
   if (kind == CHOOSE_NEW_PROJECT)
     gtk_file_chooser_set_current_name (chooser, "untitled.emseg");
-  if (kinds[kind].action == GTK_FILE_CHOOSER_ACTION_OPEN)
+  if (kind == CHOOSE_MODEL)
+    {
+      g_autoptr (GtkFileFilter) models = gtk_file_filter_new ();
+
+      gtk_file_filter_set_name (models, "emseg models");
+      gtk_file_filter_add_suffix (models, "emsegmodel");
+      gtk_file_chooser_add_filter (chooser, models);
+    }
+  else if (kinds[kind].action == GTK_FILE_CHOOSER_ACTION_OPEN)
     {
       g_autoptr (GtkFileFilter) stacks = gtk_file_filter_new ();
 
@@ -843,6 +857,8 @@ action_choose (GtkWidget *widget, const char *name, GVariant *param)
     run_chooser (self, CHOOSE_IMPORT_IMAGES);
   else if (g_str_equal (name, "win.open-labels"))
     run_chooser (self, CHOOSE_LABELS);
+  else if (g_str_equal (name, "win.import-model"))
+    run_chooser (self, CHOOSE_MODEL);
 }
 
 static void
@@ -862,6 +878,7 @@ emseg_window_project_class_init (GtkWidgetClass *wc)
 {
   static const char *const choosers[] = {
     "win.open", "win.open-folder", "win.new-project", "win.import-stack", "win.open-labels",
+    "win.import-model",
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (choosers); i++)

@@ -319,13 +319,12 @@ ensure_engine (EmsegWindow *self, GError **error)
 #define SHIPPED_MODEL_FILE "isbi2012-resfcn.emsegmodel"
 #define SHIPPED_MODEL_NAME "shipped-isbi2012"
 
+/* Stores the model file at path in the project as checkpoint `name` (replacing one of that
+ * name), its metadata as the checkpoint's scores, and makes it the model the overlay,
+ * Fine-tune and Export use. */
 static gboolean
-import_shipped_model (EmsegWindow *self, GError **error)
+import_model_file (EmsegWindow *self, const char *path, const char *name, GError **error)
 {
-  /* $EMSEG_MODELS_DIR, when set, is the only place looked at (tests use it to have none). */
-  const char *env = g_getenv ("EMSEG_MODELS_DIR");
-  const char *dirs[] = { env ? env : EMSEG_MODELS_DIR, env ? NULL : EMSEG_SOURCE_MODELS_DIR };
-  g_autofree char *path = NULL;
   g_autofree char *bytes = NULL;
   g_autofree char *meta = NULL;
   gsize len = 0;
@@ -333,6 +332,30 @@ import_shipped_model (EmsegWindow *self, GError **error)
   EngModel *model = NULL;
   EngError err;
   char spec[1024];
+
+  if (!g_file_get_contents (path, &bytes, &len, error))
+    return FALSE;
+  if (eng_model_deserialize ((const uint8_t *) bytes, len, &model, &meta, &err) != ENG_OK)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s", path, err.message);
+      return FALSE;
+    }
+  eng_spec_format (eng_model_spec (model), spec, sizeof spec);
+  eng_model_free (model);
+  if (!emseg_project_save_checkpoint (self->project, name, 0, 0, spec, meta, bytes, len, &id, error))
+    return FALSE;
+  set_best_model (self, id, name);
+  show_model_dropout (self, spec);
+  return TRUE;
+}
+
+static gboolean
+import_shipped_model (EmsegWindow *self, GError **error)
+{
+  /* $EMSEG_MODELS_DIR, when set, is the only place looked at (tests use it to have none). */
+  const char *env = g_getenv ("EMSEG_MODELS_DIR");
+  const char *dirs[] = { env ? env : EMSEG_MODELS_DIR, env ? NULL : EMSEG_SOURCE_MODELS_DIR };
+  g_autofree char *path = NULL;
 
   for (gsize i = 0; i < G_N_ELEMENTS (dirs) && path == NULL; i++)
     {
@@ -347,20 +370,71 @@ import_shipped_model (EmsegWindow *self, GError **error)
                    "use Train first", SHIPPED_MODEL_FILE);
       return FALSE;
     }
-  if (!g_file_get_contents (path, &bytes, &len, error))
-    return FALSE;
-  if (eng_model_deserialize ((const uint8_t *) bytes, len, &model, &meta, &err) != ENG_OK)
+  return import_model_file (self, path, SHIPPED_MODEL_NAME, error);
+}
+
+/* The checkpoint name for a model file: its name without .emsegmodel, with -2, -3, … when
+ * the project has one of that name already (an import never replaces a checkpoint). */
+static char *
+unused_model_name (EmsegWindow *self, const char *path, GError **error)
+{
+  g_autoptr (GArray) models = emseg_project_list_checkpoints (self->project, error);
+  g_autofree char *base = g_path_get_basename (path);
+  g_autofree char *stem = g_str_has_suffix (base, ".emsegmodel")
+                            ? g_strndup (base, strlen (base) - strlen (".emsegmodel"))
+                            : g_strdup (base);
+  char *name = g_strdup (stem);
+
+  if (models == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s", path, err.message);
+      g_free (name);
+      return NULL;
+    }
+  for (guint k = 2;; k++)
+    {
+      gboolean taken = FALSE;
+
+      for (guint i = 0; i < models->len && !taken; i++)
+        taken = g_str_equal (g_array_index (models, EmsegCheckpointInfo, i).name, name);
+      if (!taken)
+        return name;
+      g_free (name);
+      name = g_strdup_printf ("%s-%u", stem, k);
+    }
+}
+
+gboolean
+emseg_window_import_model (EmsegWindow *self, const char *path, GError **error)
+{
+  g_autoptr (GError) local = NULL;
+  g_autofree char *name = NULL;
+  g_autofree char *text = NULL;
+  const char *busy = emseg_window_busy_with (self);
+
+  if (self->project == NULL)
+    g_set_error_literal (&local, G_IO_ERROR, G_IO_ERROR_FAILED, "No project is open: open or create one first");
+  else if (busy != NULL)
+    g_set_error (&local, G_IO_ERROR, G_IO_ERROR_BUSY,
+                 "%s is running: stop it (or let it finish) before importing a model", busy);
+  else if ((name = unused_model_name (self, path, &local)) != NULL)
+    import_model_file (self, path, name, &local);
+  if (local != NULL)
+    {
+      emseg_window_show_error (self, "Could not import the model", local);
+      g_propagate_error (error, g_steal_pointer (&local));
       return FALSE;
     }
-  eng_spec_format (eng_model_spec (model), spec, sizeof spec);
-  eng_model_free (model);
-  if (!emseg_project_save_checkpoint (self->project, SHIPPED_MODEL_NAME, 0, 0, spec, meta, bytes, len,
-                                      &id, error))
-    return FALSE;
-  set_best_model (self, id, SHIPPED_MODEL_NAME);
-  show_model_dropout (self, spec);
+  /* what the overlay showed came from the previous model */
+  forget_predictions (self);
+  if (self->volume != NULL)
+    {
+      emseg_volume_clear_uncertainty (self->volume);
+      emseg_slice_view_volume_changed (self->view);
+    }
+  emseg_window_train_slice_changed (self);
+  text = g_strdup_printf ("Model '%s' imported: the overlay, Fine-tune and Export use it now.", name);
+  emseg_window_set_status (self, text);
+  emseg_window_update_actions (self);
   return TRUE;
 }
 

@@ -68,6 +68,7 @@ emseg_window_update_actions (EmsegWindow *self)
   for (guint i = 0; i < G_N_ELEMENTS (switching); i++)
     gtk_widget_action_set_enabled (GTK_WIDGET (self), switching[i], !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-stack", self->project != NULL && !busy);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-model", self->project != NULL && !busy);
   gtk_widget_set_sensitive (GTK_WIDGET (self->stack_dropdown), !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export", in_project);
   /* enabled without a model too: the refusal says what is missing */

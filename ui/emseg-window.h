@@ -68,6 +68,11 @@ gint64 emseg_window_get_stack_id (EmsegWindow *self);
 gboolean emseg_window_start_training (EmsegWindow *self, gboolean fine_tune,
                                       const char *spec_override, GError **error);
 gboolean emseg_window_is_training (EmsegWindow *self);
+/* Stores the model file at path (e.g. from `emseg train --project` on a server) in the open
+ * project as a new checkpoint, named after the file (-2, -3, … if taken: nothing is
+ * replaced), which the overlay, Fine-tune and Export then use. Refused while training or
+ * an export runs. On failure shows a dialog and returns FALSE. */
+gboolean emseg_window_import_model (EmsegWindow *self, const char *path, GError **error);
 /* The checkpoint the prediction overlay shows (NULL before any). */
 const char *emseg_window_get_best_model (EmsegWindow *self);
 

@@ -2269,6 +2269,75 @@ test_window_finetune_shipped (void)
   g_rmdir (models);
 }
 
+/* Import Model: a model file becomes the project's checkpoint named after the file and the
+ * overlay's model (its dropout in the panel); a second import of the same file gets -2
+ * (nothing replaced); a file that is not a model and an import while training are refused
+ * with a dialog, and the project keeps its checkpoints. */
+static void
+test_window_import_model (void)
+{
+  g_autoptr (GError) error = NULL;
+  guint width, height, n;
+  g_autofree char *project_path = new_project_with_stack ("import-model.emseg", &width, &height, &n);
+  g_autofree char *dir = g_dir_make_tmp ("emseg-import-XXXXXX", NULL);
+  g_autofree char *model_path = g_build_filename (dir, "from-server.emsegmodel", NULL);
+  g_autofree char *junk_path = g_build_filename (dir, "junk.emsegmodel", NULL);
+  EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
+  EngSpec spec;
+  EngError err;
+  EngModel *model;
+
+  eng_spec_default (&spec);
+  g_assert_cmpint (eng_spec_parse (&spec, TINY_SPEC ",dropout=0.3", &err), ==, ENG_OK);
+  model = eng_model_new (&spec, 5, &err);
+  g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F32, "export_gamma=2\n", &err), ==, ENG_OK);
+  eng_model_free (model);
+  g_assert_true (g_file_set_contents (junk_path, "not a model", -1, &error));
+
+  g_assert_true (emseg_window_import_model (window, model_path, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (emseg_window_get_best_model (window), ==, "from-server");
+  {
+    EmsegTrainParams params;
+
+    emseg_train_panel_get_params (panel, &params);
+    g_assert_cmpfloat_with_epsilon (params.dropout, 0.3, 1e-6);
+  }
+  spin_until (overlay_shown, NULL, 60.0);
+  g_assert_true (overlay_shown (NULL));
+  g_assert_true (emseg_window_import_model (window, model_path, &error));
+  g_assert_cmpstr (emseg_window_get_best_model (window), ==, "from-server-2");
+
+  g_assert_false (emseg_window_import_model (window, junk_path, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
+  g_assert_nonnull (strstr (error->message, junk_path));
+  g_clear_error (&error);
+  g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_ERROR), ==, 1);
+  close_dialogs ();
+
+  emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
+  g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_false (emseg_window_import_model (window, model_path, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
+  close_dialogs ();
+  g_signal_emit_by_name (panel, "stop-requested");
+  spin_until (training_done, NULL, 60.0);
+  {
+    g_autoptr (GArray) models = emseg_project_list_checkpoints (emseg_window_get_project (window), &error);
+    guint imported = 0;
+
+    g_assert_no_error (error);
+    for (guint i = 0; i < models->len; i++)
+      imported += g_str_has_prefix (g_array_index (models, EmsegCheckpointInfo, i).name, "from-server");
+    g_assert_cmpuint (imported, ==, 2);
+  }
+  g_unlink (model_path);
+  g_unlink (junk_path);
+  g_rmdir (dir);
+}
+
 /* "Stop and Close" while training: the window goes, its engine thread is joined, and the
  * project records the run as cancelled with its checkpoints kept; a new window opens it. */
 static gboolean
@@ -2361,6 +2430,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/export-dialog-gamma", test_export_dialog_gamma);
   g_test_add_func ("/gui/window/two-stacks", test_window_two_stacks);
   g_test_add_func ("/gui/window/finetune-shipped", test_window_finetune_shipped);
+  g_test_add_func ("/gui/window/import-model", test_window_import_model);
   g_test_add_func ("/gui/window/stop-and-close", test_window_stop_and_close);
   g_test_add_func ("/gui/window/demo", test_window_demo);
   g_test_add_func ("/gui/window/pan-4096", test_window_pan_4096);
