@@ -172,34 +172,52 @@ resolve_stack(EmsegProject *project, gint64 stack_id, EmsegProjectStack *s, GErr
   return emseg_project_get_stack(project, stack_id, s, error);
 }
 
+/* What export-images and export-labels share: PROJECT --out FILE [--stack ID] parsed, the
+ * project opened read-only, the stack found (--stack, or the first). Returns -1 when all went
+ * well (*out, *project and *s are then the caller's), else the exit status, the reason
+ * printed. */
+static int
+open_for_export(int argc, char **argv, const char *cmd, const char *summary,
+                const char *file_kind, char **out, EmsegProject **project, EmsegProjectStack *s)
+{
+  gint64 stack_id = 0;
+  g_autofree char *out_help = g_strdup_printf("%s TIFF to write", file_kind);
+  g_autofree char *metavar = g_ascii_strup(file_kind, -1);
+  GOptionEntry entries[] = {
+    { "out", 'o', 0, G_OPTION_ARG_FILENAME, out, out_help, metavar },
+    { "stack", 's', 0, G_OPTION_ARG_INT64, &stack_id, "stack id (default: the first)", "ID" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new(summary);
+  g_option_context_add_main_entries(ctx, entries, NULL);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    fprintf(stderr, "emseg project %s: %s\n", cmd, error->message);
+    return 2;
+  }
+  if (argc != 2 || *out == NULL) {
+    fprintf(stderr, "usage: emseg project %s PROJECT --out %s.tif [--stack ID]\n", cmd, metavar);
+    return 2;
+  }
+  *project = emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
+  if (*project == NULL || !resolve_stack(*project, stack_id, s, &error))
+    return fail(cmd, error);
+  return -1;
+}
+
 /* The image slices of a stack, as a TIFF that predict, export-isbi and train read: 8-bit
  * stacks as uint8, others as float32 (16-bit values are exact in float32). */
 static int
 project_export_images(int argc, char **argv)
 {
   g_autofree char *out = NULL;
-  gint64 stack_id = 0;
-  GOptionEntry entries[] = {
-    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "image TIFF to write", "IMAGES" },
-    { "stack", 's', 0, G_OPTION_ARG_INT64, &stack_id, "stack id (default: the first)", "ID" },
-    { NULL },
-  };
-  g_autoptr(GOptionContext) ctx = g_option_context_new("PROJECT - export a stack's images");
-  g_option_context_add_main_entries(ctx, entries, NULL);
-  g_autoptr(GError) error = NULL;
-  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
-    fprintf(stderr, "emseg project export-images: %s\n", error->message);
-    return 2;
-  }
-  if (argc != 2 || out == NULL) {
-    fprintf(stderr, "usage: emseg project export-images PROJECT --out IMAGES.tif [--stack ID]\n");
-    return 2;
-  }
-  g_autoptr(EmsegProject) project =
-      emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
+  g_autoptr(EmsegProject) project = NULL;
   g_auto(EmsegProjectStack) s = { 0 };
-  if (project == NULL || !resolve_stack(project, stack_id, &s, &error))
-    return fail("export-images", error);
+  g_autoptr(GError) error = NULL;
+  int rc = open_for_export(argc, argv, "export-images", "PROJECT - export a stack's images",
+                           "images", &out, &project, &s);
+  if (rc >= 0)
+    return rc;
   gboolean u8 = s.type == EMSEG_SAMPLE_U8;
   g_autoptr(EmsegStackWriter) w = emseg_stack_writer_new(
       out, u8 ? EMSEG_SAMPLE_U8 : EMSEG_SAMPLE_F32, s.width, s.height, s.n_slices, &error);
@@ -224,29 +242,14 @@ static int
 project_export_labels(int argc, char **argv)
 {
   g_autofree char *out = NULL;
-  gint64 stack_id = 0;
-  GOptionEntry entries[] = {
-    { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out, "label TIFF to write", "LABELS" },
-    { "stack", 's', 0, G_OPTION_ARG_INT64, &stack_id, "stack id (default: the first)", "ID" },
-    { NULL },
-  };
-  g_autoptr(GOptionContext) ctx = g_option_context_new("PROJECT - export label masks");
-  g_option_context_add_main_entries(ctx, entries, NULL);
-  g_autoptr(GError) error = NULL;
-  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
-    fprintf(stderr, "emseg project export-labels: %s\n", error->message);
-    return 2;
-  }
-  if (argc != 2 || out == NULL) {
-    fprintf(stderr, "usage: emseg project export-labels PROJECT --out LABELS.tif [--stack ID]\n");
-    return 2;
-  }
-  g_autoptr(EmsegProject) project =
-      emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
+  g_autoptr(EmsegProject) project = NULL;
   g_auto(EmsegProjectStack) s = { 0 };
-  if (project == NULL || !resolve_stack(project, stack_id, &s, &error))
-    return fail("export-labels", error);
-  stack_id = s.id;
+  g_autoptr(GError) error = NULL;
+  int rc = open_for_export(argc, argv, "export-labels", "PROJECT - export label masks",
+                           "labels", &out, &project, &s);
+  if (rc >= 0)
+    return rc;
+  gint64 stack_id = s.id;
   g_autoptr(GArray) labeled = emseg_project_labeled_slices(project, stack_id, &error);
   if (labeled == NULL)
     return fail("export-labels", error);
