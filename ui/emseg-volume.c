@@ -59,6 +59,7 @@ volume_alloc (guint width, guint height, guint n_slices, gboolean lazy, GError *
   v->labels = lazy ? NULL : g_try_malloc (total);
   v->planes = lazy ? g_new0 (float *, n_slices) : NULL;
   v->masks = lazy ? g_new0 (guint8 *, n_slices) : NULL;
+  v->mask_gen = lazy ? g_new0 (guint, n_slices) : NULL;
   v->pred_order = g_new (guint, n_slices);
   v->pred_capacity = (guint) MIN (MAX (EMSEG_VOLUME_PREDICTION_BUDGET / (total / n_slices * sizeof (float)), 4),
                                   n_slices);
@@ -115,6 +116,7 @@ emseg_volume_unref (EmsegVolume *volume)
   for (guint z = 0; volume->masks != NULL && z < volume->n_slices; z++)
     g_free (volume->masks[z]);
   g_free (volume->masks);
+  g_free (volume->mask_gen);
   g_clear_pointer (&volume->source, emseg_project_close);
   g_free (volume);
 }
@@ -372,7 +374,10 @@ typedef struct {
   gint64 stack_id;
   guint slice;
   gsize n;
+  gboolean want_plane, want_mask;
   float *plane;        /* the samples, NULL when they could not be read */
+  guint8 *mask;        /* the mask, NULL when not wanted or not read */
+  guint mask_gen;      /* the slice's mask_gen when the read was asked for */
 } Prefetch;
 
 static void
@@ -382,6 +387,7 @@ prefetch_free (gpointer data)
 
   g_free (pf->path);
   g_free (pf->plane);
+  g_free (pf->mask);
   g_free (pf);
 }
 
@@ -398,10 +404,14 @@ prefetch_thread (GTask *task, gpointer source, gpointer data, GCancellable *canc
   (void) cancellable;
   if (p != NULL)
     {
-      if (pf->plane == NULL)
+      if (pf->want_plane && pf->plane == NULL)
         pf->plane = g_try_new (float, pf->n);
       if (pf->plane != NULL && !emseg_project_read_slice_float (p, pf->stack_id, pf->slice, pf->plane, &error))
         g_clear_pointer (&pf->plane, g_free);
+      if (pf->want_mask)
+        pf->mask = g_try_new (guint8, pf->n);
+      if (pf->mask != NULL && !emseg_project_read_mask (p, pf->stack_id, pf->slice, pf->mask, NULL, NULL))
+        g_clear_pointer (&pf->mask, g_free);
       emseg_project_close (p);
     }
   g_task_return_boolean (task, TRUE);
@@ -425,6 +435,12 @@ prefetch_done (GObject *source, GAsyncResult *result, gpointer data)
       }
   if (pf->plane != NULL && v->planes[pf->slice] == NULL)
     insert_plane (v, pf->slice, g_steal_pointer (&pf->plane));
+  /* a mask read before a reload of the slice (a stroke, undo or import) may be stale */
+  if (pf->mask != NULL && v->masks[pf->slice] == NULL && v->mask_gen[pf->slice] == pf->mask_gen)
+    {
+      v->masks[pf->slice] = g_steal_pointer (&pf->mask);
+      touch_mask (v, pf->slice);
+    }
   pf->volume = NULL;
   emseg_volume_unref (v);
 }
@@ -435,7 +451,8 @@ emseg_volume_prefetch (EmsegVolume *volume, guint slice)
   g_autoptr (GTask) task = NULL;
   Prefetch *pf;
 
-  if (volume->source == NULL || slice >= volume->n_slices || volume->planes[slice] != NULL ||
+  if (volume->source == NULL || slice >= volume->n_slices ||
+      (volume->planes[slice] != NULL && volume->masks[slice] != NULL) ||
       volume->n_prefetching >= EMSEG_VOLUME_PREFETCH_READS)
     return;
   for (guint i = 0; i < volume->n_prefetching; i++)
@@ -447,7 +464,10 @@ emseg_volume_prefetch (EmsegVolume *volume, guint slice)
   pf->stack_id = volume->stack_id;
   pf->slice = slice;
   pf->n = emseg_volume_plane_size (volume);
-  pf->plane = take_lru_plane (volume);
+  pf->want_plane = volume->planes[slice] == NULL;
+  pf->plane = pf->want_plane ? take_lru_plane (volume) : NULL;
+  pf->want_mask = volume->masks[slice] == NULL;
+  pf->mask_gen = volume->mask_gen[slice];
   volume->prefetching[volume->n_prefetching++] = slice;
   task = g_task_new (NULL, NULL, prefetch_done, NULL);
   g_task_set_task_data (task, pf, prefetch_free);
@@ -607,6 +627,8 @@ emseg_volume_reload_mask (EmsegVolume *volume, EmsegProject *project, gint64 sta
   g_return_val_if_fail (slice < volume->n_slices, FALSE);
   if (changed != NULL)
     *changed = FALSE;
+  if (volume->mask_gen != NULL)
+    volume->mask_gen[slice]++; /* a mask prefetched before now may predate the change */
   if (volume->labels == NULL && volume->masks[slice] == NULL)
     return TRUE; /* read from the store when next shown */
   stored = g_malloc (n);

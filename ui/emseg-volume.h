@@ -62,6 +62,9 @@ typedef struct {
    * listed was handed out for editing and stays until reloaded */
   guint clean_masks[EMSEG_VOLUME_CACHED_MASKS];
   guint n_clean_masks;
+  guint *mask_gen;      /* project volumes: (n_slices) bumped by every emseg_volume_reload_mask:
+                         * a prefetched mask read under an older count may predate a stroke,
+                         * undo or import there, and is dropped */
   guint *pred_order;    /* (n_slices) slices with a prediction, least recently used first */
   guint n_pred, pred_capacity; /* pred_capacity ≤ n_slices, from the budget */
   guint prefetching[EMSEG_VOLUME_PREFETCH_READS]; /* slices read in flight
@@ -87,11 +90,12 @@ gsize emseg_volume_plane_size (const EmsegVolume *volume);
  * valid until EMSEG_VOLUME_CACHED_PLANES other slices were asked for; a slice that cannot
  * be read shows as zeros, with a warning. */
 const float *emseg_volume_image_plane (EmsegVolume *volume, guint slice);
-/* Starts reading the slice's image plane on a worker thread (its own read-only connection),
- * so that paging to it finds it loaded: the viewer asks for the neighbours of the slice it
- * shows. Nothing happens for in-memory volumes, loaded or in-flight slices, a slice out
- * of range, or while EMSEG_VOLUME_PREFETCH_READS reads are in flight; the plane arrives
- * through the main loop and may be evicted as any other. */
+/* Starts reading the slice's image plane and mask on a worker thread (its own read-only
+ * connection), so that paging to it finds them loaded: the viewer asks for the neighbours
+ * of the slice it shows. Nothing happens for in-memory volumes, slices loaded or in flight, a
+ * slice out of range, or while EMSEG_VOLUME_PREFETCH_READS reads are in flight; plane and
+ * mask arrive through the main loop (a mask only if no reload of that slice came between)
+ * and may be evicted as any other. */
 void emseg_volume_prefetch (EmsegVolume *volume, guint slice);
 /* The slice's mask to read (project volumes: read from the project when it is not one of
  * the last EMSEG_VOLUME_CACHED_MASKS used; valid until that many other masks were asked

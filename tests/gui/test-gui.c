@@ -380,6 +380,25 @@ test_volume_from_project (void)
   g_assert_cmpmem (v->planes[N / 2 + 1], W * H * sizeof (float), want + (gsize) (N / 2 + 1) * W * H,
                    W * H * sizeof (float));
   g_assert_cmpuint (v->n_prefetching, ==, 0);
+  /* its mask came along, clean (evictable); a mask whose slice was reloaded (a stroke or an
+   * undo there) while its read was in flight is dropped, the plane kept */
+  g_assert_nonnull (v->masks[N / 2 + 1]);
+  g_assert_cmpuint (v->masks[N / 2 + 1][N / 2 + 1], ==, EMSEG_LABEL_CELL);
+  g_assert_cmpuint (v->n_clean_masks, ==, 1);
+  {
+    EmsegProject *q = emseg_project_open (proj, EMSEG_PROJECT_OPEN_READ_ONLY, &error);
+    gint64 end = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+    g_assert_no_error (error);
+    emseg_volume_prefetch (v, N / 2 + 2);
+    g_assert_cmpuint (v->n_prefetching, ==, 1);
+    g_assert_true (emseg_volume_reload_mask (v, q, stack_id, N / 2 + 2, NULL, &error));
+    while (v->n_prefetching > 0 && g_get_monotonic_time () < end)
+      g_main_context_iteration (NULL, TRUE);
+    g_assert_nonnull (v->planes[N / 2 + 2]);
+    g_assert_null (v->masks[N / 2 + 2]);
+    emseg_project_close (q);
+  }
   /* no more than EMSEG_VOLUME_PREFETCH_READS reads at once, however many are asked for */
   for (guint z = 1; z < N; z++)
     emseg_volume_prefetch (v, z);
