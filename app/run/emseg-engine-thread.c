@@ -688,6 +688,26 @@ is_overlay_prediction(const EmsegEngineJob *job)
   return job->mc_samples <= 1 && !job->tta && !job->predict_bf16;
 }
 
+/* Snapshot requests (PREDICT without a model: "the running training's best weights") that
+ * queued up behind a training job before it began become its previews. The window sends
+ * its overlay request right after starting a run; when both commands arrived before this
+ * thread woke, both were queued as ordinary jobs and the request waited for the whole run
+ * (the fine-tune GUI test failed that way on a busy machine). */
+static void
+adopt_queued_previews(EmsegEngineThread *t)
+{
+  for (GList *l = t->pending.head; l;) {
+    GList *next = l->next;
+    QueuedJob *q = l->data;
+    if (q->job->kind == EMSEG_ENGINE_JOB_PREDICT && q->job->model == NULL) {
+      g_queue_delete_link(&t->pending, l);
+      post_started(t, q, 0);
+      g_queue_push_tail(&t->previews, q);
+    }
+    l = next;
+  }
+}
+
 /* One slice of the oldest request. Its weights are copied once, between two steps, when
  * it begins, so all its slices come from the same weights however long it takes. */
 static void
@@ -1143,6 +1163,7 @@ run_training(EmsegEngineJobContext *ctx, GError **error)
   }
   post_started(t, q, ctx->run_id);
   ctx->training = TRUE;
+  adopt_queued_previews(t);
   if (init) {
     GError *copy_error = NULL;
     g_clear_pointer(&t->snapshot, eng_model_free);

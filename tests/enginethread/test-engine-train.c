@@ -332,6 +332,55 @@ test_predict_during_training(void)
   event_log_clear(&log);
 }
 
+/* A custom job that holds the thread until released, so the jobs started meanwhile queue
+ * up behind it (as when several commands arrive before the thread wakes). */
+static gboolean
+gate_run(EmsegEngineJobContext *ctx, gpointer data, GError **error)
+{
+  atomic_int *open = data;
+  while (!atomic_load(open)) {
+    if (!emseg_engine_job_between_steps(ctx)) {
+      g_set_error_literal(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_CANCELLED, "stopped");
+      return FALSE;
+    }
+    g_usleep(1000);
+  }
+  return TRUE;
+}
+
+/* A snapshot prediction (no model named) queued behind a training job before that job began
+ * is still served during the run, from its weights — not after the whole run, which is what
+ * left the workbench's overlay empty during a fine-tune when both requests came at once. */
+static void
+test_predict_queued_behind_training(void)
+{
+  EmsegEngineThread *t = new_thread();
+  EventLog log;
+  event_log_init(&log);
+  atomic_int open = 0;
+  EmsegEngineJob *gate = emseg_engine_job_new(EMSEG_ENGINE_JOB_CUSTOM);
+  gate->custom = gate_run;
+  gate->custom_data = &open;
+  guint64 jg = emseg_engine_thread_start(t, gate);
+  guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 4, 4, 2, 30, 23));
+  EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
+  pj->stack_id = stack_id;
+  pj->slices = test_slices(5, 1);
+  pj->n_slices = 1;
+  guint64 jp = emseg_engine_thread_start(t, pj);
+  g_usleep(20000); /* both queued behind the gate */
+  atomic_store(&open, 1);
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jp);
+  g_assert_cmpuint(event_log_count(&log, EMSEG_ENGINE_EVENT_FINISHED, jg), ==, 1);
+  g_assert_cmpuint(event_log_count(&log, EMSEG_ENGINE_EVENT_FINISHED, jt), ==, 0);
+  g_assert_cmpuint(event_log_count(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp), ==, 1);
+  g_assert_cmpint(find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp, 0)->model_id, >, 0);
+  emseg_engine_thread_stop(t, jt);
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
+  emseg_engine_thread_free(t);
+  event_log_clear(&log);
+}
+
 /* A prediction job with test-time augmentation (the export's option) returns the average
  * over flips and turns of the named checkpoint, eng_predict_tta's values, not the plain map. */
 static void
@@ -524,6 +573,8 @@ main(int argc, char **argv)
   g_test_add_func("/engine-thread/train/bad-data", test_bad_data);
   g_test_add_func("/engine-thread/train/predict-during-training", test_predict_during_training);
   g_test_add_func("/engine-thread/train/predict-tta", test_predict_tta);
+  g_test_add_func("/engine-thread/train/predict-queued-behind-training",
+                  test_predict_queued_behind_training);
   g_test_add_func("/engine-thread/train/big-slices", test_big_slices);
   g_test_add_func("/engine-thread/train/fine-tune-evaluate",
                   test_fine_tune_on_corrections_and_evaluate);
