@@ -32,6 +32,8 @@ G_DEFINE_QUARK(emseg-training-error-quark, emseg_training_error)
 #define STREAM_CROP 0x43524f50ULL
 #define STREAM_DROPOUT 0x44524f50ULL
 
+static char *augment_meta_lines(const EmsegTrainingConfig *cfg);
+
 void
 emseg_training_config_init(EmsegTrainingConfig *cfg)
 {
@@ -385,6 +387,30 @@ load_swa(Run *run, guint e, GError **error)
   return TRUE;
 }
 
+/* Whether a resume state (its metadata m_state) was trained with cfg's augmentation
+ * strengths: the state records non-default ones (augment_meta_lines). */
+static gboolean
+same_augmentation(const EmsegTrainingConfig *cfg, GHashTable *m_state, GError **error)
+{
+  g_autofree char *now = augment_meta_lines(cfg);
+  const char *keys[] = { "augment_rotate", "augment_shear", "augment_elastic_sigma" };
+  g_autoptr(GString) then = g_string_new(NULL);
+  for (guint k = 0; k < G_N_ELEMENTS(keys); k++) {
+    const char *v = g_hash_table_lookup(m_state, keys[k]);
+    if (v)
+      g_string_append_printf(then, "%s=%s\n", keys[k], v);
+  }
+  if (strcmp(now, then->str) == 0)
+    return TRUE;
+  g_strstrip(g_strdelimit(now, "\n", ' '));
+  g_strstrip(g_strdelimit(then->str, "\n", ' '));
+  g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID,
+              "cannot resume %s with augmentation %s: it was started with %s", cfg->state_path,
+              *now ? now : "at the default strengths",
+              *then->str ? then->str : "the default strengths");
+  return FALSE;
+}
+
 /* Loads state_path (weights being trained + progress), .opt and .best; all three must
  * come from the same epoch, since they are written one after the other. */
 static gboolean
@@ -430,6 +456,9 @@ load_state(Run *run, EngSpec *spec, GError **error)
                 (double) w0, (double) sigma);
     goto out;
   }
+  /* Nor its augmentation. */
+  if (!same_augmentation(cfg, m_state, error))
+    goto out;
   if (cfg->swa_from && e >= cfg->swa_from && !load_swa(run, e, error))
     goto out;
   *spec = *eng_model_spec(state);
@@ -952,6 +981,23 @@ save_model(const EngModel *model, const char *path, EngDtype dtype, const char *
   return TRUE;
 }
 
+/* "augment_rotate=…\naugment_shear=…\naugment_elastic_sigma=…\n" when the run augments with
+ * other strengths than the recipe's (eng_augment_params_init), else "": files of runs with
+ * the default recipe stay as they were. Free with g_free. */
+static char *
+augment_meta_lines(const EmsegTrainingConfig *cfg)
+{
+  EngAugmentParams d;
+  eng_augment_params_init(&d);
+  const EngAugmentParams *a = &cfg->augment_params;
+  if (!cfg->augment || (a->rotate_max_deg == d.rotate_max_deg && a->shear_max == d.shear_max &&
+                        a->elastic_sigma == d.elastic_sigma))
+    return g_strdup("");
+  return g_strdup_printf("augment_rotate=%.9g\naugment_shear=%.9g\naugment_elastic_sigma=%.9g\n",
+                         (double) a->rotate_max_deg, (double) a->shear_max,
+                         (double) a->elastic_sigma);
+}
+
 /* The run's settings that its checkpoints and resume states record alike:
  * "border_weight=…\nborder_sigma=…\n" when the run weighs its loss (read back by
  * load_state; an absent key means unweighted; %.9g so a float reads back as the same
@@ -964,7 +1010,8 @@ run_meta_lines(const EmsegTrainingConfig *cfg)
       cfg->border_w0 > 0 ? g_strdup_printf("border_weight=%.9g\nborder_sigma=%.9g\n",
                                            (double) cfg->border_w0, (double) cfg->border_sigma)
                          : NULL;
-  return g_strconcat(border ? border : "", cfg->conv_bf16 ? "conv_precision=bf16\n" : "",
+  g_autofree char *augment = augment_meta_lines(cfg);
+  return g_strconcat(border ? border : "", augment, cfg->conv_bf16 ? "conv_precision=bf16\n" : "",
                      NULL);
 }
 

@@ -263,6 +263,64 @@ test_usage(void)
   g_assert_nonnull(strstr(err, "not 'bec'"));
 }
 
+/* The first epoch's training loss as the log prints it. */
+static double
+first_train_loss(const char *out)
+{
+  const char *at = strstr(out, "epoch 1/");
+  g_assert_nonnull(at);
+  at = strstr(at, "train_loss ");
+  g_assert_nonnull(at);
+  return g_ascii_strtod(at + strlen("train_loss "), NULL);
+}
+
+/* --rotate / --shear / --elastic-sigma set the augmentation's strengths: the log and the
+ * checkpoint name them, the same seed then trains on other samples (another first-epoch
+ * loss than the default strengths give), a resume must keep them, and values out of range
+ * exit 2 naming the options. */
+static void
+test_augment_strengths(void)
+{
+  g_autofree char *plain = in_dir("aug-default.emsegmodel"), *mild = in_dir("aug-mild.emsegmodel");
+  const char *base[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                         "--val-slices", "4", "--epochs", "1", "--spec", TINY, "--crop", "32",
+                         "--metrics-every", "0", "-o", plain, NULL };
+  g_autofree char *out_plain = NULL, *out_mild = NULL, *err = NULL;
+  g_assert_cmpint(run_emseg(base, &out_plain, NULL), ==, 0);
+  g_assert_null(strstr(out_plain, "(rotate "));
+  g_assert_false(model_has_key(plain, "augment_"));
+
+  const char *soft[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                         "--val-slices", "4", "--epochs", "1", "--spec", TINY, "--crop", "32",
+                         "--metrics-every", "0", "--rotate", "10", "--shear", "0.2",
+                         "--elastic-sigma", "5", "-o", mild, NULL };
+  g_assert_cmpint(run_emseg(soft, &out_mild, NULL), ==, 0);
+  g_assert_nonnull(strstr(out_mild, "(rotate 10 shear 0.2 elastic_sigma 5)"));
+  g_assert_true(model_has_key(mild, "augment_rotate=10\n"));
+  g_assert_true(model_has_key(mild, "augment_shear=0.200000003\n"));
+  g_assert_true(model_has_key(mild, "augment_elastic_sigma=5\n"));
+  g_assert_cmpfloat(first_train_loss(out_mild), !=, first_train_loss(out_plain));
+
+  /* resuming the mild run to 2 epochs with the default strengths is refused */
+  const char *changed[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                            "--val-slices", "4", "--epochs", "2", "--spec", TINY, "--crop", "32",
+                            "--metrics-every", "0", "-o", mild, "--resume", NULL };
+  g_assert_cmpint(run_emseg(changed, NULL, &err), ==, 1);
+  g_assert_nonnull(strstr(err, "cannot resume"));
+  g_assert_nonnull(strstr(err, "it was started with augment_rotate=10"));
+  g_clear_pointer(&err, g_free);
+
+  const char *bad[][2] = { { "--rotate", "200" }, { "--shear", "-0.1" },
+                           { "--elastic-sigma", "nan" } };
+  for (guint k = 0; k < G_N_ELEMENTS(bad); k++) {
+    const char *args[] = { "train", "--images", images, "--labels", labels, "-o", mild,
+                           bad[k][0], bad[k][1], NULL };
+    g_assert_cmpint(run_emseg(args, NULL, &err), ==, 2);
+    g_assert_nonnull(strstr(err, "--rotate must lie in 0-180 degrees"));
+    g_clear_pointer(&err, g_free);
+  }
+}
+
 /* Figure 4's statistics of one variant: how many distinct layers, and whether one is a
  * batch norm. */
 static guint
@@ -804,6 +862,7 @@ main(int argc, char **argv)
   }
   g_test_add_func("/cli-train/train", test_train);
   g_test_add_func("/cli-train/usage", test_usage);
+  g_test_add_func("/cli-train/augment-strengths", test_augment_strengths);
   g_test_add_func("/cli-train/experiment", test_experiment);
   g_test_add_func("/cli-train/update-depth", test_update_depth);
   g_test_add_func("/cli-train/calibrate-gamma", test_calibrate_gamma);
