@@ -34,3 +34,22 @@ const char *emseg_cli_conv_kernel(size_t size, gboolean bf16);
 void emseg_cli_report_bf16(const char *command);
 /* cli-windows.c: one line on stderr when stack's slices are predicted in windows. */
 void emseg_cli_report_windows(const char *command, const EngModel *model, EmsegStack *stack);
+
+/* cli-sources.c: where predict and export-isbi read the images and the model. */
+typedef struct {
+  const char *images_path;  /* --images, or NULL */
+  const char *project_path; /* --project, or NULL */
+  gint64 stack_id;          /* --stack; 0 = the project's only stack */
+  const char *checkpoint;   /* --checkpoint; NULL = the project's latest */
+  const char *model_path;   /* --model, or NULL (then the project's checkpoint) */
+} CliSources;
+/* Usage: exactly one of images / project; --stack and --checkpoint only with a project;
+ * not --model with --checkpoint; when want_model, --model unless a project gives one.
+ * Prints the reason and returns 2, else 0. */
+int emseg_cli_check_sources(const char *cmd, const CliSources *src, gboolean want_model);
+/* Opens the images and, when want_model, the model (the --model file, else the project's
+ * checkpoint) with its metadata (*meta, free() it; meta may be NULL). Returns 0, or the exit
+ * code with the reason printed on stderr and nothing left open. The caller frees *images
+ * (emseg_stack_free) and *model (eng_model_free). */
+int emseg_cli_open_sources(const char *cmd, const CliSources *src, gboolean want_model,
+                           EmsegStack **images, EngModel **model, char **meta);

@@ -8,7 +8,9 @@
  *   --probabilities PROB.tif re-validates a float stack from `emseg predict` and writes it
  *                            as a submission.
  * Either way each value is written as p^γ, the export exponent (emseg-gamma.h): --gamma, or
- * else the model's calibrated `export_gamma` (emseg calibrate-gamma), or else 1. */
+ * else the model's calibrated `export_gamma` (emseg calibrate-gamma), or else 1. The
+ * images (and model) may also come from a project: --project P [--stack ID] [--checkpoint
+ * NAME] (cli-sources.c). */
 #include <math.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -52,7 +54,8 @@ int
 emseg_cli_export_isbi(int argc, char **argv)
 {
   g_autofree char *model_path = NULL, *images_path = NULL, *out_path = NULL,
-                  *prob_path = NULL;
+                  *prob_path = NULL, *project_path = NULL, *checkpoint = NULL;
+  gint64 stack_id = 0;
   gint mc_samples = 1;
   gint64 seed = 1;
   gboolean tta = FALSE, bf16 = FALSE;
@@ -63,6 +66,13 @@ emseg_cli_export_isbi(int argc, char **argv)
       "float stack of P(cell interior) to validate and export instead of predicting", "PROB" },
     { "images", 'i', 0, G_OPTION_ARG_FILENAME, &images_path, "input stack (TIFF or PNG folder)",
       "STACK" },
+    { "project", 0, 0, G_OPTION_ARG_FILENAME, &project_path,
+      "export a project's stack instead of --images, with the project's latest model unless "
+      "--model or --checkpoint says otherwise", "PROJECT" },
+    { "stack", 0, 0, G_OPTION_ARG_INT64, &stack_id,
+      "with --project: the stack's id (default: the project's only stack)", "ID" },
+    { "checkpoint", 0, 0, G_OPTION_ARG_STRING, &checkpoint,
+      "with --project: the model stored under this name", "NAME" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "submission TIFF to write", "OUT" },
     { "mc-samples", 0, 0, G_OPTION_ARG_INT, &mc_samples,
       "average N Monte-Carlo dropout passes (default 1: deterministic)", "N" },
@@ -83,11 +93,18 @@ emseg_cli_export_isbi(int argc, char **argv)
     fprintf(stderr, "emseg export-isbi: %s\n", error->message);
     return 2;
   }
-  if (images_path == NULL || out_path == NULL || (model_path == NULL) == (prob_path == NULL)) {
+  CliSources src = { images_path, project_path, stack_id, checkpoint, model_path };
+  if (out_path == NULL || (model_path != NULL && prob_path != NULL) ||
+      (checkpoint != NULL && prob_path != NULL)) {
     fprintf(stderr, "usage: emseg export-isbi (--model MODEL | --probabilities PROB.tif) "
-                    "--images STACK --out OUT.tif\n");
+                    "--images STACK --out OUT.tif\n"
+                    "   or: emseg export-isbi --project PROJECT [--stack ID] [--model MODEL | "
+                    "--checkpoint NAME | --probabilities PROB.tif] --out OUT.tif\n");
     return 2;
   }
+  int usage = emseg_cli_check_sources("export-isbi", &src, prob_path == NULL);
+  if (usage)
+    return usage;
 
   if (prob_path != NULL && (tta || bf16 || mc_samples != 1)) {
     fprintf(stderr, "emseg export-isbi: --tta, --mc-samples and --bf16 choose how --model "
@@ -99,13 +116,12 @@ emseg_cli_export_isbi(int argc, char **argv)
     return 2;
   }
 
-  g_autoptr(EmsegStack) images = emseg_stack_open(images_path, &error);
-  if (images == NULL) {
-    fprintf(stderr, "emseg export-isbi: %s\n", error->message);
-    return 1;
-  }
-  if (emseg_stack_get_warning(images) != NULL)
-    fprintf(stderr, "emseg export-isbi: %s: %s\n", images_path, emseg_stack_get_warning(images));
+  g_autoptr(EmsegStack) images = NULL;
+  EngModel *model = NULL;
+  char *meta = NULL;
+  int rc = emseg_cli_open_sources("export-isbi", &src, prob_path == NULL, &images, &model, &meta);
+  if (rc)
+    return rc;
 
   gboolean ok;
   if (prob_path != NULL) {
@@ -120,13 +136,7 @@ emseg_cli_export_isbi(int argc, char **argv)
     pc.opts.mc_samples = mc_samples;
     pc.opts.seed = (guint64)seed;
     pc.opts.tta = tta;
-    EngError eerr = { 0 };
-    char *meta = NULL;
-    if (eng_model_load(model_path, &pc.model, &meta, &eerr) != ENG_OK) {
-      /* The engine names the file in its message. */
-      fprintf(stderr, "emseg export-isbi: %s\n", eerr.message);
-      return 1;
-    }
+    pc.model = model;
     eng_model_set_conv_bf16(pc.model, bf16);
     if (bf16)
       emseg_cli_report_bf16("export-isbi");

@@ -1,7 +1,8 @@
 /* cli-predict.c — `emseg predict`: cell-interior probabilities (ISBI convention,
  * 1 = cell, 0 = membrane) as a 32-bit float TIFF stack, one page per slice; optionally
  * Monte-Carlo dropout averaging and its per-pixel standard deviation. --gamma G writes
- * p^G, the export exponent (emseg-gamma.h); the default 1 writes the probabilities. */
+ * p^G, the export exponent (emseg-gamma.h); the default 1 writes the probabilities. The
+ * images and model come from files or from a project (cli-sources.c). */
 #include <stdio.h>
 
 #include "cli-commands.h"
@@ -14,14 +15,19 @@ int
 emseg_cli_predict(int argc, char **argv)
 {
   g_autofree char *model_path = NULL, *images_path = NULL, *slices_text = NULL,
-                  *out_path = NULL, *std_path = NULL;
+                  *out_path = NULL, *std_path = NULL, *project_path = NULL,
+                  *checkpoint = NULL;
+  gint64 stack_id = 0;
   int mc = 1;
   gint64 seed = 1;
   gboolean tta = FALSE, bf16 = FALSE;
   double gamma = 1.0;
   GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file", "MODEL" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file (with --project: default the project's latest model)", "MODEL" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
+    { "project", 0, 0, G_OPTION_ARG_FILENAME, &project_path, "Predict a project's stack instead of --images", "PROJECT" },
+    { "stack", 0, 0, G_OPTION_ARG_INT64, &stack_id, "With --project: the stack's id (default: the project's only stack)", "ID" },
+    { "checkpoint", 0, 0, G_OPTION_ARG_STRING, &checkpoint, "With --project: the model stored under this name (default: the latest)", "NAME" },
     { "slices", 0, 0, G_OPTION_ARG_STRING, &slices_text, "Slices, e.g. 25-29 (default all)", "LIST" },
     { "mc-samples", 0, 0, G_OPTION_ARG_INT, &mc, "Average N Monte-Carlo dropout passes (default 1)", "N" },
     { "std-out", 0, 0, G_OPTION_ARG_FILENAME, &std_path, "Also write the MC standard deviation stack", "TIFF" },
@@ -40,10 +46,14 @@ emseg_cli_predict(int argc, char **argv)
     fprintf(stderr, "emseg predict: %s\n", error->message);
     return 2;
   }
-  if (!model_path || !images_path || !out_path) {
-    fprintf(stderr, "emseg predict: --model, --images and --out are required (see --help)\n");
+  CliSources src = { images_path, project_path, stack_id, checkpoint, model_path };
+  if (!out_path) {
+    fprintf(stderr, "emseg predict: --out is required (see --help)\n");
     return 2;
   }
+  int usage = emseg_cli_check_sources("predict", &src, TRUE);
+  if (usage)
+    return usage;
   if (mc < 1 || (std_path && mc < 2 && !tta)) {
     fprintf(stderr, "emseg predict: --mc-samples must be >= 1 (>= 2 with --std-out, or use --tta)\n");
     return 2;
@@ -53,21 +63,18 @@ emseg_cli_predict(int argc, char **argv)
     return 2;
   }
   EngModel *model = NULL;
-  EngError err;
-  if (eng_model_load(model_path, &model, NULL, &err) != ENG_OK) {
-    fprintf(stderr, "emseg predict: %s\n", err.message);
-    return 1;
-  }
+  g_autoptr(EmsegStack) images = NULL;
+  int rc = emseg_cli_open_sources("predict", &src, TRUE, &images, &model, NULL);
+  if (rc)
+    return rc;
   eng_model_set_conv_bf16(model, bf16); /* before the first prediction builds its graph */
   if (bf16)
     emseg_cli_report_bf16("predict");
-  int rc = 1;
-  g_autoptr(EmsegStack) images = emseg_stack_open(images_path, &error);
+  rc = 1;
   guint n = 0;
   g_autofree guint *idx = NULL;
   float *prob = NULL, *std = NULL;
-  if (images)
-    idx = emseg_parse_slices(slices_text, emseg_stack_get_n_slices(images), &n, &error);
+  idx = emseg_parse_slices(slices_text, emseg_stack_get_n_slices(images), &n, &error);
   if (!idx)
     goto out;
   guint w = emseg_stack_get_width(images), h = emseg_stack_get_height(images);

@@ -1,5 +1,6 @@
 /* emseg-stack-private.h — what the stack front end (emseg-stack.c) shares with its two
- * back ends (emseg-stack-tiff.c, emseg-stack-png.c). Not for use outside app/io. */
+ * file back ends (emseg-stack-tiff.c, emseg-stack-png.c); a third, the caller's reader
+ * function, lives in the front end. Not for use outside app/io. */
 #pragma once
 
 #include <tiffio.h>
@@ -38,6 +39,11 @@ struct _EmsegStack {
 
   /* PNG back end */
   char **png_files; /* owned, NULL-terminated, n_slices paths in slice order */
+
+  /* Caller's back end (emseg_stack_new_from_reader) */
+  EmsegStackReadFunc reader;
+  gpointer reader_data;          /* released with reader_destroy at free */
+  GDestroyNotify reader_destroy; /* may be NULL */
 
   EmsegStackCacheEntry *cache; /* owned, cache_len entries */
   guint cache_len;

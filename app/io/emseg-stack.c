@@ -106,6 +106,37 @@ emseg_stack_open(const char *path, GError **error)
   return stack;
 }
 
+EmsegStack *
+emseg_stack_new_from_reader(const char *name, guint width, guint height, guint n_slices,
+                            EmsegSampleType type, EmsegStackReadFunc read, gpointer user_data,
+                            GDestroyNotify destroy, GError **error)
+{
+  g_return_val_if_fail(name != NULL && read != NULL, NULL);
+  EmsegStack *stack = g_new0(EmsegStack, 1);
+  g_mutex_init(&stack->lock);
+  stack->path = g_strdup(name);
+  stack->cache_len = DEFAULT_CACHE_SLICES;
+  stack->cache = g_new0(EmsegStackCacheEntry, stack->cache_len);
+  stack->reader = read;
+  stack->reader_data = user_data;
+  stack->reader_destroy = destroy;
+  stack->width = width;
+  stack->height = height;
+  stack->n_slices = n_slices;
+  stack->type = type;
+  if (!emseg_stack_check_dims(name, width, height, error)) {
+    emseg_stack_free(stack);
+    return NULL;
+  }
+  if (n_slices == 0 || n_slices > EMSEG_STACK_MAX_PAGES) {
+    g_set_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_FORMAT,
+                "%s: %u slices (expected 1 to %u)", name, n_slices, EMSEG_STACK_MAX_PAGES);
+    emseg_stack_free(stack);
+    return NULL;
+  }
+  return stack;
+}
+
 static void
 cache_clear(EmsegStack *stack)
 {
@@ -119,6 +150,8 @@ emseg_stack_free(EmsegStack *stack)
   if (stack == NULL)
     return;
   emseg_stack_tiff_close(stack);
+  if (stack->reader_destroy != NULL)
+    stack->reader_destroy(stack->reader_data);
   cache_clear(stack);
   g_free(stack->cache);
   g_strfreev(stack->png_files);
@@ -212,8 +245,9 @@ cache_get(EmsegStack *stack, guint index, GError **error)
                 slice_bytes(stack), index);
     return NULL;
   }
-  gboolean ok = stack->tif != NULL ? emseg_stack_tiff_read(stack, index, data, error)
-                                   : emseg_stack_png_read(stack, index, data, error);
+  gboolean ok = stack->reader != NULL ? stack->reader(stack->reader_data, index, data, error)
+                : stack->tif != NULL  ? emseg_stack_tiff_read(stack, index, data, error)
+                                      : emseg_stack_png_read(stack, index, data, error);
   if (!ok) {
     g_free(data);
     return NULL;

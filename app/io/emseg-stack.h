@@ -56,6 +56,17 @@ typedef struct _EmsegStack EmsegStack;
  * (PNG names sorted numerically: 2.png before 10.png). Reads headers only; every slice's
  * size and type is checked here, so a mismatch is reported at open with the file / page. */
 EmsegStack *emseg_stack_open(const char *path, GError **error);
+/* Reads slice `index` (< n_slices) into out: width*height samples of the stack's type. */
+typedef gboolean (*EmsegStackReadFunc)(gpointer user_data, guint index, void *out,
+                                       GError **error);
+/* A stack whose slices come from `read` (a project's stored stack, say), with the same
+ * cache and conversions as a file's. `name` stands for the path in messages and
+ * emseg_stack_get_path. The stack owns user_data from here on, also when this fails:
+ * destroy (may be NULL) releases it. NULL with error set for sizes beyond the limits. */
+EmsegStack *emseg_stack_new_from_reader(const char *name, guint width, guint height,
+                                        guint n_slices, EmsegSampleType type,
+                                        EmsegStackReadFunc read, gpointer user_data,
+                                        GDestroyNotify destroy, GError **error);
 void emseg_stack_free(EmsegStack *stack);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EmsegStack, emseg_stack_free)
 

@@ -103,6 +103,12 @@ GArray *emseg_project_list_stacks(EmsegProject *project, GError **error);
 gboolean emseg_project_get_stack(EmsegProject *project, gint64 stack_id,
                                  EmsegProjectStack *out, GError **error);
 
+/* The images of stack stack_id as an EmsegStack (read-only; its own connection to the
+ * project's file, so it may outlive `project`; read it from the thread that opened it).
+ * Free with emseg_stack_free. NULL with error set when there is no such stack. */
+EmsegStack *emseg_project_open_stack_images(EmsegProject *project, gint64 stack_id,
+                                            GError **error);
+
 /* out: width*height samples of the stack's type (raw) or float. */
 gboolean emseg_project_read_slice(EmsegProject *project, gint64 stack_id, guint slice,
                                   void *out, GError **error);

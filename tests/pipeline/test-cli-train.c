@@ -839,6 +839,89 @@ test_train_project(void)
   g_assert_nonnull(strstr(o6, "stack 2 'again': 4 training, 0 validation slices"));
 }
 
+/* TRUE when the two files hold the same bytes. */
+static gboolean
+same_file(const char *a, const char *b)
+{
+  g_autofree char *ta = NULL, *tb = NULL;
+  gsize la = 0, lb = 0;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(g_file_get_contents(a, &ta, &la, &error));
+  g_assert_true(g_file_get_contents(b, &tb, &lb, &error));
+  return la == lb && memcmp(ta, tb, la) == 0;
+}
+
+/* predict and export-isbi read a project's stack (--project) as they read the TIFF it came
+ * from, with the project's latest model unless --model or --checkpoint names one: the
+ * outputs are byte for byte those of --images with the same model file. A project without
+ * a model, an unknown checkpoint or stack, and mixed sources are refused with the reason. */
+static void
+test_predict_project(void)
+{
+  g_autofree char *proj = in_dir("predict.emseg"), *model = in_dir("pm.emsegmodel"),
+                  *by_file = in_dir("pf.tif"), *by_proj = in_dir("pp.tif"),
+                  *by_proj_model = in_dir("ppm.tif"), *sub_file = in_dir("sf.tif"),
+                  *sub_proj = in_dir("sp.tif"), *never = in_dir("never.tif");
+  const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                          "--epochs", "1", "--spec", TINY, "--crop", "32", "-o", model, NULL };
+  g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
+  const char *create[] = { "project", "create", proj, "--images", images, NULL };
+  g_assert_cmpint(run_emseg(create, NULL, NULL), ==, 0);
+
+  g_autofree char *err = NULL, *out = NULL;
+  const char *no_model[] = { "predict", "--project", proj, "-o", never, NULL };
+  g_assert_cmpint(run_emseg(no_model, NULL, &err), ==, 1);
+  g_assert_nonnull(strstr(err, "holds no model yet"));
+  g_assert_false(g_file_test(never, G_FILE_TEST_EXISTS));
+  g_clear_pointer(&err, g_free);
+  const char *import[] = { "project", "import-model", proj, model, NULL };
+  g_assert_cmpint(run_emseg(import, NULL, NULL), ==, 0);
+
+  const char *pf[] = { "predict", "--images", images, "--model", model, "--slices", "1-4",
+                       "-o", by_file, NULL };
+  const char *pp[] = { "predict", "--project", proj, "--slices", "1-4", "-o", by_proj, NULL };
+  const char *ppm[] = { "predict", "--project", proj, "--model", model, "--slices", "1-4",
+                        "-o", by_proj_model, NULL };
+  g_assert_cmpint(run_emseg(pf, NULL, NULL), ==, 0);
+  g_assert_cmpint(run_emseg(pp, NULL, &err), ==, 0);
+  g_assert_nonnull(strstr(err, "stack 1 'im.tif', with the project's model 'pm' (its latest)"));
+  g_clear_pointer(&err, g_free);
+  g_assert_cmpint(run_emseg(ppm, NULL, NULL), ==, 0);
+  g_assert_true(same_file(by_file, by_proj));
+  g_assert_true(same_file(by_file, by_proj_model));
+
+  const char *sf[] = { "export-isbi", "--images", images, "--model", model, "-o", sub_file, NULL };
+  const char *sp[] = { "export-isbi", "--project", proj, "--checkpoint", "pm", "-o", sub_proj,
+                       NULL };
+  g_assert_cmpint(run_emseg(sf, NULL, NULL), ==, 0);
+  g_assert_cmpint(run_emseg(sp, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "6 slices of 64 x 64"));
+  g_assert_true(same_file(sub_file, sub_proj));
+
+  struct {
+    const char *args[10];
+    int rc;
+    const char *says;
+  } bad[] = {
+    { { "predict", "--project", proj, "--checkpoint", "nope", "-o", never }, 1, "nope" },
+    { { "predict", "--project", proj, "--stack", "7", "-o", never }, 1, "7" },
+    { { "predict", "--project", proj, "--images", images, "-o", never }, 2,
+      "--images STACK or --project PROJECT (one of them)" },
+    { { "predict", "--images", images, "--checkpoint", "pm", "--model", model, "-o", never }, 2,
+      "--stack and --checkpoint need --project" },
+    { { "predict", "--project", proj, "--checkpoint", "pm", "--model", model, "-o", never }, 2,
+      "--model and --checkpoint both name the model" },
+    { { "predict", "--images", images, "-o", never }, 2, "--model is required with --images" },
+    { { "export-isbi", "--project", proj, "--stack", "7", "-o", never }, 1, "7" },
+  };
+  for (guint k = 0; k < G_N_ELEMENTS(bad); k++) {
+    g_assert_cmpint(run_emseg(bad[k].args, NULL, &err), ==, bad[k].rc);
+    g_assert_nonnull(strstr(err, bad[k].says));
+    g_clear_pointer(&err, g_free);
+  }
+  g_assert_false(g_file_test(never, G_FILE_TEST_EXISTS));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -871,6 +954,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli-train/predict-windows", test_predict_windows);
   g_test_add_func("/cli-train/fine-tune-keeps-start", test_fine_tune_keeps_start);
   g_test_add_func("/cli-train/train-project", test_train_project);
+  g_test_add_func("/cli-train/predict-project", test_predict_project);
   int rc = g_test_run();
   g_autofree char *rm = g_strdup("rm"), *flags = g_strdup("-rf");
   char *rm_argv[] = { rm, flags, dir, NULL };
