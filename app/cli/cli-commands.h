@@ -5,6 +5,7 @@
 
 #include <glib.h>
 
+#include "emseg-project.h"
 #include "emseg-stack.h"
 #include "eng-model.h"
 
@@ -47,6 +48,9 @@ typedef struct {
  * not --model with --checkpoint; when want_model, --model unless a project gives one.
  * Prints the reason and returns 2, else 0. */
 int emseg_cli_check_sources(const char *cmd, const CliSources *src, gboolean want_model);
+/* *stack_id when not 0, else the project's only stack; with none, or several (the error
+ * lists them: choose with --stack), FALSE with *rc the exit code (1 none, 2 several). */
+gboolean emseg_cli_pick_stack(EmsegProject *project, gint64 *stack_id, int *rc, GError **error);
 /* Opens the images and, when want_model, the model (the --model file, else the project's
  * checkpoint) with its metadata (*meta, free() it; meta may be NULL). Returns 0, or the exit
  * code with the reason printed on stderr and nothing left open. The caller frees *images

@@ -33,10 +33,8 @@ emseg_cli_check_sources(const char *cmd, const CliSources *src, gboolean want_mo
   return 0;
 }
 
-/* The stack --stack names, else the project's only one; with several and no --stack the
- * error lists them (*rc 2: the user must choose). */
-static gboolean
-pick_stack(EmsegProject *project, gint64 *stack_id, int *rc, GError **error)
+gboolean
+emseg_cli_pick_stack(EmsegProject *project, gint64 *stack_id, int *rc, GError **error)
 {
   if (*stack_id != 0)
     return TRUE;
@@ -121,7 +119,7 @@ emseg_cli_open_sources(const char *cmd, const CliSources *src, gboolean want_mod
     g_autoptr(EmsegProject) project =
         emseg_project_open(src->project_path, EMSEG_PROJECT_OPEN_READ_ONLY, &error);
     gint64 stack_id = src->stack_id;
-    if (project == NULL || !pick_stack(project, &stack_id, &rc, &error))
+    if (project == NULL || !emseg_cli_pick_stack(project, &stack_id, &rc, &error))
       goto fail;
     *images = emseg_project_open_stack_images(project, stack_id, &error);
     if (*images == NULL)

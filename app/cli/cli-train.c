@@ -147,30 +147,8 @@ datasets_from_project(const char *path, gint64 stack_id, const char *slices_text
   g_autoptr(EmsegProject) project = emseg_project_open(path, EMSEG_PROJECT_OPEN_READ_ONLY, error);
   if (!project)
     return FALSE;
-  if (stack_id == 0) {
-    g_autoptr(GArray) stacks = emseg_project_list_stacks(project, error);
-    if (!stacks)
-      return FALSE;
-    if (stacks->len != 1) {
-      GString *ids = g_string_new(NULL);
-      for (guint i = 0; i < stacks->len; i++) {
-        const EmsegProjectStack *st = &g_array_index(stacks, EmsegProjectStack, i);
-        g_string_append_printf(ids, "%s%" G_GINT64_FORMAT " '%s'", i ? ", " : "", st->id,
-                               st->name);
-      }
-      if (stacks->len == 0)
-        g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_INPUT,
-                    "%s has no stack to train on", path);
-      else
-        g_set_error(error, EMSEG_DATASET_ERROR, EMSEG_DATASET_ERROR_INPUT,
-                    "%s has %u stacks (%s): choose one with --stack ID", path, stacks->len,
-                    ids->str);
-      g_string_free(ids, TRUE);
-      *rc = 2;
-      return FALSE;
-    }
-    stack_id = g_array_index(stacks, EmsegProjectStack, 0).id;
-  }
+  if (!emseg_cli_pick_stack(project, &stack_id, rc, error))
+    return FALSE;
   g_auto(EmsegProjectStack) st = { 0 };
   if (!emseg_project_get_stack(project, stack_id, &st, error))
     return FALSE;

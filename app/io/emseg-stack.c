@@ -85,18 +85,25 @@ is_png_source(const char *path)
   return strpbrk(path, "*?") != NULL;
 }
 
+/* An empty stack named `path` with the default cache, for a back end to fill. */
+static EmsegStack *
+stack_new(const char *path)
+{
+  EmsegStack *stack = g_new0(EmsegStack, 1);
+  g_mutex_init(&stack->lock);
+  stack->path = g_strdup(path);
+  stack->cache_len = DEFAULT_CACHE_SLICES;
+  stack->cache = g_new0(EmsegStackCacheEntry, stack->cache_len);
+  return stack;
+}
+
 EmsegStack *
 emseg_stack_open(const char *path, GError **error)
 {
   g_return_val_if_fail(path != NULL, NULL);
   g_return_val_if_fail(error == NULL || *error == NULL, NULL);
 
-  EmsegStack *stack = g_new0(EmsegStack, 1);
-  g_mutex_init(&stack->lock);
-  stack->path = g_strdup(path);
-  stack->cache_len = DEFAULT_CACHE_SLICES;
-  stack->cache = g_new0(EmsegStackCacheEntry, stack->cache_len);
-
+  EmsegStack *stack = stack_new(path);
   gboolean ok = is_png_source(path) ? emseg_stack_png_open(stack, error)
                                     : emseg_stack_tiff_open(stack, error);
   if (!ok) {
@@ -112,11 +119,7 @@ emseg_stack_new_from_reader(const char *name, guint width, guint height, guint n
                             GDestroyNotify destroy, GError **error)
 {
   g_return_val_if_fail(name != NULL && read != NULL, NULL);
-  EmsegStack *stack = g_new0(EmsegStack, 1);
-  g_mutex_init(&stack->lock);
-  stack->path = g_strdup(name);
-  stack->cache_len = DEFAULT_CACHE_SLICES;
-  stack->cache = g_new0(EmsegStackCacheEntry, stack->cache_len);
+  EmsegStack *stack = stack_new(name);
   stack->reader = read;
   stack->reader_data = user_data;
   stack->reader_destroy = destroy;
