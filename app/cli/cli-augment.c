@@ -196,12 +196,41 @@ max_displacement(const EngAugmentDraw *d)
   return m;
 }
 
+void
+emseg_cli_augment_strengths_init(CliAugmentStrengths *s)
+{
+  EngAugmentParams d;
+  eng_augment_params_init(&d);
+  s->rotate = d.rotate_max_deg;
+  s->shear = d.shear_max;
+  s->elastic_sigma = d.elastic_sigma;
+}
+
+gboolean
+emseg_cli_augment_strengths_apply(const char *cmd, const CliAugmentStrengths *s,
+                                  EngAugmentParams *p)
+{
+  if (!(s->rotate >= 0 && s->rotate <= 180) || !(s->shear >= 0 && s->shear < 1.5) ||
+      !(s->elastic_sigma >= 0 && s->elastic_sigma <= 100)) {
+    fprintf(stderr, "emseg %s: --rotate must lie in 0-180 degrees, --shear in 0-1.5 radians "
+                    "(exclusive) and --elastic-sigma in 0-100 px (got %g, %g and %g)\n",
+            cmd, s->rotate, s->shear, s->elastic_sigma);
+    return FALSE;
+  }
+  p->rotate_max_deg = (float) s->rotate;
+  p->shear_max = (float) s->shear;
+  p->elastic_sigma = (float) s->elastic_sigma;
+  return TRUE;
+}
+
 int
 emseg_cli_augment_preview(int argc, char **argv)
 {
   g_autofree char *images = NULL, *labels = NULL, *out = NULL;
   gint slice = 0, count = 4;
   gint64 seed = 1;
+  CliAugmentStrengths strengths;
+  emseg_cli_augment_strengths_init(&strengths);
   GOptionEntry entries[] = {
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images,
       "image stack (TIFF, PNG folder or glob); default: a synthetic EM-like slice", "STACK" },
@@ -211,12 +240,14 @@ emseg_cli_augment_preview(int argc, char **argv)
     { "count", 0, 0, G_OPTION_ARG_INT, &count, "number of samples (default 4)", "K" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "augmentation seed (default 1)", "S" },
     { "out", 0, 0, G_OPTION_ARG_FILENAME, &out, "output folder (created if missing)", "DIR" },
+    EMSEG_CLI_AUGMENT_ENTRIES(strengths),
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("— write augmented samples as PNG");
   g_option_context_set_summary(ctx,
       "Applies the training augmentation (flips, rotation ±25°, shear ±0.41 rad, elastic\n"
-      "spline warp σ = 10 px on a 3×3 grid) to one slice and writes, for each sample i,\n"
+      "spline warp σ = 10 px on a 3×3 grid, or the strengths given as emseg train takes\n"
+      "them) to one slice and writes, for each sample i,\n"
       "sample-i-image.png, sample-i-labels.png and sample-i-overlay.png (membranes in red),\n"
       "plus the untransformed original-*.png.");
   g_option_context_add_main_entries(ctx, entries, NULL);
@@ -243,6 +274,10 @@ emseg_cli_augment_preview(int argc, char **argv)
     fprintf(stderr, "emseg augment-preview: --labels needs --images\n");
     return 2;
   }
+  EngAugmentParams p;
+  eng_augment_params_init(&p);
+  if (!emseg_cli_augment_strengths_apply("augment-preview", &strengths, &p))
+    return 2;
 
   Input in = { 0 };
   if (!load_input(&in, images, labels, (guint) slice, (guint64) seed, &error)) {
@@ -274,8 +309,6 @@ emseg_cli_augment_preview(int argc, char **argv)
   }
   printf("%s slice %d, %ux%u, seed %" G_GINT64_FORMAT "\n",
          images ? images : "synthetic", slice, in.width, in.height, seed);
-  EngAugmentParams p;
-  eng_augment_params_init(&p);
   for (int i = 0; i < count; i++) {
     EngAugmentDraw d;
     eng_augment_draw(&d, &p, (guint64) seed, (guint64) i);

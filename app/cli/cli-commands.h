@@ -7,6 +7,7 @@
 
 #include "emseg-project.h"
 #include "emseg-stack.h"
+#include "eng-augment.h"
 #include "eng-model.h"
 
 int emseg_cli_train(int argc, char **argv);          /* cli-train.c */
@@ -57,3 +58,23 @@ gboolean emseg_cli_pick_stack(EmsegProject *project, gint64 *stack_id, int *rc, 
  * (emseg_stack_free) and *model (eng_model_free). */
 int emseg_cli_open_sources(const char *cmd, const CliSources *src, gboolean want_model,
                            EmsegStack **images, EngModel **model, char **meta);
+
+/* cli-augment.c: the augmentation's strengths as train and augment-preview take them. */
+typedef struct {
+  double rotate, shear, elastic_sigma; /* degrees, radians, pixels */
+} CliAugmentStrengths;
+/* The recipe's defaults (eng_augment_params_init). */
+void emseg_cli_augment_strengths_init(CliAugmentStrengths *s);
+/* The three option entries, to list among a command's GOptionEntry. */
+#define EMSEG_CLI_AUGMENT_ENTRIES(s)                                                           \
+  { "rotate", 0, 0, G_OPTION_ARG_DOUBLE, &(s).rotate,                                         \
+    "Augmentation: rotations up to ±DEG degrees (default 25)", "DEG" },                      \
+  { "shear", 0, 0, G_OPTION_ARG_DOUBLE, &(s).shear,                                           \
+    "Augmentation: shear angles up to ±RAD radians (default 0.41)", "RAD" },                  \
+  { "elastic-sigma", 0, 0, G_OPTION_ARG_DOUBLE, &(s).elastic_sigma,                           \
+    "Augmentation: std of the elastic warp's 3×3 control-point displacements in pixels "     \
+    "(default 10; 0 = no elastic warp)", "PX" }
+/* Checks the ranges (rotate 0-180, shear 0 to < 1.5, elastic_sigma 0-100) and sets them in p;
+ * FALSE with the reason printed ("emseg CMD: ...") when one is out of range. */
+gboolean emseg_cli_augment_strengths_apply(const char *cmd, const CliAugmentStrengths *s,
+                                           EngAugmentParams *p);

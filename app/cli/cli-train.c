@@ -186,10 +186,8 @@ emseg_cli_train(int argc, char **argv)
   gint64 stack_id = 0;
   int epochs = 10, patience = 0, crop = 0, metrics_every = 1, val_every = 1, swa_from = 0;
   double lr = 1e-3, wd = 1e-3, dropout = -1, border_w0 = 0, border_sigma = 5;
-  EngAugmentParams aug_defaults;
-  eng_augment_params_init(&aug_defaults);
-  double rotate = aug_defaults.rotate_max_deg, shear = aug_defaults.shear_max,
-         elastic_sigma = aug_defaults.elastic_sigma;
+  CliAugmentStrengths strengths;
+  emseg_cli_augment_strengths_init(&strengths);
   gint64 seed = 1;
   gboolean half = FALSE, no_augment = FALSE, augment = FALSE, resume = FALSE, verbose = FALSE;
   gboolean no_calibrate = FALSE, no_export_gamma = FALSE, bf16 = FALSE;
@@ -210,10 +208,7 @@ emseg_cli_train(int argc, char **argv)
     { "dropout", 0, 0, G_OPTION_ARG_DOUBLE, &dropout, "Dropout rate in every block (overrides --spec)", "P" },
     { "augment", 0, 0, G_OPTION_ARG_NONE, &augment, "Augment: flips, rotation, shear, elastic warp (default)", NULL },
     { "no-augment", 0, 0, G_OPTION_ARG_NONE, &no_augment, "Train on the slices as they are", NULL },
-    { "rotate", 0, 0, G_OPTION_ARG_DOUBLE, &rotate, "Augmentation: rotations up to ±DEG degrees (default 25)", "DEG" },
-    { "shear", 0, 0, G_OPTION_ARG_DOUBLE, &shear, "Augmentation: shear angles up to ±RAD radians (default 0.41)", "RAD" },
-    { "elastic-sigma", 0, 0, G_OPTION_ARG_DOUBLE, &elastic_sigma,
-      "Augmentation: std of the elastic warp's 3×3 control-point displacements in pixels (default 10; 0 = no elastic warp)", "PX" },
+    EMSEG_CLI_AUGMENT_ENTRIES(strengths),
     { "no-calibrate-bn", 0, 0, G_OPTION_ARG_NONE, &no_calibrate,
       "Validate with the training-time BN running statistics (default: recompute them over the training slices first)", NULL },
     { "no-export-gamma", 0, 0, G_OPTION_ARG_NONE, &no_export_gamma,
@@ -277,13 +272,6 @@ emseg_cli_train(int argc, char **argv)
                     "and %g)\n", border_w0, border_sigma);
     return 2;
   }
-  if (!(rotate >= 0 && rotate <= 180) || !(shear >= 0 && shear < 1.5) ||
-      !(elastic_sigma >= 0 && elastic_sigma <= 100)) {
-    fprintf(stderr, "emseg train: --rotate must lie in 0-180 degrees, --shear in 0-1.5 radians "
-                    "(exclusive) and --elastic-sigma in 0-100 px (got %g, %g and %g)\n",
-            rotate, shear, elastic_sigma);
-    return 2;
-  }
   if (swa_from > epochs) {
     fprintf(stderr, "emseg train: --swa-from %d is after the last epoch (--epochs %d)\n",
             swa_from, epochs);
@@ -311,9 +299,8 @@ emseg_cli_train(int argc, char **argv)
   cfg.weight_decay = wd;
   cfg.patience = (guint) patience;
   cfg.augment = !no_augment;
-  cfg.augment_params.rotate_max_deg = (float) rotate;
-  cfg.augment_params.shear_max = (float) shear;
-  cfg.augment_params.elastic_sigma = (float) elastic_sigma;
+  if (!emseg_cli_augment_strengths_apply("train", &strengths, &cfg.augment_params))
+    return 2;
   cfg.calibrate_bn = !no_calibrate;
   cfg.calibrate_gamma = !no_export_gamma;
   cfg.crop = (guint) crop;
@@ -390,6 +377,8 @@ loaded:
          resume ? "(from the state file)" : spec_line, eng_loss_name(cfg.loss), lr, wd, seed,
          cfg.augment ? "on" : "off", cfg.crop);
   const EngAugmentParams *ap = &cfg.augment_params;
+  EngAugmentParams aug_defaults;
+  eng_augment_params_init(&aug_defaults);
   if (cfg.augment && (ap->rotate_max_deg != aug_defaults.rotate_max_deg ||
                       ap->shear_max != aug_defaults.shear_max ||
                       ap->elastic_sigma != aug_defaults.elastic_sigma))

@@ -10,7 +10,7 @@
 static const char *emseg_bin;
 
 static int
-run(const char *const *args, char **err_out)
+run_out(const char *const *args, char **out_text, char **err_out)
 {
   GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
   g_ptr_array_add(argv, g_strdup(emseg_bin));
@@ -20,14 +20,24 @@ run(const char *const *args, char **err_out)
   g_ptr_array_add(argv, NULL);
   int wait_status = 0;
   g_autoptr(GError) error = NULL;
-  g_autofree char *out = NULL;
+  char *out = NULL;
   gboolean ok = g_spawn_sync(NULL, (char **) argv->pdata, NULL, G_SPAWN_DEFAULT, NULL, NULL,
                              &out, err_out, &wait_status, &error);
+  if (out_text)
+    *out_text = out;
+  else
+    g_free(out);
   g_assert_no_error(error);
   g_assert_true(ok);
   g_ptr_array_free(argv, TRUE);
   g_assert_true(WIFEXITED(wait_status));
   return WEXITSTATUS(wait_status);
+}
+
+static int
+run(const char *const *args, char **err_out)
+{
+  return run_out(args, NULL, err_out);
 }
 
 /* Width and height from a PNG's IHDR chunk. */
@@ -83,6 +93,34 @@ test_synthetic(void)
   emseg_test_remove_tree(tmp);
 }
 
+/* --rotate / --shear / --elastic-sigma as emseg train takes them: at 0 every sample is at
+ * most a flip; out of range exits 2 naming the options. */
+static void
+test_strengths(void)
+{
+  g_autofree char *tmp = g_dir_make_tmp("emseg-aug-XXXXXX", NULL);
+  g_autofree char *out = NULL, *err = NULL;
+  const char *none[] = { "--count", "3", "--rotate", "0", "--shear", "0", "--elastic-sigma", "0",
+                         "--out", tmp, NULL };
+  g_assert_cmpint(run_out(none, &out, NULL), ==, 0);
+  guint samples = 0;
+  g_auto(GStrv) lines = g_strsplit(out, "\n", -1);
+  for (char **l = lines; *l; l++)
+    if (g_str_has_prefix(*l, "sample-")) {
+      samples++;
+      g_assert_nonnull(strstr(*l, "rotation +0.0°, shear +0.000 rad, elastic max 0.0 px"));
+    }
+  g_assert_cmpuint(samples, ==, 3);
+  g_clear_pointer(&out, g_free);
+  const char *some[] = { "--count", "1", "--rotate", "10", "--out", tmp, NULL };
+  g_assert_cmpint(run_out(some, &out, NULL), ==, 0);
+  g_assert_null(strstr(out, "rotation +0.0°"));
+  const char *bad[] = { "--shear", "2", "--out", tmp, NULL };
+  g_assert_cmpint(run(bad, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "--shear in 0-1.5 radians"));
+  emseg_test_remove_tree(tmp);
+}
+
 static void
 test_errors(void)
 {
@@ -114,5 +152,6 @@ main(int argc, char **argv)
   }
   g_test_add_func("/cli-augment/synthetic", test_synthetic);
   g_test_add_func("/cli-augment/errors", test_errors);
+  g_test_add_func("/cli-augment/strengths", test_strengths);
   return g_test_run();
 }
