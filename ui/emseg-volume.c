@@ -61,6 +61,7 @@ volume_alloc (guint width, guint height, guint n_slices, gboolean lazy, GError *
   v->masks = lazy ? g_new0 (guint8 *, n_slices) : NULL;
   v->mask_gen = lazy ? g_new0 (guint, n_slices) : NULL;
   v->pred_order = g_new (guint, n_slices);
+  v->unc_order = g_new (guint, n_slices);
   v->pred_capacity = (guint) MIN (MAX (EMSEG_VOLUME_PREDICTION_BUDGET / (total / n_slices * sizeof (float)), 4),
                                   n_slices);
   if (!lazy && (v->image == NULL || v->labels == NULL))
@@ -109,6 +110,7 @@ emseg_volume_unref (EmsegVolume *volume)
   free_planes (volume, volume->prediction);
   g_free (volume->prediction);
   g_free (volume->pred_order);
+  g_free (volume->unc_order);
   free_planes (volume, volume->uncertainty);
   g_free (volume->uncertainty);
   free_planes (volume, volume->planes);
@@ -197,12 +199,21 @@ const float *
 emseg_volume_uncertainty_plane (EmsegVolume *volume, guint slice)
 {
   g_return_val_if_fail (slice < volume->n_slices, NULL);
-  return volume->uncertainty != NULL ? volume->uncertainty[slice] : NULL;
+  if (volume->uncertainty == NULL || volume->uncertainty[slice] == NULL)
+    return NULL;
+  lru_touch (volume->unc_order, &volume->n_unc, volume->pred_capacity, slice); /* listed: no eviction */
+  return volume->uncertainty[slice];
 }
 
 void
 emseg_volume_set_uncertainty (EmsegVolume *volume, guint slice, const float *std)
 {
+  guint out;
+
+  g_return_if_fail (slice < volume->n_slices);
+  out = lru_touch (volume->unc_order, &volume->n_unc, volume->pred_capacity, slice);
+  if (out != G_MAXUINT)
+    g_clear_pointer (&volume->uncertainty[out], g_free);
   copy_plane (volume, &volume->uncertainty, slice, std);
 }
 
@@ -210,6 +221,7 @@ void
 emseg_volume_clear_uncertainty (EmsegVolume *volume)
 {
   free_planes (volume, volume->uncertainty);
+  volume->n_unc = 0;
 }
 
 /* ---- the caches' order: slices least recently used first ------------------------- */

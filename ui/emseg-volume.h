@@ -46,7 +46,8 @@ typedef struct {
                          EMSEG_VOLUME_PREDICTION_BUDGET bytes' worth are kept) */
   float **uncertainty; /* (n_slices) planes (height, width) of the MC-dropout standard
                           deviation of P(cell), owned; a plane is NULL until estimated —
-                          only slices the user asked about have one */
+                          only slices the user asked about have one — or once evicted
+                          (kept under the predictions' budget, pred_capacity planes) */
   float image_min;   /* sample range (of the stack, or of up to 5 spread slices of a
                         project's): the viewer's default display window */
   float image_max;
@@ -67,6 +68,8 @@ typedef struct {
                          * undo or import there, and is dropped */
   guint *pred_order;    /* (n_slices) slices with a prediction, least recently used first */
   guint n_pred, pred_capacity; /* pred_capacity ≤ n_slices, from the budget */
+  guint *unc_order;     /* (n_slices) slices with an uncertainty plane, least recently used first */
+  guint n_unc;          /* at most pred_capacity */
   guint prefetching[EMSEG_VOLUME_PREFETCH_READS]; /* slices read in flight
                                                     (emseg_volume_prefetch) */
   guint n_prefetching;
@@ -107,9 +110,13 @@ const guint8 *emseg_volume_labels (EmsegVolume *volume, guint slice);
 guint8 *emseg_volume_label_plane (EmsegVolume *volume, guint slice);
 /* The slice's prediction, NULL if none (or evicted); marks it recently used. */
 float *emseg_volume_prediction_plane (EmsegVolume *volume, guint slice);
-/* The uncertainty (MC standard deviation) of a slice, NULL until estimated. */
+/* The uncertainty (MC standard deviation) of a slice, NULL until estimated (or evicted);
+ * marks it recently used. */
 const float *emseg_volume_uncertainty_plane (EmsegVolume *volume, guint slice);
-/* Copies std (height × width) in as the slice's uncertainty. */
+/* Copies std (height × width) in as the slice's uncertainty. Estimates are kept under the
+ * same budget as predictions (every slice of a 512² stack, 4 of 4096²), the least recently
+ * set or shown dropped first: unlike a prediction it is not in the project, so a dropped one
+ * is estimated again on request. */
 void emseg_volume_set_uncertainty (EmsegVolume *volume, guint slice, const float *std);
 /* Drops every slice's uncertainty (the model it came from was replaced). */
 void emseg_volume_clear_uncertainty (EmsegVolume *volume);

@@ -512,6 +512,38 @@ test_volume_prediction_budget (void)
   g_assert_cmpuint (v->n_pred, ==, 3);
 }
 
+/* Uncertainty estimates are kept under the predictions' budget too: with the capacity
+ * lowered to 2, a third estimate drops the one least recently set or shown; clearing them
+ * all leaves room for as many again. */
+static void
+test_volume_uncertainty_budget (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (EmsegVolume) v = emseg_volume_new (16, 8, 5, &error);
+  float plane[16 * 8];
+
+  g_assert_no_error (error);
+  v->pred_capacity = 2;
+  for (guint z = 0; z < 2; z++)
+    {
+      for (guint i = 0; i < G_N_ELEMENTS (plane); i++)
+        plane[i] = 0.1f * (float) (z + 1);
+      emseg_volume_set_uncertainty (v, z, plane);
+    }
+  g_assert_cmpfloat (emseg_volume_uncertainty_plane (v, 0)[3], ==, 0.1f); /* shown: most recent */
+  emseg_volume_set_uncertainty (v, 4, plane);
+  g_assert_nonnull (emseg_volume_uncertainty_plane (v, 0));
+  g_assert_null (emseg_volume_uncertainty_plane (v, 1));
+  g_assert_nonnull (emseg_volume_uncertainty_plane (v, 4));
+  g_assert_cmpuint (v->n_unc, ==, 2);
+  emseg_volume_clear_uncertainty (v);
+  g_assert_null (emseg_volume_uncertainty_plane (v, 0));
+  emseg_volume_set_uncertainty (v, 2, plane);
+  emseg_volume_set_uncertainty (v, 3, plane);
+  g_assert_nonnull (emseg_volume_uncertainty_plane (v, 2));
+  g_assert_nonnull (emseg_volume_uncertainty_plane (v, 3));
+}
+
 /* The viewer's live brush and the store's stroke change the same pixels: paint with the
  * edit history, hand its points to emseg_project_apply_stroke on a blank copy, compare. */
 static void
@@ -2442,6 +2474,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/brush-matches-store", test_brush_matches_store);
   g_test_add_func ("/gui/volume-from-project", test_volume_from_project);
   g_test_add_func ("/gui/volume-prediction-budget", test_volume_prediction_budget);
+  g_test_add_func ("/gui/volume-uncertainty-budget", test_volume_uncertainty_budget);
   g_test_add_func ("/gui/plot-offscreen", test_plot_offscreen);
   g_test_add_func ("/gui/window/paint-undo", test_window_paint_undo);
   g_test_add_func ("/gui/window/training-panel", test_window_training_panel);
