@@ -183,38 +183,51 @@ copy_plane (EmsegVolume *volume, float ***planes, guint slice, const float *src)
 
 static guint lru_touch (guint *order, guint *n, guint capacity, guint slice);
 
-void
-emseg_volume_set_prediction (EmsegVolume *volume, guint slice, const float *prob)
+/* Predictions and uncertainty planes are each kept under the budget (pred_capacity planes),
+ * their own order (least recently set or shown first) saying which to drop. */
+
+/* Copies src in as the slice's plane of *planes, the most recent in order[0..*n); drops the
+ * least recently used one when the budget is full. */
+static void
+keep_plane (EmsegVolume *volume, float ***planes, guint *order, guint *n, guint slice,
+            const float *src)
 {
   guint out;
 
   g_return_if_fail (slice < volume->n_slices);
-  out = lru_touch (volume->pred_order, &volume->n_pred, volume->pred_capacity, slice);
+  out = lru_touch (order, n, volume->pred_capacity, slice);
   if (out != G_MAXUINT)
-    g_clear_pointer (&volume->prediction[out], g_free);
-  copy_plane (volume, &volume->prediction, slice, prob);
+    g_clear_pointer (&(*planes)[out], g_free);
+  copy_plane (volume, planes, slice, src);
+}
+
+/* The slice's kept plane, NULL if none; marks it the most recent. */
+static float *
+kept_plane (EmsegVolume *volume, float **planes, guint *order, guint *n, guint slice)
+{
+  g_return_val_if_fail (slice < volume->n_slices, NULL);
+  if (planes == NULL || planes[slice] == NULL)
+    return NULL;
+  lru_touch (order, n, volume->pred_capacity, slice); /* listed: no eviction */
+  return planes[slice];
+}
+
+void
+emseg_volume_set_prediction (EmsegVolume *volume, guint slice, const float *prob)
+{
+  keep_plane (volume, &volume->prediction, volume->pred_order, &volume->n_pred, slice, prob);
 }
 
 const float *
 emseg_volume_uncertainty_plane (EmsegVolume *volume, guint slice)
 {
-  g_return_val_if_fail (slice < volume->n_slices, NULL);
-  if (volume->uncertainty == NULL || volume->uncertainty[slice] == NULL)
-    return NULL;
-  lru_touch (volume->unc_order, &volume->n_unc, volume->pred_capacity, slice); /* listed: no eviction */
-  return volume->uncertainty[slice];
+  return kept_plane (volume, volume->uncertainty, volume->unc_order, &volume->n_unc, slice);
 }
 
 void
 emseg_volume_set_uncertainty (EmsegVolume *volume, guint slice, const float *std)
 {
-  guint out;
-
-  g_return_if_fail (slice < volume->n_slices);
-  out = lru_touch (volume->unc_order, &volume->n_unc, volume->pred_capacity, slice);
-  if (out != G_MAXUINT)
-    g_clear_pointer (&volume->uncertainty[out], g_free);
-  copy_plane (volume, &volume->uncertainty, slice, std);
+  keep_plane (volume, &volume->uncertainty, volume->unc_order, &volume->n_unc, slice, std);
 }
 
 void
@@ -489,11 +502,7 @@ emseg_volume_prefetch (EmsegVolume *volume, guint slice)
 float *
 emseg_volume_prediction_plane (EmsegVolume *volume, guint slice)
 {
-  g_return_val_if_fail (slice < volume->n_slices, NULL);
-  if (volume->prediction == NULL || volume->prediction[slice] == NULL)
-    return NULL;
-  lru_touch (volume->pred_order, &volume->n_pred, volume->pred_capacity, slice); /* listed: no eviction */
-  return volume->prediction[slice];
+  return kept_plane (volume, volume->prediction, volume->pred_order, &volume->n_pred, slice);
 }
 
 const char *

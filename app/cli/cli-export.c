@@ -94,8 +94,7 @@ emseg_cli_export_isbi(int argc, char **argv)
     return 2;
   }
   CliSources src = { images_path, project_path, stack_id, checkpoint, model_path };
-  if (out_path == NULL || (model_path != NULL && prob_path != NULL) ||
-      (checkpoint != NULL && prob_path != NULL)) {
+  if (out_path == NULL || (prob_path != NULL && (model_path != NULL || checkpoint != NULL))) {
     fprintf(stderr, "usage: emseg export-isbi (--model MODEL | --probabilities PROB.tif) "
                     "--images STACK --out OUT.tif\n"
                     "   or: emseg export-isbi --project PROJECT [--stack ID] [--model MODEL | "

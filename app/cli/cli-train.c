@@ -377,11 +377,7 @@ loaded:
          resume ? "(from the state file)" : spec_line, eng_loss_name(cfg.loss), lr, wd, seed,
          cfg.augment ? "on" : "off", cfg.crop);
   const EngAugmentParams *ap = &cfg.augment_params;
-  EngAugmentParams aug_defaults;
-  eng_augment_params_init(&aug_defaults);
-  if (cfg.augment && (ap->rotate_max_deg != aug_defaults.rotate_max_deg ||
-                      ap->shear_max != aug_defaults.shear_max ||
-                      ap->elastic_sigma != aug_defaults.elastic_sigma))
+  if (emseg_training_augment_custom(&cfg))
     printf(" (rotate %g shear %g elastic_sigma %g)", (double) ap->rotate_max_deg,
            (double) ap->shear_max, (double) ap->elastic_sigma);
   if (border_w0 > 0)

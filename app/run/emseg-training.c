@@ -984,14 +984,21 @@ save_model(const EngModel *model, const char *path, EngDtype dtype, const char *
 /* "augment_rotate=…\naugment_shear=…\naugment_elastic_sigma=…\n" when the run augments with
  * other strengths than the recipe's (eng_augment_params_init), else "": files of runs with
  * the default recipe stay as they were. Free with g_free. */
-static char *
-augment_meta_lines(const EmsegTrainingConfig *cfg)
+gboolean
+emseg_training_augment_custom(const EmsegTrainingConfig *cfg)
 {
   EngAugmentParams d;
   eng_augment_params_init(&d);
   const EngAugmentParams *a = &cfg->augment_params;
-  if (!cfg->augment || (a->rotate_max_deg == d.rotate_max_deg && a->shear_max == d.shear_max &&
-                        a->elastic_sigma == d.elastic_sigma))
+  return cfg->augment && (a->rotate_max_deg != d.rotate_max_deg || a->shear_max != d.shear_max ||
+                          a->elastic_sigma != d.elastic_sigma);
+}
+
+static char *
+augment_meta_lines(const EmsegTrainingConfig *cfg)
+{
+  const EngAugmentParams *a = &cfg->augment_params;
+  if (!emseg_training_augment_custom(cfg))
     return g_strdup("");
   return g_strdup_printf("augment_rotate=%.9g\naugment_shear=%.9g\naugment_elastic_sigma=%.9g\n",
                          (double) a->rotate_max_deg, (double) a->shear_max,

@@ -120,6 +120,9 @@ typedef struct {
 
 /* Defaults above; spec = Table 1 (eng_spec_default). */
 void emseg_training_config_init(EmsegTrainingConfig *cfg);
+/* Whether cfg augments with other strengths than the recipe's (eng_augment_params_init):
+ * what the log names and the checkpoints record. */
+gboolean emseg_training_augment_custom(const EmsegTrainingConfig *cfg);
 
 /* For slices bigger than the prediction window (emseg_predict_window; 1024²): sets
  * cfg->crop to the window's side when it is 0 and replaces *val (may hold NULL; freed and
