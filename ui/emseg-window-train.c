@@ -68,8 +68,27 @@ show_prediction (EmsegWindow *self, guint slice, gint64 model_id, const float *p
   emseg_slice_view_volume_changed (self->view);
 }
 
+/* The best model's uncertainty estimate of the slice, when the store kept one and the
+ * volume holds none (a reopened project, or one dropped under the volume's budget): shown
+ * again without spending the Monte-Carlo passes again. */
+static void
+show_stored_uncertainty (EmsegWindow *self, guint slice)
+{
+  g_autofree float *std = NULL;
+
+  if (emseg_volume_uncertainty_plane (self->volume, slice) != NULL)
+    return;
+  std = g_new (float, emseg_volume_plane_size (self->volume));
+  /* none stored is the usual case; a damaged row is replaced by the next estimate */
+  if (!emseg_project_read_uncertainty (self->project, self->best_model_id, self->stack_id, slice, std, NULL, NULL))
+    return;
+  emseg_volume_set_uncertainty (self->volume, slice, std);
+  emseg_slice_view_volume_changed (self->view);
+}
+
 /* Shows the best model's prediction of the visible slice: from the store when it was
- * kept there, else asks the engine thread (one request in flight at a time). */
+ * kept there, else asks the engine thread (one request in flight at a time); and its
+ * stored uncertainty estimate, if any. */
 void
 emseg_window_train_slice_changed (EmsegWindow *self)
 {
@@ -81,6 +100,7 @@ emseg_window_train_slice_changed (EmsegWindow *self)
   if (self->project == NULL || self->volume == NULL || self->best_model_id == 0)
     return;
   slice = emseg_slice_view_get_slice (self->view);
+  show_stored_uncertainty (self, slice);
   ids = pred_models (self);
   /* shown already (unless the volume evicted it since), or a request in flight */
   if ((ids[slice] == self->best_model_id && emseg_volume_prediction_plane (self->volume, slice) != NULL) ||

@@ -291,12 +291,15 @@ project_upgrade(int argc, char **argv)
   g_autoptr(GError) error = NULL;
   /* read-only first, so a current project is not touched (no WAL files, no new mtime) */
   EmsegProject *project = emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
-  if (project != NULL) {
-    emseg_project_close(project);
-    printf("%s: already at schema %d; nothing to do\n", argv[1], emseg_project_schema_version());
+  int schema = project != NULL ? emseg_project_file_schema(project) : 0;
+  emseg_project_close(project);
+  if (schema == emseg_project_schema_version()) {
+    printf("%s: already at schema %d; nothing to do\n", argv[1], schema);
     return 0;
   }
-  if (!g_error_matches(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_READ_ONLY))
+  /* refused read-only as too old, or readable but older: the writable open converts it */
+  if (project == NULL &&
+      !g_error_matches(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_READ_ONLY))
     return fail("upgrade", error);
   g_clear_error(&error);
   project = emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_DEFAULT, &error);

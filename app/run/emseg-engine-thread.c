@@ -688,6 +688,24 @@ is_overlay_prediction(const EmsegEngineJob *job)
   return job->mc_samples <= 1 && !job->tta && !job->predict_bf16;
 }
 
+/* What the store keeps of a prediction by a checkpoint (model_id > 0): the overlay's plain
+ * P(cell), or the Monte-Carlo spread of an uncertainty estimate (float32, no TTA), so the
+ * workbench shows it again after a reopen instead of spending the passes again. */
+static gboolean
+store_prediction(EmsegEngineThread *t, const EmsegEngineJob *job, gint64 model_id,
+                 const Predictor *p, guint slice, const float *prob, GError **error)
+{
+  if (model_id <= 0)
+    return TRUE;
+  if (is_overlay_prediction(job))
+    return emseg_project_save_prediction(t->project, model_id, job->stack_id, slice, prob,
+                                         error);
+  if (p->std != NULL && !job->tta && !job->predict_bf16)
+    return emseg_project_save_uncertainty(t->project, model_id, job->stack_id, slice,
+                                          job->mc_samples, p->std, error);
+  return TRUE;
+}
+
 /* Snapshot requests (PREDICT without a model: "the running training's best weights") that
  * queued up behind a training job before it began become its previews. The window sends
  * its overlay request right after starting a run; when both commands arrived before this
@@ -740,9 +758,8 @@ serve_preview(EmsegEngineJobContext *ctx)
     }
     /* Stored only while its checkpoint is the current best: a replaced checkpoint took
      * its predictions with it (ON DELETE CASCADE), and these weights are no longer kept. */
-    if (ok && q->model_id == t->snapshot_id && q->model_id > 0 && is_overlay_prediction(q->job))
-      ok = emseg_project_save_prediction(t->project, q->model_id, q->job->stack_id, slice,
-                                         prob, &error);
+    if (ok && q->model_id == t->snapshot_id)
+      ok = store_prediction(t, q->job, q->model_id, &p, slice, prob, &error);
     if (ok)
       post_prediction(t, q, q->model_id, &p, slice, prob);
     g_free(prob);
@@ -846,15 +863,13 @@ run_predict(EmsegEngineJobContext *ctx, gboolean evaluate, GError **error)
   guint8 *gt = ok && evaluate ? g_new(guint8, plane * n) : NULL;
   guint64 correct = 0, labeled = 0;
   gboolean all_labeled = TRUE;
-  gboolean store = model_id > 0 && is_overlay_prediction(job);
   for (guint i = 0; ok && i < n; i++) {
     float *out = prob + (evaluate ? plane * i : 0);
     if (!emseg_engine_job_between_steps(ctx))
       ok = cancelled_error(error);
     ok = ok && predictor_run(&p, t->project, job->stack_id, slices[i], job->mc_samples,
                              job->tta, job->training.seed, out, error);
-    ok = ok && (!store || emseg_project_save_prediction(t->project, model_id, job->stack_id,
-                                                        slices[i], out, error));
+    ok = ok && store_prediction(t, job, model_id, &p, slices[i], out, error);
     if (ok && evaluate) {
       guint8 *mask = gt + plane * i;
       ok = emseg_project_read_mask(t->project, job->stack_id, slices[i], mask, NULL, error);

@@ -55,8 +55,10 @@ typedef enum {
 typedef enum {
   EMSEG_ENGINE_JOB_TRAIN,     /* fresh weights from training.seed */
   EMSEG_ENGINE_JOB_FINE_TUNE, /* continue from `model` on the stack's current labels */
-  EMSEG_ENGINE_JOB_PREDICT,   /* P(cell) for `slices`, posted per slice (and stored in the
-                               * project when plain: mc_samples 1, no tta) */
+  EMSEG_ENGINE_JOB_PREDICT,   /* P(cell) for `slices`, posted per slice; stored in the
+                               * project when plain (mc_samples 1, no tta, float32), and
+                               * with mc_samples > 1 (no tta, float32) its standard
+                               * deviation is stored as the slice's uncertainty */
   EMSEG_ENGINE_JOB_EVALUATE,  /* predict + V_rand / V_info / accuracy against the masks */
   EMSEG_ENGINE_JOB_CUSTOM,    /* caller code on the engine thread (tests, experiments) */
 } EmsegEngineJobKind;
@@ -113,7 +115,7 @@ typedef enum {
   EMSEG_ENGINE_EVENT_EPOCH,       /* an epoch's train / validation figures */
   EMSEG_ENGINE_EVENT_LAYER_STATS, /* per-layer update statistics of an epoch */
   EMSEG_ENGINE_EVENT_CHECKPOINT,  /* best weights saved to the store, with scores */
-  EMSEG_ENGINE_EVENT_PREDICTION,  /* one slice predicted (and stored if plain) */
+  EMSEG_ENGINE_EVENT_PREDICTION,  /* one slice predicted (stored: see JOB_PREDICT) */
   EMSEG_ENGINE_EVENT_EVALUATION,  /* an EVALUATE job's scores */
   EMSEG_ENGINE_EVENT_PAUSED,
   EMSEG_ENGINE_EVENT_RESUMED,

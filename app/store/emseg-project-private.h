@@ -13,6 +13,7 @@ struct _EmsegProject {
   GThread *owner;       /* borrowed identity: the only thread allowed to use db */
   char *path;           /* owned */
   gboolean read_only;
+  int schema_version;   /* the file's: the current one, or older on a read-only open */
   GHashTable *stmts;    /* owned: SQL text -> sqlite3_stmt*, prepared once, reset per use */
 };
 
@@ -32,6 +33,10 @@ sqlite3_stmt *emseg_project_stmt(EmsegProject *p, const char *sql, GError **erro
 gboolean emseg_project_begin(EmsegProject *p, const char *what, GError **error);
 gboolean emseg_project_commit(EmsegProject *p, const char *what, GError **error);
 void emseg_project_rollback(EmsegProject *p);
+
+/* Whether this file has `table` (one of the schema's): FALSE only on a read-only open of
+ * a file from before the table was added, where its reads find nothing. */
+gboolean emseg_project_has_table(EmsegProject *p, const char *table);
 
 /* Executes a statement that returns no rows. */
 gboolean emseg_project_exec(EmsegProject *p, const char *sql, const char *what, GError **error);

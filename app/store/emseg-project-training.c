@@ -1,6 +1,7 @@
 /* emseg-project-training.c — what training leaves in a project: runs with their
- * hyperparameters, per-epoch metrics, per-layer update statistics, checkpoints and
- * predictions. Written by the engine thread on its own connection, read by the GUI.
+ * hyperparameters, per-epoch metrics, per-layer update statistics and checkpoints (the
+ * predictions made with them: emseg-project-predictions.c). Written by the engine thread on its own
+ * connection, read by the GUI.
  *
  * A checkpoint replaces its predecessor of the same name inside one transaction, so a kill
  * at any moment leaves the old row or the new one; its SHA-256 is checked on every load
@@ -460,77 +461,4 @@ emseg_project_list_checkpoints(EmsegProject *p, GError **error)
     return NULL;
   }
   return a;
-}
-
-/* ---- predictions ---- */
-
-gboolean
-emseg_project_save_prediction(EmsegProject *p, gint64 model_id, gint64 stack_id, guint slice,
-                              const float *prob, GError **error)
-{
-  g_auto(EmsegProjectStack) s = { 0 };
-  if (!emseg_project_get_stack(p, stack_id, &s, error))
-    return FALSE;
-  if (!emseg_project_check_slice(p, &s, slice, error))
-    return FALSE;
-  gsize n = (gsize)s.width * s.height;
-  g_autofree guint16 *q = g_new(guint16, n);
-  for (gsize i = 0; i < n; i++) {
-    float v = isnan(prob[i]) ? 0.f : CLAMP(prob[i], 0.f, 1.f);
-    q[i] = (guint16)lrintf(v * 65535.f);
-  }
-  g_autoptr(GBytes) z = emseg_project_compress(q, n * sizeof *q);
-  if (!emseg_project_begin(p, "saving a prediction", error))
-    return FALSE;
-  sqlite3_stmt *st = emseg_project_stmt(
-      p,
-      "INSERT OR REPLACE INTO predictions (model_id, stack_id, idx, bits, data)"
-      " VALUES (?, ?, ?, 16, ?)",
-      error);
-  if (st == NULL) {
-    emseg_project_rollback(p);
-    return FALSE;
-  }
-  sqlite3_bind_int64(st, 1, model_id);
-  sqlite3_bind_int64(st, 2, stack_id);
-  sqlite3_bind_int64(st, 3, slice);
-  sqlite3_bind_blob64(st, 4, g_bytes_get_data(z, NULL), g_bytes_get_size(z), SQLITE_STATIC);
-  return write_one(p, st, "saving a prediction", error);
-}
-
-gboolean
-emseg_project_read_prediction(EmsegProject *p, gint64 model_id, gint64 stack_id, guint slice,
-                              float *prob, GError **error)
-{
-  g_auto(EmsegProjectStack) s = { 0 };
-  if (!emseg_project_get_stack(p, stack_id, &s, error))
-    return FALSE;
-  gsize n = (gsize)s.width * s.height;
-  sqlite3_stmt *st = emseg_project_stmt(
-      p, "SELECT data FROM predictions WHERE model_id = ? AND stack_id = ? AND idx = ?", error);
-  if (st == NULL)
-    return FALSE;
-  sqlite3_bind_int64(st, 1, model_id);
-  sqlite3_bind_int64(st, 2, stack_id);
-  sqlite3_bind_int64(st, 3, slice);
-  int rc = sqlite3_step(st);
-  gboolean ok;
-  g_autofree char *what = g_strdup_printf("%s: prediction of model %" G_GINT64_FORMAT
-                                          " for stack %" G_GINT64_FORMAT ", slice %u",
-                                          p->path, model_id, stack_id, slice);
-  if (rc == SQLITE_ROW) {
-    g_autofree guint16 *q = g_new(guint16, n);
-    ok = emseg_project_decompress(sqlite3_column_blob(st, 0), (gsize)sqlite3_column_bytes(st, 0),
-                                  q, n * sizeof *q, what, error);
-    for (gsize i = 0; ok && i < n; i++)
-      prob[i] = q[i] / 65535.f;
-  } else if (rc == SQLITE_DONE) {
-    g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND, "%s: none stored",
-                what);
-    ok = FALSE;
-  } else {
-    ok = emseg_project_fail(p, rc, "reading a prediction", error);
-  }
-  sqlite3_reset(st);
-  return ok;
 }

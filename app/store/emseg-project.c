@@ -71,31 +71,63 @@ static const struct {
     "  mask BLOB NOT NULL, n_labeled INTEGER NOT NULL CHECK (n_labeled > 0),"
     "  PRIMARY KEY (stack_id, idx, ty, tx));",
     emseg_project_migrate_masks_to_tiles },
+  /* 4: the Monte-Carlo dropout uncertainty of a slice (per-pixel standard deviation of
+   * P(cell) over `samples` passes), kept like a prediction so a closed project loses no
+   * estimate: one costs minutes on a big slice. */
+  { "CREATE TABLE uncertainty (model_id INTEGER NOT NULL REFERENCES models(id)"
+    "  ON DELETE CASCADE, stack_id INTEGER NOT NULL REFERENCES stacks(id) ON DELETE CASCADE,"
+    "  idx INTEGER NOT NULL, samples INTEGER NOT NULL CHECK (samples >= 2),"
+    "  bits INTEGER NOT NULL CHECK (bits = 16), data BLOB NOT NULL,"
+    "  PRIMARY KEY (model_id, stack_id, idx));",
+    NULL },
 };
+
+/* The oldest schema a read-only open accepts as it is (it cannot migrate): one that only
+ * lacks tables added after it, which then read as empty (emseg_project_has_table).
+ * Older files need masks converted (schema 3) and are refused with the upgrade command. */
+#define READABLE_SCHEMA 3
 
 /* What the code expects to find, checked on every open: a file whose tables lack a column
  * we use is refused before any query can misbehave on it. */
 static const struct {
   const char *table;
   const char *columns;
+  int since; /* the schema version that added the table: not expected in older files */
 } expected_schema[] = {
-  { "meta", "key,value" },
-  { "stacks", "id,name,source_path,width,height,n_slices,sample_type,created" },
-  { "slices", "stack_id,idx,pixels" },
-  { "mask_tiles", "stack_id,idx,ty,tx,mask,n_labeled" },
-  { "strokes", "id,stack_id,idx,label,radius,points,x0,y0,x1,y1,before,after,undone,created,batch" },
-  { "runs", "id,name,params,seed,parent_model_id,started,ended,status" },
+  { "meta", "key,value", 1 },
+  { "stacks", "id,name,source_path,width,height,n_slices,sample_type,created", 1 },
+  { "slices", "stack_id,idx,pixels", 1 },
+  { "mask_tiles", "stack_id,idx,ty,tx,mask,n_labeled", 3 },
+  { "strokes", "id,stack_id,idx,label,radius,points,x0,y0,x1,y1,before,after,undone,created,batch",
+    1 },
+  { "runs", "id,name,params,seed,parent_model_id,started,ended,status", 1 },
   { "epoch_metrics",
-    "run_id,epoch,train_loss,val_loss,train_accuracy,val_accuracy,v_rand,v_info,seconds" },
-  { "layer_stats", "run_id,epoch,layer_index,layer,mean_abs_update,mean_abs_weight" },
-  { "models", "id,name,run_id,epoch,spec,scores,weights,weights_len,sha256,created" },
-  { "predictions", "model_id,stack_id,idx,bits,data" },
+    "run_id,epoch,train_loss,val_loss,train_accuracy,val_accuracy,v_rand,v_info,seconds", 1 },
+  { "layer_stats", "run_id,epoch,layer_index,layer,mean_abs_update,mean_abs_weight", 1 },
+  { "models", "id,name,run_id,epoch,spec,scores,weights,weights_len,sha256,created", 1 },
+  { "predictions", "model_id,stack_id,idx,bits,data", 1 },
+  { "uncertainty", "model_id,stack_id,idx,samples,bits,data", 4 },
 };
 
 int
 emseg_project_schema_version(void)
 {
   return (int)G_N_ELEMENTS(migrations);
+}
+
+int
+emseg_project_file_schema(EmsegProject *p)
+{
+  return p->schema_version;
+}
+
+gboolean
+emseg_project_has_table(EmsegProject *p, const char *table)
+{
+  for (guint t = 0; t < G_N_ELEMENTS(expected_schema); t++)
+    if (strcmp(expected_schema[t].table, table) == 0)
+      return expected_schema[t].since <= p->schema_version;
+  g_return_val_if_reached(FALSE);
 }
 
 /* ---- errors, statements, transactions ---- */
@@ -316,6 +348,8 @@ static gboolean
 verify_schema(EmsegProject *p, GError **error)
 {
   for (guint t = 0; t < G_N_ELEMENTS(expected_schema); t++) {
+    if (expected_schema[t].since > p->schema_version)
+      continue;
     sqlite3_stmt *st = emseg_project_stmt(p, "SELECT name FROM pragma_table_info(?)", error);
     if (st == NULL)
       return FALSE;
@@ -471,6 +505,7 @@ emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error
   p->owner = g_thread_self();
   p->path = g_strdup(path);
   p->read_only = read_only;
+  p->schema_version = (int)G_N_ELEMENTS(migrations);
   p->stmts = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
                                    finalize_stmt);
   int oflags = SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
@@ -520,7 +555,9 @@ emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error
     gint64 version = 0;
     ok = query_int(p, "PRAGMA user_version", &version, error);
     if (ok && version < (gint64)G_N_ELEMENTS(migrations)) {
-      if (read_only) {
+      if (read_only && version >= READABLE_SCHEMA) {
+        p->schema_version = (int)version;
+      } else if (read_only) {
         g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_READ_ONLY,
                     "%s: %s; opening it writable converts it (the workbench does; from the "
                     "command line: emseg project upgrade %s)", path,

@@ -1,6 +1,6 @@
 /* emseg-project.h — the project file (".emseg"): one self-contained SQLite database holding
  * image stacks, label masks, the annotation history, training runs, metrics, per-layer
- * update statistics, checkpoints and predictions.
+ * update statistics, checkpoints, predictions and uncertainty estimates.
  *
  * Threads: an EmsegProject is one SQLite connection and belongs to the thread that opened
  * it (asserted on every call). The GUI thread and the engine thread each open their own;
@@ -15,12 +15,14 @@
  * columns; every blob read is checked against its declared shape and checksum.
  *
  * Storage choices: slices are the raw samples (little-endian), masks one byte per pixel,
- * predictions 16-bit quantized P(cell interior) (value / 65535); all zlib-compressed with
+ * predictions 16-bit quantized P(cell interior) (value / 65535), uncertainty estimates the
+ * same way; all zlib-compressed with
  * GLib's GZlibCompressor (gio is already a dependency, so no extra library). Masks are kept
  * in 256 x 256 tiles (smaller at the right and bottom edges), one row per tile that holds
  * any labelled pixel: a stroke, undo or redo reads and rewrites only the tiles under its
  * box, and a slice never annotated takes no space. Projects from before (one blob per
- * mask, schema 2 and older) are converted when first opened writable.
+ * mask, schema 2 and older) are converted when first opened writable; a read-only open
+ * reads schema 3 as it is (it has no stored uncertainty estimates).
  *
  * Ownership: the caller owns every buffer passed in or filled, and every returned string,
  * GBytes and GArray (free with g_free / g_bytes_unref / g_array_unref). */
@@ -65,12 +67,18 @@ typedef enum {
 
 typedef struct _EmsegProject EmsegProject;
 
+/* A writable open upgrades an older file to the current schema first (a failed upgrade
+ * leaves it as it was). A read-only open cannot: it reads schema 3 as it is and refuses
+ * older files with a READ_ONLY error naming `emseg project upgrade`. */
 EmsegProject *emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error);
 void emseg_project_close(EmsegProject *project);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EmsegProject, emseg_project_close)
 
 const char *emseg_project_get_path(EmsegProject *project);
 int emseg_project_schema_version(void); /* what this build writes */
+/* The open file's schema: emseg_project_schema_version() after a writable open (which
+ * upgrades), possibly older after a read-only one (see emseg_project_open). */
+int emseg_project_file_schema(EmsegProject *project);
 /* Full PRAGMA integrity_check (slow on big files; open runs quick_check). */
 gboolean emseg_project_check_integrity(EmsegProject *project, GError **error);
 
@@ -234,6 +242,17 @@ gboolean emseg_project_save_prediction(EmsegProject *project, gint64 model_id,
 gboolean emseg_project_read_prediction(EmsegProject *project, gint64 model_id,
                                        gint64 stack_id, guint slice, float *prob,
                                        GError **error);
+
+/* The Monte-Carlo dropout uncertainty of a slice: per-pixel standard deviation of P(cell)
+ * over `samples` (>= 2) passes, stored 16-bit quantized like predictions (clamped to
+ * [0, 1]; a standard deviation of values in [0, 1] is at most 0.5). A missing estimate is a
+ * NOT_FOUND error. samples (may be NULL): how many passes the stored one averaged. */
+gboolean emseg_project_save_uncertainty(EmsegProject *project, gint64 model_id,
+                                        gint64 stack_id, guint slice, int samples,
+                                        const float *std, GError **error);
+gboolean emseg_project_read_uncertainty(EmsegProject *project, gint64 model_id,
+                                        gint64 stack_id, guint slice, float *std,
+                                        int *samples, GError **error);
 
 /* Test hook: caps the file at n_pages database pages (SQLite's max_page_count) on this
  * connection, so tests can provoke "disk full" on any filesystem. 0 lifts the cap. */

@@ -60,6 +60,12 @@ zlib_compress(const void *data, gsize len)
 }
 
 void
+downgrade_to_v3(const char *path)
+{
+  raw_exec(path, "DROP TABLE uncertainty; PRAGMA user_version = 3;");
+}
+
+void
 downgrade_to_v2(const char *path, gint64 id)
 {
   g_autoptr(GError) error = NULL;
@@ -74,6 +80,7 @@ downgrade_to_v2(const char *path, gint64 id)
     g_assert_true(emseg_project_read_mask(p, id, z, masks + z * plane, &counts[z], &error));
   emseg_project_close(p);
   /* table masks as schema 1 defined it */
+  downgrade_to_v3(path);
   raw_exec(path, "DROP TABLE mask_tiles;"
                  "CREATE TABLE masks (stack_id INTEGER NOT NULL REFERENCES stacks(id) ON DELETE"
                  "  CASCADE, idx INTEGER NOT NULL, mask BLOB NOT NULL, n_labeled INTEGER NOT NULL,"

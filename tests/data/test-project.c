@@ -484,6 +484,7 @@ test_training_records(void)
   float prob[W * H];
   for (gsize i = 0; i < W * H; i++) prob[i] = (float)i / (W * H);
   g_assert_true(emseg_project_save_prediction(p, m_a, id, 0, prob, &error));
+  g_assert_true(emseg_project_save_uncertainty(p, m_a, id, 0, 4, prob, &error));
   g_assert_true(emseg_project_save_checkpoint(p, "latest", run, 2, "spec", "v_rand=0.9", w2,
                                               sizeof w2, &m_b, &error));
   g_assert_cmpint(m_b, !=, m_a);
@@ -499,11 +500,45 @@ test_training_records(void)
   g_assert_false(emseg_project_read_prediction(p, m_a, id, 0, prob, &error));
   g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND);
   g_clear_error(&error);
+  g_assert_false(emseg_project_read_uncertainty(p, m_a, id, 0, prob, NULL, &error));
+  g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND);
+  g_clear_error(&error);
   g_assert_true(emseg_project_save_prediction(p, m_b, id, 0, prob, &error));
   float back[W * H];
   g_assert_true(emseg_project_read_prediction(p, m_b, id, 0, back, &error));
   for (gsize i = 0; i < W * H; i++)
     g_assert_cmpfloat_with_epsilon(back[i], prob[i], 0.5 / 65535 + 1e-7);
+
+  /* Uncertainty estimates: kept per checkpoint and slice with their number of passes, a
+   * newer estimate replacing the older; fewer than 2 passes is not an estimate. */
+  float std[W * H];
+  for (gsize i = 0; i < W * H; i++) std[i] = 0.5f * (float)((i * 7) % 13) / 12;
+  g_assert_true(emseg_project_save_uncertainty(p, m_b, id, 0, 4, prob, &error));
+  g_assert_true(emseg_project_save_uncertainty(p, m_b, id, 0, 16, std, &error));
+  int samples = 0;
+  g_assert_true(emseg_project_read_uncertainty(p, m_b, id, 0, back, &samples, &error));
+  g_assert_cmpint(samples, ==, 16);
+  for (gsize i = 0; i < W * H; i++)
+    g_assert_cmpfloat_with_epsilon(back[i], std[i], 0.5 / 65535 + 1e-7);
+  g_assert_false(emseg_project_save_uncertainty(p, m_b, id, 1, 1, std, &error));
+  g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_INVALID);
+  g_assert_nonnull(strstr(error->message, "at least 2 Monte-Carlo samples, got 1"));
+  g_clear_error(&error);
+  g_assert_false(emseg_project_read_uncertainty(p, m_b, id, 1, back, &samples, &error));
+  g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND);
+  g_assert_nonnull(strstr(error->message, "uncertainty of model"));
+  g_assert_nonnull(strstr(error->message, "slice 1: none stored"));
+  g_clear_error(&error);
+  emseg_project_close(p);
+
+  /* Damaged: an error naming what, never a crash. */
+  raw_exec(path, "UPDATE uncertainty SET data = x'789c0300'");
+  p = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  g_assert_no_error(error);
+  g_assert_false(emseg_project_read_uncertainty(p, m_b, id, 0, back, &samples, &error));
+  g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CORRUPT);
+  g_assert_nonnull(strstr(error->message, "uncertainty of model"));
+  g_clear_error(&error);
   emseg_project_close(p);
 
   raw_exec(path, "UPDATE models SET weights = zeroblob(1500) WHERE name = 'latest'");
@@ -847,8 +882,7 @@ test_migrate_v2_masks_to_tiles(void)
   p = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
   g_assert_no_error(error);
   g_test_message("open with the migration: %.1f ms", (g_get_monotonic_time() - t0) / 1000.0);
-  g_assert_cmpint(raw_int(path, "PRAGMA user_version"), ==, 3);
-  g_assert_cmpint(emseg_project_schema_version(), ==, 3);
+  g_assert_cmpint(raw_int(path, "PRAGMA user_version"), ==, emseg_project_schema_version());
   g_assert_cmpint(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'masks'"),
                   ==, 0);
   for (guint z = 0; z < n_slices; z++) {
@@ -882,6 +916,56 @@ test_migrate_v2_masks_to_tiles(void)
   g_assert_cmpint(raw_int(bad, "PRAGMA user_version"), ==, 2);
   g_assert_cmpint(raw_int(bad, "SELECT count(*) FROM masks"), ==, 1);
   g_rand_free(rng);
+}
+
+/* A schema-3 file (before stored uncertainty estimates) opens read-only as it is, for the
+ * commands that only read: its labels and predictions read, an estimate is "none stored",
+ * the file untouched. Opened writable it gains the table and keeps estimates. */
+static void
+test_read_only_schema3(void)
+{
+  g_autofree char *path = NULL;
+  gint64 id = 0, run = 0, model = 0;
+  g_autoptr(GError) error = NULL;
+  EmsegProject *p = make_sized_project(W, H, 2, &path, &id);
+  guint8 mask[W * H];
+  float prob[W * H], back[W * H];
+  memset(mask, EMSEG_LABEL_CELL, sizeof mask);
+  for (gsize i = 0; i < W * H; i++) prob[i] = (float)i / (W * H);
+  guint8 w[64] = { 0 };
+  g_assert_true(emseg_project_write_mask(p, id, 1, mask, &error));
+  g_assert_true(emseg_project_begin_run(p, "r", "{}", 1, 0, &run, &error));
+  g_assert_true(emseg_project_save_checkpoint(p, "best", run, 1, "spec", NULL, w, sizeof w,
+                                              &model, &error));
+  g_assert_true(emseg_project_save_prediction(p, model, id, 1, prob, &error));
+  g_assert_no_error(error);
+  emseg_project_close(p);
+  downgrade_to_v3(path);
+
+  p = emseg_project_open(path, EMSEG_PROJECT_OPEN_READ_ONLY, &error);
+  g_assert_no_error(error);
+  guint8 got[W * H];
+  g_assert_true(emseg_project_read_mask(p, id, 1, got, NULL, &error));
+  g_assert_cmpmem(got, sizeof got, mask, sizeof mask);
+  g_assert_true(emseg_project_read_prediction(p, model, id, 1, back, &error));
+  g_assert_false(emseg_project_read_uncertainty(p, model, id, 1, back, NULL, &error));
+  g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND);
+  g_assert_nonnull(strstr(error->message, "predates stored estimates"));
+  g_clear_error(&error);
+  emseg_project_close(p);
+  g_assert_cmpint(raw_int(path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint(raw_int(path, "SELECT count(*) FROM sqlite_schema WHERE name = 'uncertainty'"),
+                  ==, 0);
+
+  p = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  g_assert_no_error(error);
+  g_assert_cmpint(raw_int(path, "PRAGMA user_version"), ==, emseg_project_schema_version());
+  g_assert_true(emseg_project_save_uncertainty(p, model, id, 1, 8, prob, &error));
+  int samples = 0;
+  g_assert_true(emseg_project_read_uncertainty(p, model, id, 1, back, &samples, &error));
+  g_assert_cmpint(samples, ==, 8);
+  g_assert_no_error(error);
+  emseg_project_close(p);
 }
 
 /* Damaged mask tiles are errors naming stack, slice and tile, never a crash; the rest of
@@ -972,6 +1056,7 @@ main(int argc, char **argv)
   g_test_add_func("/project/label-import-one-undo-step", test_label_import_one_undo_step);
   g_test_add_func("/project/mask-tiles", test_mask_tiles);
   g_test_add_func("/project/migrate-v2-masks-to-tiles", test_migrate_v2_masks_to_tiles);
+  g_test_add_func("/project/read-only-schema-3", test_read_only_schema3);
   g_test_add_func("/project/corrupt-mask-tiles", test_corrupt_mask_tiles);
   g_test_add_func("/project/training-records", test_training_records);
   g_test_add_func("/project/refuses-foreign-and-damaged-files",

@@ -382,20 +382,23 @@ test_predict_queued_behind_training(void)
 }
 
 /* A prediction job with test-time augmentation (the export's option) returns the average
- * over flips and turns of the named checkpoint, eng_predict_tta's values, not the plain map. */
+ * over flips and turns of the named checkpoint, eng_predict_tta's values, not the plain map;
+ * an MC-dropout job's spread is stored as the slice's uncertainty. */
 static void
 test_predict_tta(void)
 {
   EmsegEngineThread *t = new_thread();
   EventLog log;
   event_log_init(&log);
-  guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, 2, 31));
+  EmsegEngineJob *train = test_train_job(stack_id, 0, 3, 3, 2, 2, 31);
+  train->training.dropout = 0.2f; /* for the MC job below */
+  guint64 jt = emseg_engine_thread_start(t, train);
   event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
   guint nc = event_log_count(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
   g_assert_cmpuint(nc, >=, 1);
   g_autofree char *ck_name = g_strdup(find(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt, nc - 1)->model_name);
-  guint64 jobs[3];
-  for (guint k = 0; k < 3; k++) {
+  guint64 jobs[4];
+  for (guint k = 0; k < 4; k++) {
     EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
     pj->stack_id = stack_id;
     pj->slices = test_slices(N_LABELED, 1);
@@ -403,6 +406,7 @@ test_predict_tta(void)
     pj->model = g_strdup(ck_name);
     pj->tta = k == 1;
     pj->predict_bf16 = k == 2;
+    pj->mc_samples = k == 3 ? 4 : 1;
     jobs[k] = emseg_engine_thread_start(t, pj);
     event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jobs[k]);
   }
@@ -425,8 +429,25 @@ test_predict_tta(void)
     diff += fabs(plain->prob[i] - tta->prob[i]);
   g_assert_cmpfloat(diff / (TEST_SIZE * TEST_SIZE), >, 1e-5);
   g_assert_null(tta->std); /* one pass per transform: no MC spread to report */
-  /* the project keeps the plain prediction (16-bit quantized) the overlay shows: the TTA
-   * and bfloat16 jobs that ran after it did not replace it */
+  /* the MC job's spread is kept as the slice's uncertainty, with its number of passes */
+  const EmsegEngineEvent *mc = find(&log, EMSEG_ENGINE_EVENT_PREDICTION, jobs[3], 0);
+  g_assert_nonnull(mc);
+  g_assert_nonnull(mc->std);
+  g_autofree float *stored_std = g_new(float, TEST_SIZE * TEST_SIZE);
+  int samples = 0;
+  g_assert_true(emseg_project_read_uncertainty(p, mc->model_id, stack_id, N_LABELED, stored_std,
+                                               &samples, &error));
+  g_assert_no_error(error);
+  g_assert_cmpint(samples, ==, 4);
+  double std_diff = 0, std_max = 0;
+  for (guint i = 0; i < TEST_SIZE * TEST_SIZE; i++) {
+    std_diff = fmax(std_diff, fabs(stored_std[i] - mc->std[i]));
+    std_max = fmax(std_max, mc->std[i]);
+  }
+  g_assert_cmpfloat(std_max, >, 0); /* dropout: the passes differ */
+  g_assert_cmpfloat(std_diff, <=, 1.0 / 65535);
+  /* the project keeps the plain prediction (16-bit quantized) the overlay shows: the TTA,
+   * bfloat16 and MC jobs that ran after it did not replace it */
   g_autofree float *stored = g_new(float, TEST_SIZE * TEST_SIZE);
   g_assert_true(emseg_project_read_prediction(p, plain->model_id, stack_id, N_LABELED, stored,
                                               &error));

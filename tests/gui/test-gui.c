@@ -1198,6 +1198,25 @@ check_uncertainty (EmsegSliceView *view)
                   n_checked, n_visible, n_agree);
   g_assert_cmpuint (n_checked, >, 3000);
   g_assert_cmpuint (n_visible, >, 0);
+
+  /* The project kept the estimate: dropped from the volume (as its budget would), it is
+   * back from the store when the slice is shown again, without new passes. */
+  {
+    g_autofree float *before = g_memdup2 (std, plane * sizeof (float));
+    const float *again;
+    double diff = 0.0;
+
+    emseg_volume_clear_uncertainty (v);
+    emseg_slice_view_set_slice (view, 1);
+    g_assert_null (emseg_volume_uncertainty_plane (v, 1)); /* never estimated */
+    emseg_slice_view_set_slice (view, 0);
+    g_assert_false (emseg_window_is_estimating (window));
+    again = emseg_volume_uncertainty_plane (v, 0);
+    g_assert_nonnull (again);
+    for (gsize i = 0; i < plane; i++)
+      diff = MAX (diff, fabs (again[i] - before[i]));
+    g_assert_cmpfloat (diff, <=, 0.5 / 65535 + 1e-7); /* 16-bit quantized */
+  }
   g_object_set (view, "prediction-visible", TRUE, NULL);
 }
 
