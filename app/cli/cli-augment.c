@@ -204,6 +204,14 @@ emseg_cli_augment_strengths_init(CliAugmentStrengths *s)
   s->rotate = d.rotate_max_deg;
   s->shear = d.shear_max;
   s->elastic_sigma = d.elastic_sigma;
+  g_snprintf(s->help[0], sizeof s->help[0],
+             "Augmentation: rotations up to ±DEG degrees (default %g)", s->rotate);
+  g_snprintf(s->help[1], sizeof s->help[1],
+             "Augmentation: shear angles up to ±RAD radians (default %g)", s->shear);
+  g_snprintf(s->help[2], sizeof s->help[2],
+             "Augmentation: std of the elastic warp's 3×3 control-point displacements in "
+             "pixels (default %g; 0 = no elastic warp)",
+             s->elastic_sigma);
 }
 
 gboolean
@@ -244,12 +252,14 @@ emseg_cli_augment_preview(int argc, char **argv)
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("— write augmented samples as PNG");
-  g_option_context_set_summary(ctx,
-      "Applies the training augmentation (flips, rotation ±25°, shear ±0.41 rad, elastic\n"
-      "spline warp σ = 10 px on a 3×3 grid, or the strengths given as emseg train takes\n"
+  g_autofree char *summary = g_strdup_printf(
+      "Applies the training augmentation (flips, rotation ±%g°, shear ±%g rad, elastic\n"
+      "spline warp σ = %g px on a 3×3 grid, or the strengths given as emseg train takes\n"
       "them) to one slice and writes, for each sample i,\n"
       "sample-i-image.png, sample-i-labels.png and sample-i-overlay.png (membranes in red),\n"
-      "plus the untransformed original-*.png.");
+      "plus the untransformed original-*.png.",
+      strengths.rotate, strengths.shear, strengths.elastic_sigma);
+  g_option_context_set_summary(ctx, summary);
   g_option_context_add_main_entries(ctx, entries, NULL);
   g_autoptr(GError) error = NULL;
   if (!g_option_context_parse(ctx, &argc, &argv, &error)) {

@@ -62,18 +62,15 @@ int emseg_cli_open_sources(const char *cmd, const CliSources *src, gboolean want
 /* cli-augment.c: the augmentation's strengths as train and augment-preview take them. */
 typedef struct {
   double rotate, shear, elastic_sigma; /* degrees, radians, pixels */
+  char help[3][128]; /* the options' help texts, naming the defaults as the engine has them */
 } CliAugmentStrengths;
-/* The recipe's defaults (eng_augment_params_init). */
+/* The recipe's defaults (eng_augment_params_init), and the help texts that name them. */
 void emseg_cli_augment_strengths_init(CliAugmentStrengths *s);
-/* The three option entries, to list among a command's GOptionEntry. */
+/* The three option entries, to list among a command's GOptionEntry (after _init). */
 #define EMSEG_CLI_AUGMENT_ENTRIES(s)                                                           \
-  { "rotate", 0, 0, G_OPTION_ARG_DOUBLE, &(s).rotate,                                         \
-    "Augmentation: rotations up to ±DEG degrees (default 25)", "DEG" },                      \
-  { "shear", 0, 0, G_OPTION_ARG_DOUBLE, &(s).shear,                                           \
-    "Augmentation: shear angles up to ±RAD radians (default 0.41)", "RAD" },                  \
-  { "elastic-sigma", 0, 0, G_OPTION_ARG_DOUBLE, &(s).elastic_sigma,                           \
-    "Augmentation: std of the elastic warp's 3×3 control-point displacements in pixels "     \
-    "(default 10; 0 = no elastic warp)", "PX" }
+  { "rotate", 0, 0, G_OPTION_ARG_DOUBLE, &(s).rotate, (s).help[0], "DEG" },                  \
+  { "shear", 0, 0, G_OPTION_ARG_DOUBLE, &(s).shear, (s).help[1], "RAD" },                    \
+  { "elastic-sigma", 0, 0, G_OPTION_ARG_DOUBLE, &(s).elastic_sigma, (s).help[2], "PX" }
 /* Checks the ranges (rotate 0-180, shear 0 to < 1.5, elastic_sigma 0-100) and sets them in p;
  * FALSE with the reason printed ("emseg CMD: ...") when one is out of range. */
 gboolean emseg_cli_augment_strengths_apply(const char *cmd, const CliAugmentStrengths *s,
