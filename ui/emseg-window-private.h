@@ -56,6 +56,7 @@ struct _EmsegWindow {
   guint64 uncertainty_job;       /* MC-dropout estimate of one slice in flight */
   guint uncertainty_slice;       /* the slice it is for */
   int uncertainty_samples;
+  double uncertainty_fraction;   /* of its passes done, from PROGRESS; < 0 before the first */
   double train_dropout;          /* dropout of the running training job (its snapshot's) */
   gint64 best_model_id;          /* latest checkpoint: the overlay's model */
   char *best_model_name;         /* owned */
@@ -104,3 +105,6 @@ void emseg_window_train_dispose (EmsegWindow *self);
 void emseg_window_train_project_changed (EmsegWindow *self);
 /* The visible slice changed: refresh its prediction overlay from the best model. */
 void emseg_window_train_slice_changed (EmsegWindow *self);
+/* The uncertainty button: "Estimate uncertainty (N samples)", or while an estimate runs
+ * "Stop estimate (NN %)" bound to win.stop-uncertainty. */
+void emseg_window_update_uncertainty_button (EmsegWindow *self);

@@ -276,6 +276,7 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
       break;
     case EMSEG_ENGINE_EVENT_PREDICTION:
     case EMSEG_ENGINE_EVENT_EVALUATION:
+    case EMSEG_ENGINE_EVENT_PROGRESS:
       break;
     }
 }
@@ -973,6 +974,7 @@ emseg_window_estimate_uncertainty (EmsegWindow *self, int n_samples, GError **er
   job->model = self->train_job != 0 ? NULL : g_strdup (self->best_model_name);
   self->uncertainty_slice = job->slices[0];
   self->uncertainty_samples = n_samples;
+  self->uncertainty_fraction = -1.0;
   self->uncertainty_job = emseg_engine_thread_start (self->engine, job);
   {
     g_autofree char *text = g_strdup_printf ("Estimating the uncertainty of slice %u from %d dropout passes…",
@@ -987,6 +989,15 @@ gboolean
 emseg_window_is_estimating (EmsegWindow *self)
 {
   return self->uncertainty_job != 0;
+}
+
+void
+emseg_window_stop_uncertainty (EmsegWindow *self)
+{
+  if (self->uncertainty_job == 0 || self->engine == NULL)
+    return;
+  emseg_engine_thread_stop (self->engine, self->uncertainty_job);
+  emseg_window_set_status (self, "Stopping the uncertainty estimate…");
 }
 
 static void
@@ -1024,8 +1035,20 @@ uncertainty_event (EmsegWindow *self, const EmsegEngineEvent *ev)
         emseg_window_show_error (self, "Could not estimate the uncertainty", error);
       }
       break;
+    case EMSEG_ENGINE_EVENT_PROGRESS:
+      self->uncertainty_fraction = ev->fraction;
+      text = g_strdup_printf ("Estimating the uncertainty of slice %u from %d dropout passes… %.0f %%",
+                              ev->slice + 1, self->uncertainty_samples, 100.0 * ev->fraction);
+      emseg_window_set_status (self, text);
+      emseg_window_update_uncertainty_button (self);
+      break;
     case EMSEG_ENGINE_EVENT_FINISHED:
       self->uncertainty_job = 0;
+      if (ev->status == EMSEG_ENGINE_STATUS_CANCELLED)
+        {
+          text = g_strdup_printf ("Uncertainty estimate of slice %u stopped.", self->uncertainty_slice + 1);
+          emseg_window_set_status (self, text);
+        }
       emseg_window_update_actions (self);
       break;
     default:
@@ -1041,6 +1064,12 @@ action_estimate_uncertainty (GtkWidget *widget, const char *name, GVariant *para
 
   if (!emseg_window_estimate_uncertainty (self, (int) gtk_adjustment_get_value (self->mc_samples_adj), &error))
     emseg_window_show_error (self, "Cannot estimate the uncertainty", error);
+}
+
+static void
+action_stop_uncertainty (GtkWidget *widget, const char *name, GVariant *param)
+{
+  emseg_window_stop_uncertainty (EMSEG_WINDOW (widget));
 }
 
 /* ---- export ----------------------------------------------------------------------- */
@@ -1115,6 +1144,16 @@ export_event (EmsegWindow *self, const EmsegEngineEvent *ev)
           text = g_strdup_printf ("exporting: slice %u of %u predicted", self->export_received, v->n_slices);
           export_progress (self, (double) self->export_received / v->n_slices, text);
         }
+      break;
+    case EMSEG_ENGINE_EVENT_PROGRESS:
+      {
+        /* big slices (and MC / TTA passes) take long each: how far the one in work is */
+        g_autofree char *text = g_strdup_printf ("exporting: predicting slice %u of %u, %.0f %%",
+                                                 MIN (self->export_received + 1, v->n_slices), v->n_slices,
+                                                 100.0 * ev->fraction);
+
+        export_progress (self, (self->export_received + ev->fraction) / v->n_slices, text);
+      }
       break;
     case EMSEG_ENGINE_EVENT_ERROR:
       g_set_error (&error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s", ev->message ? ev->message : "prediction failed");
@@ -1300,6 +1339,7 @@ emseg_window_train_class_init (GtkWidgetClass *wc)
 {
   gtk_widget_class_install_action (wc, "win.export", NULL, action_export);
   gtk_widget_class_install_action (wc, "win.estimate-uncertainty", NULL, action_estimate_uncertainty);
+  gtk_widget_class_install_action (wc, "win.stop-uncertainty", NULL, action_stop_uncertainty);
 }
 
 void

@@ -74,6 +74,8 @@ emseg_window_update_actions (EmsegWindow *self)
   /* enabled without a model too: the refusal says what is missing */
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.estimate-uncertainty",
                                  in_project && !emseg_window_is_estimating (self));
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop-uncertainty", emseg_window_is_estimating (self));
+  emseg_window_update_uncertainty_button (self);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.prev-slice", have && slice > 0);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.next-slice", have && slice + 1 < n);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.open-labels", have);
@@ -133,13 +135,35 @@ slice_changed_cb (EmsegWindow *self)
   emseg_window_train_slice_changed (self);
 }
 
+void
+emseg_window_update_uncertainty_button (EmsegWindow *self)
+{
+  g_autofree char *text = NULL;
+
+  if (emseg_window_is_estimating (self))
+    {
+      text = self->uncertainty_fraction >= 0.0
+               ? g_strdup_printf ("Stop estimate (%.0f %%)", 100.0 * self->uncertainty_fraction)
+               : g_strdup ("Stop estimate");
+      gtk_actionable_set_action_name (GTK_ACTIONABLE (self->uncertainty_button), "win.stop-uncertainty");
+      gtk_widget_set_tooltip_text (GTK_WIDGET (self->uncertainty_button),
+                                   "Stop the running estimate (the slice keeps what it showed before)");
+    }
+  else
+    {
+      text = g_strdup_printf ("Estimate uncertainty (%d samples)", (int) gtk_adjustment_get_value (self->mc_samples_adj));
+      gtk_actionable_set_action_name (GTK_ACTIONABLE (self->uncertainty_button), "win.estimate-uncertainty");
+      gtk_widget_set_tooltip_text (GTK_WIDGET (self->uncertainty_button),
+                                   "Predict the visible slice several times with dropout on and show how much the "
+                                   "passes disagree (needs a model trained with dropout > 0; Ctrl+U)");
+    }
+  gtk_button_set_label (self->uncertainty_button, text);
+}
+
 static void
 mc_samples_changed_cb (EmsegWindow *self)
 {
-  g_autofree char *text = g_strdup_printf ("Estimate uncertainty (%d samples)",
-                                           (int) gtk_adjustment_get_value (self->mc_samples_adj));
-
-  gtk_button_set_label (self->uncertainty_button, text);
+  emseg_window_update_uncertainty_button (self);
 }
 
 /* ---- tools ---------------------------------------------------------------------- */

@@ -92,6 +92,9 @@ gboolean emseg_window_is_exporting (EmsegWindow *self);
  * message when there is no model, or the model has no dropout (all passes would agree). */
 gboolean emseg_window_estimate_uncertainty (EmsegWindow *self, int n_samples, GError **error);
 gboolean emseg_window_is_estimating (EmsegWindow *self);
+/* Stops the running uncertainty estimate (nothing when none runs); the slice keeps what it
+ * showed. Its end comes back as the status line "… stopped". */
+void emseg_window_stop_uncertainty (EmsegWindow *self);
 
 EmsegSliceView *emseg_window_get_view (EmsegWindow *self);             /* borrowed */
 EmsegTrainPanel *emseg_window_get_train_panel (EmsegWindow *self);     /* borrowed */

@@ -145,7 +145,7 @@ emseg_engine_event_kind_name(EmsegEngineEventKind kind)
 {
   static const char *const names[] = {
     "started", "step", "epoch", "layer-stats", "checkpoint", "prediction",
-    "evaluation", "paused", "resumed", "finished", "error",
+    "evaluation", "paused", "resumed", "finished", "error", "progress",
   };
   return (guint) kind < G_N_ELEMENTS(names) ? names[kind] : "unknown";
 }
@@ -491,7 +491,32 @@ typedef struct {
   guint margin;    /* context of each window when the graph is smaller than the slice */
   float *image;    /* (height, width) standardized input */
   float *std;      /* (height, width) MC standard deviation; NULL unless samples > 1 */
+  /* PROGRESS events from the graph's forward hook: the job reported and the slice in work */
+  EmsegEngineThread *t; /* borrowed */
+  QueuedJob *q;         /* borrowed */
+  gint64 stack_id;
+  guint slice;
+  gsize done, total;    /* forward passes */
+  gint64 posted_us;     /* when the last PROGRESS went out (or the slice began) */
 } Predictor;
+
+/* After each forward pass: a PROGRESS event when the slice has taken a while since the
+ * last one (fast slices post none), never for its last pass (PREDICTION follows). */
+static void
+predictor_pass_done(void *data)
+{
+  Predictor *p = data;
+  p->done++;
+  gint64 now = g_get_monotonic_time();
+  if (p->done >= p->total || now - p->posted_us < EMSEG_ENGINE_PROGRESS_MS * 1000)
+    return;
+  p->posted_us = now;
+  EmsegEngineEvent *ev = event_new(EMSEG_ENGINE_EVENT_PROGRESS, p->q->id, p->q->job->kind, 0);
+  ev->stack_id = p->stack_id;
+  ev->slice = p->slice;
+  ev->fraction = (double) p->done / (double) p->total;
+  post(p->t, ev);
+}
 
 static void
 predictor_clear(Predictor *p)
@@ -503,8 +528,8 @@ predictor_clear(Predictor *p)
 }
 
 static gboolean
-predictor_init(Predictor *p, EmsegEngineThread *t, EngModel *model, gint64 stack_id,
-               gboolean conv_bf16, atomic_int *cancel, GError **error)
+predictor_init(Predictor *p, EmsegEngineThread *t, QueuedJob *q, EngModel *model,
+               gint64 stack_id, gboolean conv_bf16, atomic_int *cancel, GError **error)
 {
   g_auto(EmsegProjectStack) st = { 0 };
   if (!emseg_project_get_stack(t->project, stack_id, &st, error))
@@ -535,6 +560,10 @@ predictor_init(Predictor *p, EmsegEngineThread *t, EngModel *model, gint64 stack
     return FALSE;
   }
   eng_graph_set_cancel(p->graph, cancel);
+  p->t = t;
+  p->q = q;
+  p->stack_id = stack_id;
+  eng_graph_set_forward_hook(p->graph, predictor_pass_done, p);
   p->image = g_new(float, (gsize) st.width * st.height);
   return TRUE;
 }
@@ -552,6 +581,11 @@ predictor_run(Predictor *p, EmsegProject *project, gint64 stack_id, guint slice,
   if (samples > 1)
     p->std = g_new(float, (gsize) p->width * p->height);
   EngMode mode = samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
+  p->slice = slice;
+  p->done = 0;
+  p->total = eng_predict_tiled_passes(p->graph, p->height, p->width, p->margin, tta,
+                                      MAX(samples, 1));
+  p->posted_us = g_get_monotonic_time();
   if (eng_standardize(p->image, p->image, ENG_PIXEL_F32, p->width, p->height, NULL, &err) !=
           ENG_OK ||
       eng_predict_tiled(p->graph, p->image, p->height, p->width, p->margin, tta, mode,
@@ -749,8 +783,8 @@ serve_preview(EmsegEngineJobContext *ctx)
     Predictor p = { 0 };
     guint slice = q->slices[q->next];
     float *prob = NULL;
-    gboolean ok = predictor_init(&p, t, q->model, q->job->stack_id, q->job->predict_bf16, NULL,
-                                 &error);
+    gboolean ok = predictor_init(&p, t, q, q->model, q->job->stack_id, q->job->predict_bf16,
+                                 NULL, &error);
     if (ok) {
       prob = g_new(float, (gsize) p.width * p.height);
       ok = predictor_run(&p, t->project, q->job->stack_id, slice, q->job->mc_samples,
@@ -851,7 +885,8 @@ run_predict(EmsegEngineJobContext *ctx, gboolean evaluate, GError **error)
   g_autofree guint *slices = resolve_slices(t, job, evaluate, &n, error);
   Predictor p = { 0 };
   gboolean ok =
-      slices && predictor_init(&p, t, model, job->stack_id, job->predict_bf16, &t->cancel, error);
+      slices && predictor_init(&p, t, q, model, job->stack_id, job->predict_bf16, &t->cancel,
+                               error);
   if (ok && evaluate && n == 0) {
     g_set_error(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_INPUT,
                 "stack %" G_GINT64_FORMAT " has no labeled slice to evaluate against",

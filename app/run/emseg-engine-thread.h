@@ -121,7 +121,12 @@ typedef enum {
   EMSEG_ENGINE_EVENT_RESUMED,
   EMSEG_ENGINE_EVENT_FINISHED,    /* last event of every job: status says how it ended */
   EMSEG_ENGINE_EVENT_ERROR,       /* a job failed (followed by FINISHED "failed") */
+  EMSEG_ENGINE_EVENT_PROGRESS,    /* PREDICT / EVALUATE: how far the slice in work is, at
+                                   * most every EMSEG_ENGINE_PROGRESS_MS, none for a slice
+                                   * done sooner (a 4096² slice's MC passes take minutes) */
 } EmsegEngineEventKind;
+
+#define EMSEG_ENGINE_PROGRESS_MS 250
 
 typedef enum {
   EMSEG_ENGINE_STATUS_FINISHED,
@@ -158,6 +163,8 @@ typedef struct {
   float *prob;
   float *std;               /* per-pixel standard deviation over the job's mc_samples (> 1);
                                NULL for deterministic predictions */
+  /* PROGRESS (with stack_id, slice): forward passes of the slice done / all it takes */
+  double fraction;
   /* EVALUATION: over n_slices slices; vrand / vinfo NAN when some pixel is unlabeled */
   guint n_slices;
   double vrand, vinfo, pixel_accuracy;

@@ -74,6 +74,8 @@ struct EngGraph {
   void *arena; /* one allocation holding activations, grads, saved stats, masks */
   size_t arena_bytes;
   atomic_int *cancel;
+  void (*forward_hook)(void *data); /* eng_graph_set_forward_hook; may be NULL */
+  void *forward_hook_data;
   EngMode last_mode;
   int have_forward;
   double macs;
@@ -971,6 +973,13 @@ eng_graph_set_cancel(EngGraph *g, atomic_int *cancel)
   g->cancel = cancel;
 }
 
+void
+eng_graph_set_forward_hook(EngGraph *g, void (*fn)(void *data), void *data)
+{
+  g->forward_hook = fn;
+  g->forward_hook_data = data;
+}
+
 static double
 now_s(void)
 {
@@ -1057,6 +1066,8 @@ eng_graph_forward(EngGraph *g, const float *input, EngMode mode, uint64_t seed)
   }
   g->last_mode = mode;
   g->have_forward = 1;
+  if (g->forward_hook)
+    g->forward_hook(g->forward_hook_data);
   return ENG_OK;
 }
 

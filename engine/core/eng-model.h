@@ -90,6 +90,10 @@ void eng_graph_free(EngGraph *graph);
 /* Optional cancel flag, polled between layers; forward/backward then return
  * ENG_ERR_CANCELLED. Borrowed: must outlive the graph or be reset to NULL. */
 void eng_graph_set_cancel(EngGraph *graph, atomic_int *cancel);
+/* Optional hook called on the forwarding thread after every completed forward pass (the
+ * progress of long predictions: see eng_predict_tiled_passes); fn NULL removes it. data is
+ * borrowed, like the cancel flag. */
+void eng_graph_set_forward_hook(EngGraph *graph, void (*fn)(void *data), void *data);
 
 /* input: (n, in_channels, h, w), copied in. The dropout masks derive from seed. */
 EngStatus eng_graph_forward(EngGraph *graph, const float *input, EngMode mode, uint64_t seed);

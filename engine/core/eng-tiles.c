@@ -84,3 +84,17 @@ eng_predict_tiled(EngGraph *graph, const float *image, size_t h, size_t w, size_
   free(s);
   return st;
 }
+
+size_t
+eng_predict_tiled_passes(const EngGraph *graph, size_t h, size_t w, size_t margin, int tta,
+                         int samples)
+{
+  size_t n, th, tw;
+  eng_graph_size(graph, &n, &th, &tw);
+  if (n != 1 || th > h || tw > w || samples < 1)
+    return 0;
+  size_t windows = eng_tiles_plan(h, th, margin, NULL, 0) * eng_tiles_plan(w, tw, margin, NULL, 0);
+  /* eng_predict_tta skips the odd transforms (the transposing ones) of non-square windows */
+  size_t transforms = !tta ? 1 : th == tw ? 8 : 4;
+  return windows * transforms * (size_t) samples;
+}

@@ -39,3 +39,9 @@ size_t eng_tiles_plan(size_t len, size_t win, size_t margin, EngTile *tiles, siz
 EngStatus eng_predict_tiled(EngGraph *graph, const float *image, size_t h, size_t w,
                             size_t margin, int tta, EngMode mode, int samples, uint64_t seed,
                             float *prob_out, float *std_out, EngError *err);
+
+/* The forward passes eng_predict_tiled makes for one (h, w) plane with these arguments:
+ * windows x transforms (8, or 4 for non-square windows, with tta) x samples. For progress
+ * reports (eng_graph_set_forward_hook); 0 where eng_predict_tiled would refuse. */
+size_t eng_predict_tiled_passes(const EngGraph *graph, size_t h, size_t w, size_t margin,
+                                int tta, int samples);

@@ -173,6 +173,55 @@ test_tiled_mc_and_errors(void)
   eng_model_free(m);
 }
 
+static void
+count_pass(void *data)
+{
+  (*(size_t *) data)++;
+}
+
+/* The forward hook sees every pass, and eng_predict_tiled_passes says how many there are:
+ * one window or several, plain, MC and TTA (8 transforms in square windows, 4 otherwise). */
+static void
+test_tiled_passes(void)
+{
+  EngModel *m = random_model();
+  EngError err;
+  EngGraph *sq = eng_graph_new(m, 1, 48, 48, 0, &err), *wide = eng_graph_new(m, 1, 48, 64, 0, &err);
+  g_assert_nonnull(sq);
+  g_assert_nonnull(wide);
+  const size_t h = 96, w = 80;
+  g_autofree float *img = g_new(float, h * w), *p = g_new(float, h * w), *s = g_new(float, h * w);
+  fill_image(img, h * w);
+  const struct {
+    EngGraph *g;
+    size_t h, w;
+    int tta, samples;
+    size_t expect;
+  } cases[] = {
+    { sq, 48, 48, FALSE, 1, 1 },         /* the graph's own size: one window */
+    { sq, h, w, FALSE, 1, 3 * 3 },       /* 48² windows, margin 8: 3 on each axis */
+    { sq, h, w, FALSE, 4, 3 * 3 * 4 },
+    { sq, h, w, TRUE, 1, 3 * 3 * 8 },
+    { sq, 48, 48, TRUE, 2, 8 * 2 },
+    { wide, 48, 64, TRUE, 1, 4 },        /* non-square: no transposing transforms */
+  };
+  for (guint k = 0; k < G_N_ELEMENTS(cases); k++) {
+    size_t seen = 0;
+    eng_graph_set_forward_hook(cases[k].g, count_pass, &seen);
+    EngMode mode = cases[k].samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
+    g_assert_cmpint(eng_predict_tiled(cases[k].g, img, cases[k].h, cases[k].w, 8, cases[k].tta,
+                                      mode, cases[k].samples, 1, p, s, &err), ==, ENG_OK);
+    g_assert_cmpuint(seen, ==, cases[k].expect);
+    g_assert_cmpuint(eng_predict_tiled_passes(cases[k].g, cases[k].h, cases[k].w, 8,
+                                              cases[k].tta, cases[k].samples), ==, seen);
+    eng_graph_set_forward_hook(cases[k].g, NULL, NULL);
+  }
+  g_assert_cmpuint(eng_predict_tiled_passes(sq, 40, 40, 8, FALSE, 1), ==, 0); /* refused */
+  eng_graph_free(sq);
+  eng_graph_free(wide);
+  eng_model_free(m);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -180,5 +229,6 @@ main(int argc, char **argv)
   g_test_add_func("/tiles/plan", test_plan);
   g_test_add_func("/tiles/tiled-matches-whole", test_tiled_matches_whole);
   g_test_add_func("/tiles/mc-and-errors", test_tiled_mc_and_errors);
+  g_test_add_func("/tiles/passes", test_tiled_passes);
   return g_test_run();
 }

@@ -383,7 +383,8 @@ test_predict_queued_behind_training(void)
 
 /* A prediction job with test-time augmentation (the export's option) returns the average
  * over flips and turns of the named checkpoint, eng_predict_tta's values, not the plain map;
- * an MC-dropout job's spread is stored as the slice's uncertainty. */
+ * an MC-dropout job's spread is stored as the slice's uncertainty; a long one reports its
+ * progress and stops on request. */
 static void
 test_predict_tta(void)
 {
@@ -410,6 +411,24 @@ test_predict_tta(void)
     jobs[k] = emseg_engine_thread_start(t, pj);
     event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jobs[k]);
   }
+  /* A slice that takes long reports how far it is (here endless MC passes, stopped after
+   * the first report): the slice, and a fraction of its passes strictly between 0 and 1. */
+  EmsegEngineJob *lj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
+  lj->stack_id = stack_id;
+  lj->slices = test_slices(N_LABELED, 1);
+  lj->n_slices = 1;
+  lj->model = g_strdup(ck_name);
+  lj->mc_samples = 1000000;
+  guint64 jl = emseg_engine_thread_start(t, lj);
+  const EmsegEngineEvent *progress = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_PROGRESS, jl);
+  g_assert_cmpuint(progress->slice, ==, N_LABELED);
+  g_assert_cmpint(progress->stack_id, ==, stack_id);
+  g_assert_cmpfloat(progress->fraction, >, 0.0);
+  g_assert_cmpfloat(progress->fraction, <, 1.0);
+  emseg_engine_thread_stop(t, jl);
+  const EmsegEngineEvent *stopped = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jl);
+  g_assert_cmpint(stopped->status, ==, EMSEG_ENGINE_STATUS_CANCELLED);
+  g_assert_cmpuint(event_log_count(&log, EMSEG_ENGINE_EVENT_PREDICTION, jl), ==, 0);
   emseg_engine_thread_free(t);
 
   g_autoptr(GError) error = NULL;

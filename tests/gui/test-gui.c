@@ -1131,6 +1131,12 @@ estimate_done (gpointer data)
   return !emseg_window_is_estimating (window);
 }
 
+static gboolean
+button_shows_percent (gpointer button)
+{
+  return strstr (gtk_button_get_label (GTK_BUTTON (button)), "%)") != NULL;
+}
+
 /* "Estimate uncertainty": MC dropout (the panel's dropout 0.2) on the visible slice; the
  * cyan overlay must be exactly the documented blend of the estimate over the picture
  * without it — untouched where the passes agree, cyan where they do not. */
@@ -1216,6 +1222,35 @@ check_uncertainty (EmsegSliceView *view)
     for (gsize i = 0; i < plane; i++)
       diff = MAX (diff, fabs (again[i] - before[i]));
     g_assert_cmpfloat (diff, <=, 0.5 / 65535 + 1e-7); /* 16-bit quantized */
+  }
+
+  /* A long estimate shows how far it is on its button, which stops it; the slice keeps the
+   * estimate it had. */
+  {
+    GtkButton *button = GTK_BUTTON (
+        gtk_widget_get_template_child (GTK_WIDGET (window), EMSEG_TYPE_WINDOW, "uncertainty_button"));
+    g_autofree float *kept = g_memdup2 (emseg_volume_uncertainty_plane (v, 0), plane * sizeof (float));
+
+    g_assert_cmpstr (gtk_actionable_get_action_name (GTK_ACTIONABLE (button)), ==, "win.estimate-uncertainty");
+    g_assert_nonnull (strstr (gtk_widget_get_tooltip_text (GTK_WIDGET (button)), "Ctrl+U"));
+    g_assert_true (emseg_window_estimate_uncertainty (window, 100000, &error));
+    g_assert_no_error (error);
+    g_assert_cmpstr (gtk_actionable_get_action_name (GTK_ACTIONABLE (button)), ==, "win.stop-uncertainty");
+    spin_until (button_shows_percent, button, 60.0);
+    g_assert_true (button_shows_percent (button));
+    g_assert_nonnull (strstr (emseg_window_get_status (window), " %"));
+    g_test_message ("while estimating: button \"%s\", status \"%s\"", gtk_button_get_label (button),
+                    emseg_window_get_status (window));
+    {
+      g_autoptr (Shot) running = screenshot ("07d-uncertainty-running");
+    }
+    g_signal_emit_by_name (button, "clicked");
+    spin_until (estimate_done, NULL, 60.0);
+    g_assert_false (emseg_window_is_estimating (window));
+    g_assert_nonnull (strstr (emseg_window_get_status (window), "stopped"));
+    g_assert_cmpstr (gtk_actionable_get_action_name (GTK_ACTIONABLE (button)), ==, "win.estimate-uncertainty");
+    g_assert_true (g_str_has_prefix (gtk_button_get_label (button), "Estimate uncertainty"));
+    g_assert_cmpmem (emseg_volume_uncertainty_plane (v, 0), plane * sizeof (float), kept, plane * sizeof (float));
   }
   g_object_set (view, "prediction-visible", TRUE, NULL);
 }
