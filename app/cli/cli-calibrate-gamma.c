@@ -144,8 +144,11 @@ emseg_cli_calibrate_gamma(int argc, char **argv)
   opts.mc_samples = mc;
   opts.seed = (guint64) seed;
   opts.tta = tta;
+  CliProgress progress;
+  emseg_cli_progress_init(&progress, "calibrate-gamma", n);
   opts.progress = emseg_cli_show_progress;
-  opts.progress_data = "calibrate-gamma";
+  opts.pass_progress = emseg_cli_show_pass_progress;
+  opts.progress_data = &progress;
   emseg_cli_report_windows("calibrate-gamma", model, images);
   if (!emseg_predict_slices(model, images, idx, n, &opts, prob, NULL, &error))
     goto out;

@@ -24,9 +24,19 @@ int emseg_cli_calibrate_gamma(int argc, char **argv); /* cli-calibrate-gamma.c *
 int emseg_cli_average(int argc, char **argv);         /* cli-average.c */
 int emseg_cli_experiment(int argc, char **argv);     /* cli-experiment.c */
 
-/* An EmsegProgressFunc (emseg-predict.h) for commands that predict slices: "\rCOMMAND:
- * predicted 3/30 slices" on stderr when it is a terminal. command: the name (a string). */
-gboolean emseg_cli_show_progress(guint done, guint total, gpointer command); /* cli-progress.c */
+/* cli-progress.c: the progress of commands that predict slices, on stderr when it is a
+ * terminal: "\rCOMMAND: predicted 3/30 slices", and within a slice that takes long
+ * ", slice 4 at 37 %". */
+typedef struct {
+  const char *command; /* borrowed: the command's name */
+  guint done, total;   /* slices */
+  gint64 drawn_us;     /* the last redraw */
+} CliProgress;
+void emseg_cli_progress_init(CliProgress *p, const char *command, guint total);
+/* An EmsegProgressFunc and an EmsegPassProgressFunc (emseg-predict.h); progress: a
+ * CliProgress. */
+gboolean emseg_cli_show_progress(guint done, guint total, gpointer progress);
+void emseg_cli_show_pass_progress(double fraction, gpointer progress);
 
 /* cli-conv-kernel.c: the kernel oneDNN (or im2col) runs for a 3×3 32→32 layer at size²,
  * in bfloat16 when asked (a static string; one without "bf16" means float32). */

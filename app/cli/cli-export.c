@@ -45,9 +45,9 @@ predict_with_model(gpointer user_data, guint index, const float *image, guint wi
 }
 
 static void
-print_progress(gpointer user_data, guint done, guint total)
+print_progress(gpointer progress, guint done, guint total)
 {
-  emseg_cli_show_progress(done, total, "export-isbi");
+  emseg_cli_show_progress(done, total, progress);
 }
 
 int
@@ -135,6 +135,11 @@ emseg_cli_export_isbi(int argc, char **argv)
     pc.opts.mc_samples = mc_samples;
     pc.opts.seed = (guint64)seed;
     pc.opts.tta = tta;
+    /* slices through print_progress, passes within one from the predictor */
+    CliProgress progress;
+    emseg_cli_progress_init(&progress, "export-isbi", emseg_stack_get_n_slices(images));
+    pc.opts.pass_progress = emseg_cli_show_pass_progress;
+    pc.opts.progress_data = &progress;
     pc.model = model;
     eng_model_set_conv_bf16(pc.model, bf16);
     if (bf16)
@@ -148,8 +153,8 @@ emseg_cli_export_isbi(int argc, char **argv)
     }
     free(meta);
     pc.gamma = gamma;
-    ok = emseg_isbi_export(images, predict_with_model, &pc, print_progress, NULL, out_path,
-                           &error);
+    ok = emseg_isbi_export(images, predict_with_model, &pc, print_progress, &progress,
+                           out_path, &error);
     eng_model_free(pc.model);
   }
   if (!ok) {

@@ -90,8 +90,11 @@ emseg_cli_predict(int argc, char **argv)
   opts.mc_samples = mc;
   opts.seed = (guint64) seed;
   opts.tta = tta;
+  CliProgress progress;
+  emseg_cli_progress_init(&progress, "predict", n);
   opts.progress = emseg_cli_show_progress;
-  opts.progress_data = "predict";
+  opts.pass_progress = emseg_cli_show_pass_progress;
+  opts.progress_data = &progress;
   emseg_cli_report_windows("predict", model, images);
   if (!emseg_predict_slices(model, images, idx, n, &opts, prob, std, &error))
     goto out;

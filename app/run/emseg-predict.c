@@ -96,6 +96,20 @@ emseg_predict_window(guint h, guint w, guint mult, guint *gh, guint *gw, guint *
   }
 }
 
+/* The forward hook's count for opts->pass_progress. */
+typedef struct {
+  const EmsegPredictOptions *opts;
+  size_t done, total;
+} PassCount;
+
+static void
+pass_done(void *data)
+{
+  PassCount *c = data;
+  if (++c->done < c->total)
+    c->opts->pass_progress((double) c->done / (double) c->total, c->opts->progress_data);
+}
+
 gboolean
 emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, guint n_slices,
                      const EmsegPredictOptions *opts, float *prob, float *std, GError **error)
@@ -123,6 +137,9 @@ emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, gu
     g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "%s", err.message);
     return FALSE;
   }
+  PassCount count = { opts, 0, eng_predict_tiled_passes(graph, h, w, margin, opts->tta, samples) };
+  if (opts->pass_progress)
+    eng_graph_set_forward_hook(graph, pass_done, &count);
   size_t plane = (size_t) w * h;
   float *x = g_new(float, plane);
   gboolean ok = TRUE;
@@ -139,6 +156,7 @@ emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, gu
       break;
     EngMode mode = samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
     guint64 seed = opts->seed + (guint64) slices[i] * 1000003u;
+    count.done = 0;
     EngStatus st = eng_predict_tiled(graph, x, h, w, margin, opts->tta, mode, samples, seed,
                                      prob + i * plane, std ? std + i * plane : NULL, &err);
     if (st != ENG_OK) {

@@ -22,13 +22,17 @@ typedef enum {
 
 /* Called after each slice; return FALSE to cancel. */
 typedef gboolean (*EmsegProgressFunc)(guint done, guint total, gpointer user_data);
+/* Called within a slice after each forward pass but its last: the fraction of its passes
+ * done (windows x transforms x samples; a big slice takes minutes). */
+typedef void (*EmsegPassProgressFunc)(double fraction, gpointer user_data);
 
 typedef struct {
   int mc_samples;     /* 1 = deterministic inference; > 1 = MC dropout average */
   gboolean tta;       /* average over flips and quarter turns (eng_predict_tta) */
   guint64 seed;       /* for MC dropout masks */
-  EmsegProgressFunc progress;
-  gpointer progress_data;
+  EmsegProgressFunc progress;          /* may be NULL */
+  EmsegPassProgressFunc pass_progress; /* may be NULL */
+  gpointer progress_data;              /* for both */
 } EmsegPredictOptions;
 
 void emseg_predict_options_init(EmsegPredictOptions *opts);

@@ -13,6 +13,7 @@
 
 #include "emseg-dataset.h"
 #include "emseg-gamma.h"
+#include "emseg-predict.h"
 #include "emseg-project.h"
 #include "emseg-training.h"
 #include "eng-modelfile.h"
@@ -1204,6 +1205,83 @@ test_dataset_standardize(void)
   g_rmdir(dir);
 }
 
+typedef struct {
+  GArray *fractions; /* double, within the slice in work */
+  guint slices_done;
+} PassLog;
+
+static void
+log_pass(double fraction, gpointer data)
+{
+  PassLog *l = data;
+  g_array_append_val(l->fractions, fraction);
+}
+
+static gboolean
+log_slice(guint done, guint total, gpointer data)
+{
+  PassLog *l = data;
+  g_assert_cmpuint(done, ==, l->slices_done + 1);
+  g_assert_cmpuint(total, ==, 2);
+  l->slices_done = done;
+  g_assert_cmpuint(l->fractions->len % done, ==, 0); /* every slice reports as many */
+  return TRUE;
+}
+
+/* Prediction reports how far a slice is after every pass but its last (big slices in
+ * windows, MC samples: minutes per slice), rising from 0 to 1 and starting again with the
+ * next slice; the slice counter still follows. */
+static void
+test_predict_pass_progress(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp("emseg-pass-XXXXXX", &error);
+  g_autofree char *tif = g_build_filename(dir, "im.tif", NULL);
+  g_autofree guint8 *pix = g_new(guint8, 2 * 64 * 64);
+  for (guint i = 0; i < 2 * 64 * 64; i++)
+    pix[i] = (guint8) (i * 7 % 251);
+  g_assert_true(emseg_tiff_write_u8_stack(tif, pix, 64, 64, 2, &error));
+  g_autoptr(EmsegStack) stack = emseg_stack_open(tif, &error);
+  g_assert_no_error(error);
+  EngSpec spec;
+  EngError err;
+  eng_spec_default(&spec);
+  g_assert_cmpint(eng_spec_parse(&spec, TINY ",dropout=0.2", &err), ==, ENG_OK);
+  EngModel *model = eng_model_new(&spec, 3, &err);
+  g_assert_nonnull(model);
+  PassLog l = { g_array_new(FALSE, FALSE, sizeof(double)), 0 };
+  EmsegPredictOptions opts;
+  emseg_predict_options_init(&opts);
+  opts.mc_samples = 3;
+  opts.progress = log_slice;
+  opts.pass_progress = log_pass;
+  opts.progress_data = &l;
+  const guint slices[2] = { 0, 1 };
+  g_autofree float *prob = g_new(float, 2 * 64 * 64);
+  /* 64² slices in 32² windows, each window 3 MC samples */
+  g_setenv("EMSEG_PREDICT_WINDOW", "32", TRUE);
+  gboolean ok = emseg_predict_slices(model, stack, slices, 2, &opts, prob, NULL, &error);
+  g_unsetenv("EMSEG_PREDICT_WINDOW");
+  g_assert_no_error(error);
+  g_assert_true(ok);
+  g_assert_cmpuint(l.slices_done, ==, 2);
+  guint per_slice = l.fractions->len / 2;
+  g_test_message("%u passes reported per slice", per_slice);
+  g_assert_cmpuint(l.fractions->len, ==, 2 * per_slice);
+  g_assert_cmpuint(per_slice, >=, 2 * 3); /* several windows of 3 samples, less the last pass */
+  g_assert_cmpuint((per_slice + 1) % 3, ==, 0);
+  for (guint i = 0; i < l.fractions->len; i++) {
+    double f = g_array_index(l.fractions, double, i);
+    g_assert_cmpfloat(f, >, 0.0);
+    g_assert_cmpfloat(f, <, 1.0);
+    g_assert_cmpfloat_with_epsilon(f, (double) (i % per_slice + 1) / (per_slice + 1), 1e-12);
+  }
+  g_array_unref(l.fractions);
+  eng_model_free(model);
+  g_unlink(tif);
+  g_rmdir(dir);
+}
+
 static void
 test_project_dataset(void)
 {
@@ -1277,5 +1355,6 @@ main(int argc, char **argv)
   g_test_add_func("/training/bad-config", test_bad_config);
   g_test_add_func("/training/project-dataset", test_project_dataset);
   g_test_add_func("/training/dataset-standardize", test_dataset_standardize);
+  g_test_add_func("/training/predict-pass-progress", test_predict_pass_progress);
   return g_test_run();
 }
