@@ -75,15 +75,21 @@ static void
 show_stored_uncertainty (EmsegWindow *self, guint slice)
 {
   g_autofree float *std = NULL;
+  g_autofree char *text = NULL;
+  int samples = 0;
 
   if (emseg_volume_uncertainty_plane (self->volume, slice) != NULL)
     return;
   std = g_new (float, emseg_volume_plane_size (self->volume));
   /* none stored is the usual case; a damaged row is replaced by the next estimate */
-  if (!emseg_project_read_uncertainty (self->project, self->best_model_id, self->stack_id, slice, std, NULL, NULL))
+  if (!emseg_project_read_uncertainty (self->project, self->best_model_id, self->stack_id, slice, std, &samples,
+                                       NULL))
     return;
   emseg_volume_set_uncertainty (self->volume, slice, std);
   emseg_slice_view_volume_changed (self->view);
+  text = g_strdup_printf ("Slice %u: the uncertainty estimate stored with the model (%d dropout passes).",
+                          slice + 1, samples);
+  emseg_window_set_status (self, text);
 }
 
 /* Shows the best model's prediction of the visible slice: from the store when it was

@@ -1219,6 +1219,7 @@ check_uncertainty (EmsegSliceView *view)
     g_assert_false (emseg_window_is_estimating (window));
     again = emseg_volume_uncertainty_plane (v, 0);
     g_assert_nonnull (again);
+    g_assert_nonnull (strstr (emseg_window_get_status (window), "stored with the model (8 dropout passes)"));
     for (gsize i = 0; i < plane; i++)
       diff = MAX (diff, fabs (again[i] - before[i]));
     g_assert_cmpfloat (diff, <=, 0.5 / 65535 + 1e-7); /* 16-bit quantized */
