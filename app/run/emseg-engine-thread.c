@@ -351,6 +351,10 @@ struct _EmsegEngineThread {
   GError *open_error;    /* owned until new() takes it */
   guint64 running_job;
   atomic_int cancel;     /* the engine's cancel flag for the running job */
+  /* the snapshot prediction being served between two training steps (0: none) and its
+   * own cancel flag, so a stop of it ends the slice in work, not the training */
+  guint64 serving_preview;
+  atomic_int preview_cancel;
 
   /* engine thread only */
   EmsegProject *project; /* owned connection, opened and closed on the engine thread */
@@ -783,12 +787,28 @@ serve_preview(EmsegEngineJobContext *ctx)
     Predictor p = { 0 };
     guint slice = q->slices[q->next];
     float *prob = NULL;
+    lock(&t->lock);
+    t->serving_preview = q->id;
+    atomic_store(&t->preview_cancel, 0);
+    unlock(&t->lock);
     gboolean ok = predictor_init(&p, t, q, q->model, q->job->stack_id, q->job->predict_bf16,
-                                 NULL, &error);
+                                 &t->preview_cancel, &error);
     if (ok) {
       prob = g_new(float, (gsize) p.width * p.height);
       ok = predictor_run(&p, t->project, q->job->stack_id, slice, q->job->mc_samples,
                          q->job->tta, q->job->training.seed, prob, &error);
+    }
+    lock(&t->lock);
+    t->serving_preview = 0;
+    unlock(&t->lock);
+    if (!ok && g_error_matches(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_CANCELLED)) {
+      /* stopped mid-slice: the CMD_STOP behind it finds the job gone */
+      g_free(prob);
+      predictor_clear(&p);
+      g_queue_remove(&t->previews, q);
+      post_finished(t, q, 0, EMSEG_ENGINE_STATUS_CANCELLED, NULL);
+      queued_job_free(q);
+      return;
     }
     /* Stored only while its checkpoint is the current best: a replaced checkpoint took
      * its predictions with it (ON DELETE CASCADE), and these weights are no longer kept. */
@@ -1395,6 +1415,7 @@ emseg_engine_thread_new(const char *project_path, GMainContext *context,
   t->commands = g_async_queue_new_full(command_free);
   atomic_init(&t->next_id, 1);
   atomic_init(&t->cancel, 0);
+  atomic_init(&t->preview_cancel, 0);
   g_mutex_init(&t->lock);
   g_cond_init(&t->cond);
   g_queue_init(&t->pending);
@@ -1497,6 +1518,8 @@ emseg_engine_thread_stop(EmsegEngineThread *t, guint64 job)
   /* Under t->lock: the running job cannot change between this test and the store. */
   if (t->running_job != 0 && (job == 0 || job == t->running_job))
     atomic_store(&t->cancel, 1);
+  if (t->serving_preview != 0 && (job == 0 || job == t->serving_preview))
+    atomic_store(&t->preview_cancel, 1);
   unlock(&t->lock);
   push_command(t, CMD_STOP, job, NULL);
 }

@@ -332,6 +332,43 @@ test_predict_during_training(void)
   event_log_clear(&log);
 }
 
+/* A snapshot prediction that takes long (endless MC passes) is served between two training
+ * steps: it reports progress, and a stop of it ends the slice in work — the training goes on
+ * and its own stop is untouched. */
+static void
+test_stop_preview_mid_slice(void)
+{
+  EmsegEngineThread *t = new_thread();
+  EventLog log;
+  event_log_init(&log);
+  EmsegEngineJob *train = test_train_job(stack_id, 0, 4, 4, 2, 100000, 23);
+  train->training.dropout = 0.2f;
+  guint64 jt = emseg_engine_thread_start(t, train);
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
+  EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
+  pj->stack_id = stack_id;
+  pj->slices = test_slices(5, 1);
+  pj->n_slices = 1;
+  pj->mc_samples = 1000000;
+  guint64 jp = emseg_engine_thread_start(t, pj);
+  const EmsegEngineEvent *progress = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_PROGRESS, jp);
+  g_assert_cmpfloat(progress->fraction, <, 1.0);
+  emseg_engine_thread_stop(t, jp);
+  const EmsegEngineEvent *fin = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jp);
+  g_assert_cmpint(fin->status, ==, EMSEG_ENGINE_STATUS_CANCELLED);
+  g_assert_cmpuint(event_log_count(&log, EMSEG_ENGINE_EVENT_PREDICTION, jp), ==, 0);
+  guint steps = event_log_count(&log, EMSEG_ENGINE_EVENT_STEP, jt);
+  /* the training steps on after it */
+  while (event_log_count(&log, EMSEG_ENGINE_EVENT_STEP, jt) < steps + 3)
+    event_log_wait(&log, t, EMSEG_ENGINE_EVENT_STEP, jt);
+  g_assert_cmpuint(event_log_count(&log, EMSEG_ENGINE_EVENT_FINISHED, jt), ==, 0);
+  emseg_engine_thread_stop(t, jt);
+  const EmsegEngineEvent *tfin = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
+  g_assert_cmpint(tfin->status, ==, EMSEG_ENGINE_STATUS_CANCELLED);
+  emseg_engine_thread_free(t);
+  event_log_clear(&log);
+}
+
 /* A custom job that holds the thread until released, so the jobs started meanwhile queue
  * up behind it (as when several commands arrive before the thread wakes). */
 static gboolean
@@ -613,6 +650,7 @@ main(int argc, char **argv)
   g_test_add_func("/engine-thread/train/bad-data", test_bad_data);
   g_test_add_func("/engine-thread/train/predict-during-training", test_predict_during_training);
   g_test_add_func("/engine-thread/train/predict-tta", test_predict_tta);
+  g_test_add_func("/engine-thread/train/stop-preview-mid-slice", test_stop_preview_mid_slice);
   g_test_add_func("/engine-thread/train/predict-queued-behind-training",
                   test_predict_queued_behind_training);
   g_test_add_func("/engine-thread/train/big-slices", test_big_slices);
