@@ -495,30 +495,29 @@ typedef struct {
   guint margin;    /* context of each window when the graph is smaller than the slice */
   float *image;    /* (height, width) standardized input */
   float *std;      /* (height, width) MC standard deviation; NULL unless samples > 1 */
-  /* PROGRESS events from the graph's forward hook: the job reported and the slice in work */
+  /* PROGRESS events from the graph's forward passes: the job reported and the slice in work */
+  EmsegPassCount passes;
   EmsegEngineThread *t; /* borrowed */
   QueuedJob *q;         /* borrowed */
   gint64 stack_id;
   guint slice;
-  gsize done, total;    /* forward passes */
   gint64 posted_us;     /* when the last PROGRESS went out (or the slice began) */
 } Predictor;
 
-/* After each forward pass: a PROGRESS event when the slice has taken a while since the
- * last one (fast slices post none), never for its last pass (PREDICTION follows). */
+/* After a pass but the slice's last (PREDICTION follows that one): a PROGRESS event when the
+ * slice has taken a while since the last one, so fast slices post none. */
 static void
-predictor_pass_done(void *data)
+predictor_report(double fraction, gpointer data)
 {
   Predictor *p = data;
-  p->done++;
   gint64 now = g_get_monotonic_time();
-  if (p->done >= p->total || now - p->posted_us < EMSEG_ENGINE_PROGRESS_MS * 1000)
+  if (now - p->posted_us < EMSEG_ENGINE_PROGRESS_MS * 1000)
     return;
   p->posted_us = now;
   EmsegEngineEvent *ev = event_new(EMSEG_ENGINE_EVENT_PROGRESS, p->q->id, p->q->job->kind, 0);
   ev->stack_id = p->stack_id;
   ev->slice = p->slice;
-  ev->fraction = (double) p->done / (double) p->total;
+  ev->fraction = fraction;
   post(p->t, ev);
 }
 
@@ -567,7 +566,7 @@ predictor_init(Predictor *p, EmsegEngineThread *t, QueuedJob *q, EngModel *model
   p->t = t;
   p->q = q;
   p->stack_id = stack_id;
-  eng_graph_set_forward_hook(p->graph, predictor_pass_done, p);
+  emseg_pass_count_attach(&p->passes, p->graph, predictor_report, p);
   p->image = g_new(float, (gsize) st.width * st.height);
   return TRUE;
 }
@@ -586,9 +585,8 @@ predictor_run(Predictor *p, EmsegProject *project, gint64 stack_id, guint slice,
     p->std = g_new(float, (gsize) p->width * p->height);
   EngMode mode = samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
   p->slice = slice;
-  p->done = 0;
-  p->total = eng_predict_tiled_passes(p->graph, p->height, p->width, p->margin, tta,
-                                      MAX(samples, 1));
+  emseg_pass_count_start(&p->passes, p->graph, p->height, p->width, p->margin, tta,
+                         MAX(samples, 1));
   p->posted_us = g_get_monotonic_time();
   if (eng_standardize(p->image, p->image, ENG_PIXEL_F32, p->width, p->height, NULL, &err) !=
           ENG_OK ||
@@ -706,14 +704,22 @@ copy_model(const EngModel *src, GError **error)
 
 /* ---- predictions served between training steps -------------------------------------- */
 
+/* Ends a snapshot request: finished (error NULL), stopped mid-slice (a CANCELLED error; the
+ * CMD_STOP behind it then finds the job gone) or failed (ERROR, then FINISHED "failed"). */
 static void
-preview_fail(EmsegEngineThread *t, QueuedJob *q, const GError *error)
+preview_end(EmsegEngineThread *t, QueuedJob *q, const GError *error)
 {
   g_queue_remove(&t->previews, q);
-  EmsegEngineEvent *ev = event_new(EMSEG_ENGINE_EVENT_ERROR, q->id, q->job->kind, 0);
-  ev->message = g_strdup(error->message);
-  post(t, ev);
-  post_finished(t, q, 0, EMSEG_ENGINE_STATUS_FAILED, error->message);
+  if (error == NULL) {
+    post_finished(t, q, 0, EMSEG_ENGINE_STATUS_FINISHED, NULL);
+  } else if (g_error_matches(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_CANCELLED)) {
+    post_finished(t, q, 0, EMSEG_ENGINE_STATUS_CANCELLED, NULL);
+  } else {
+    EmsegEngineEvent *ev = event_new(EMSEG_ENGINE_EVENT_ERROR, q->id, q->job->kind, 0);
+    ev->message = g_strdup(error->message);
+    post(t, ev);
+    post_finished(t, q, 0, EMSEG_ENGINE_STATUS_FAILED, error->message);
+  }
   queued_job_free(q);
 }
 
@@ -778,7 +784,7 @@ serve_preview(EmsegEngineJobContext *ctx)
     q->slices = resolve_slices(t, q->job, FALSE, &q->n_slices, &error);
     q->model = q->slices ? copy_model(t->snapshot, &error) : NULL;
     if (!q->model) {
-      preview_fail(t, q, error);
+      preview_end(t, q, error);
       return;
     }
     q->model_id = t->snapshot_id;
@@ -801,15 +807,6 @@ serve_preview(EmsegEngineJobContext *ctx)
     lock(&t->lock);
     t->serving_preview = 0;
     unlock(&t->lock);
-    if (!ok && g_error_matches(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_CANCELLED)) {
-      /* stopped mid-slice: the CMD_STOP behind it finds the job gone */
-      g_free(prob);
-      predictor_clear(&p);
-      g_queue_remove(&t->previews, q);
-      post_finished(t, q, 0, EMSEG_ENGINE_STATUS_CANCELLED, NULL);
-      queued_job_free(q);
-      return;
-    }
     /* Stored only while its checkpoint is the current best: a replaced checkpoint took
      * its predictions with it (ON DELETE CASCADE), and these weights are no longer kept. */
     if (ok && q->model_id == t->snapshot_id)
@@ -819,16 +816,13 @@ serve_preview(EmsegEngineJobContext *ctx)
     g_free(prob);
     predictor_clear(&p);
     if (!ok) {
-      preview_fail(t, q, error);
+      preview_end(t, q, error);
       return;
     }
     q->next++;
   }
-  if (q->next >= q->n_slices) {
-    g_queue_remove(&t->previews, q);
-    post_finished(t, q, 0, EMSEG_ENGINE_STATUS_FINISHED, NULL);
-    queued_job_free(q);
-  }
+  if (q->next >= q->n_slices)
+    preview_end(t, q, NULL);
 }
 
 /* ---- the job context ------------------------------------------------------------------- */

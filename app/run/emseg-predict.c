@@ -96,18 +96,30 @@ emseg_predict_window(guint h, guint w, guint mult, guint *gh, guint *gw, guint *
   }
 }
 
-/* The forward hook's count for opts->pass_progress. */
-typedef struct {
-  const EmsegPredictOptions *opts;
-  size_t done, total;
-} PassCount;
-
 static void
 pass_done(void *data)
 {
-  PassCount *c = data;
+  EmsegPassCount *c = data;
   if (++c->done < c->total)
-    c->opts->pass_progress((double) c->done / (double) c->total, c->opts->progress_data);
+    c->report((double) c->done / (double) c->total, c->data);
+}
+
+void
+emseg_pass_count_attach(EmsegPassCount *c, EngGraph *graph, EmsegPassProgressFunc report,
+                        gpointer data)
+{
+  c->report = report;
+  c->data = data;
+  c->done = c->total = 0;
+  eng_graph_set_forward_hook(graph, pass_done, c);
+}
+
+void
+emseg_pass_count_start(EmsegPassCount *c, const EngGraph *graph, guint h, guint w,
+                       guint margin, gboolean tta, int samples)
+{
+  c->done = 0;
+  c->total = eng_predict_tiled_passes(graph, h, w, margin, tta, samples);
 }
 
 gboolean
@@ -137,9 +149,9 @@ emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, gu
     g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "%s", err.message);
     return FALSE;
   }
-  PassCount count = { opts, 0, eng_predict_tiled_passes(graph, h, w, margin, opts->tta, samples) };
+  EmsegPassCount count;
   if (opts->pass_progress)
-    eng_graph_set_forward_hook(graph, pass_done, &count);
+    emseg_pass_count_attach(&count, graph, opts->pass_progress, opts->progress_data);
   size_t plane = (size_t) w * h;
   float *x = g_new(float, plane);
   gboolean ok = TRUE;
@@ -156,7 +168,7 @@ emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, gu
       break;
     EngMode mode = samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
     guint64 seed = opts->seed + (guint64) slices[i] * 1000003u;
-    count.done = 0;
+    emseg_pass_count_start(&count, graph, h, w, margin, opts->tta, samples);
     EngStatus st = eng_predict_tiled(graph, x, h, w, margin, opts->tta, mode, samples, seed,
                                      prob + i * plane, std ? std + i * plane : NULL, &err);
     if (st != ENG_OK) {

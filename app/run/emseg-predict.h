@@ -37,6 +37,21 @@ typedef struct {
 
 void emseg_predict_options_init(EmsegPredictOptions *opts);
 
+/* Counts a graph's forward passes over one slice (eng_graph_set_forward_hook) and calls
+ * report with the fraction done after each pass but the slice's last: the one rule for
+ * emseg_predict_slices and the engine thread's progress events. Lives as long as the
+ * graph's hook points at it; report and data are borrowed. */
+typedef struct {
+  EmsegPassProgressFunc report;
+  gpointer data;
+  gsize done, total;
+} EmsegPassCount;
+void emseg_pass_count_attach(EmsegPassCount *count, EngGraph *graph,
+                             EmsegPassProgressFunc report, gpointer data);
+/* Before each slice: its passes as eng_predict_tiled will make them. */
+void emseg_pass_count_start(EmsegPassCount *count, const EngGraph *graph, guint h, guint w,
+                            guint margin, gboolean tta, int samples);
+
 /* Slices of more than EMSEG_PREDICT_WINDOW² pixels are predicted in overlapping windows of
  * at most that side with EMSEG_PREDICT_MARGIN pixels of context (eng_predict_tiled): the
  * whole-slice inference graph of the Table 1 network takes about 650 MB per megapixel, so

@@ -74,6 +74,19 @@ test_slices(guint first, guint n)
   return s;
 }
 
+/* A prediction of slices first .. first + n - 1 with the named checkpoint (model NULL: the
+ * running training's snapshot); the caller sets MC, TTA or bfloat16. */
+static inline EmsegEngineJob *
+test_predict_job(gint64 stack_id, guint first, guint n, const char *model)
+{
+  EmsegEngineJob *job = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
+  job->stack_id = stack_id;
+  job->slices = test_slices(first, n);
+  job->n_slices = n;
+  job->model = g_strdup(model);
+  return job;
+}
+
 /* A small, fast training job: TEST_SPEC, no augmentation, V_rand/V_info off. */
 static inline EmsegEngineJob *
 test_train_job(gint64 stack_id, guint first_train, guint n_train, guint first_val,

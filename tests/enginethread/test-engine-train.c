@@ -112,10 +112,8 @@ test_two_runs_persisted(void)
    * and this test wants the second run's final best. */
   event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, ja);
   event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jb);
-  EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
-  pj->stack_id = stack_id;
-  pj->slices = test_slices(N_LABELED, 2); /* unlabeled slices: predictions need no labels */
-  pj->n_slices = 2;
+  /* unlabeled slices: predictions need no labels */
+  EmsegEngineJob *pj = test_predict_job(stack_id, N_LABELED, 2, NULL);
   guint64 jp = emseg_engine_thread_start(t, pj);
   event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jp);
   emseg_engine_thread_free(t);
@@ -295,10 +293,7 @@ test_predict_during_training(void)
   guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 4, 4, 2, 8, 21));
   const EmsegEngineEvent *ck = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
   g_autofree char *ck_name = g_strdup(ck->model_name);
-  EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
-  pj->stack_id = stack_id;
-  pj->slices = test_slices(5, 3);
-  pj->n_slices = 3;
+  EmsegEngineJob *pj = test_predict_job(stack_id, 5, 3, NULL);
   guint64 jp = emseg_engine_thread_start(t, pj);
   event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jp);
   /* Served while the training still ran, one slice per step, all from one snapshot. */
@@ -345,10 +340,7 @@ test_stop_preview_mid_slice(void)
   train->training.dropout = 0.2f;
   guint64 jt = emseg_engine_thread_start(t, train);
   event_log_wait(&log, t, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
-  EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
-  pj->stack_id = stack_id;
-  pj->slices = test_slices(5, 1);
-  pj->n_slices = 1;
+  EmsegEngineJob *pj = test_predict_job(stack_id, 5, 1, NULL);
   pj->mc_samples = 1000000;
   guint64 jp = emseg_engine_thread_start(t, pj);
   const EmsegEngineEvent *progress = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_PROGRESS, jp);
@@ -400,10 +392,7 @@ test_predict_queued_behind_training(void)
   gate->custom_data = &open;
   guint64 jg = emseg_engine_thread_start(t, gate);
   guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 4, 4, 2, 30, 23));
-  EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
-  pj->stack_id = stack_id;
-  pj->slices = test_slices(5, 1);
-  pj->n_slices = 1;
+  EmsegEngineJob *pj = test_predict_job(stack_id, 5, 1, NULL);
   guint64 jp = emseg_engine_thread_start(t, pj);
   g_usleep(20000); /* both queued behind the gate */
   atomic_store(&open, 1);
@@ -437,11 +426,7 @@ test_predict_tta(void)
   g_autofree char *ck_name = g_strdup(find(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt, nc - 1)->model_name);
   guint64 jobs[4];
   for (guint k = 0; k < 4; k++) {
-    EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
-    pj->stack_id = stack_id;
-    pj->slices = test_slices(N_LABELED, 1);
-    pj->n_slices = 1;
-    pj->model = g_strdup(ck_name);
+    EmsegEngineJob *pj = test_predict_job(stack_id, N_LABELED, 1, ck_name);
     pj->tta = k == 1;
     pj->predict_bf16 = k == 2;
     pj->mc_samples = k == 3 ? 4 : 1;
@@ -450,11 +435,7 @@ test_predict_tta(void)
   }
   /* A slice that takes long reports how far it is (here endless MC passes, stopped after
    * the first report): the slice, and a fraction of its passes strictly between 0 and 1. */
-  EmsegEngineJob *lj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
-  lj->stack_id = stack_id;
-  lj->slices = test_slices(N_LABELED, 1);
-  lj->n_slices = 1;
-  lj->model = g_strdup(ck_name);
+  EmsegEngineJob *lj = test_predict_job(stack_id, N_LABELED, 1, ck_name);
   lj->mc_samples = 1000000;
   guint64 jl = emseg_engine_thread_start(t, lj);
   const EmsegEngineEvent *progress = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_PROGRESS, jl);
@@ -534,10 +515,7 @@ test_big_slices(void)
   event_log_init(&log);
   guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, 2, 41));
   event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
-  EmsegEngineJob *pj = emseg_engine_job_new(EMSEG_ENGINE_JOB_PREDICT);
-  pj->stack_id = stack_id;
-  pj->slices = test_slices(N_LABELED, 1);
-  pj->n_slices = 1;
+  EmsegEngineJob *pj = test_predict_job(stack_id, N_LABELED, 1, NULL);
   guint64 jp = emseg_engine_thread_start(t, pj);
   event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jp);
   emseg_engine_thread_free(t);
