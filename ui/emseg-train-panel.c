@@ -92,10 +92,13 @@ static const char *const model_specs[] = {
   "",
 };
 
+/* The losses of the dropdown, in its order. */
+static const EngLossKind losses[] = { ENG_LOSS_BCE, ENG_LOSS_DICE, ENG_LOSS_DICE_CELL };
+
 void
 emseg_train_panel_get_params (EmsegTrainPanel *self, EmsegTrainParams *params)
 {
-  params->dice = gtk_drop_down_get_selected (self->loss_dropdown) == 1;
+  params->loss = losses[MIN (gtk_drop_down_get_selected (self->loss_dropdown), G_N_ELEMENTS (losses) - 1)];
   params->epochs = (guint) gtk_spin_button_get_value_as_int (self->epochs_spin);
   params->learning_rate = gtk_spin_button_get_value (self->lr_spin);
   params->dropout = gtk_spin_button_get_value (self->dropout_spin);

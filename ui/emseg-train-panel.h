@@ -13,6 +13,7 @@
 #include <gtk/gtk.h>
 
 #include "emseg-heatmap.h"
+#include "eng-loss.h"
 #include "emseg-loss-plot.h"
 
 G_BEGIN_DECLS
@@ -24,7 +25,7 @@ typedef enum {
 } EmsegTrainState;
 
 typedef struct {
-  gboolean dice;         /* FALSE = binary cross-entropy */
+  EngLossKind loss;      /* BCE, Dice of the membrane or of the cell class */
   guint epochs;
   double learning_rate;  /* RMSprop */
   double dropout;

@@ -633,7 +633,7 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
     }
   else
     job->model = g_strdup (self->best_model_name);
-  job->training.loss = params.dice ? ENG_LOSS_DICE : ENG_LOSS_BCE;
+  job->training.loss = params.loss;
   job->training.epochs = MAX (params.epochs, 1u);
   job->training.lr = params.learning_rate;
   job->training.dropout = (float) params.dropout;

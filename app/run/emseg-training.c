@@ -442,7 +442,16 @@ load_state(Run *run, EngSpec *spec, GError **error)
                 cfg->state_path, cfg->seed, seed ? seed : "(unknown)");
     goto out;
   }
-  /* The loss a run trains must not change halfway. A state without the keys was trained
+  /* The loss a run trains must not change halfway: its best_loss, the bar a checkpoint must
+   * beat, is in that loss's units. States written before the key was kept (any loss) pass. */
+  const char *loss = g_hash_table_lookup(m_state, "loss");
+  if (loss && strcmp(loss, eng_loss_name(cfg->loss)) != 0) {
+    g_set_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID,
+                "cannot resume %s with loss %s: it was started with loss %s", cfg->state_path,
+                eng_loss_name(cfg->loss), loss);
+    goto out;
+  }
+  /* Nor its weighting. A state without the keys was trained
    * without separation weights (run_meta_lines writes them only when on). */
   const char *bw = g_hash_table_lookup(m_state, "border_weight"),
              *bs = g_hash_table_lookup(m_state, "border_sigma");
@@ -1047,11 +1056,12 @@ save_state(Run *run, guint e, GError **error)
 {
   const EmsegTrainingConfig *cfg = run->cfg;
   g_autofree char *settings = run_meta_lines(cfg);
-  char meta[512];
-  g_snprintf(meta, sizeof meta,
-             "resume_epoch=%u\nseed=%" G_GUINT64_FORMAT "\nbest_loss=%.17g\nbest_epoch=%u\n"
-             "bad_epochs=%u\n%s",
-             e, cfg->seed, run->best_loss, run->best_epoch, run->bad_epochs, settings);
+  /* loss= lets load_state refuse a resume with another loss: best_loss is in its units */
+  g_autofree char *meta = g_strdup_printf(
+      "resume_epoch=%u\nseed=%" G_GUINT64_FORMAT "\nloss=%s\nbest_loss=%.17g\nbest_epoch=%u\n"
+      "bad_epochs=%u\n%s",
+      e, cfg->seed, eng_loss_name(cfg->loss), run->best_loss, run->best_epoch, run->bad_epochs,
+      settings);
   g_autofree char *opt_path = g_strconcat(cfg->state_path, ".opt", NULL);
   g_autofree char *best_path = g_strconcat(cfg->state_path, ".best", NULL);
   size_t n = 0;

@@ -8,7 +8,8 @@
 
 typedef enum {
   ENG_LOSS_BCE,
-  ENG_LOSS_DICE,
+  ENG_LOSS_DICE,      /* Dice of the membrane class (the target) */
+  ENG_LOSS_DICE_CELL, /* Dice of the cell class: o' = 1 - o, t' = 1 - t */
 } EngLossKind;
 
 /* Mean binary cross-entropy over weighted pixels (Eq. 1 of the paper, averaged).
@@ -18,9 +19,14 @@ double eng_loss_bce(float *dlogits, const float *logits, const float *target, co
 /* Soft Dice loss, -2 Σ m o t / (Σ m o + Σ m t + 1e-7) (Eq. 2). */
 double eng_loss_dice(float *dlogits, const float *logits, const float *target,
                      const float *mask, size_t count);
+/* The same Dice of the complement class, cell interior, which is what the ISBI labels
+ * (255 = cell) and submissions (1 = cell) call foreground: -2 Σ m (1-o)(1-t) / (Σ m (1-o) +
+ * Σ m (1-t) + 1e-7). eng_loss_dice_cell(z, t) = eng_loss_dice(-z, 1 - t). */
+double eng_loss_dice_cell(float *dlogits, const float *logits, const float *target,
+                          const float *mask, size_t count);
 double eng_loss(EngLossKind kind, float *dlogits, const float *logits, const float *target,
                 const float *mask, size_t count);
 const char *eng_loss_name(EngLossKind kind);
-/* The kind eng_loss_name calls name ("bce", "dice"): 1 and *kind set, or 0 (*kind
+/* The kind eng_loss_name calls name ("bce", "dice", "dice-cell"): 1 and *kind set, or 0 (*kind
  * untouched) for any other string. */
 int eng_loss_from_name(const char *name, EngLossKind *kind);

@@ -208,20 +208,27 @@ test_grad_dropout(void)
   gradcheck("base_width=4,down=1,across=1,dropout=0.3", ENG_LOSS_DICE, 2, 32);
 }
 
+static void
+test_grad_dice_cell(void)
+{
+  gradcheck("base_width=4,main_block=simple,down=2/1,across=2", ENG_LOSS_DICE_CELL, 2, 32);
+}
+
 /* ---- losses ---------------------------------------------------------------------------- */
 /* Every kind's name reads back as that kind; anything else is refused and leaves *kind. */
 static void
 test_loss_names(void)
 {
-  const EngLossKind kinds[] = { ENG_LOSS_BCE, ENG_LOSS_DICE };
+  const EngLossKind kinds[] = { ENG_LOSS_BCE, ENG_LOSS_DICE, ENG_LOSS_DICE_CELL };
   for (size_t i = 0; i < G_N_ELEMENTS(kinds); i++) {
-    EngLossKind k = kinds[1 - i];
+    EngLossKind k = kinds[(i + 1) % G_N_ELEMENTS(kinds)];
     g_assert_cmpint(eng_loss_from_name(eng_loss_name(kinds[i]), &k), ==, 1);
     g_assert_cmpint(k, ==, kinds[i]);
   }
   EngLossKind k = ENG_LOSS_DICE;
   g_assert_cmpint(eng_loss_from_name("BCE", &k), ==, 0);
   g_assert_cmpint(eng_loss_from_name("", &k), ==, 0);
+  g_assert_cmpint(eng_loss_from_name("dice-", &k), ==, 0);
   g_assert_cmpint(k, ==, ENG_LOSS_DICE);
 }
 
@@ -232,7 +239,7 @@ test_loss_grad(void)
   float t[6] = { 0, 1, 0, 1, 1, 0 };
   float m[6] = { 1, 1, 0.5f, 1, 0, 2 };
   float d[6];
-  for (int kind = 0; kind < 2; kind++) {
+  for (int kind = ENG_LOSS_BCE; kind <= ENG_LOSS_DICE_CELL; kind++) {
     eng_loss((EngLossKind) kind, d, z, t, m, 6);
     for (int i = 0; i < 6; i++) {
       float keep = z[i];
@@ -251,6 +258,22 @@ test_loss_grad(void)
   /* Perfect Dice prediction approaches -1. */
   float zz[2] = { 30.0f, -30.0f }, tt[2] = { 1, 0 };
   g_assert_cmpfloat_with_epsilon(eng_loss_dice(NULL, zz, tt, NULL, 2), -1.0, 1e-6);
+  g_assert_cmpfloat_with_epsilon(eng_loss_dice_cell(NULL, zz, tt, NULL, 2), -1.0, 1e-6);
+
+  /* The cell-class Dice is the membrane Dice of the flipped problem: loss(z, t) =
+   * dice(-z, 1 - t) and d/dz = -(d/dz' of that), exactly (the same double sums). */
+  float nz[6], ft[6], dc[6], df[6];
+  for (int i = 0; i < 6; i++) {
+    nz[i] = -z[i];
+    ft[i] = 1.0f - t[i];
+  }
+  double lc = eng_loss_dice_cell(dc, z, t, m, 6);
+  double lf = eng_loss_dice(df, nz, ft, m, 6);
+  g_assert_cmpfloat(lc, ==, lf);
+  for (int i = 0; i < 6; i++)
+    g_assert_cmpfloat(dc[i], ==, -df[i]);
+  /* …and not the membrane Dice: the classes differ in size, so the two losses do too. */
+  g_assert_cmpfloat(fabs(lc - eng_loss_dice(NULL, z, t, m, 6)), >, 1e-3);
 }
 
 /* ---- optimizer ------------------------------------------------------------------------- */
@@ -657,6 +680,7 @@ main(int argc, char **argv)
   g_test_add_func("/model/grad/simple-no-long", test_grad_simple_nolong);
   g_test_add_func("/model/grad/no-batchnorm", test_grad_nobn);
   g_test_add_func("/model/grad/dropout", test_grad_dropout);
+  g_test_add_func("/model/grad/dice-cell", test_grad_dice_cell);
   g_test_add_func("/model/loss-grad", test_loss_grad);
   g_test_add_func("/model/loss-names", test_loss_names);
   g_test_add_func("/model/rmsprop", test_rmsprop);

@@ -943,6 +943,22 @@ test_window_training_panel (void)
     emseg_train_panel_get_params (panel, &params);
     g_assert_true (params.bf16);
     gtk_check_button_set_active (bf16, FALSE);
+    /* the loss dropdown offers BCE and the Dice of either class, and each reaches the run */
+    {
+      GtkDropDown *loss = GTK_DROP_DOWN (gtk_widget_get_template_child (
+          GTK_WIDGET (panel), EMSEG_TYPE_TRAIN_PANEL, "loss_dropdown"));
+      const EngLossKind kinds[] = { ENG_LOSS_BCE, ENG_LOSS_DICE, ENG_LOSS_DICE_CELL };
+      guint keep = gtk_drop_down_get_selected (loss);
+
+      g_assert_cmpuint (g_list_model_get_n_items (gtk_drop_down_get_model (loss)), ==, 3);
+      for (guint i = 0; i < G_N_ELEMENTS (kinds); i++)
+        {
+          gtk_drop_down_set_selected (loss, i);
+          emseg_train_panel_get_params (panel, &params);
+          g_assert_cmpint (params.loss, ==, kinds[i]);
+        }
+      gtk_drop_down_set_selected (loss, keep);
+    }
     spin_until (always_false, NULL, 0.3);
     g_assert_true (gtk_widget_get_mapped (GTK_WIDGET (bf16))); /* the expander is open */
     {

@@ -807,6 +807,18 @@ test_resume(void)
   g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID);
   g_assert_nonnull(strstr(error->message, "started with border weight 0"));
   emseg_training_result_clear(&r3);
+  g_clear_error(&error);
+
+  /* ... and one with another loss (its best loss is in the units of the first) */
+  cfg.border_w0 = 0.0f;
+  g_autofree char *why = g_strdup_printf("with loss bce: it was started with loss %s",
+                                         eng_loss_name(cfg.loss));
+  g_assert_cmpint(cfg.loss, !=, ENG_LOSS_BCE);
+  cfg.loss = ENG_LOSS_BCE;
+  g_assert_false(run(&cfg, train, val, NULL, NULL, &r3, &error));
+  g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID);
+  g_assert_nonnull(strstr(error->message, why));
+  emseg_training_result_clear(&r3);
 
   emseg_training_result_clear(&rw);
   emseg_training_result_clear(&r1);
