@@ -66,7 +66,7 @@ emseg_cli_bench(int argc, char **argv)
     { "size", 0, 0, G_OPTION_ARG_INT, &size, "Slice width and height (default 512)", "N" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Timed repetitions after one warm-up (default 5)", "N" },
     { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Model spec overrides (default: Table 1)", "SPEC" },
-    { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "dice or bce (default dice)", "LOSS" },
+    { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "dice (of the membrane class), dice-cell (of the cell interior) or bce (default dice)", "LOSS" },
     { "profile", 0, 0, G_OPTION_ARG_NONE, &profile, "Also print time per layer kind of one training step", NULL },
     { "bf16", 0, 0, G_OPTION_ARG_NONE, &bf16, "Convolutions in bfloat16 (float32 sums) where the CPU has fast kernels", NULL },
     { NULL },
@@ -91,7 +91,7 @@ emseg_cli_bench(int argc, char **argv)
   }
   EngLossKind loss = ENG_LOSS_DICE;
   if (loss_text && !eng_loss_from_name(loss_text, &loss)) {
-    fprintf(stderr, "emseg bench: --loss must be dice or bce, not '%s'\n", loss_text);
+    fprintf(stderr, "emseg bench: --loss must be dice, dice-cell or bce, not '%s'\n", loss_text);
     return 2;
   }
   size_t plane = (size_t) size * (size_t) size;

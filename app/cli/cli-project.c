@@ -154,26 +154,9 @@ project_info(int argc, char **argv)
   return 0;
 }
 
-/* The stack --stack names, or the project's first; FALSE with error set when there is none. */
-static gboolean
-resolve_stack(EmsegProject *project, gint64 stack_id, EmsegProjectStack *s, GError **error)
-{
-  if (stack_id == 0) {
-    g_autoptr(GArray) stacks = emseg_project_list_stacks(project, error);
-    if (stacks == NULL)
-      return FALSE;
-    if (stacks->len == 0) {
-      g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND, "%s has no stacks",
-                  emseg_project_get_path(project));
-      return FALSE;
-    }
-    stack_id = g_array_index(stacks, EmsegProjectStack, 0).id;
-  }
-  return emseg_project_get_stack(project, stack_id, s, error);
-}
-
 /* What export-images and export-labels share: PROJECT --out FILE [--stack ID] parsed, the
- * project opened read-only, the stack found (--stack, or the first). Returns -1 when all went
+ * project opened read-only, the stack found (--stack, or the only one: with several, the
+ * same refusal naming them as predict's and export-isbi's). Returns -1 when all went
  * well (*out, *project and *s are then the caller's), else the exit status, the reason
  * printed. */
 static int
@@ -185,7 +168,7 @@ open_for_export(int argc, char **argv, const char *cmd, const char *summary,
   g_autofree char *metavar = g_ascii_strup(file_kind, -1);
   GOptionEntry entries[] = {
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, out, out_help, metavar },
-    { "stack", 's', 0, G_OPTION_ARG_INT64, &stack_id, "stack id (default: the first)", "ID" },
+    { "stack", 's', 0, G_OPTION_ARG_INT64, &stack_id, "stack id (needed when the project has several)", "ID" },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new(summary);
@@ -200,7 +183,14 @@ open_for_export(int argc, char **argv, const char *cmd, const char *summary,
     return 2;
   }
   *project = emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
-  if (*project == NULL || !resolve_stack(*project, stack_id, s, &error))
+  if (*project == NULL)
+    return fail(cmd, error);
+  int rc = 1;
+  if (!emseg_cli_pick_stack(*project, &stack_id, &rc, &error)) {
+    fail(cmd, error);
+    return rc; /* 2 when --stack must choose, 1 when there is none */
+  }
+  if (!emseg_project_get_stack(*project, stack_id, s, &error))
     return fail(cmd, error);
   return -1;
 }

@@ -168,6 +168,28 @@ test_project_commands(void)
   }
   g_assert_cmpint(run(&o12, &e12, "project", "upgrade", img, NULL), ==, 1);
   g_assert_nonnull(strstr(e12, "not a SQLite database"));
+
+  /* With a second stack, the exports need --stack, as predict and export-isbi do: the
+   * refusal names both stacks; --stack picks either. */
+  gint64 second = 0;
+  {
+    g_autoptr(EmsegProject) p = emseg_project_open(proj, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+    g_assert_no_error(error);
+    g_autoptr(EmsegStack) again = emseg_stack_open(img, &error);
+    g_assert_no_error(error);
+    g_assert_true(emseg_project_import_stack(p, "second", again, NULL, &second, &error));
+  }
+  g_autofree char *second_id = g_strdup_printf("%" G_GINT64_FORMAT, second);
+  g_autofree char *o15 = NULL, *e15 = NULL, *o16 = NULL, *e16 = NULL, *o17 = NULL, *e17 = NULL;
+  g_assert_cmpint(run(&o15, &e15, "project", "export-labels", proj, "--out", back, NULL), ==, 2);
+  g_assert_nonnull(strstr(e15, "has 2 stacks"));
+  g_assert_nonnull(strstr(e15, "'second'"));
+  g_assert_nonnull(strstr(e15, "--stack ID"));
+  g_assert_cmpint(run(&o16, &e16, "project", "export-images", proj, "--out", imgs_back, NULL),
+                  ==, 2);
+  g_assert_cmpint(run(&o17, &e17, "project", "export-images", proj, "--out", imgs_back,
+                      "--stack", second_id, NULL), ==, 0);
+  g_assert_nonnull(strstr(o17, "5 slices of 32 x 24, uint8"));
 }
 
 static void
