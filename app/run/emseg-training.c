@@ -40,7 +40,7 @@ emseg_training_config_init(EmsegTrainingConfig *cfg)
   memset(cfg, 0, sizeof *cfg);
   eng_spec_default(&cfg->spec);
   cfg->dropout = -1.0f;
-  cfg->loss = ENG_LOSS_DICE;
+  cfg->loss = ENG_LOSS_BCE; /* what the shipped model and the workbench use; Dice: data/models */
   cfg->epochs = 10;
   cfg->lr = 1e-3;
   cfg->weight_decay = 1e-3;

@@ -811,10 +811,10 @@ test_resume(void)
 
   /* ... and one with another loss (its best loss is in the units of the first) */
   cfg.border_w0 = 0.0f;
-  g_autofree char *why = g_strdup_printf("with loss bce: it was started with loss %s",
+  g_autofree char *why = g_strdup_printf("with loss dice-cell: it was started with loss %s",
                                          eng_loss_name(cfg.loss));
-  g_assert_cmpint(cfg.loss, !=, ENG_LOSS_BCE);
-  cfg.loss = ENG_LOSS_BCE;
+  g_assert_cmpint(cfg.loss, !=, ENG_LOSS_DICE_CELL);
+  cfg.loss = ENG_LOSS_DICE_CELL;
   g_assert_false(run(&cfg, train, val, NULL, NULL, &r3, &error));
   g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID);
   g_assert_nonnull(strstr(error->message, why));
