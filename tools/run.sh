@@ -20,7 +20,7 @@ mkdir -p "$out"
 echo "== headless demo in $out/ (no display; the workbench needs one)"
 "$emseg" synth --images "$out/images.tif" --labels "$out/labels.tif" --size 256 --slices 12 --seed 7
 "$emseg" train --images "$out/images.tif" --labels "$out/labels.tif" --slices 0-7 --val-slices 8-9 \
-  --epochs 8 --loss dice --spec base_width=8,down=2/2,across=1 --seed 1 --out "$out/model.emsegmodel"
+  --epochs 8 --loss bce --spec base_width=8,down=2/2,across=1 --seed 1 --out "$out/model.emsegmodel"
 # Predict every slice; slices 10-11 took no part in training or validation.
 "$emseg" predict --model "$out/model.emsegmodel" --images "$out/images.tif" --out "$out/prediction.tif"
 "$emseg" evaluate --labels "$out/labels.tif" --pred "$out/prediction.tif" --slices 10-11
