@@ -13,8 +13,8 @@
 #include <gtk/gtk.h>
 
 #include "emseg-heatmap.h"
-#include "eng-loss.h"
 #include "emseg-loss-plot.h"
+#include "eng-loss.h"
 
 G_BEGIN_DECLS
 

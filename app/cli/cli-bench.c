@@ -91,7 +91,7 @@ emseg_cli_bench(int argc, char **argv)
   }
   EngLossKind loss = ENG_LOSS_DICE;
   if (loss_text && !eng_loss_from_name(loss_text, &loss)) {
-    fprintf(stderr, "emseg bench: --loss must be dice, dice-cell or bce, not '%s'\n", loss_text);
+    fprintf(stderr, "emseg bench: --loss must be " ENG_LOSS_NAMES ", not '%s'\n", loss_text);
     return 2;
   }
   size_t plane = (size_t) size * (size_t) size;

@@ -110,7 +110,7 @@ run_experiment(const Experiment *x, int argc, char **argv)
     { "n-val", 0, 0, G_OPTION_ARG_INT, &n_val, "Synthetic validation slices (default 2)", "N" },
     { "epochs", 0, 0, G_OPTION_ARG_INT, &epochs, "Epochs per variant (default 30)", "N" },
     { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, spec_help, "SPEC" },
-    { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "bce, dice or dice-cell (default bce, as in the paper's Section 3.2)", "LOSS" },
+    { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, ENG_LOSS_NAMES " (default bce, as in the paper's Section 3.2)", "LOSS" },
     { "lr", 0, 0, G_OPTION_ARG_DOUBLE, &lr, "RMSprop learning rate (default 1e-3)", "LR" },
     { "weight-decay", 0, 0, G_OPTION_ARG_DOUBLE, &wd, "L2 on conv weights (default 1e-3)", "WD" },
     { "crop", 0, 0, G_OPTION_ARG_INT, &crop, "Random crops of this size (default: full slices)", "PX" },
@@ -137,10 +137,10 @@ run_experiment(const Experiment *x, int argc, char **argv)
   EmsegTrainingConfig cfg;
   emseg_training_config_init(&cfg);
   /* The paper ran its Section 3.2 experiments with binary cross-entropy, so Table 3's
-   * losses are BCE values; `emseg train` keeps Dice as its default. */
+   * losses are BCE values: the experiments keep BCE whatever `emseg train`'s default. */
   cfg.loss = ENG_LOSS_BCE;
   if (loss_text && !eng_loss_from_name(loss_text, &cfg.loss)) {
-    fprintf(stderr, "emseg experiment %s: --loss must be dice, dice-cell or bce\n", x->name);
+    fprintf(stderr, "emseg experiment %s: --loss must be " ENG_LOSS_NAMES "\n", x->name);
     return 2;
   }
   EngError err;

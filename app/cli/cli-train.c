@@ -257,7 +257,7 @@ emseg_cli_train(int argc, char **argv)
   EmsegTrainingConfig cfg;
   emseg_training_config_init(&cfg);
   if (loss_text && !eng_loss_from_name(loss_text, &cfg.loss)) {
-    fprintf(stderr, "emseg train: --loss must be dice, dice-cell or bce, not '%s'\n", loss_text);
+    fprintf(stderr, "emseg train: --loss must be " ENG_LOSS_NAMES ", not '%s'\n", loss_text);
     return 2;
   }
   if (epochs < 1 || val_every < 1 || patience < 0 || crop < 0 || metrics_every < 0 ||

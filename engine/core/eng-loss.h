@@ -27,6 +27,8 @@ double eng_loss_dice_cell(float *dlogits, const float *logits, const float *targ
 double eng_loss(EngLossKind kind, float *dlogits, const float *logits, const float *target,
                 const float *mask, size_t count);
 const char *eng_loss_name(EngLossKind kind);
-/* The kind eng_loss_name calls name ("bce", "dice", "dice-cell"): 1 and *kind set, or 0 (*kind
+/* Every name eng_loss_name gives, for help texts and refusals (test-model checks the list). */
+#define ENG_LOSS_NAMES "bce, dice or dice-cell"
+/* The kind eng_loss_name calls name (one of ENG_LOSS_NAMES): 1 and *kind set, or 0 (*kind
  * untouched) for any other string. */
 int eng_loss_from_name(const char *name, EngLossKind *kind);

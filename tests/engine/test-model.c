@@ -224,6 +224,7 @@ test_loss_names(void)
     EngLossKind k = kinds[(i + 1) % G_N_ELEMENTS(kinds)];
     g_assert_cmpint(eng_loss_from_name(eng_loss_name(kinds[i]), &k), ==, 1);
     g_assert_cmpint(k, ==, kinds[i]);
+    g_assert_nonnull(strstr(ENG_LOSS_NAMES, eng_loss_name(kinds[i])));
   }
   EngLossKind k = ENG_LOSS_DICE;
   g_assert_cmpint(eng_loss_from_name("BCE", &k), ==, 0);
