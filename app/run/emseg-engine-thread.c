@@ -23,6 +23,7 @@
 #include "emseg-dataset.h"
 #include "emseg-gamma.h"
 #include "emseg-predict.h"
+#include "eng-clocale.h"
 #include "eng-metrics.h"
 #include "eng-modelfile.h"
 #include "eng-tiles.h"
@@ -1351,6 +1352,10 @@ engine_main(gpointer data)
    * competes with the UI at normal priority. Threads the engine creates from here (its
    * pool) inherit the value. */
   (void) setpriority(PRIO_PROCESS, (id_t) syscall(SYS_gettid), ENGINE_NICE);
+  /* Everything this thread writes to be read back (run parameters, checkpoint and resume
+   * metadata: "%g", "%.9g") must have a '.' decimal point; the GUI runs in the user's
+   * locale, which may use a comma. Only this thread switches. */
+  locale_t previous_locale = eng_c_locale_enter();
   GError *error = NULL;
   EmsegProject *project = emseg_project_open(t->project_path, EMSEG_PROJECT_OPEN_DEFAULT,
                                              &error);
@@ -1360,8 +1365,10 @@ engine_main(gpointer data)
   t->ready = TRUE;
   g_cond_signal(&t->cond);
   unlock(&t->lock);
-  if (!project)
+  if (!project) {
+    eng_c_locale_leave(previous_locale);
     return NULL;
+  }
 
   while (!t->quit) {
     gboolean can_run = !t->paused && !g_queue_is_empty(&t->pending);
@@ -1376,6 +1383,7 @@ engine_main(gpointer data)
   g_clear_pointer(&t->model, eng_model_free);
   g_clear_pointer(&t->snapshot, eng_model_free);
   g_clear_pointer(&t->project, emseg_project_close);
+  eng_c_locale_leave(previous_locale);
   return NULL;
 }
 

@@ -1,6 +1,8 @@
 /* eng-spec.c — defaults, validation and the text form of EngSpec. */
 #include "eng-spec.h"
 
+#include "eng-clocale.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,8 +150,10 @@ eng_spec_help(void)
          "dropout=P bn_eps=E bn_momentum=M";
 }
 
-EngStatus
-eng_spec_parse(EngSpec *spec, const char *text, EngError *err)
+/* The parse itself; eng_spec_parse runs it in the C locale so "0.1" reads as 0.1 whatever
+ * the host's decimal point. */
+static EngStatus
+spec_parse(EngSpec *spec, const char *text, EngError *err)
 {
   char buf[1024];
   if (strlen(text) >= sizeof buf)
@@ -199,6 +203,15 @@ eng_spec_parse(EngSpec *spec, const char *text, EngError *err)
   return eng_spec_validate(spec, err);
 }
 
+EngStatus
+eng_spec_parse(EngSpec *spec, const char *text, EngError *err)
+{
+  locale_t previous = eng_c_locale_enter();
+  EngStatus st = spec_parse(spec, text, err);
+  eng_c_locale_leave(previous);
+  return st;
+}
+
 static void
 format_list(char *buf, size_t size, const int *v, int n)
 {
@@ -214,6 +227,8 @@ eng_spec_format(const EngSpec *s, char *buf, size_t size)
   char down[64], up[64];
   format_list(down, sizeof down, s->down_reps, s->n_levels);
   format_list(up, sizeof up, s->up_reps, s->n_levels);
+  /* a decimal comma would split "dropout=0,1" at the spec's own separator */
+  locale_t previous = eng_c_locale_enter();
   snprintf(buf, size,
            "base_width=%d,in_channels=%d,init_block=%s,init_reps=%d,main_block=%s,down=%s,"
            "across=%d,up=%s,long_skip=%d,short_skip=%d,batchnorm=%d,dropout=%g,bn_eps=%g,"
@@ -222,4 +237,5 @@ eng_spec_format(const EngSpec *s, char *buf, size_t size)
            eng_block_type_name(s->main_block), down, s->across_reps, up, s->long_skip,
            s->short_skip, s->batchnorm, (double) s->dropout, (double) s->bn_eps,
            (double) s->bn_momentum);
+  eng_c_locale_leave(previous);
 }

@@ -39,7 +39,9 @@ EngStatus eng_spec_validate(const EngSpec *spec, EngError *err);
  * eng_spec_help(). Depth lists use '/' between levels: "down=3/8/10,up=10/8/3". */
 EngStatus eng_spec_parse(EngSpec *spec, const char *text, EngError *err);
 const char *eng_spec_help(void);
-/* Writes a one-line description in the same syntax eng_spec_parse reads. */
+/* Writes a one-line description in the same syntax eng_spec_parse reads. Both use a '.'
+ * decimal point whatever the process's locale (eng-clocale.h), so a model file written
+ * under one locale reads under any other. */
 void eng_spec_format(const EngSpec *spec, char *buf, size_t size);
 const char *eng_block_type_name(EngBlockType type);
 

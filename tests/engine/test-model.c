@@ -2,8 +2,11 @@
  * finite-difference gradient checks of whole small models for every block type with and
  * without short and long skips (so subsampling, upsampling and shortcut convs are all on
  * the path), loss gradients, RMSprop against a hand computation, and the model file
- * (round trip, f16, truncated / corrupt / foreign files), and running weight means (SWA). */
+ * (round trip, f16, truncated / corrupt / foreign files, a decimal-comma locale), and running
+ * weight means (SWA). */
 #include <glib.h>
+#include <glib/gstdio.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,6 +20,9 @@
 #include "eng-optim.h"
 #include "eng-rng.h"
 #include "eng-train.h"
+
+/* A locale whose decimal point is a comma; tools/deps.sh test generates it */
+#define COMMA_LOCALE "de_DE.UTF-8"
 
 static void
 test_table1_count(void)
@@ -340,6 +346,48 @@ small_model(void)
   eng_spec_default(&spec);
   g_assert_cmpint(eng_spec_parse(&spec, "base_width=4,down=1/1,across=1,dropout=0.1", &err), ==, ENG_OK);
   return eng_model_new(&spec, 5, &err);
+}
+
+/* A host in a decimal-comma locale (the workbench under de_DE, say: GTK calls
+ * setlocale(LC_ALL, "")): the spec text keeps its '.', parses back, and a model file
+ * written and read there keeps its spec. The locale must exist (tools/deps.sh test
+ * generates it); without it this test fails rather than passes unexercised. */
+static void
+test_spec_text_comma_locale(void)
+{
+  g_autofree char *old = g_strdup(setlocale(LC_NUMERIC, NULL));
+  if (setlocale(LC_NUMERIC, COMMA_LOCALE) == NULL)
+    g_error("locale %s is missing (tools/deps.sh test generates it); this test needs a "
+            "decimal-comma locale", COMMA_LOCALE);
+  char probe[16];
+  snprintf(probe, sizeof probe, "%g", 0.5);
+  g_assert_cmpstr(probe, ==, "0,5"); /* the comma is in force for this thread */
+  EngSpec a, b;
+  EngError err;
+  eng_spec_default(&a);
+  g_assert_cmpint(eng_spec_parse(&a, "base_width=8,down=1/1,dropout=0.2,bn_eps=0.001", &err), ==,
+                  ENG_OK);
+  g_assert_cmpfloat(a.dropout, ==, 0.2f);
+  g_assert_cmpfloat(a.bn_eps, ==, 0.001f);
+  char text[1024];
+  eng_spec_format(&a, text, sizeof text);
+  g_assert_nonnull(strstr(text, ",dropout=0.2,bn_eps=0.001,"));
+  eng_spec_default(&b);
+  g_assert_cmpint(eng_spec_parse(&b, text, &err), ==, ENG_OK);
+  g_assert_cmpmem(&a, sizeof a, &b, sizeof b);
+
+  EngModel *m = small_model();
+  g_autofree char *dir = g_dir_make_tmp("emseg-model-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename(dir, "m.emsegmodel", NULL);
+  g_assert_cmpint(eng_model_save(m, path, ENG_DTYPE_F32, NULL, &err), ==, ENG_OK);
+  EngModel *r = NULL;
+  g_assert_cmpint(eng_model_load(path, &r, NULL, &err), ==, ENG_OK);
+  g_assert_cmpmem(eng_model_spec(m), sizeof(EngSpec), eng_model_spec(r), sizeof(EngSpec));
+  eng_model_free(r);
+  eng_model_free(m);
+  g_unlink(path);
+  g_rmdir(dir);
+  setlocale(LC_NUMERIC, old);
 }
 
 static void
@@ -686,6 +734,7 @@ main(int argc, char **argv)
   g_test_add_func("/model/loss-names", test_loss_names);
   g_test_add_func("/model/rmsprop", test_rmsprop);
   g_test_add_func("/model/file", test_model_file);
+  g_test_add_func("/model/file/comma-locale", test_spec_text_comma_locale);
   g_test_add_func("/model/f16", test_f16);
   g_test_add_func("/model/bad-size", test_bad_size);
   g_test_add_func("/model/dihedral", test_dihedral);

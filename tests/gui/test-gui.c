@@ -11,6 +11,7 @@
  * store) and the plots' off-screen drawing. GSK_RENDERER=cairo is set by the meson test
  * so pixels do not depend on a GL driver. */
 #include <gtk/gtk.h>
+#include <locale.h>
 #include <glib/gstdio.h>
 #include <math.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "emseg-export-dialog.h"
 #include "emseg-gamma.h"
 #include "emseg-project.h"
+#include "emseg-test-util.h"
 #include "emseg-stack.h"
 #include "emseg-window.h"
 #include "eng-modelfile.h"
@@ -2319,7 +2321,9 @@ test_plot_offscreen (void)
   emseg_heatmap_draw (hm, cr, 400, 240);
   g_free (hover);
   hover = emseg_heatmap_hover_text (hm, 100, 20);
-  g_assert_cmpstr (hover, ==, "layer a · epoch 1: 0.001");
+  /* a display text: in the user's locale (the suite also runs under a decimal comma) */
+  g_autofree char *want = g_strdup_printf ("layer a · epoch 1: %g", 0.001);
+  g_assert_cmpstr (hover, ==, want);
   cairo_destroy (cr);
   cairo_surface_destroy (surface);
 }
@@ -2519,7 +2523,18 @@ main (int argc, char *argv[])
   g_autoptr (GError) error = NULL;
   g_autofree char *recent_dir = NULL;
   g_autofree char *recent_file = NULL;
+  g_autofree char *tmp_dir = NULL;
   int status;
+
+  /* A temporary folder of our own: the tests write fixed names under g_get_tmp_dir (), and
+   * meson runs this program twice at once (gui and gui-comma-locale). Set before anything
+   * asks GLib for it, since g_get_tmp_dir () keeps its first answer (so not made with
+   * g_dir_make_tmp, which asks). */
+  tmp_dir = g_build_filename (g_getenv ("TMPDIR") ? g_getenv ("TMPDIR") : "/tmp",
+                              "emseg-gui-XXXXXX", NULL);
+  g_assert_nonnull (g_mkdtemp (tmp_dir));
+  g_setenv ("TMPDIR", tmp_dir, TRUE);
+  g_assert_cmpstr (g_get_tmp_dir (), ==, tmp_dir);
 
   /* GTK's recent-files singleton keeps the data folder it was created with: create it
    * first, in a folder that outlives the per-test ones of G_TEST_OPTION_ISOLATE_DIRS. */
@@ -2528,6 +2543,13 @@ main (int argc, char *argv[])
   g_setenv ("XDG_DATA_HOME", recent_dir, TRUE);
   gtk_init ();
   g_assert_nonnull (gtk_recent_manager_get_default ());
+  /* The gui-comma-locale run: gtk_init took the locale from LC_ALL as the workbench does;
+   * if that locale is missing, the run would pass in C and prove nothing. */
+  if (g_getenv ("EMSEG_TEST_DECIMAL_COMMA") != NULL
+      && strcmp (localeconv ()->decimal_point, ",") != 0)
+    g_error ("EMSEG_TEST_DECIMAL_COMMA is set but the decimal point is '%s' (LC_ALL=%s): "
+             "the locale is missing (tools/deps.sh test generates de_DE.UTF-8)",
+             localeconv ()->decimal_point, g_getenv ("LC_ALL"));
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
   /* A non-unique application: a workbench already running on this session must not
@@ -2568,5 +2590,6 @@ main (int argc, char *argv[])
   recent_file = g_build_filename (recent_dir, "recently-used.xbel", NULL);
   g_unlink (recent_file);
   g_rmdir (recent_dir);
+  emseg_test_remove_tree (tmp_dir);
   return status;
 }
