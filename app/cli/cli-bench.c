@@ -66,7 +66,7 @@ emseg_cli_bench(int argc, char **argv)
     { "size", 0, 0, G_OPTION_ARG_INT, &size, "Slice width and height (default 512)", "N" },
     { "steps", 0, 0, G_OPTION_ARG_INT, &steps, "Timed repetitions after one warm-up (default 5)", "N" },
     { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Model spec overrides (default: Table 1)", "SPEC" },
-    { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "dice (of the membrane class), dice-cell (of the cell interior) or bce (default dice)", "LOSS" },
+    { "loss", 0, 0, G_OPTION_ARG_STRING, &loss_text, "bce (default, the shipped model's loss), dice (of the membrane class) or dice-cell (of the cell interior)", "LOSS" },
     { "profile", 0, 0, G_OPTION_ARG_NONE, &profile, "Also print time per layer kind of one training step", NULL },
     { "bf16", 0, 0, G_OPTION_ARG_NONE, &bf16, "Convolutions in bfloat16 (float32 sums) where the CPU has fast kernels", NULL },
     { NULL },
@@ -89,7 +89,7 @@ emseg_cli_bench(int argc, char **argv)
     fprintf(stderr, "emseg bench: %s\n", err.message);
     return 2;
   }
-  EngLossKind loss = ENG_LOSS_DICE;
+  EngLossKind loss = ENG_LOSS_BCE;
   if (loss_text && !eng_loss_from_name(loss_text, &loss)) {
     fprintf(stderr, "emseg bench: --loss must be " ENG_LOSS_NAMES ", not '%s'\n", loss_text);
     return 2;
@@ -128,7 +128,8 @@ emseg_cli_bench(int argc, char **argv)
     fprintf(stderr, "emseg bench: %s\n", err.message);
     goto out;
   }
-  printf("params %zu\nsize %d\n", eng_model_count_trainable(model), size);
+  printf("params %zu\nsize %d\nloss %s\n", eng_model_count_trainable(model), size,
+         eng_loss_name(loss));
   for (int i = 0; i <= steps; i++) {
     gint64 t0 = g_get_monotonic_time();
     EngStepResult r;

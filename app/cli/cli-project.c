@@ -99,20 +99,40 @@ project_create(int argc, char **argv)
   return 0;
 }
 
+/* For the subcommands that take only PROJECT: --help prints their usage (exit 0) and an
+ * unknown option is refused instead of being taken for a project path. Returns -1 when
+ * argv holds exactly the project (argv[1]), else the exit status, the reason printed. */
+static int
+parse_project_only(int *argc, char ***argv, const char *cmd, const char *summary)
+{
+  g_autofree char *parameter = g_strdup_printf("PROJECT - %s", summary);
+  g_autoptr(GOptionContext) ctx = g_option_context_new(parameter);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, argc, argv, &error)) {
+    fprintf(stderr, "emseg project %s: %s\n", cmd, error->message);
+    return 2;
+  }
+  if (*argc != 2) {
+    fprintf(stderr, "usage: emseg project %s PROJECT\n", cmd);
+    return 2;
+  }
+  return -1;
+}
+
 static int
 project_info(int argc, char **argv)
 {
-  if (argc != 2) {
-    fprintf(stderr, "usage: emseg project info PROJECT\n");
-    return 2;
-  }
+  int rc = parse_project_only(&argc, &argv, "info", "show a project's stacks, labels, runs and "
+                              "models");
+  if (rc >= 0)
+    return rc;
   g_autoptr(GError) error = NULL;
   g_autoptr(EmsegProject) project =
       emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
   if (project == NULL)
     return fail("info", error);
   g_autofree char *created = emseg_project_get_meta(project, "created", NULL);
-  printf("project %s (schema %d, created %s)\n", argv[1], emseg_project_schema_version(),
+  printf("project %s (schema %d, created %s)\n", argv[1], emseg_project_file_schema(project),
          created != NULL ? created : "?");
   g_autoptr(GArray) stacks = emseg_project_list_stacks(project, &error);
   if (stacks == NULL)
@@ -274,10 +294,10 @@ project_export_labels(int argc, char **argv)
 static int
 project_upgrade(int argc, char **argv)
 {
-  if (argc != 2) {
-    fprintf(stderr, "usage: emseg project upgrade PROJECT\n");
-    return 2;
-  }
+  int rc = parse_project_only(&argc, &argv, "upgrade", "convert a project an older emseg "
+                              "wrote to this version's schema");
+  if (rc >= 0)
+    return rc;
   g_autoptr(GError) error = NULL;
   /* read-only first, so a current project is not touched (no WAL files, no new mtime) */
   EmsegProject *project = emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_READ_ONLY, &error);
@@ -368,30 +388,45 @@ project_import_model(int argc, char **argv)
   return 0;
 }
 
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *synopsis;
+} Subcommand;
+
+static const Subcommand subcommands[] = {
+  { "create", project_create, "PROJECT --images STACK [--labels LABELS] [--name NAME]" },
+  { "info", project_info, "PROJECT" },
+  { "export-labels", project_export_labels, "PROJECT --out LABELS.tif [--stack ID]" },
+  { "export-images", project_export_images, "PROJECT --out IMAGES.tif [--stack ID]" },
+  { "upgrade", project_upgrade, "PROJECT   (convert a project an older emseg wrote)" },
+  { "import-model", project_import_model, "PROJECT MODEL [--name NAME]" },
+};
+
+static void
+usage(FILE *out)
+{
+  for (size_t i = 0; i < G_N_ELEMENTS(subcommands); i++)
+    fprintf(out, "%s emseg project %s %s\n", i ? "      " : "usage:", subcommands[i].name,
+            subcommands[i].synopsis);
+  fprintf(out, "(emseg project SUBCOMMAND --help for details)\n");
+}
+
 int
 emseg_cli_project(int argc, char **argv)
 {
   if (argc < 2) {
-    fprintf(stderr,
-            "usage: emseg project (create|info|export-labels|export-images|upgrade|import-model) "
-            "PROJECT …\n");
+    usage(stderr);
     return 2;
   }
-  if (!strcmp(argv[1], "create"))
-    return project_create(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "info"))
-    return project_info(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "export-labels"))
-    return project_export_labels(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "export-images"))
-    return project_export_images(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "upgrade"))
-    return project_upgrade(argc - 1, argv + 1);
-  if (!strcmp(argv[1], "import-model"))
-    return project_import_model(argc - 1, argv + 1);
-  fprintf(stderr,
-          "emseg project: unknown subcommand '%s' (create, info, export-labels, "
-          "export-images, upgrade, import-model)\n",
-          argv[1]);
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(stdout);
+    return 0;
+  }
+  for (size_t i = 0; i < G_N_ELEMENTS(subcommands); i++)
+    if (!strcmp(argv[1], subcommands[i].name))
+      return subcommands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "emseg project: unknown subcommand '%s'\n", argv[1]);
+  usage(stderr);
   return 2;
 }

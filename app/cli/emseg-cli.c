@@ -1,5 +1,6 @@
 /* emseg-cli.c — entry point of the headless `emseg` program: dispatches to subcommands
  * (cli-*.c) that call the same app/ and engine/ functions as the GUI. */
+#include <locale.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,7 +31,8 @@ static const Command commands[] = {
 static void
 usage(FILE *out)
 {
-  fprintf(out, "usage: emseg COMMAND [OPTIONS]   (emseg COMMAND --help for details)\n\n");
+  fprintf(out, "usage: emseg COMMAND [OPTIONS]   (emseg COMMAND --help for details)\n"
+               "       emseg --version\n\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
 }
@@ -38,12 +40,21 @@ usage(FILE *out)
 int
 main(int argc, char **argv)
 {
+  /* The character set only, so help texts with γ or an em dash reach a UTF-8 terminal as
+   * written (GLib converts them to the locale's charset, '?' in plain C). Numbers stay in
+   * the C locale: the CSV files, model specs and figures this program writes are read by
+   * other programs, which expect a '.' decimal point. */
+  setlocale(LC_CTYPE, "");
   if (argc < 2) {
     usage(stderr);
     return 2;
   }
   if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
     usage(stdout);
+    return 0;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("emseg %s\n", PACKAGE_VERSION);
     return 0;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

@@ -1,7 +1,8 @@
 /* test-cli-data.c — the data commands of the `emseg` program end to end, on stacks this
- * test writes: project create / info / export-labels / export-images / upgrade (of a project rewritten as
- * schema 2 stored it), and export-isbi from a probability stack, including the refusals (exit status and a message naming the problem). The
- * program's path is the first argument (tests/data/meson.build passes it). */
+ * test writes: project create / info / export-labels / export-images / upgrade (of a project
+ * rewritten as schema 2 stored it), and export-isbi from a probability stack, including the
+ * refusals (exit status and a message naming the problem), and the help and --version
+ * texts. The program's path is the first argument (tests/data/meson.build passes it). */
 #include <math.h>
 #include <string.h>
 
@@ -71,6 +72,8 @@ test_project_commands(void)
 
   g_autofree char *o2 = NULL, *e2 = NULL;
   g_assert_cmpint(run(&o2, &e2, "project", "info", proj, NULL), ==, 0);
+  g_autofree char *schema = g_strdup_printf("(schema %d,", emseg_project_schema_version());
+  g_assert_nonnull(strstr(o2, schema));
   g_assert_nonnull(strstr(o2, "labeled slices: 2 (0-1), unlabeled: 3"));
 
   g_autofree char *o3 = NULL, *e3 = NULL;
@@ -133,6 +136,16 @@ test_project_commands(void)
   g_assert_nonnull(strstr(e6, "not a SQLite database"));
   g_autofree char *o7 = NULL, *e7 = NULL;
   g_assert_cmpint(run(&o7, &e7, "project", "bogus", NULL), ==, 2);
+  g_assert_nonnull(strstr(e7, "unknown subcommand 'bogus'"));
+  g_assert_nonnull(strstr(e7, "emseg project import-model PROJECT MODEL")); /* the usage */
+  /* --help is help, not a subcommand or a project path; an unknown option is refused */
+  g_autofree char *oh = NULL, *eh = NULL, *oh2 = NULL, *eh2 = NULL, *oh3 = NULL, *eh3 = NULL;
+  g_assert_cmpint(run(&oh, &eh, "project", "--help", NULL), ==, 0);
+  g_assert_nonnull(strstr(oh, "emseg project export-labels PROJECT --out LABELS.tif"));
+  g_assert_cmpint(run(&oh2, &eh2, "project", "info", "--help", NULL), ==, 0);
+  g_assert_nonnull(strstr(oh2, "PROJECT - show a project's stacks"));
+  g_assert_cmpint(run(&oh3, &eh3, "project", "upgrade", "--dry-run", proj, NULL), ==, 2);
+  g_assert_nonnull(strstr(eh3, "Unknown option --dry-run"));
 
   /* An older project: info refuses it and names the command that converts it; upgrade
    * converts it once (the labels unchanged), then has nothing to do. */
@@ -155,6 +168,7 @@ test_project_commands(void)
   g_autofree char *o13 = NULL, *e13 = NULL, *o14 = NULL, *e14 = NULL;
   downgrade_to_v3(proj);
   g_assert_cmpint(run(&o13, &e13, "project", "info", proj, NULL), ==, 0);
+  g_assert_nonnull(strstr(o13, "(schema 3,")); /* the file's, not this build's */
   g_assert_cmpint(raw_int(proj, "PRAGMA user_version"), ==, 3); /* untouched */
   g_assert_cmpint(run(&o14, &e14, "project", "upgrade", proj, NULL), ==, 0);
   g_assert_nonnull(strstr(o14, upgraded));
@@ -223,6 +237,18 @@ test_export_isbi_from_probabilities(void)
   g_assert_cmpint(run(&o3, &e3, "export-isbi", "--images", img, NULL), ==, 2);
 }
 
+/* emseg --version names the program and its version; emseg --help lists it */
+static void
+test_version(void)
+{
+  g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL;
+  g_assert_cmpint(run(&o1, &e1, "--version", NULL), ==, 0);
+  g_assert_true(g_str_has_prefix(o1, "emseg "));
+  g_assert_true(g_ascii_isdigit(o1[strlen("emseg ")]));
+  g_assert_cmpint(run(&o2, &e2, "--help", NULL), ==, 0);
+  g_assert_nonnull(strstr(o2, "emseg --version"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -233,6 +259,7 @@ main(int argc, char **argv)
   scratch = g_dir_make_tmp("emseg-test-cli-XXXXXX", NULL);
   g_test_add_func("/cli/project-commands", test_project_commands);
   g_test_add_func("/cli/export-isbi-from-probabilities", test_export_isbi_from_probabilities);
+  g_test_add_func("/cli/version", test_version);
   int rc = g_test_run();
   emseg_test_remove_tree(scratch);
   g_free(scratch);

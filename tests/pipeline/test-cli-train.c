@@ -261,6 +261,12 @@ test_usage(void)
   const char *bad_loss[] = { "bench", "--loss", "bec", NULL };
   g_assert_cmpint(run_emseg(bad_loss, NULL, &err), ==, 2);
   g_assert_nonnull(strstr(err, "not 'bec'"));
+  g_clear_pointer(&err, g_free);
+  /* bench times the shipped model's loss unless told otherwise, and says which it ran */
+  g_autofree char *out = NULL;
+  const char *bench[] = { "bench", "--size", "32", "--steps", "1", "--spec", TINY, NULL };
+  g_assert_cmpint(run_emseg(bench, &out, &err), ==, 0);
+  g_assert_nonnull(strstr(out, "\nloss bce\n"));
 }
 
 /* The first epoch's training loss as the log prints it. */
