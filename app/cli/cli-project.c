@@ -1,4 +1,4 @@
-/* cli-project.c — `emseg project create|info|export-labels|upgrade`: the project store from
+/* cli-project.c — `emseg project create|info|export-…|upgrade|…`: the project store from
  * the command line, through the same app/store functions the GUI uses.
  *
  *   emseg project create PROJECT --images STACK [--labels LABELS] [--name NAME]
@@ -7,17 +7,23 @@
  *   emseg project export-images PROJECT --out IMAGES.tif [--stack ID]
  *   emseg project upgrade PROJECT
  *   emseg project import-model PROJECT MODEL [--name NAME]
+ *   emseg project check PROJECT
+ *   emseg project compact PROJECT
  *
  * info and export-labels only read, so they refuse a project an older emseg wrote (its
  * schema must be converted first); upgrade converts it, as opening it in the workbench does.
  * import-model stores a model file (from `emseg train --project` on a server, say) as a
  * checkpoint: the latest checkpoint is the one the workbench shows, fine-tunes and exports.
+ * check reads every item back (exit 1 and one line per damaged item on stderr); compact
+ * gives the pages of deleted checkpoints and predictions back to the disk (VACUUM).
  * export-labels writes slices 0 … last labeled slice as 8-bit pages (255 cell, 0 membrane);
  * unlabeled pixels have no value in that format, so they are written as 128 and counted on
  * stderr. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <unistd.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
@@ -388,6 +394,101 @@ project_import_model(int argc, char **argv)
   return 0;
 }
 
+/* check_model for emseg_project_check_contents: the bytes load as a model this build
+ * runs (spec, parameter count, weights). */
+static gboolean
+checkpoint_loads(GBytes *weights, gpointer user_data, GError **error)
+{
+  (void)user_data;
+  gsize len = 0;
+  const uint8_t *bytes = g_bytes_get_data(weights, &len);
+  EngModel *model = NULL;
+  EngError err;
+  if (eng_model_deserialize(bytes, len, &model, NULL, &err) != ENG_OK) {
+    g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CORRUPT,
+                "its checksum matches but it does not load as a model: %s", err.message);
+    return FALSE;
+  }
+  eng_model_free(model);
+  return TRUE;
+}
+
+/* "\rcheck: read 120/3400 items (3 %)" on a terminal, at most four times a second. */
+static void
+check_progress(guint64 done, guint64 total, gpointer user_data)
+{
+  gint64 *drawn_us = user_data;
+  gint64 now = g_get_monotonic_time();
+  if (!isatty(2) || (now - *drawn_us < 250 * 1000 && done < total))
+    return;
+  *drawn_us = now;
+  fprintf(stderr, "\remseg project check: read %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
+                  " items (%.0f %%)\033[K%s",
+          done, total, total ? 100.0 * (double)done / (double)total : 100.0,
+          done == total ? "\n" : "");
+}
+
+#define PLURAL(n) ((n) == 1 ? "" : "s")
+
+/* Most problem lines printed: a badly damaged file can have thousands. */
+#define CHECK_MAX_LINES 50
+
+static int
+project_check(int argc, char **argv)
+{
+  int rc = parse_project_only(&argc, &argv, "check", "read everything a project holds back "
+                              "and report what is damaged");
+  if (rc >= 0)
+    return rc;
+  g_autoptr(GError) error = NULL;
+  /* SKIP_CHECK: a damaged file must still open so the check can say what is damaged;
+   * the full integrity check comes first in check_contents anyway */
+  g_autoptr(EmsegProject) project = emseg_project_open(
+      argv[1], EMSEG_PROJECT_OPEN_READ_ONLY | EMSEG_PROJECT_OPEN_SKIP_CHECK, &error);
+  if (project == NULL)
+    return fail("check", error);
+  EmsegProjectCheckCounts n;
+  g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
+  gint64 drawn_us = 0;
+  if (!emseg_project_check_contents(project, &n, problems, checkpoint_loads, check_progress,
+                                    &drawn_us, &error))
+    return fail("check", error);
+  printf("%s: read %" G_GUINT64_FORMAT " slice%s, %" G_GUINT64_FORMAT " label mask%s, %"
+         G_GUINT64_FORMAT " stroke%s, %" G_GUINT64_FORMAT " checkpoint%s, %" G_GUINT64_FORMAT
+         " prediction%s, %" G_GUINT64_FORMAT " uncertainty estimate%s\n",
+         argv[1], n.slices, PLURAL(n.slices), n.masks, PLURAL(n.masks), n.strokes,
+         PLURAL(n.strokes), n.checkpoints, PLURAL(n.checkpoints), n.predictions,
+         PLURAL(n.predictions), n.uncertainties, PLURAL(n.uncertainties));
+  if (problems->len == 0) {
+    printf("%s: no problems found\n", argv[1]);
+    return 0;
+  }
+  for (guint i = 0; i < problems->len && i < CHECK_MAX_LINES; i++)
+    fprintf(stderr, "emseg project check: %s\n", (const char *)g_ptr_array_index(problems, i));
+  if (problems->len > CHECK_MAX_LINES)
+    fprintf(stderr, "emseg project check: … and %u more\n", problems->len - CHECK_MAX_LINES);
+  printf("%s: %u problem%s found (listed on stderr)\n", argv[1], problems->len,
+         PLURAL(problems->len));
+  return 1;
+}
+
+static int
+project_compact(int argc, char **argv)
+{
+  int rc = parse_project_only(&argc, &argv, "compact", "give the space of deleted "
+                              "checkpoints and predictions back to the disk");
+  if (rc >= 0)
+    return rc;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EmsegProject) project =
+      emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  guint64 before = 0, after = 0;
+  if (project == NULL || !emseg_project_compact(project, &before, &after, &error))
+    return fail("compact", error);
+  printf("%s: %.1f MB -> %.1f MB\n", argv[1], (double)before / 1e6, (double)after / 1e6);
+  return 0;
+}
+
 typedef struct {
   const char *name;
   int (*run)(int argc, char **argv);
@@ -401,6 +502,8 @@ static const Subcommand subcommands[] = {
   { "export-images", project_export_images, "PROJECT --out IMAGES.tif [--stack ID]" },
   { "upgrade", project_upgrade, "PROJECT   (convert a project an older emseg wrote)" },
   { "import-model", project_import_model, "PROJECT MODEL [--name NAME]" },
+  { "check", project_check, "PROJECT   (read everything back, report what is damaged)" },
+  { "compact", project_compact, "PROJECT   (give the space of deleted data back to the disk)" },
 };
 
 static void

@@ -525,3 +525,66 @@ emseg_project_stroke_count(EmsegProject *p, gint64 stack_id, guint64 *applied,
   sqlite3_reset(st);
   return rc == SQLITE_ROW || emseg_project_fail(p, rc, "counting strokes", error);
 }
+
+/* Every stroke row decodes: its slice and box lie in its stack, both patches inflate to the
+ * box's size and hold only label values. One line per damaged row goes to problems; *n
+ * counts the rows read. FALSE + error only when the rows cannot be listed. */
+gboolean
+emseg_project_check_strokes(EmsegProject *p, GPtrArray *problems, guint64 *n, GError **error)
+{
+  sqlite3_stmt *st = emseg_project_stmt(
+      p, "SELECT id, stack_id, idx, x0, y0, x1, y1, before, after FROM strokes ORDER BY id",
+      error);
+  if (st == NULL)
+    return FALSE;
+  int rc;
+  *n = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    gint64 id = sqlite3_column_int64(st, 0), stack_id = sqlite3_column_int64(st, 1);
+    gint64 idx = sqlite3_column_int64(st, 2);
+    gint64 x0 = sqlite3_column_int64(st, 3), y0 = sqlite3_column_int64(st, 4);
+    gint64 x1 = sqlite3_column_int64(st, 5), y1 = sqlite3_column_int64(st, 6);
+    g_autofree char *where =
+        g_strdup_printf("%s: stroke %" G_GINT64_FORMAT " (stack %" G_GINT64_FORMAT
+                        ", slice %" G_GINT64_FORMAT ")", p->path, id, stack_id, idx);
+    (*n)++;
+    g_auto(EmsegProjectStack) s = { 0 };
+    g_autoptr(GError) e = NULL;
+    /* get_stack runs its own statement: st stays valid, it is a different one */
+    if (!emseg_project_get_stack(p, stack_id, &s, &e)) {
+      g_ptr_array_add(problems, g_strdup_printf("%s: %s", where, e->message));
+      continue;
+    }
+    if (idx < 0 || idx >= s.n_slices || x0 < 0 || y0 < 0 || x1 <= x0 || y1 <= y0 ||
+        x1 > s.width || y1 > s.height) {
+      g_ptr_array_add(problems, g_strdup_printf("%s: slice or box (%" G_GINT64_FORMAT ", %"
+                                                G_GINT64_FORMAT ")-(%" G_GINT64_FORMAT ", %"
+                                                G_GINT64_FORMAT ") outside the %u x %u x %u stack",
+                                                where, x0, y0, x1, y1, s.width, s.height,
+                                                s.n_slices));
+      continue;
+    }
+    Box b = { (guint)x0, (guint)y0, (guint)x1, (guint)y1 };
+    g_autofree guint8 *patch = g_malloc(box_area(&b));
+    for (int col = 7; col <= 8; col++) {
+      const char *half = col == 7 ? "its undo patch" : "its redo patch";
+      g_autofree char *what = g_strdup_printf("%s, %s", where, half);
+      if (!emseg_project_decompress(sqlite3_column_blob(st, col),
+                                    (gsize)sqlite3_column_bytes(st, col), patch, box_area(&b),
+                                    what, &e)) {
+        g_ptr_array_add(problems, g_strdup(e->message));
+        g_clear_error(&e);
+        continue;
+      }
+      for (gsize i = 0; i < box_area(&b); i++)
+        if (patch[i] != EMSEG_LABEL_MEMBRANE && patch[i] != EMSEG_LABEL_CELL &&
+            patch[i] != EMSEG_LABEL_UNLABELED) {
+          g_ptr_array_add(problems, g_strdup_printf("%s holds %u, not a label value", what,
+                                                    patch[i]));
+          break;
+        }
+    }
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE || emseg_project_fail(p, rc, "listing the strokes", error);
+}

@@ -51,6 +51,10 @@ gboolean emseg_project_decompress(const void *blob, gsize blob_len, void *out,
 gboolean emseg_project_slice_bytes(const EmsegProjectStack *s, gsize bytes_per_sample,
                                    gsize *out, GError **error);
 
+/* Reads every stroke row back (emseg-project-history.c; used by emseg-project-check.c). */
+gboolean emseg_project_check_strokes(EmsegProject *project, GPtrArray *problems, guint64 *n,
+                                     GError **error);
+
 /* ---- masks, kept in square tiles (emseg-project-masks.c) ---- */
 
 /* Side of a mask tile in pixels; tiles at the right and bottom edges are smaller. Part of

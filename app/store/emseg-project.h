@@ -254,6 +254,34 @@ gboolean emseg_project_read_uncertainty(EmsegProject *project, gint64 model_id,
                                         gint64 stack_id, guint slice, float *std,
                                         int *samples, GError **error);
 
+/* ---- checking and compacting (emseg-project-check.c) ---- */
+
+typedef struct {
+  guint64 slices, masks, strokes, checkpoints, predictions, uncertainties; /* items read */
+} EmsegProjectCheckCounts;
+/* Called after each item read: done of total (slices, masks, checkpoints, planes). */
+typedef void (*EmsegProjectCheckProgress)(guint64 done, guint64 total, gpointer user_data);
+/* Checks a checkpoint's bytes beyond their stored checksum (that they load as a model,
+ * say); FALSE + error when they do not. */
+typedef gboolean (*EmsegProjectCheckModel)(GBytes *weights, gpointer user_data,
+                                           GError **error);
+/* Reads back everything the project holds: PRAGMA integrity_check (slow on big files),
+ * then every slice image, label mask, stroke (both patches), checkpoint (size, SHA-256,
+ * then check_model when not NULL), stored prediction and uncertainty estimate. Each damaged
+ * item adds one line to problems (owned strings, naming the item and what is wrong); the
+ * check goes on past it. FALSE + error only when the check itself cannot run (the file
+ * cannot be listed, out of memory). Works on a read-only open. */
+gboolean emseg_project_check_contents(EmsegProject *project, EmsegProjectCheckCounts *counts,
+                                      GPtrArray *problems, EmsegProjectCheckModel check_model,
+                                      EmsegProjectCheckProgress progress, gpointer user_data,
+                                      GError **error);
+/* Rewrites the file without its free pages (VACUUM), which deleted and replaced
+ * checkpoints and predictions leave behind; needs a writable open and, for the length of
+ * it, free disk space about the file's size. bytes_before / bytes_after: file size plus
+ * write-ahead log. */
+gboolean emseg_project_compact(EmsegProject *project, guint64 *bytes_before,
+                               guint64 *bytes_after, GError **error);
+
 /* Test hook: caps the file at n_pages database pages (SQLite's max_page_count) on this
  * connection, so tests can provoke "disk full" on any filesystem. 0 lifts the cap. */
 gboolean emseg_project_set_max_pages_for_testing(EmsegProject *project, guint64 n_pages,

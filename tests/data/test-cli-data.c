@@ -11,6 +11,8 @@
 
 #include "emseg-stack.h"
 #include "emseg-test-util.h"
+#include "eng-model.h"
+#include "eng-modelfile.h"
 #include "project-raw.h"
 
 #define W 32
@@ -237,6 +239,96 @@ test_export_isbi_from_probabilities(void)
   g_assert_cmpint(run(&o3, &e3, "export-isbi", "--images", img, NULL), ==, 2);
 }
 
+/* project check reads everything back: a sound project passes with every kind of item
+ * counted; then a damaged slice, stroke, prediction and checkpoint (its checksum made to
+ * match bytes that are not a model) are each named and the exit status is 1. compact gives
+ * the space of a deleted checkpoint back. */
+static void
+test_project_check_compact(void)
+{
+  g_autofree char *img = scratch_path("chk-img.tif"), *lab = scratch_path("chk-lab.tif");
+  g_autofree char *proj = scratch_path("chk.emseg");
+  g_autofree guint8 *px = g_new(guint8, W * H * N), *lb = g_new(guint8, W * H);
+  for (gsize i = 0; i < W * H * N; i++) px[i] = (guint8)(i * 13);
+  for (gsize i = 0; i < W * H; i++) lb[i] = (i / 5) % 2 ? 255 : 0;
+  g_autoptr(GError) error = NULL;
+  g_assert_true(emseg_tiff_write_u8_stack(img, px, W, H, N, &error));
+  g_assert_true(emseg_tiff_write_u8_stack(lab, lb, W, H, 1, &error));
+  g_autofree char *o1 = NULL, *e1 = NULL;
+  g_assert_cmpint(run(&o1, &e1, "project", "create", proj, "--images", img, "--labels", lab, NULL),
+                  ==, 0);
+  /* a stroke, a checkpoint (a real model file) with a prediction and an uncertainty */
+  {
+    g_autoptr(EmsegProject) p = emseg_project_open(proj, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+    g_assert_no_error(error);
+    float xy[] = { 3, 3, 20, 10 };
+    g_assert_true(emseg_project_apply_stroke(p, 1, 2, EMSEG_LABEL_CELL, 2.0, xy, 2, NULL,
+                                             &error));
+    EngSpec spec;
+    EngError err;
+    eng_spec_default(&spec);
+    g_assert_cmpint(eng_spec_parse(&spec, "base_width=4,down=1,up=1,across=1,main_block=basic",
+                                   &err), ==, ENG_OK);
+    EngModel *m = eng_model_new(&spec, 1, &err);
+    g_assert_nonnull(m);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    g_assert_cmpint(eng_model_serialize(m, ENG_DTYPE_F32, NULL, &bytes, &len, &err), ==, ENG_OK);
+    eng_model_free(m);
+    gint64 model_id = 0;
+    g_assert_true(emseg_project_save_checkpoint(p, "m", 0, 1, "tiny", NULL, bytes, len,
+                                                &model_id, &error));
+    free(bytes);
+    float plane[W * H];
+    for (gsize i = 0; i < W * H; i++) plane[i] = (float)i / (W * H);
+    g_assert_true(emseg_project_save_prediction(p, model_id, 1, 0, plane, &error));
+    g_assert_true(emseg_project_save_uncertainty(p, model_id, 1, 0, 4, plane, &error));
+    g_assert_no_error(error);
+  }
+  g_autofree char *o2 = NULL, *e2 = NULL;
+  g_assert_cmpint(run(&o2, &e2, "project", "check", proj, NULL), ==, 0);
+  g_assert_nonnull(strstr(o2, "read 5 slices, 2 label masks, 1 stroke, 1 checkpoint, "
+                              "1 prediction, 1 uncertainty estimate"));
+  g_assert_nonnull(strstr(o2, "no problems found"));
+
+  /* damage four items behind the store's back */
+  static const guint8 junk[] = "not a zlib stream at all";
+  raw_exec_blob(proj, "UPDATE slices SET pixels = ?1 WHERE idx = 3", junk, sizeof junk);
+  raw_exec_blob(proj, "UPDATE strokes SET after = ?1", junk, sizeof junk);
+  raw_exec_blob(proj, "UPDATE predictions SET data = ?1", junk, sizeof junk);
+  g_autofree char *sha = g_compute_checksum_for_data(G_CHECKSUM_SHA256, junk, sizeof junk);
+  g_autofree char *fix_sum = g_strdup_printf("UPDATE models SET sha256 = '%s', weights_len = %"
+                                             G_GSIZE_FORMAT, sha, sizeof junk);
+  raw_exec_blob(proj, "UPDATE models SET weights = ?1", junk, sizeof junk);
+  raw_exec(proj, fix_sum);
+  g_autofree char *o3 = NULL, *e3 = NULL;
+  g_assert_cmpint(run(&o3, &e3, "project", "check", proj, NULL), ==, 1);
+  g_assert_nonnull(strstr(o3, "4 problems found"));
+  g_assert_nonnull(strstr(e3, "slice 3"));
+  g_assert_nonnull(strstr(e3, "its redo patch"));
+  g_assert_nonnull(strstr(e3, "prediction"));
+  g_assert_nonnull(strstr(e3, "checkpoint 'm': its checksum matches but it does not load"));
+
+  /* compact: a 2 MB checkpoint deleted leaves free pages, which compact gives back */
+  {
+    g_autoptr(EmsegProject) p = emseg_project_open(proj, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+    g_assert_no_error(error);
+    g_autofree guint8 *big = g_malloc(2 << 20);
+    for (gsize i = 0; i < (2u << 20); i++) big[i] = (guint8)g_random_int();
+    g_assert_true(emseg_project_save_checkpoint(p, "big", 0, 1, "tiny", NULL, big, 2 << 20,
+                                                NULL, &error));
+  }
+  raw_exec(proj, "DELETE FROM models WHERE name = 'big'");
+  GStatBuf st;
+  g_assert_cmpint(g_stat(proj, &st), ==, 0);
+  goffset before = st.st_size;
+  g_autofree char *o4 = NULL, *e4 = NULL;
+  g_assert_cmpint(run(&o4, &e4, "project", "compact", proj, NULL), ==, 0);
+  g_assert_nonnull(strstr(o4, " MB -> "));
+  g_assert_cmpint(g_stat(proj, &st), ==, 0);
+  g_assert_cmpint(st.st_size, <, before - (1 << 20));
+}
+
 /* emseg --version names the program and its version; emseg --help lists it */
 static void
 test_version(void)
@@ -260,6 +352,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli/project-commands", test_project_commands);
   g_test_add_func("/cli/export-isbi-from-probabilities", test_export_isbi_from_probabilities);
   g_test_add_func("/cli/version", test_version);
+  g_test_add_func("/cli/project-check-compact", test_project_check_compact);
   int rc = g_test_run();
   emseg_test_remove_tree(scratch);
   g_free(scratch);
