@@ -589,6 +589,15 @@ emseg_project_close(EmsegProject *p)
   if (p->db != NULL)
     EMSEG_PROJECT_ASSERT_THREAD(p);
   g_hash_table_destroy(p->stmts); /* finalizes every statement before the close */
+  if (p->db != NULL && !p->read_only) {
+    /* Leave the file in rollback-journal mode: a read-only open of a WAL file (emseg
+     * project info, say) must create -wal and -shm beside it and cannot remove them, so a
+     * command that only reads would leave two files behind. The next writable open turns
+     * WAL on again. Only the last connection can switch; with another one open (the
+     * engine thread's) this fails at once (no busy wait) and that one switches later. */
+    sqlite3_busy_timeout(p->db, 0);
+    sqlite3_exec(p->db, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+  }
   sqlite3_close(p->db);
   g_free(p->path);
   g_free(p);

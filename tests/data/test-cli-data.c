@@ -76,6 +76,10 @@ test_project_commands(void)
   g_assert_cmpint(run(&o2, &e2, "project", "info", proj, NULL), ==, 0);
   g_autofree char *schema = g_strdup_printf("(schema %d,", emseg_project_schema_version());
   g_assert_nonnull(strstr(o2, schema));
+  /* a command that only reads leaves no -wal / -shm files beside the project */
+  g_autofree char *wal = g_strconcat(proj, "-wal", NULL), *shm = g_strconcat(proj, "-shm", NULL);
+  g_assert_false(g_file_test(wal, G_FILE_TEST_EXISTS));
+  g_assert_false(g_file_test(shm, G_FILE_TEST_EXISTS));
   g_assert_nonnull(strstr(o2, "labeled slices: 2 (0-1), unlabeled: 3"));
 
   g_autofree char *o3 = NULL, *e3 = NULL;
