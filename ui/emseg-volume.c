@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "emseg-labels.h"
 #include "emseg-stack.h"
 #include "eng-synth.h"
 
@@ -556,7 +557,7 @@ emseg_volume_new_from_stack (const char *image_path, const char *labels_path, GE
     {
       if (!emseg_stack_read_float (images, z, v->image + emseg_volume_plane_size (v) * z, error))
         return NULL;
-      if (labels != NULL && !emseg_stack_read_u8 (labels, z, emseg_volume_label_plane (v, z), error))
+      if (labels != NULL && !emseg_labels_read (labels, z, emseg_volume_label_plane (v, z), error))
         return NULL;
     }
   emseg_volume_update_range (v);

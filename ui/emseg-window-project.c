@@ -18,6 +18,7 @@
 
 #include <glib/gstdio.h>
 
+#include "emseg-labels.h"
 #include "emseg-stack.h"
 
 #define PROJECT_MIME "application/x-emseg-project"
@@ -579,7 +580,8 @@ emseg_window_can_redo (EmsegWindow *self)
 
 /* ---- labels for the shown stack ------------------------------------------------- */
 
-/* Labels (< 128 membrane, >= 128 cell, as the store's import reads them). In a project the
+/* Labels as emseg_labels_read reads them (0 / 255 with 128 unlabeled, or a 0/1 mask), as the
+ * store's import does. In a project the
  * whole import is one step of the undo history and one transaction. */
 gboolean
 emseg_window_import_labels (EmsegWindow *self, const char *path, GError **out_error)
@@ -609,10 +611,8 @@ emseg_window_import_labels (EmsegWindow *self, const char *path, GError **out_er
     {
       guint8 *page = pages + (gsize) z * plane;
 
-      if (!emseg_stack_read_u8 (stack, z, page, &error))
+      if (!emseg_labels_read (stack, z, page, &error))
         break;
-      for (gsize i = 0; i < plane; i++)
-        page[i] = page[i] < 128 ? EMSEG_LABEL_MEMBRANE : EMSEG_LABEL_CELL;
     }
   if (error == NULL && self->project != NULL)
     {

@@ -41,7 +41,8 @@ gboolean emseg_window_open_project (EmsegWindow *self, const char *path, gboolea
 gboolean emseg_window_import_stack (EmsegWindow *self, const char *images, const char *labels,
                                     GError **error);
 /* Replaces the labels of the shown stack with the label stack at `path` (same size, at
- * most as many slices; < 128 membrane, >= 128 cell). In a project this is one step of the
+ * most as many slices; read by emseg_labels_read: 0 membrane, 255 cell, 128 unlabeled, or
+ * a 0/1 mask). In a project this is one step of the
  * undo history (Ctrl+Z takes the whole import back) and one transaction: on failure
  * nothing is written. On failure shows a dialog and returns FALSE. */
 gboolean emseg_window_import_labels (EmsegWindow *self, const char *path, GError **error);

@@ -17,6 +17,7 @@
 #include <glib/gstdio.h>
 
 #include "cli-commands.h"
+#include "emseg-labels.h"
 #include "emseg-stack.h"
 #include "eng-augment.h"
 #include "eng-synth.h"
@@ -142,7 +143,7 @@ load_input(Input *in, const char *images, const char *labels, guint slice, guint
       return FALSE;
     }
     in->labels = g_malloc(npix);
-    if (!emseg_stack_read_u8(ls, slice, in->labels, error))
+    if (!emseg_labels_read(ls, slice, in->labels, error))
       return FALSE;
   }
   return TRUE;

@@ -47,7 +47,7 @@ project_create(int argc, char **argv)
     { "images", 'i', 0, G_OPTION_ARG_FILENAME, &images_path, "image stack (TIFF or PNG folder)",
       "STACK" },
     { "labels", 'l', 0, G_OPTION_ARG_FILENAME, &labels_path,
-      "label stack (255 cell, 0 membrane; may have fewer pages)", "LABELS" },
+      "label stack (0 membrane, 255 cell, 128 unlabeled, or a 0/1 mask; may have fewer pages)", "LABELS" },
     { "name", 'n', 0, G_OPTION_ARG_STRING, &name, "stack name (default: file name)", "NAME" },
     { NULL },
   };

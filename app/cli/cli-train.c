@@ -193,7 +193,7 @@ emseg_cli_train(int argc, char **argv)
   gboolean no_calibrate = FALSE, no_export_gamma = FALSE, bf16 = FALSE;
   GOptionEntry entries[] = {
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
-    { "labels", 0, 0, G_OPTION_ARG_FILENAME, &labels_path, "Label stack (0 = membrane, 255 = cell, other = unlabeled)", "LABELS" },
+    { "labels", 0, 0, G_OPTION_ARG_FILENAME, &labels_path, "Label stack (0 = membrane, 255 = cell, 128 = unlabeled; or a 0/1 mask)", "LABELS" },
     { "project", 0, 0, G_OPTION_ARG_FILENAME, &project_path,
       "Train on a project's stack and its labels (instead of --images / --labels); slices count from 0 as for stacks", "PROJECT" },
     { "stack", 0, 0, G_OPTION_ARG_INT64, &stack_id, "With --project: the stack's id (default: the project's only stack)", "ID" },

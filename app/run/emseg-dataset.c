@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "emseg-labels.h"
 #include "emseg-predict.h"
 #include "eng-preprocess.h"
 #include "eng-synth.h"
@@ -225,7 +226,7 @@ emseg_dataset_from_stacks(EmsegStack *images, EmsegStack *labels, const guint *s
     }
     if (!(raw_ok ? emseg_stack_read_raw(images, s, samples_of(ds, i), error)
                  : emseg_stack_read_float(images, s, (float *) samples_of(ds, i), error)) ||
-        !emseg_stack_read_u8(labels, s, emseg_dataset_labels(ds, i), error))
+        !emseg_labels_read(labels, s, emseg_dataset_labels(ds, i), error))
       return NULL;
     EngError err;
     if (!measure(ds, i, &err)) {

@@ -11,6 +11,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
+#include "emseg-labels.h"
 #include "emseg-project-private.h"
 
 G_DEFINE_QUARK(emseg-project-error-quark, emseg_project_error)
@@ -859,9 +860,8 @@ emseg_project_import_stack(EmsegProject *p, const char *name, EmsegStack *images
     sqlite3_bind_blob64(st, 3, g_bytes_get_data(z, NULL), g_bytes_get_size(z), SQLITE_STATIC);
     ok = emseg_project_step_done(p, st, "importing a slice", error);
     if (ok && labels != NULL && i < emseg_stack_get_n_slices(labels)) {
-      ok = emseg_stack_read_u8(labels, i, lab, error);
-      for (gsize k = 0; ok && k < (gsize)w * h; k++)
-        lab[k] = lab[k] >= 128 ? EMSEG_LABEL_CELL : EMSEG_LABEL_MEMBRANE;
+      /* 0 / 128 / 255 as EmsegLabel, or a refusal naming the file, slice and value */
+      ok = emseg_labels_read(labels, i, lab, error);
       ok = ok && emseg_project_put_mask_tiles(p, &shape, i, &whole, lab, NULL, error);
     }
   }

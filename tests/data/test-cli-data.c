@@ -333,6 +333,63 @@ test_project_check_compact(void)
   g_assert_cmpint(st.st_size, <, before - (1 << 20));
 }
 
+/* Label files in the encodings emseg_labels_read takes go in as labels: a 0/1 mask comes
+ * back out of the project as 0/255 (it was stored as all membrane), export-labels' own 128
+ * (unlabeled) survives a round trip (it was read back as cell), and a value that is no
+ * label is refused, naming the slice and pixel, with no project left behind. */
+static void
+test_label_files(void)
+{
+  g_autofree char *img = scratch_path("lf-img.tif"), *m01 = scratch_path("lf-01.tif");
+  g_autofree char *part = scratch_path("lf-part.tif"), *odd = scratch_path("lf-odd.tif");
+  g_autofree guint8 *px = g_new0(guint8, W * H * N), *lb = g_new(guint8, W * H * 2);
+  g_autoptr(GError) error = NULL;
+  g_assert_true(emseg_tiff_write_u8_stack(img, px, W, H, N, &error));
+  for (gsize i = 0; i < W * H * 2; i++) lb[i] = (i / 3) % 2;
+  g_assert_true(emseg_tiff_write_u8_stack(m01, lb, W, H, 2, &error));
+  guint8 page[W * H];
+
+  g_autofree char *p1 = scratch_path("lf-01.emseg"), *back1 = scratch_path("lf-01-back.tif");
+  g_autofree char *o1 = NULL, *e1 = NULL, *o2 = NULL, *e2 = NULL;
+  g_assert_cmpint(run(&o1, &e1, "project", "create", p1, "--images", img, "--labels", m01, NULL),
+                  ==, 0);
+  g_assert_cmpint(run(&o2, &e2, "project", "export-labels", p1, "--out", back1, NULL), ==, 0);
+  {
+    g_autoptr(EmsegStack) b = emseg_stack_open(back1, &error);
+    g_assert_no_error(error);
+    for (guint z = 0; z < 2; z++) {
+      g_assert_true(emseg_stack_read_raw(b, z, page, &error));
+      for (gsize i = 0; i < W * H; i++)
+        g_assert_cmpuint(page[i], ==, lb[z * W * H + i] ? 255 : 0);
+    }
+  }
+
+  /* a partly labelled slice: 0 / 255 / 128 */
+  for (gsize i = 0; i < W * H; i++) lb[i] = i % 3 == 0 ? 0 : i % 3 == 1 ? 255 : 128;
+  g_assert_true(emseg_tiff_write_u8_stack(part, lb, W, H, 1, &error));
+  g_autofree char *p2 = scratch_path("lf-part.emseg"), *back2 = scratch_path("lf-part-back.tif");
+  g_autofree char *o3 = NULL, *e3 = NULL, *o4 = NULL, *e4 = NULL;
+  g_assert_cmpint(run(&o3, &e3, "project", "create", p2, "--images", img, "--labels", part, NULL),
+                  ==, 0);
+  g_assert_cmpint(run(&o4, &e4, "project", "export-labels", p2, "--out", back2, NULL), ==, 0);
+  g_assert_nonnull(strstr(e4, "unlabeled pixels written as 128"));
+  {
+    g_autoptr(EmsegStack) b = emseg_stack_open(back2, &error);
+    g_assert_no_error(error);
+    g_assert_true(emseg_stack_read_raw(b, 0, page, &error));
+    g_assert_cmpmem(page, sizeof page, lb, sizeof page);
+  }
+
+  lb[5] = 200;
+  g_assert_true(emseg_tiff_write_u8_stack(odd, lb, W, H, 1, &error));
+  g_autofree char *p3 = scratch_path("lf-odd.emseg");
+  g_autofree char *o5 = NULL, *e5 = NULL;
+  g_assert_cmpint(run(&o5, &e5, "project", "create", p3, "--images", img, "--labels", odd, NULL),
+                  ==, 1);
+  g_assert_nonnull(strstr(e5, "lf-odd.tif, slice 0: pixel (x 5, y 0) is 200"));
+  g_assert_false(g_file_test(p3, G_FILE_TEST_EXISTS));
+}
+
 /* emseg --version names the program and its version; emseg --help lists it */
 static void
 test_version(void)
@@ -356,6 +413,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli/project-commands", test_project_commands);
   g_test_add_func("/cli/export-isbi-from-probabilities", test_export_isbi_from_probabilities);
   g_test_add_func("/cli/version", test_version);
+  g_test_add_func("/cli/label-files", test_label_files);
   g_test_add_func("/cli/project-check-compact", test_project_check_compact);
   int rc = g_test_run();
   emseg_test_remove_tree(scratch);

@@ -12,6 +12,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "emseg-labels.h"
 #include "emseg-stack.h"
 #include "emseg-test-util.h"
 
@@ -684,6 +685,82 @@ test_imagej_contiguous(void)
                     (const char *[]){ path, "ImageJ stack of 3 images", "truncated", NULL });
 }
 
+/* ---- label encodings (emseg-labels.h) ---- */
+
+typedef struct {
+  EmsegSampleType type;
+  const double *values; /* LW * LH per slice, LN slices */
+} LabelPages;
+
+#define LW 4
+#define LH 2
+
+static gboolean
+read_label_page(gpointer user_data, guint index, void *out, GError **error)
+{
+  (void)error;
+  const LabelPages *lp = user_data;
+  const double *v = lp->values + index * LW * LH;
+  for (gsize i = 0; i < LW * LH; i++) {
+    if (lp->type == EMSEG_SAMPLE_U8)
+      ((guint8 *)out)[i] = (guint8)v[i];
+    else if (lp->type == EMSEG_SAMPLE_U16)
+      ((guint16 *)out)[i] = (guint16)v[i];
+    else
+      ((float *)out)[i] = (float)v[i];
+  }
+  return TRUE;
+}
+
+/* One slice of the given type and values, read through emseg_labels_read. */
+static gboolean
+labels_of(EmsegSampleType type, const double *values, guint8 *out, GError **error)
+{
+  LabelPages lp = { type, values };
+  g_autoptr(EmsegStack) s = emseg_stack_new_from_reader("labels.tif", LW, LH, 1, type,
+                                                        read_label_page, g_memdup2(&lp, sizeof lp),
+                                                        g_free, error);
+  g_assert_nonnull(s);
+  return emseg_labels_read(s, 0, out, error);
+}
+
+static void
+test_label_encodings(void)
+{
+  guint8 out[LW * LH];
+  g_autoptr(GError) error = NULL;
+  /* emseg's own: 0 / 128 / 255 as they are */
+  const double own[] = { 0, 255, 128, 0, 255, 255, 0, 128 };
+  const guint8 own_want[] = { 0, 255, 128, 0, 255, 255, 0, 128 };
+  g_assert_true(labels_of(EMSEG_SAMPLE_U8, own, out, &error));
+  g_assert_cmpmem(out, sizeof out, own_want, sizeof own_want);
+  /* a 0/1 mask, 8-bit or float: 1 = cell (was all membrane on import, unlabeled in train) */
+  const double mask[] = { 0, 1, 1, 0, 0, 0, 1, 1 };
+  const guint8 mask_want[] = { 0, 255, 255, 0, 0, 0, 255, 255 };
+  g_assert_true(labels_of(EMSEG_SAMPLE_U8, mask, out, &error));
+  g_assert_cmpmem(out, sizeof out, mask_want, sizeof mask_want);
+  g_assert_true(labels_of(EMSEG_SAMPLE_F32, mask, out, &error));
+  g_assert_cmpmem(out, sizeof out, mask_want, sizeof mask_want);
+  /* 16-bit 0 / 65535 */
+  const double wide[] = { 0, 65535, 65535, 0, 0, 0, 65535, 65535 };
+  g_assert_true(labels_of(EMSEG_SAMPLE_U16, wide, out, &error));
+  g_assert_cmpmem(out, sizeof out, mask_want, sizeof mask_want);
+  /* refused, naming the slice, the pixel and the value: a value no reading takes ... */
+  const double odd[] = { 0, 255, 200, 0, 0, 0, 0, 0 };
+  g_assert_false(labels_of(EMSEG_SAMPLE_U8, odd, out, &error));
+  g_assert_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_INVALID);
+  g_assert_nonnull(strstr(error->message, "labels.tif, slice 0: pixel (x 2, y 0) is 200;"));
+  g_clear_error(&error);
+  /* ... two encodings in one slice (1 and 255), and another tool's 1 / 2 classes */
+  const double mixed[] = { 0, 1, 0, 0, 0, 255, 0, 0 };
+  g_assert_false(labels_of(EMSEG_SAMPLE_U8, mixed, out, &error));
+  g_assert_nonnull(strstr(error->message, "pixel (x 1, y 1) is 255 while pixel (x 1, y 0) is 1"));
+  g_clear_error(&error);
+  const double classes[] = { 1, 2, 2, 1, 1, 1, 2, 2 };
+  g_assert_false(labels_of(EMSEG_SAMPLE_U16, classes, out, &error));
+  g_assert_nonnull(strstr(error->message, "is 2"));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -701,6 +778,7 @@ main(int argc, char **argv)
   g_test_add_func("/stack/bad-inputs", test_bad_inputs);
   g_test_add_func("/stack/writer-disk-full", test_writer_disk_full);
   g_test_add_func("/stack/imagej-contiguous", test_imagej_contiguous);
+  g_test_add_func("/stack/label-encodings", test_label_encodings);
   int rc = g_test_run();
   emseg_test_remove_tree(scratch);
   g_free(scratch);
