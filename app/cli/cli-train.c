@@ -361,8 +361,9 @@ loaded:
     EngSpec run_spec = init ? *eng_model_spec(init) : cfg.spec;
     guint asked_crop = cfg.crop;
     if (emseg_training_fit_window(&cfg, &run_spec, train, &val))
-      fprintf(stderr, "train: %ux%u slices: training on %u² crops%s%s (EMSEG_PREDICT_WINDOW sets "
-                      "the side)\n", train->width, train->height, cfg.crop,
+      fprintf(stderr, "train: %ux%u slices: training on %u² crops%s%s (the largest multiple of "
+                      "the network's decimation inside the slice, at most EMSEG_PREDICT_WINDOW)\n",
+              train->width, train->height, cfg.crop,
               asked_crop ? " (--crop)" : "",
               val ? ", validating on the window of each validation slice with the most labels"
                   : "");

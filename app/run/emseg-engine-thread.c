@@ -538,13 +538,8 @@ predictor_init(Predictor *p, EmsegEngineThread *t, QueuedJob *q, EngModel *model
   g_auto(EmsegProjectStack) st = { 0 };
   if (!emseg_project_get_stack(t->project, stack_id, &st, error))
     return FALSE;
+  /* any slice size: emseg_predict_window rounds the graph up, eng_predict_tiled pads */
   int mult = eng_spec_size_multiple(eng_model_spec(model));
-  if (st.width % (guint) mult || st.height % (guint) mult) {
-    g_set_error(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_INPUT,
-                "stack '%s' is %ux%u; this model needs width and height that are multiples of %d",
-                st.name, st.width, st.height, mult);
-    return FALSE;
-  }
   EngError err;
   p->model = model;
   p->width = st.width;

@@ -87,12 +87,14 @@ emseg_predict_window(guint h, guint w, guint mult, guint *gh, guint *gw, guint *
    * under 4 multiples, for tests, get no margin at all) */
   while (*margin > 0 && 4 * *margin > side)
     *margin -= mult;
-  if ((guint64) h * w <= (guint64) side * side) {
-    *gh = h;
-    *gw = w;
+  /* a side that is no multiple rounds up: eng_predict_tiled mirrors the slice out to it */
+  guint64 ph = ((guint64) h + mult - 1) / mult * mult, pw = ((guint64) w + mult - 1) / mult * mult;
+  if (ph * pw <= (guint64) side * side) {
+    *gh = (guint) ph;
+    *gw = (guint) pw;
   } else {
-    *gh = MIN(h, side);
-    *gw = MIN(w, side);
+    *gh = (guint) MIN(ph, side);
+    *gw = (guint) MIN(pw, side);
   }
 }
 
@@ -128,13 +130,7 @@ emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, gu
 {
   guint w = emseg_stack_get_width(stack), h = emseg_stack_get_height(stack);
   const EngSpec *spec = eng_model_spec(model);
-  int mult = eng_spec_size_multiple(spec);
-  if (w % (guint) mult || h % (guint) mult) {
-    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT,
-                "%s: slices are %ux%u but this model needs width and height divisible by %d",
-                emseg_stack_get_path(stack), w, h, mult);
-    return FALSE;
-  }
+  int mult = eng_spec_size_multiple(spec); /* sizes that are not multiples get padded */
   int samples = opts->mc_samples < 1 ? 1 : opts->mc_samples;
   if (samples > 1 && spec->dropout <= 0.0f) {
     g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT,

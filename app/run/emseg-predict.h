@@ -63,9 +63,10 @@ void emseg_pass_count_start(EmsegPassCount *count, const EngGraph *graph, guint 
 #define EMSEG_PREDICT_MARGIN 64
 
 /* The graph size (*gh, *gw) to predict h × w slices with, mult the model's size multiple:
- * (h, w) when the slice fits the window area, else windows of the window side (or the
- * slice's side where it is shorter), all multiples of mult. *margin: the context to use,
- * a multiple of mult. */
+ * (h, w) rounded up to multiples of mult when the slice fits the window area, else windows
+ * of the window side (or the rounded slice side where it is shorter); eng_predict_tiled
+ * pads a slice up to a graph larger than it. *margin: the context to use, a multiple of
+ * mult. */
 void emseg_predict_window(guint h, guint w, guint mult, guint *gh, guint *gw, guint *margin);
 
 /* A graph of that size then predicts a slice with eng_predict_tiled (eng-tiles.h), which

@@ -63,11 +63,20 @@ emseg_training_fit_window(EmsegTrainingConfig *cfg, const EngSpec *spec,
   emseg_predict_window(train->height, train->width, mult, &gh, &gw, &margin);
   if (gh == train->height && gw == train->width)
     return FALSE;
+  /* too big, or a side that is no multiple of mult (the window was rounded up past it):
+   * crops and windows of the largest multiples that fit */
+  gh = MIN(gh, train->height / mult * mult);
+  gw = MIN(gw, train->width / mult * mult);
+  if (gh == 0 || gw == 0)
+    return FALSE; /* smaller than one multiple: emseg_training_validate says so */
   if (cfg->crop == 0)
     cfg->crop = MIN(gh, gw);
   if (*val) {
     guint step = MAX(MIN(gh, gw) / 4 / mult, 1u) * mult;
-    EmsegDataset *cut = emseg_dataset_crop_labelled(*val, gh, gw, step);
+    guint vh = MIN(gh, (*val)->height / mult * mult), vw = MIN(gw, (*val)->width / mult * mult);
+    if (vh == 0 || vw == 0)
+      return TRUE; /* validation slices smaller than one multiple: refused by validate */
+    EmsegDataset *cut = emseg_dataset_crop_labelled(*val, vh, vw, step);
     emseg_dataset_free(*val);
     *val = cut;
   }

@@ -124,11 +124,13 @@ void emseg_training_config_init(EmsegTrainingConfig *cfg);
  * what the log names and the checkpoints record. */
 gboolean emseg_training_augment_custom(const EmsegTrainingConfig *cfg);
 
-/* For slices bigger than the prediction window (emseg_predict_window; 1024²): sets
- * cfg->crop to the window's side when it is 0 and replaces *val (may hold NULL; freed and
- * replaced) by the window of each validation slice with the most labels, so no graph of
- * the run is bigger than prediction's; whole 4096² slices would need some 36 GB to train.
- * spec: the run's (for its size multiple). Returns TRUE when the slices were that big. */
+/* For slices bigger than the prediction window (emseg_predict_window; 1024²), or with a
+ * side that is no multiple of the spec's size multiple: sets cfg->crop to the window's
+ * side (at most the largest multiple inside the slice) when it is 0 and replaces *val (may
+ * hold NULL; freed and replaced) by the window of each validation slice with the most
+ * labels, so no graph of the run is bigger than prediction's (whole 4096² slices would need
+ * some 36 GB to train) and every graph has a size the network takes. spec: the run's (for
+ * its size multiple). Returns TRUE when it cropped. */
 gboolean emseg_training_fit_window(EmsegTrainingConfig *cfg, const EngSpec *spec,
                                    const EmsegDataset *train, EmsegDataset **val);
 /* lr of a 1-based epoch under the step schedule. */

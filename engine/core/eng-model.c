@@ -1227,6 +1227,12 @@ eng_graph_size(const EngGraph *g, size_t *n, size_t *h, size_t *w)
   *w = g->w;
 }
 
+const EngModel *
+eng_graph_model(const EngGraph *g)
+{
+  return g->model;
+}
+
 size_t
 eng_graph_output_count(const EngGraph *g)
 {

@@ -106,6 +106,7 @@ EngStatus eng_graph_backward(EngGraph *graph, const float *dlogits);
 size_t eng_graph_bytes(const EngGraph *graph);   /* arenas owned by the graph */
 size_t eng_graph_output_count(const EngGraph *graph); /* n*h*w */
 void eng_graph_size(const EngGraph *graph, size_t *n, size_t *h, size_t *w);
+const EngModel *eng_graph_model(const EngGraph *graph); /* the model it was built for */
 /* Accumulates time per op kind from now on (resets the totals); for benchmarks. */
 void eng_graph_set_profiling(EngGraph *graph, int on);
 /* "profile_<kind>_{fwd,bwd}_s SECONDS" lines, totals since profiling was switched on. */

@@ -31,11 +31,14 @@ typedef struct {
 size_t eng_tiles_plan(size_t len, size_t win, size_t margin, EngTile *tiles, size_t cap);
 
 /* Cell-interior probabilities (as eng_predict) of one (h, w) plane through graph, whose
- * size (1, th, tw) with th <= h and tw <= w sets the windows; tta: each window as
+ * size (1, th, tw) sets the windows. A plane whose sides are not multiples of the model's
+ * size multiple, or shorter than the graph's, is mirrored at its bottom and right edges up
+ * to multiples (at least the graph's size) and the result cropped, so slices of any size
+ * can be predicted and every window starts on the decimation grid; tta: each window as
  * eng_predict_tta (8 transforms when th == tw). MC samples draw their dropout masks per
  * window (seed varied by window). prob_out and std_out (may be NULL): (h, w). Allocates
- * three window-sized scratch planes. ENG_ERR_INVALID for a graph larger than the plane or
- * a margin too wide for it; ENG_ERR_CANCELLED from the graph's cancel flag. */
+ * three window-sized scratch planes (and the padded plane, when padding). ENG_ERR_INVALID
+ * for a margin too wide for the windows; ENG_ERR_CANCELLED from the graph's cancel flag. */
 EngStatus eng_predict_tiled(EngGraph *graph, const float *image, size_t h, size_t w,
                             size_t margin, int tta, EngMode mode, int samples, uint64_t seed,
                             float *prob_out, float *std_out, EngError *err);

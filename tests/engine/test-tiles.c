@@ -4,7 +4,8 @@
  * an input change reaches the output); with a margin at least that wide every pixel's
  * window holds its whole receptive field, so tiled and whole-plane results must agree to
  * rounding. A margin narrower than it must show differences (the test can fail both ways).
- * Suite 'engine'. */
+ * Planes of sizes that are no multiple of the network's are predicted as their mirror
+ * image padded out, cropped. Suite 'engine'. */
 #include <glib.h>
 #include <math.h>
 #include <string.h>
@@ -145,7 +146,7 @@ test_tiled_matches_whole(void)
 }
 
 /* MC dropout through windows: a standard deviation for every pixel, probabilities in
- * [0, 1]; a graph larger than the plane and a margin with no core are refused. */
+ * [0, 1]; a margin with no core is refused. */
 static void
 test_tiled_mc_and_errors(void)
 {
@@ -164,11 +165,70 @@ test_tiled_mc_and_errors(void)
     spread += s[i] > 0.0f;
   }
   g_assert_cmpuint(spread, >, h * w / 2);
-  g_assert_cmpint(eng_predict_tiled(g, img, 40, 40, 8, FALSE, ENG_MODE_INFER, 1, 0, p, NULL,
-                                    &err), ==, ENG_ERR_INVALID);
   g_assert_cmpint(eng_predict_tiled(g, img, h, w, 24, FALSE, ENG_MODE_INFER, 1, 0, p, NULL,
                                     &err), ==, ENG_ERR_INVALID);
   g_assert_nonnull(strstr(err.message, "margin of 24"));
+  eng_graph_free(g);
+  eng_model_free(m);
+}
+
+/* The mirror image of a (h, w) plane out to (ph, pw), written independently of eng-tiles:
+ * row / column indices reflect at the last one (… h-2, h-1, h-2 …) and again at 0. */
+static void
+mirror_out(const float *img, size_t h, size_t w, float *out, size_t ph, size_t pw)
+{
+  for (size_t y = 0; y < ph; y++)
+    for (size_t x = 0; x < pw; x++) {
+      long sy = h == 1 ? 0 : (long) y, sx = w == 1 ? 0 : (long) x; /* one row: all of it */
+      while (sy < 0 || sy >= (long) h)
+        sy = sy < 0 ? -sy : 2 * ((long) h - 1) - sy;
+      while (sx < 0 || sx >= (long) w)
+        sx = sx < 0 ? -sx : 2 * ((long) w - 1) - sx;
+      out[y * pw + x] = img[sy * (long) w + sx];
+    }
+}
+
+/* A plane of any size: its sides not multiples of the network's (8 here), or shorter than
+ * the graph, it is predicted exactly as its mirror image padded out to multiples (at least
+ * the graph's size), cropped — through windows (90 x 75 in 48² windows: 96 x 80 with every
+ * window on the decimation grid) and in one piece (20 x 13 in a 48² graph), with TTA and
+ * MC dropout (the same seeds reach the same windows). */
+static void
+test_tiled_any_size(void)
+{
+  EngModel *m = random_model();
+  EngError err;
+  EngGraph *g = eng_graph_new(m, 1, 48, 48, 0, &err);
+  g_assert_nonnull(g);
+  const struct {
+    size_t h, w, ph, pw;
+    int tta, samples;
+  } cases[] = {
+    { 90, 75, 96, 80, FALSE, 1 },
+    { 90, 75, 96, 80, TRUE, 1 },
+    { 90, 75, 96, 80, FALSE, 3 },
+    { 20, 13, 48, 48, FALSE, 1 },
+    { 1, 50, 48, 56, TRUE, 2 },
+  };
+  for (guint k = 0; k < G_N_ELEMENTS(cases); k++) {
+    size_t h = cases[k].h, w = cases[k].w, ph = cases[k].ph, pw = cases[k].pw;
+    g_autofree float *img = g_new(float, h * w), *pad = g_new(float, ph * pw);
+    g_autofree float *a = g_new(float, h * w), *sa = g_new(float, h * w);
+    g_autofree float *b = g_new(float, ph * pw), *sb = g_new(float, ph * pw);
+    fill_image(img, h * w);
+    mirror_out(img, h, w, pad, ph, pw);
+    EngMode mode = cases[k].samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
+    g_assert_cmpint(eng_predict_tiled(g, img, h, w, 8, cases[k].tta, mode, cases[k].samples, 5,
+                                      a, sa, &err), ==, ENG_OK);
+    g_assert_cmpint(eng_predict_tiled(g, pad, ph, pw, 8, cases[k].tta, mode, cases[k].samples,
+                                      5, b, sb, &err), ==, ENG_OK);
+    for (size_t y = 0; y < h; y++) {
+      g_assert_cmpmem(a + y * w, w * sizeof(float), b + y * pw, w * sizeof(float));
+      g_assert_cmpmem(sa + y * w, w * sizeof(float), sb + y * pw, w * sizeof(float));
+    }
+    g_assert_cmpuint(eng_predict_tiled_passes(g, h, w, 8, cases[k].tta, cases[k].samples), ==,
+                     eng_predict_tiled_passes(g, ph, pw, 8, cases[k].tta, cases[k].samples));
+  }
   eng_graph_free(g);
   eng_model_free(m);
 }
@@ -216,7 +276,7 @@ test_tiled_passes(void)
                                               cases[k].tta, cases[k].samples), ==, seen);
     eng_graph_set_forward_hook(cases[k].g, NULL, NULL);
   }
-  g_assert_cmpuint(eng_predict_tiled_passes(sq, 40, 40, 8, FALSE, 1), ==, 0); /* refused */
+  g_assert_cmpuint(eng_predict_tiled_passes(sq, 40, 40, 8, FALSE, 1), ==, 1); /* padded */
   eng_graph_free(sq);
   eng_graph_free(wide);
   eng_model_free(m);
@@ -229,6 +289,7 @@ main(int argc, char **argv)
   g_test_add_func("/tiles/plan", test_plan);
   g_test_add_func("/tiles/tiled-matches-whole", test_tiled_matches_whole);
   g_test_add_func("/tiles/mc-and-errors", test_tiled_mc_and_errors);
+  g_test_add_func("/tiles/any-size", test_tiled_any_size);
   g_test_add_func("/tiles/passes", test_tiled_passes);
   return g_test_run();
 }

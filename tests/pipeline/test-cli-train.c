@@ -756,6 +756,54 @@ test_predict_windows(void)
   g_assert_true(g_file_test(cropped, G_FILE_TEST_EXISTS));
 }
 
+/* Slices of any size are predicted: 37 x 29 (no multiple of the network's 8) comes out 37 x
+ * 29 and says it was padded (tests/engine/test-tiles.c checks the padding's arithmetic);
+ * and trained on: crops of 24² (the largest multiple inside), validated on a window. */
+static void
+test_any_size(void)
+{
+  g_autofree char *model = in_dir("any.emsegmodel"), *odd = in_dir("odd.tif");
+  g_autofree char *prob = in_dir("odd-prob.tif"), *odd_labels = in_dir("odd-labels.tif");
+  g_autofree char *odd_model = in_dir("odd.emsegmodel");
+  const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                          "--epochs", "1", "--spec", TINY, "--no-augment", "-o", model, NULL };
+  g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
+  g_autoptr(GError) error = NULL;
+  const char *from[] = { images, labels }, *to[] = { odd, odd_labels };
+  for (int k = 0; k < 2; k++) {
+    g_autoptr(EmsegStack) full = emseg_stack_open(from[k], &error);
+    g_assert_no_error(error);
+    guint8 page[64 * 64], cut[3 * 29 * 37];
+    for (guint z = 0; z < 3; z++) {
+      g_assert_true(emseg_stack_read_raw(full, z, page, &error));
+      for (guint y = 0; y < 29; y++)
+        memcpy(cut + (z * 29 + y) * 37, page + y * 64, 37);
+    }
+    g_assert_true(emseg_tiff_write_u8_stack(to[k], cut, 37, 29, 3, &error));
+  }
+  g_autofree char *err = NULL;
+  const char *pred[] = { "predict", "-m", model, "--images", odd, "--tta", "-o", prob, NULL };
+  g_assert_cmpint(run_emseg(pred, NULL, &err), ==, 0);
+  g_assert_nonnull(strstr(err, "37x29 slices are mirrored at their bottom and right edges"));
+  g_autoptr(EmsegStack) out = emseg_stack_open(prob, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(emseg_stack_get_width(out), ==, 37);
+  g_assert_cmpuint(emseg_stack_get_height(out), ==, 29);
+  g_assert_cmpuint(emseg_stack_get_n_slices(out), ==, 3);
+  gsize n = 0;
+  g_autofree float *p = read_whole_stack(prob, &n);
+  for (gsize i = 0; i < n; i++)
+    g_assert_true(p[i] >= 0.0f && p[i] <= 1.0f);
+
+  g_clear_pointer(&err, g_free);
+  const char *t2[] = { "train", "--images", odd, "--labels", odd_labels, "--slices", "0-1",
+                       "--val-slices", "2", "--epochs", "1", "--spec", TINY, "-o", odd_model,
+                       NULL };
+  g_assert_cmpint(run_emseg(t2, NULL, &err), ==, 0);
+  g_assert_nonnull(strstr(err, "37x29 slices: training on 24² crops, validating on the window"));
+  g_assert_true(g_file_test(odd_model, G_FILE_TEST_EXISTS));
+}
+
 /* --project: a project made by `emseg project create` with labels on slices 0-3 of 6 (the
  * rest unlabelled) trains on its labelled slices that do not validate, and `emseg project
  * import-model` stores the model back in it byte for byte; a validation slice
@@ -958,6 +1006,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli-train/swa-average", test_swa_average);
   g_test_add_func("/cli-train/predict-bf16", test_predict_bf16);
   g_test_add_func("/cli-train/predict-windows", test_predict_windows);
+  g_test_add_func("/cli-train/any-size", test_any_size);
   g_test_add_func("/cli-train/fine-tune-keeps-start", test_fine_tune_keeps_start);
   g_test_add_func("/cli-train/train-project", test_train_project);
   g_test_add_func("/cli-train/predict-project", test_predict_project);
