@@ -11,6 +11,34 @@
 #include "emseg-stack.h"
 #include "eng-modelfile.h"
 
+/* Where predicted slices go: the probability stack (P(cell)^gamma) and, with --std-out,
+ * the MC standard deviation stack (that of P itself). */
+typedef struct {
+  double gamma;
+  gsize plane;
+  EmsegStackWriter *prob, *std;
+} Outputs;
+
+static void
+outputs_clear(Outputs *o)
+{
+  g_clear_pointer(&o->prob, emseg_stack_writer_free); /* unfinished: the file goes */
+  g_clear_pointer(&o->std, emseg_stack_writer_free);
+}
+
+/* An EmsegPredictSink: one slice appended to each stack. */
+static gboolean
+write_slice(guint k, guint slice, float *prob, const float *std, gpointer user_data,
+            GError **error)
+{
+  (void) k;
+  (void) slice;
+  Outputs *o = user_data;
+  emseg_gamma_apply(prob, o->plane, o->gamma); /* the std stack stays that of P */
+  return emseg_stack_writer_append(o->prob, prob, error) &&
+         (!o->std || emseg_stack_writer_append(o->std, std, error));
+}
+
 int
 emseg_cli_predict(int argc, char **argv)
 {
@@ -78,11 +106,21 @@ emseg_cli_predict(int argc, char **argv)
   if (!idx)
     goto out;
   guint w = emseg_stack_get_width(images), h = emseg_stack_get_height(images);
-  prob = g_try_new(float, (gsize) n * w * h);
-  std = std_path ? g_try_new(float, (gsize) n * w * h) : NULL;
+  /* one slice at a time into the writers: a stack of hundreds of big slices would not fit
+   * in memory whole; nothing appears at the paths unless every slice was written */
+  prob = g_try_new(float, (gsize) w * h);
+  std = std_path ? g_try_new(float, (gsize) w * h) : NULL;
   if (!prob || (std_path && !std)) {
     g_set_error(&error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE,
-                "out of memory for %u slices of %ux%u", n, w, h);
+                "out of memory for a slice of %ux%u", w, h);
+    goto out;
+  }
+  Outputs outputs = { gamma, (gsize) w * h, NULL, NULL };
+  outputs.prob = emseg_stack_writer_new(out_path, EMSEG_SAMPLE_F32, w, h, n, &error);
+  if (outputs.prob && std_path)
+    outputs.std = emseg_stack_writer_new(std_path, EMSEG_SAMPLE_F32, w, h, n, &error);
+  if (!outputs.prob || (std_path && !outputs.std)) {
+    outputs_clear(&outputs);
     goto out;
   }
   EmsegPredictOptions opts;
@@ -95,13 +133,14 @@ emseg_cli_predict(int argc, char **argv)
   opts.progress = emseg_cli_show_progress;
   opts.pass_progress = emseg_cli_show_pass_progress;
   opts.progress_data = &progress;
+  opts.sink = write_slice;
+  opts.sink_data = &outputs;
   emseg_cli_report_windows("predict", model, images);
-  if (!emseg_predict_slices(model, images, idx, n, &opts, prob, std, &error))
-    goto out;
-  emseg_gamma_apply(prob, (gsize) n * w * h, gamma); /* the std stack stays that of p */
-  if (!emseg_tiff_write_float_stack(out_path, prob, w, h, n, &error))
-    goto out;
-  if (std_path && !emseg_tiff_write_float_stack(std_path, std, w, h, n, &error))
+  gboolean done = emseg_predict_slices(model, images, idx, n, &opts, prob, std, &error) &&
+                  emseg_stack_writer_finish(outputs.prob, &error) &&
+                  (!outputs.std || emseg_stack_writer_finish(outputs.std, &error));
+  outputs_clear(&outputs);
+  if (!done)
     goto out;
   printf("wrote %s (%u slices, %ux%u, float32, 1 = cell interior)\n", out_path, n, w, h);
   rc = 0;

@@ -165,11 +165,17 @@ emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices, gu
     EngMode mode = samples > 1 ? ENG_MODE_MC : ENG_MODE_INFER;
     guint64 seed = opts->seed + (guint64) slices[i] * 1000003u;
     emseg_pass_count_start(&count, graph, h, w, margin, opts->tta, samples);
+    float *p_i = opts->sink ? prob : prob + i * plane;
+    float *s_i = !std ? NULL : opts->sink ? std : std + i * plane;
     EngStatus st = eng_predict_tiled(graph, x, h, w, margin, opts->tta, mode, samples, seed,
-                                     prob + i * plane, std ? std + i * plane : NULL, &err);
+                                     p_i, s_i, &err);
     if (st != ENG_OK) {
       g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "slice %u: %s",
                   slices[i], err.message);
+      ok = FALSE;
+      break;
+    }
+    if (opts->sink && !opts->sink(i, slices[i], p_i, s_i, opts->sink_data, error)) {
       ok = FALSE;
       break;
     }

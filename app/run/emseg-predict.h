@@ -26,6 +26,13 @@ typedef gboolean (*EmsegProgressFunc)(guint done, guint total, gpointer user_dat
  * done (windows x transforms x samples; a big slice takes minutes). */
 typedef void (*EmsegPassProgressFunc)(double fraction, gpointer user_data);
 
+/* Takes one predicted slice (k-th of the call, stack slice `slice`) as it comes, so a long
+ * stack need not be held whole: prob and std (NULL without MC) are the caller's one-plane
+ * buffers, reused for the next slice (the sink may change them). FALSE + error stops the
+ * prediction. */
+typedef gboolean (*EmsegPredictSink)(guint k, guint slice, float *prob, const float *std,
+                                     gpointer user_data, GError **error);
+
 typedef struct {
   int mc_samples;     /* 1 = deterministic inference; > 1 = MC dropout average */
   gboolean tta;       /* average over flips and quarter turns (eng_predict_tta) */
@@ -33,6 +40,8 @@ typedef struct {
   EmsegProgressFunc progress;          /* may be NULL */
   EmsegPassProgressFunc pass_progress; /* may be NULL */
   gpointer progress_data;              /* for both */
+  EmsegPredictSink sink;               /* may be NULL: see emseg_predict_slices */
+  gpointer sink_data;
 } EmsegPredictOptions;
 
 void emseg_predict_options_init(EmsegPredictOptions *opts);
@@ -73,7 +82,8 @@ void emseg_predict_window(guint h, guint w, guint mult, guint *gh, guint *gw, gu
  * runs it once when the graph is the slice's size. */
 
 /* Predicts slices[0..n_slices-1] of stack. prob: n_slices * width * height floats;
- * std (may be NULL): per-pixel standard deviation over MC samples, same size. */
+ * std (may be NULL): per-pixel standard deviation over MC samples, same size. With
+ * opts->sink, prob and std are one plane each, handed to the sink after every slice. */
 gboolean emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *slices,
                               guint n_slices, const EmsegPredictOptions *opts, float *prob,
                               float *std, GError **error);

@@ -766,7 +766,8 @@ test_any_size(void)
   g_autofree char *prob = in_dir("odd-prob.tif"), *odd_labels = in_dir("odd-labels.tif");
   g_autofree char *odd_model = in_dir("odd.emsegmodel");
   const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
-                          "--epochs", "1", "--spec", TINY, "--no-augment", "-o", model, NULL };
+                          "--epochs", "1", "--spec", TINY, "--dropout", "0.2", "--no-augment",
+                          "-o", model, NULL };
   g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
   g_autoptr(GError) error = NULL;
   const char *from[] = { images, labels }, *to[] = { odd, odd_labels };
@@ -794,6 +795,32 @@ test_any_size(void)
   g_autofree float *p = read_whole_stack(prob, &n);
   for (gsize i = 0; i < n; i++)
     g_assert_true(p[i] >= 0.0f && p[i] <= 1.0f);
+
+  /* MC dropout with its standard deviation, written slice by slice: --gamma 2 squares the
+   * probabilities of the same seed's passes, and the deviation stays that of P */
+  g_autofree char *p1 = in_dir("odd-mc1.tif"), *p2 = in_dir("odd-mc2.tif");
+  g_autofree char *s1 = in_dir("odd-sd1.tif"), *s2 = in_dir("odd-sd2.tif");
+  const char *mc1[] = { "predict", "-m", model, "--images", odd, "--mc-samples", "3",
+                        "--std-out", s1, "-o", p1, NULL };
+  const char *mc2[] = { "predict", "-m", model, "--images", odd, "--mc-samples", "3",
+                        "--std-out", s2, "--gamma", "2", "-o", p2, NULL };
+  g_assert_cmpint(run_emseg(mc1, NULL, NULL), ==, 0);
+  g_assert_cmpint(run_emseg(mc2, NULL, NULL), ==, 0);
+  gsize n1 = 0, n2 = 0, ns1 = 0, ns2 = 0;
+  g_autofree float *a1 = read_whole_stack(p1, &n1), *a2 = read_whole_stack(p2, &n2);
+  g_autofree float *d1 = read_whole_stack(s1, &ns1), *d2 = read_whole_stack(s2, &ns2);
+  g_assert_cmpuint(n1, ==, 3 * 37 * 29);
+  g_assert_cmpuint(n2, ==, n1);
+  g_assert_cmpuint(ns1, ==, n1);
+  g_assert_cmpuint(ns2, ==, n1);
+  gsize spread = 0;
+  for (gsize i = 0; i < n1; i++) {
+    g_assert_cmpfloat(fabs(a2[i] - (double) a1[i] * a1[i]), <, 1e-6);
+    g_assert_true(d1[i] >= 0.0f && d1[i] <= 0.5f);
+    g_assert_cmpfloat(d1[i], ==, d2[i]);
+    spread += d1[i] > 0.0f;
+  }
+  g_assert_cmpuint(spread, >, n1 / 2);
 
   g_clear_pointer(&err, g_free);
   const char *t2[] = { "train", "--images", odd, "--labels", odd_labels, "--slices", "0-1",
