@@ -225,6 +225,15 @@ emseg_cli_evaluate(int argc, char **argv)
       fprintf(stderr, "emseg evaluate: labels: %s\n", error->message);
       return 1;
     }
+  /* 128 is "unlabeled" in emseg's own label files (project export-labels); the ISBI scores
+   * know no such pixel and read it as cell, which a person should hear about */
+  gsize n128 = 0;
+  for (gsize i = 0; i < count * n; i++)
+    n128 += labels[i] == 128;
+  if (n128 > 0)
+    fprintf(stderr, "emseg evaluate: %s: %zu pixels are 128, which emseg's label files use "
+                    "for unlabeled; the ISBI scores count them as cell\n",
+            labels_path, (size_t) n128);
   if (!read_prediction(pred, first, last, prob, &error)) {
     fprintf(stderr, "emseg evaluate: prediction: %s\n", error->message);
     return 1;

@@ -122,6 +122,20 @@ test_plain(Fixture *f, gconstpointer data)
   const char *args8[] = { "--labels", f->gt, "--pred", f->pred8, NULL };
   g_assert_cmpint(run_emseg(args8, &out8, &err8), ==, 0);
   g_assert_cmpstr(out8, ==, out);
+  g_assert_cmpstr(err, ==, ""); /* 0/255 labels: nothing to say */
+
+  /* 128 (emseg's "unlabeled") in the ground truth is scored as cell, and said */
+  guint8 gt[Z * H * W];
+  memcpy(gt, f->labels, sizeof gt);
+  gt[7] = gt[8] = 128;
+  g_autofree char *gt128 = g_build_filename(f->dir, "gt128.tif", NULL);
+  g_autoptr(GError) error = NULL;
+  g_assert_true(emseg_tiff_write_u8_stack(gt128, gt, W, H, Z, &error));
+  g_autofree char *o3 = NULL, *e3 = NULL;
+  const char *args3[] = { "--labels", gt128, "--pred", f->pred, NULL };
+  g_assert_cmpint(run_emseg(args3, &o3, &e3), ==, 0);
+  g_assert_nonnull(strstr(e3, "gt128.tif: 2 pixels are 128"));
+  g_unlink(gt128);
 }
 
 static void
