@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "eng-mirror.h"
 #include "eng-parallel.h"
 #include "eng-rng.h"
 
@@ -309,16 +310,6 @@ render_rows(void *ctx, size_t y0, size_t y1)
   }
 }
 
-static inline size_t
-reflect(long i, long n)
-{
-  if (n == 1)
-    return 0;
-  while (i < 0 || i >= n)
-    i = i < 0 ? -i : 2 * (n - 1) - i;
-  return (size_t) i;
-}
-
 static void
 blur_h_rows(void *ctx, size_t y0, size_t y1)
 {
@@ -330,7 +321,7 @@ blur_h_rows(void *ctx, size_t y0, size_t y1)
     for (long x = 0; x < W; x++) {
       float acc = 0.0f;
       for (int k = -syn->kr; k <= syn->kr; k++)
-        acc += syn->kernel[k + syn->kr] * in[reflect(x + k, W)];
+        acc += syn->kernel[k + syn->kr] * in[eng_mirror(x + k, W)];
       out[x] = acc;
     }
   }
@@ -348,7 +339,7 @@ blur_v_rows(void *ctx, size_t y0, size_t y1)
     for (size_t x = 0; x < W; x++)
       out[x] = 0.0f;
     for (int k = -syn->kr; k <= syn->kr; k++) {
-      const float *in = syn->b + reflect((long) y + k, H) * W;
+      const float *in = syn->b + eng_mirror((long) y + k, H) * W;
       float t = syn->kernel[k + syn->kr];
       for (size_t x = 0; x < W; x++)
         out[x] += t * in[x];

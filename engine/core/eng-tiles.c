@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eng-mirror.h"
 #include "eng-train.h"
 
 size_t
@@ -29,17 +30,6 @@ eng_tiles_plan(size_t len, size_t win, size_t margin, EngTile *tiles, size_t cap
     tiles[k] = (EngTile) { start, c0, c1 };
   }
   return count;
-}
-
-/* Mirror index (reflect without repeating the edge, periodically, so any pad works on
- * any length): 0 1 2 | 1 0 1 2 1 0 … */
-static size_t
-mirror(size_t i, size_t len)
-{
-  if (len == 1)
-    return 0;
-  size_t period = 2 * (len - 1), j = i % period;
-  return j < len ? j : period - j;
 }
 
 /* The plane predict_windows runs for an (h, w) plane: each side rounded up to the model's
@@ -87,9 +77,11 @@ eng_predict_tiled(EngGraph *graph, const float *image, size_t h, size_t w, size_
   EngStatus st = ENG_OK;
   if (!padded || !p || (std_out && !s))
     st = eng_error_set(err, ENG_ERR_NOMEM, "out of memory for a %zu x %zu padded plane", ph, pw);
-  for (size_t y = 0; st == ENG_OK && y < ph; y++)
+  for (size_t y = 0; st == ENG_OK && y < ph; y++) {
+    const float *row = image + eng_mirror((long) y, (long) h) * w;
     for (size_t x = 0; x < pw; x++)
-      padded[y * pw + x] = image[mirror(y, h) * w + mirror(x, w)];
+      padded[y * pw + x] = row[eng_mirror((long) x, (long) w)];
+  }
   if (st == ENG_OK)
     st = predict_windows(graph, padded, ph, pw, margin, tta, mode, samples, seed, p, s, err);
   for (size_t y = 0; st == ENG_OK && y < h; y++) {
