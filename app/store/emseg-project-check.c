@@ -21,21 +21,6 @@ step(Progress *pr)
     pr->progress(pr->done, pr->total, pr->user_data);
 }
 
-static gboolean
-count_rows(EmsegProject *p, const char *table, guint64 *n, GError **error)
-{
-  *n = 0;
-  if (!emseg_project_has_table(p, table))
-    return TRUE;
-  g_autofree char *sql = g_strdup_printf("SELECT count(*) FROM %s", table);
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(p->db, sql, -1, &st, NULL);
-  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
-    *n = (guint64)sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return rc == SQLITE_ROW || emseg_project_fail(p, rc, "counting rows", error);
-}
-
 /* (model, stack, slice) of every row of a plane table, read before any is decoded. */
 typedef struct {
   gint64 model_id, stack_id;
@@ -93,8 +78,9 @@ emseg_project_check_contents(EmsegProject *p, EmsegProjectCheckCounts *counts,
   g_autoptr(GArray) stacks = emseg_project_list_stacks(p, error);
   if (stacks == NULL)
     return FALSE;
+  /* Everything listed first, so the progress has its total; the lists are then read. */
+  static const char *const plane_tables[] = { "predictions", "uncertainty" };
   Progress pr = { progress, user_data, 0, 0 };
-  guint64 n_masks = 0, n_strokes = 0, n_models = 0, n_pred = 0, n_unc = 0;
   g_autoptr(GPtrArray) labeled = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
   for (guint i = 0; i < stacks->len; i++) {
     EmsegProjectStack *s = &g_array_index(stacks, EmsegProjectStack, i);
@@ -103,12 +89,14 @@ emseg_project_check_contents(EmsegProject *p, EmsegProjectCheckCounts *counts,
       return FALSE;
     g_ptr_array_add(labeled, l);
     pr.total += s->n_slices + l->len;
-    n_masks += l->len;
   }
-  if (!count_rows(p, "strokes", &n_strokes, error) || !count_rows(p, "models", &n_models, error) ||
-      !count_rows(p, "predictions", &n_pred, error) || !count_rows(p, "uncertainty", &n_unc, error))
+  g_autoptr(GArray) models = emseg_project_list_checkpoints(p, error);
+  g_autoptr(GArray) predictions = models ? plane_keys(p, plane_tables[0], error) : NULL;
+  g_autoptr(GArray) uncertainties = predictions ? plane_keys(p, plane_tables[1], error) : NULL;
+  if (uncertainties == NULL)
     return FALSE;
-  pr.total += n_models + n_pred + n_unc;
+  GArray *keys[2] = { predictions, uncertainties };
+  pr.total += models->len + predictions->len + uncertainties->len;
 
   for (guint i = 0; i < stacks->len; i++) {
     EmsegProjectStack *s = &g_array_index(stacks, EmsegProjectStack, i);
@@ -137,9 +125,6 @@ emseg_project_check_contents(EmsegProject *p, EmsegProjectCheckCounts *counts,
   if (!emseg_project_check_strokes(p, problems, &counts->strokes, error))
     return FALSE;
 
-  g_autoptr(GArray) models = emseg_project_list_checkpoints(p, error);
-  if (models == NULL)
-    return FALSE;
   for (guint i = 0; i < models->len; i++, step(&pr)) {
     const EmsegCheckpointInfo *m = &g_array_index(models, EmsegCheckpointInfo, i);
     counts->checkpoints++;
@@ -155,14 +140,11 @@ emseg_project_check_contents(EmsegProject *p, EmsegProjectCheckCounts *counts,
   }
 
   for (int kind = 0; kind < 2; kind++) {
-    const char *table = kind == 0 ? "predictions" : "uncertainty";
-    g_autoptr(GArray) keys = plane_keys(p, table, error);
-    if (keys == NULL)
-      return FALSE;
+    const char *table = plane_tables[kind];
     g_autofree float *plane = NULL;
     gint64 plane_stack = -1;
-    for (guint i = 0; i < keys->len; i++, step(&pr)) {
-      const PlaneKey *k = &g_array_index(keys, PlaneKey, i);
+    for (guint i = 0; i < keys[kind]->len; i++, step(&pr)) {
+      const PlaneKey *k = &g_array_index(keys[kind], PlaneKey, i);
       *(kind == 0 ? &counts->predictions : &counts->uncertainties) += 1;
       if (k->stack_id != plane_stack) {
         g_auto(EmsegProjectStack) s = { 0 };
