@@ -3,12 +3,33 @@
  * and returns the process exit code (0 ok, 1 failure, 2 bad usage). */
 #pragma once
 
+#include <string.h>
+
 #include <glib.h>
 
 #include "emseg-project.h"
 #include "emseg-stack.h"
 #include "eng-augment.h"
 #include "eng-model.h"
+
+/* An entry of a command table (emseg's commands, emseg project's subcommands): its name,
+ * its entry point (argv[0] is the name) and the text its usage line shows. */
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *text;
+} EmsegCliCommand;
+
+/* Runs the entry of commands[0..n) that argv[1] names with argv shifted by one, returning
+ * its exit code; -1 when argv[1] names none (the caller reports it). */
+static inline int
+emseg_cli_dispatch(const EmsegCliCommand *commands, size_t n, int argc, char **argv)
+{
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(argv[1], commands[i].name) == 0)
+      return commands[i].run(argc - 1, argv + 1);
+  return -1;
+}
 
 int emseg_cli_train(int argc, char **argv);          /* cli-train.c */
 int emseg_cli_predict(int argc, char **argv);        /* cli-predict.c */
@@ -27,6 +48,10 @@ int emseg_cli_experiment(int argc, char **argv);     /* cli-experiment.c */
 /* cli-progress.c: the progress of commands that predict slices, on stderr when it is a
  * terminal: "\rCOMMAND: predicted 3/30 slices", and within a slice that takes long
  * ", slice 4 at 37 %". */
+/* A progress line redrawn at most this often: passes of a small slice, or the items of a
+ * project check, take milliseconds. */
+#define EMSEG_CLI_REDRAW_US (250 * 1000)
+
 typedef struct {
   const char *command; /* borrowed: the command's name */
   guint done, total;   /* slices */

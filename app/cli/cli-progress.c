@@ -6,9 +6,6 @@
 
 #include "cli-commands.h"
 
-/* A redraw within a slice at most this often: passes of a small slice take milliseconds. */
-#define PASS_REDRAW_US (250 * 1000)
-
 gboolean
 emseg_cli_show_progress(guint done, guint total, gpointer progress)
 {
@@ -30,7 +27,7 @@ emseg_cli_show_pass_progress(double fraction, gpointer progress)
 {
   CliProgress *p = progress;
   gint64 now = g_get_monotonic_time();
-  if (now - p->drawn_us < PASS_REDRAW_US)
+  if (now - p->drawn_us < EMSEG_CLI_REDRAW_US)
     return;
   p->drawn_us = now;
   if (isatty(2) && p->total > 0)

@@ -419,7 +419,7 @@ check_progress(guint64 done, guint64 total, gpointer user_data)
 {
   gint64 *drawn_us = user_data;
   gint64 now = g_get_monotonic_time();
-  if (!isatty(2) || (now - *drawn_us < 250 * 1000 && done < total))
+  if (!isatty(2) || (now - *drawn_us < EMSEG_CLI_REDRAW_US && done < total))
     return;
   *drawn_us = now;
   fprintf(stderr, "\remseg project check: read %" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT
@@ -489,13 +489,7 @@ project_compact(int argc, char **argv)
   return 0;
 }
 
-typedef struct {
-  const char *name;
-  int (*run)(int argc, char **argv);
-  const char *synopsis;
-} Subcommand;
-
-static const Subcommand subcommands[] = {
+static const EmsegCliCommand subcommands[] = {
   { "create", project_create, "PROJECT --images STACK [--labels LABELS] [--name NAME]" },
   { "info", project_info, "PROJECT" },
   { "export-labels", project_export_labels, "PROJECT --out LABELS.tif [--stack ID]" },
@@ -511,7 +505,7 @@ usage(FILE *out)
 {
   for (size_t i = 0; i < G_N_ELEMENTS(subcommands); i++)
     fprintf(out, "%s emseg project %s %s\n", i ? "      " : "usage:", subcommands[i].name,
-            subcommands[i].synopsis);
+            subcommands[i].text);
   fprintf(out, "(emseg project SUBCOMMAND --help for details)\n");
 }
 
@@ -526,9 +520,9 @@ emseg_cli_project(int argc, char **argv)
     usage(stdout);
     return 0;
   }
-  for (size_t i = 0; i < G_N_ELEMENTS(subcommands); i++)
-    if (!strcmp(argv[1], subcommands[i].name))
-      return subcommands[i].run(argc - 1, argv + 1);
+  int rc = emseg_cli_dispatch(subcommands, G_N_ELEMENTS(subcommands), argc, argv);
+  if (rc >= 0)
+    return rc;
   fprintf(stderr, "emseg project: unknown subcommand '%s'\n", argv[1]);
   usage(stderr);
   return 2;

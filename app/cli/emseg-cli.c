@@ -6,13 +6,7 @@
 
 #include "cli-commands.h"
 
-typedef struct {
-  const char *name;
-  int (*run)(int argc, char **argv);
-  const char *summary;
-} Command;
-
-static const Command commands[] = {
+static const EmsegCliCommand commands[] = {
   { "train", emseg_cli_train, "train a model on a labeled stack" },
   { "predict", emseg_cli_predict, "write cell-interior probabilities as a float TIFF" },
   { "info", emseg_cli_info, "show a model file's spec and parameter count" },
@@ -33,8 +27,8 @@ usage(FILE *out)
 {
   fprintf(out, "usage: emseg COMMAND [OPTIONS]   (emseg COMMAND --help for details)\n"
                "       emseg --version\n\n");
-  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].summary);
+  for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+    fprintf(out, "  %-16s %s\n", commands[i].name, commands[i].text);
 }
 
 int
@@ -57,9 +51,9 @@ main(int argc, char **argv)
     printf("emseg %s\n", PACKAGE_VERSION);
     return 0;
   }
-  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (!strcmp(argv[1], commands[i].name))
-      return commands[i].run(argc - 1, argv + 1);
+  int rc = emseg_cli_dispatch(commands, G_N_ELEMENTS(commands), argc, argv);
+  if (rc >= 0)
+    return rc;
   fprintf(stderr, "emseg: unknown command '%s' (try emseg --help)\n", argv[1]);
   return 2;
 }
