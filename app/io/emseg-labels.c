@@ -2,8 +2,6 @@
  * chosen by the values the slice holds. */
 #include "emseg-labels.h"
 
-#include <math.h>
-
 /* The readings a slice's values allow: each is ruled out by the first value it cannot
  * take, so one pass decides. */
 enum {
