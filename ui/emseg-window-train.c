@@ -654,21 +654,14 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
    * validation sets that takes a while, and "starting…" would look like a hang */
   if (fine_tune && job->training.validate_init && job->n_val > 0)
     emseg_train_panel_set_progress_text (self->train_panel, 0.0, "validating the starting model…");
-  {
-    guint gh, gw, margin;
-    guint mult = (guint) eng_spec_size_multiple (&job->training.spec);
-
-    /* the engine thread trains big slices, and slices whose sides are no multiple of the
-     * network's decimation, on crops and validates them in windows
-     * (emseg_training_fit_window) */
-    emseg_predict_window (self->volume->height, self->volume->width, mult, &gh, &gw, &margin);
-    status = g_strdup_printf ("%s: starting on %u labelled slices, %s%s", fine_tune ? "Fine-tuning" : "Training",
-                              labeled->len - job->n_val,
-                              val_text ? val_text : "no validation (the last weights are kept)",
-                              gh != self->volume->height || gw != self->volume->width
-                                ? "; slices of this size train on crops and validate on windows (1024² or less, sides multiples of the network's decimation)"
-                                : "");
-  }
+  /* the engine thread trains big slices, and slices whose sides are no multiple of the
+   * network's decimation, on crops and validates them in windows (emseg_training_fit_window) */
+  status = g_strdup_printf ("%s: starting on %u labelled slices, %s%s", fine_tune ? "Fine-tuning" : "Training",
+                            labeled->len - job->n_val,
+                            val_text ? val_text : "no validation (the last weights are kept)",
+                            emseg_training_needs_crops (&job->training.spec, self->volume->height, self->volume->width)
+                              ? "; slices of this size train on crops and validate on windows (1024² or less, sides multiples of the network's decimation)"
+                              : "");
   emseg_train_panel_set_status (self->train_panel, status);
   self->train_started_us = g_get_monotonic_time ();
   self->steps_done = 0;

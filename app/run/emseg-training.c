@@ -56,13 +56,21 @@ emseg_training_config_init(EmsegTrainingConfig *cfg)
 }
 
 gboolean
+emseg_training_needs_crops(const EngSpec *spec, guint height, guint width)
+{
+  guint gh, gw, margin;
+  emseg_predict_window(height, width, (guint) eng_spec_size_multiple(spec), &gh, &gw, &margin);
+  return gh != height || gw != width;
+}
+
+gboolean
 emseg_training_fit_window(EmsegTrainingConfig *cfg, const EngSpec *spec,
                           const EmsegDataset *train, EmsegDataset **val)
 {
+  if (!emseg_training_needs_crops(spec, train->height, train->width))
+    return FALSE;
   guint mult = (guint) eng_spec_size_multiple(spec), gh, gw, margin;
   emseg_predict_window(train->height, train->width, mult, &gh, &gw, &margin);
-  if (gh == train->height && gw == train->width)
-    return FALSE;
   /* too big, or a side that is no multiple of mult (the window was rounded up past it):
    * crops and windows of the largest multiples that fit */
   gh = MIN(gh, train->height / mult * mult);

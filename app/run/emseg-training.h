@@ -133,6 +133,9 @@ gboolean emseg_training_augment_custom(const EmsegTrainingConfig *cfg);
  * its size multiple). Returns TRUE when it cropped. */
 gboolean emseg_training_fit_window(EmsegTrainingConfig *cfg, const EngSpec *spec,
                                    const EmsegDataset *train, EmsegDataset **val);
+/* Whether height × width slices are trained on crops (what emseg_training_fit_window
+ * decides): too big for the prediction window, or a side that is no multiple of spec's. */
+gboolean emseg_training_needs_crops(const EngSpec *spec, guint height, guint width);
 /* lr of a 1-based epoch under the step schedule. */
 double emseg_training_lr_at(const EmsegTrainingConfig *cfg, guint epoch);
 
