@@ -160,6 +160,12 @@ emseg_train_panel_set_status (EmsegTrainPanel *self, const char *text)
   gtk_label_set_text (self->status_label, text);
 }
 
+const char *
+emseg_train_panel_get_status (EmsegTrainPanel *self)
+{
+  return gtk_label_get_text (self->status_label);
+}
+
 void
 emseg_train_panel_reset (EmsegTrainPanel *self)
 {

@@ -51,6 +51,7 @@ void emseg_train_panel_set_dropout (EmsegTrainPanel *self, double dropout);
 void emseg_train_panel_set_state (EmsegTrainPanel *self, EmsegTrainState state);
 EmsegTrainState emseg_train_panel_get_state (EmsegTrainPanel *self);
 void emseg_train_panel_set_status (EmsegTrainPanel *self, const char *text);
+const char *emseg_train_panel_get_status (EmsegTrainPanel *self); /* borrowed */
 
 /* Drops every curve and heatmap column (another project was opened). */
 void emseg_train_panel_reset (EmsegTrainPanel *self);

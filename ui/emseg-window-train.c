@@ -19,6 +19,7 @@
 #include "emseg-gamma.h"
 #include "emseg-isbi.h"
 #include "emseg-predict.h"
+#include "emseg-shipped-model.h"
 #include "emseg-stack.h"
 
 /* ---- the overlay of the visible slice ------------------------------------------- */
@@ -338,14 +339,6 @@ ensure_engine (EmsegWindow *self, GError **error)
   return self->engine != NULL;
 }
 
-/* The model shipped with emseg (data/models/), imported into the project as a checkpoint
- * so that the engine thread can fine-tune it like any other; its metadata (the export
- * exponent γ its training chose) become the checkpoint's scores, and it is the overlay's
- * model until the fine-tune beats it. Looked for in the installed
- * data folder, then the source tree (uninstalled runs), or only in $EMSEG_MODELS_DIR. */
-#define SHIPPED_MODEL_FILE "isbi2012-resfcn.emsegmodel"
-#define SHIPPED_MODEL_NAME "shipped-isbi2012"
-
 /* Stores the model file at path in the project as checkpoint `name` (replacing one of that
  * name), its metadata as the checkpoint's scores, and makes it the model the overlay,
  * Fine-tune and Export use. */
@@ -376,28 +369,23 @@ import_model_file (EmsegWindow *self, const char *path, const char *name, GError
   return TRUE;
 }
 
+/* The model shipped with emseg (emseg-shipped-model.h), imported into the project as a
+ * checkpoint so that the engine thread predicts with it and fine-tunes it like any other;
+ * its metadata (the export exponent γ its training chose) become the checkpoint's scores,
+ * and it is the overlay's model until a run of the project beats it. */
 static gboolean
 import_shipped_model (EmsegWindow *self, GError **error)
 {
-  /* $EMSEG_MODELS_DIR, when set, is the only place looked at (tests use it to have none). */
-  const char *env = g_getenv ("EMSEG_MODELS_DIR");
-  const char *dirs[] = { env ? env : EMSEG_MODELS_DIR, env ? NULL : EMSEG_SOURCE_MODELS_DIR };
-  g_autofree char *path = NULL;
+  g_autoptr (GError) local = NULL;
+  g_autofree char *path = emseg_shipped_model_path (&local);
 
-  for (gsize i = 0; i < G_N_ELEMENTS (dirs) && path == NULL; i++)
-    {
-      g_autofree char *candidate = dirs[i] ? g_build_filename (dirs[i], SHIPPED_MODEL_FILE, NULL) : NULL;
-      if (candidate && g_file_test (candidate, G_FILE_TEST_IS_REGULAR))
-        path = g_steal_pointer (&candidate);
-    }
   if (path == NULL)
     {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                   "This project has no model yet and the shipped model (%s) is not installed: "
-                   "use Train first", SHIPPED_MODEL_FILE);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "This project has no model yet and %s: use Train first",
+                   local->message);
       return FALSE;
     }
-  return import_model_file (self, path, SHIPPED_MODEL_NAME, error);
+  return import_model_file (self, path, EMSEG_SHIPPED_MODEL_NAME, error);
 }
 
 /* The checkpoint name for a model file: its name without .emsegmodel, with -2, -3, … when
@@ -864,6 +852,23 @@ reload_runs (EmsegWindow *self)
     }
 }
 
+/* A project with a stack and no model of its own predicts with the shipped model (the
+ * default model for prediction, as `emseg predict` without --model): it is imported, so the
+ * overlay, Export and the uncertainty estimate have it like any checkpoint, and the project
+ * keeps the weights its predictions came from even if a later emseg ships others. Without a
+ * shipped model installed nothing changes (Train makes the first model); any other failure
+ * (a project file that cannot be written) is said in the status line. */
+static void
+adopt_shipped_model (EmsegWindow *self)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (import_shipped_model (self, &error))
+    return;
+  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+    emseg_window_set_status (self, error->message);
+}
+
 void
 emseg_window_train_project_changed (EmsegWindow *self)
 {
@@ -877,10 +882,17 @@ emseg_window_train_project_changed (EmsegWindow *self)
   forget_predictions (self);
   emseg_train_panel_reset (self->train_panel);
   emseg_train_panel_set_state (self->train_panel, EMSEG_TRAIN_IDLE);
-  emseg_train_panel_set_status (self->train_panel,
-                                self->project ? "Ready: Train starts a new model on the labelled slices."
-                                              : "Open a project to train.");
   reload_runs (self);
+  if (self->project != NULL && self->stack_id != 0 && self->best_model_id == 0)
+    adopt_shipped_model (self);
+  if (self->project == NULL)
+    emseg_train_panel_set_status (self->train_panel, "Open a project to train.");
+  else if (g_strcmp0 (self->best_model_name, EMSEG_SHIPPED_MODEL_NAME) == 0)
+    emseg_train_panel_set_status (self->train_panel,
+                                  "Ready: the overlay shows the shipped ISBI 2012 model. Fine-tune adapts it to "
+                                  "the labelled slices; Train starts a new model.");
+  else
+    emseg_train_panel_set_status (self->train_panel, "Ready: Train starts a new model on the labelled slices.");
   emseg_window_train_slice_changed (self);
 }
 

@@ -81,15 +81,15 @@ typedef struct {
   const char *model_path;   /* --model, or NULL (then the project's checkpoint) */
 } CliSources;
 /* Usage: exactly one of images / project; --stack and --checkpoint only with a project;
- * not --model with --checkpoint; when want_model, --model unless a project gives one.
- * Prints the reason and returns 2, else 0. */
-int emseg_cli_check_sources(const char *cmd, const CliSources *src, gboolean want_model);
+ * not --model with --checkpoint. Prints the reason and returns 2, else 0. */
+int emseg_cli_check_sources(const char *cmd, const CliSources *src);
 /* *stack_id when not 0, else the project's only stack; with none, or several (the error
  * lists them: choose with --stack), FALSE with *rc the exit code (1 none, 2 several). */
 gboolean emseg_cli_pick_stack(EmsegProject *project, gint64 *stack_id, int *rc, GError **error);
 /* Opens the images and, when want_model, the model (the --model file, else the project's
- * checkpoint) with its metadata (*meta, free() it; meta may be NULL). Returns 0, or the exit
- * code with the reason printed on stderr and nothing left open. The caller frees *images
+ * checkpoint, else the shipped model with a line on stderr saying so) with its metadata
+ * (*meta, free() it; meta may be NULL). Returns 0, or the exit code with the reason printed
+ * on stderr and nothing left open. The caller frees *images
  * (emseg_stack_free) and *model (eng_model_free). */
 int emseg_cli_open_sources(const char *cmd, const CliSources *src, gboolean want_model,
                            EmsegStack **images, EngModel **model, char **meta);

@@ -4,7 +4,8 @@
  *
  * Two sources of probabilities:
  *   --model MODEL            predicts every slice with the network (emseg_predict_slices,
- *                            optionally Monte-Carlo dropout with --mc-samples);
+ *                            optionally Monte-Carlo dropout with --mc-samples); without it
+ *                            the project's model or the shipped one (cli-sources.c);
  *   --probabilities PROB.tif re-validates a float stack from `emseg predict` and writes it
  *                            as a submission.
  * Either way each value is written as p^γ, the export exponent (emseg-gamma.h): --gamma, or
@@ -61,7 +62,7 @@ emseg_cli_export_isbi(int argc, char **argv)
   gboolean tta = FALSE, bf16 = FALSE;
   double gamma = NAN; /* NAN: not given */
   GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "model file (.emsegmodel)", "MODEL" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "model file (.emsegmodel; default: with --project the project's latest model; else, or when it has none, the shipped ISBI 2012 model)", "MODEL" },
     { "probabilities", 'p', 0, G_OPTION_ARG_FILENAME, &prob_path,
       "float stack of P(cell interior) to validate and export instead of predicting", "PROB" },
     { "images", 'i', 0, G_OPTION_ARG_FILENAME, &images_path, "input stack (TIFF or PNG folder)",
@@ -95,13 +96,13 @@ emseg_cli_export_isbi(int argc, char **argv)
   }
   CliSources src = { images_path, project_path, stack_id, checkpoint, model_path };
   if (out_path == NULL || (prob_path != NULL && (model_path != NULL || checkpoint != NULL))) {
-    fprintf(stderr, "usage: emseg export-isbi (--model MODEL | --probabilities PROB.tif) "
+    fprintf(stderr, "usage: emseg export-isbi [--model MODEL | --probabilities PROB.tif] "
                     "--images STACK --out OUT.tif\n"
                     "   or: emseg export-isbi --project PROJECT [--stack ID] [--model MODEL | "
                     "--checkpoint NAME | --probabilities PROB.tif] --out OUT.tif\n");
     return 2;
   }
-  int usage = emseg_cli_check_sources("export-isbi", &src, prob_path == NULL);
+  int usage = emseg_cli_check_sources("export-isbi", &src);
   if (usage)
     return usage;
 

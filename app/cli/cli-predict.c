@@ -51,7 +51,7 @@ emseg_cli_predict(int argc, char **argv)
   gboolean tta = FALSE, bf16 = FALSE;
   double gamma = 1.0;
   GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file (with --project: default the project's latest model)", "MODEL" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file (default: with --project the project's latest model; else, or when it has none, the shipped ISBI 2012 model)", "MODEL" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
     { "project", 0, 0, G_OPTION_ARG_FILENAME, &project_path, "Predict a project's stack instead of --images", "PROJECT" },
     { "stack", 0, 0, G_OPTION_ARG_INT64, &stack_id, "With --project: the stack's id (default: the project's only stack)", "ID" },
@@ -79,7 +79,7 @@ emseg_cli_predict(int argc, char **argv)
     fprintf(stderr, "emseg predict: --out is required (see --help)\n");
     return 2;
   }
-  int usage = emseg_cli_check_sources("predict", &src, TRUE);
+  int usage = emseg_cli_check_sources("predict", &src);
   if (usage)
     return usage;
   if (mc < 1 || (std_path && mc < 2 && !tta)) {

@@ -1,16 +1,19 @@
 /* cli-sources.c — where predict and export-isbi take their images and model from: a stack
  * file (--images) and a model file (--model), or a project (--project P [--stack ID]) with
  * its own latest checkpoint (or --checkpoint NAME), the model the workbench shows, unless
- * --model names a file. One set of rules and messages for both commands. */
+ * --model names a file; with no model named and none in the project, the shipped ISBI 2012
+ * model (emseg-shipped-model.h), as in the workbench. One set of rules and messages for both
+ * commands. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "cli-commands.h"
 #include "emseg-project.h"
+#include "emseg-shipped-model.h"
 #include "eng-modelfile.h"
 
 int
-emseg_cli_check_sources(const char *cmd, const CliSources *src, gboolean want_model)
+emseg_cli_check_sources(const char *cmd, const CliSources *src)
 {
   if ((src->images_path == NULL) == (src->project_path == NULL)) {
     fprintf(stderr, "emseg %s: give the images as --images STACK or --project PROJECT "
@@ -23,11 +26,6 @@ emseg_cli_check_sources(const char *cmd, const CliSources *src, gboolean want_mo
   }
   if (src->model_path != NULL && src->checkpoint != NULL) {
     fprintf(stderr, "emseg %s: --model and --checkpoint both name the model: give one\n", cmd);
-    return 2;
-  }
-  if (want_model && src->model_path == NULL && src->project_path == NULL) {
-    fprintf(stderr, "emseg %s: --model is required with --images (a project gives its own "
-                    "model)\n", cmd);
     return 2;
   }
   return 0;
@@ -61,7 +59,8 @@ emseg_cli_pick_stack(EmsegProject *project, gint64 *stack_id, int *rc, GError **
   return FALSE;
 }
 
-/* The project's checkpoint `name`, or its latest (highest id) when name is NULL. */
+/* The project's checkpoint `name`, or its latest (highest id) when name is NULL; NULL
+ * without an error when name is NULL and the project holds no model. */
 static EngModel *
 project_model(EmsegProject *project, const char *name, char **meta, char **described,
               GError **error)
@@ -69,15 +68,8 @@ project_model(EmsegProject *project, const char *name, char **meta, char **descr
   g_autofree char *latest = NULL;
   if (name == NULL) {
     g_autoptr(GArray) cps = emseg_project_list_checkpoints(project, error);
-    if (cps == NULL)
+    if (cps == NULL || cps->len == 0)
       return NULL;
-    if (cps->len == 0) {
-      g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND,
-                  "%s holds no model yet: train one, import one (emseg project "
-                  "import-model) or give a model file with --model",
-                  emseg_project_get_path(project));
-      return NULL;
-    }
     name = latest = g_strdup(g_array_index(cps, EmsegCheckpointInfo, cps->len - 1).name);
   }
   g_auto(EmsegCheckpointInfo) info = { 0 };
@@ -127,15 +119,31 @@ emseg_cli_open_sources(const char *cmd, const CliSources *src, gboolean want_mod
     if (want_model && src->model_path == NULL) {
       g_autofree char *described = NULL;
       *model = project_model(project, src->checkpoint, meta, &described, &error);
-      if (*model == NULL)
+      if (*model == NULL && error != NULL)
         goto fail;
-      fprintf(stderr, "%s: %s, with the project's model %s\n", cmd,
-              emseg_stack_get_path(*images), described);
+      if (*model != NULL)
+        fprintf(stderr, "%s: %s, with the project's model %s\n", cmd,
+                emseg_stack_get_path(*images), described);
     }
   }
   if (want_model && *model == NULL) {
+    /* no --model, and no project model: the shipped one, the default for prediction */
+    g_autofree char *shipped = NULL;
+    const char *path = src->model_path;
+    if (path == NULL) {
+      shipped = emseg_shipped_model_path(&error);
+      if (shipped == NULL) {
+        fprintf(stderr, "emseg %s: no --model given%s, and %s\n", cmd,
+                src->project_path ? " and the project holds none" : "", error->message);
+        g_clear_pointer(images, emseg_stack_free);
+        return 2;
+      }
+      fprintf(stderr, "%s: no --model%s: the shipped ISBI 2012 model (%s)\n", cmd,
+              src->project_path ? " and none in the project" : "", shipped);
+      path = shipped;
+    }
     EngError err;
-    if (eng_model_load(src->model_path, model, meta, &err) != ENG_OK) {
+    if (eng_model_load(path, model, meta, &err) != ENG_OK) {
       fprintf(stderr, "emseg %s: %s\n", cmd, err.message); /* it names the file */
       g_clear_pointer(images, emseg_stack_free);
       return 1;

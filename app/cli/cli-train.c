@@ -11,6 +11,7 @@
 #include "emseg-dataset.h"
 #include "emseg-heatmap-png.h"
 #include "emseg-predict.h"
+#include "emseg-shipped-model.h"
 #include "emseg-stack.h"
 #include "emseg-training.h"
 #include "eng-layers.h"
@@ -224,7 +225,7 @@ emseg_cli_train(int argc, char **argv)
     { "swa-from", 0, 0, G_OPTION_ARG_INT, &swa_from, "Also average the weights of every epoch from E on (SWA) and write the average, BN recomputed, to --swa-out (default 0 = off)", "E" },
     { "swa-out", 0, 0, G_OPTION_ARG_FILENAME, &swa_out, "Model file for the averaged weights (default: MODEL with -swa before .emsegmodel)", "MODEL" },
     { "spec", 0, 0, G_OPTION_ARG_STRING, &spec_text, "Model spec overrides, e.g. base_width=8,down=1/1 (default: Table 1)", "SPEC" },
-    { "init", 0, 0, G_OPTION_ARG_FILENAME, &init_path, "Fine-tune: start from this model's weights (and spec)", "MODEL" },
+    { "init", 0, 0, G_OPTION_ARG_FILENAME, &init_path, "Fine-tune: start from this model's weights (and spec); the word " EMSEG_SHIPPED_MODEL_WORD " names the shipped ISBI 2012 model (a file of that name: ./" EMSEG_SHIPPED_MODEL_WORD ")", "MODEL" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "Seed for weights, shuffling, augmentation, dropout (default 1)", "S" },
     { "half", 0, 0, G_OPTION_ARG_NONE, &half, "Store the model in half precision", NULL },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Model file to write (best validation loss)", "MODEL" },
@@ -319,6 +320,15 @@ emseg_cli_train(int argc, char **argv)
   cfg.swa_from = (guint) swa_from;
   cfg.swa_path = swa_from ? (swa_out ? swa_out : default_swa) : NULL;
 
+  if (init_path && strcmp(init_path, EMSEG_SHIPPED_MODEL_WORD) == 0) {
+    char *shipped = emseg_shipped_model_path(&error);
+    if (shipped == NULL) {
+      fprintf(stderr, "emseg train: --init %s: %s\n", init_path, error->message);
+      return 2;
+    }
+    g_free(init_path);
+    init_path = shipped;
+  }
   EngModel *init = NULL;
   if (init_path && eng_model_load(init_path, &init, NULL, &err) != ENG_OK) {
     fprintf(stderr, "emseg train: %s\n", err.message);

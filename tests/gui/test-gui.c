@@ -2330,6 +2330,54 @@ test_plot_offscreen (void)
   cairo_surface_destroy (surface);
 }
 
+/* A project with a stack and no model shows the shipped model's predictions (the default
+ * model for prediction): opening it imports the model as checkpoint "shipped-isbi2012", the
+ * overlay shows its prediction and the Train panel says so. Without a shipped model
+ * installed a project stays without one and says Train makes the first. */
+static void
+test_window_open_shows_shipped (void)
+{
+  g_autoptr (GError) error = NULL;
+  guint width, height, n;
+  g_autofree char *models = g_dir_make_tmp ("emseg-models-XXXXXX", NULL);
+  g_autofree char *model_path = g_build_filename (models, "isbi2012-resfcn.emsegmodel", NULL);
+  g_autofree char *project_path = NULL;
+  EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
+  EngSpec spec;
+  EngError err;
+  EngModel *model;
+
+  project_path = new_project_with_stack ("no-shipped.emseg", &width, &height, &n);
+  g_assert_null (emseg_window_get_best_model (window));
+  g_assert_cmpstr (emseg_train_panel_get_status (panel), ==, "Ready: Train starts a new model on the labelled slices.");
+  g_free (project_path);
+
+  eng_spec_default (&spec);
+  g_assert_cmpint (eng_spec_parse (&spec, TINY_SPEC ",dropout=0.1", &err), ==, ENG_OK);
+  model = eng_model_new (&spec, 5, &err);
+  g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F16, "export_gamma=2\n", &err), ==, ENG_OK);
+  eng_model_free (model);
+  g_setenv ("EMSEG_MODELS_DIR", models, TRUE);
+  project_path = new_project_with_stack ("open-shipped.emseg", &width, &height, &n);
+  g_setenv ("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
+  g_assert_cmpstr (emseg_window_get_best_model (window), ==, "shipped-isbi2012");
+  g_assert_nonnull (strstr (emseg_train_panel_get_status (panel), "the overlay shows the shipped ISBI 2012 model"));
+  spin_until (overlay_shown, NULL, 60.0);
+  g_assert_true (overlay_shown (NULL));
+  /* reopened: the project's own copy, with nothing installed */
+  g_assert_true (emseg_window_open_project (window, project_path, FALSE, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (emseg_window_get_best_model (window), ==, "shipped-isbi2012");
+  {
+    g_autoptr (GArray) cps = emseg_project_list_checkpoints (emseg_window_get_project (window), &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (cps->len, ==, 1);
+  }
+  g_unlink (model_path);
+  g_rmdir (models);
+}
+
 /* A project without a model fine-tunes the shipped model: it is imported as checkpoint
  * "shipped-isbi2012" and a run starts from it (a tiny stand-in file, found through
  * $EMSEG_MODELS_DIR). */
@@ -2576,6 +2624,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/window/train-export", test_window_train_export);
   g_test_add_func ("/gui/export-dialog-gamma", test_export_dialog_gamma);
   g_test_add_func ("/gui/window/two-stacks", test_window_two_stacks);
+  g_test_add_func ("/gui/window/open-shows-shipped", test_window_open_shows_shipped);
   g_test_add_func ("/gui/window/finetune-shipped", test_window_finetune_shipped);
   g_test_add_func ("/gui/window/import-model", test_window_import_model);
   g_test_add_func ("/gui/window/stop-and-close", test_window_stop_and_close);

@@ -934,8 +934,10 @@ same_file(const char *a, const char *b)
 
 /* predict and export-isbi read a project's stack (--project) as they read the TIFF it came
  * from, with the project's latest model unless --model or --checkpoint names one: the
- * outputs are byte for byte those of --images with the same model file. A project without
- * a model, an unknown checkpoint or stack, and mixed sources are refused with the reason. */
+ * outputs are byte for byte those of --images with the same model file. With no model named
+ * and none in the project they use the shipped one ($EMSEG_MODELS_DIR), or say it is
+ * missing; train --init shipped starts from it. An unknown checkpoint or stack, and mixed
+ * sources are refused with the reason. */
 static void
 test_predict_project(void)
 {
@@ -950,20 +952,66 @@ test_predict_project(void)
   g_assert_cmpint(run_emseg(create, NULL, NULL), ==, 0);
 
   g_autofree char *err = NULL, *out = NULL;
-  const char *no_model[] = { "predict", "--project", proj, "-o", never, NULL };
-  g_assert_cmpint(run_emseg(no_model, NULL, &err), ==, 1);
-  g_assert_nonnull(strstr(err, "holds no model yet"));
-  g_assert_false(g_file_test(never, G_FILE_TEST_EXISTS));
+  const char *pf[] = { "predict", "--images", images, "--model", model, "--slices", "1-4",
+                       "-o", by_file, NULL };
+  g_assert_cmpint(run_emseg(pf, NULL, NULL), ==, 0);
+
+  /* No model named and none in the project: the shipped one, said on stderr; here a stand-in
+   * (the tiny model) in $EMSEG_MODELS_DIR, so the output is byte for byte by_file. */
+  g_autofree char *models = in_dir("models");
+  g_autofree char *shipped = g_build_filename(models, "isbi2012-resfcn.emsegmodel", NULL);
+  g_autofree char *by_shipped = in_dir("ps.tif"), *by_shipped_proj = in_dir("psp.tif");
+  g_assert_cmpint(g_mkdir_with_parents(models, 0755), ==, 0);
+  {
+    g_autofree char *bytes = NULL;
+    gsize len = 0;
+    g_assert_true(g_file_get_contents(model, &bytes, &len, NULL));
+    g_assert_true(g_file_set_contents(shipped, bytes, (gssize) len, NULL));
+  }
+  const char *ps[] = { "predict", "--images", images, "--slices", "1-4", "-o", by_shipped,
+                       NULL };
+  const char *psp[] = { "predict", "--project", proj, "--slices", "1-4", "-o", by_shipped_proj,
+                        NULL };
+  g_setenv("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
+  g_assert_cmpint(run_emseg(ps, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "no --model given, and the shipped model "
+                               "isbi2012-resfcn.emsegmodel is not installed (looked in "
+                               "/nonexistent/emseg-models"));
   g_clear_pointer(&err, g_free);
+  g_assert_cmpint(run_emseg(psp, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "no --model given and the project holds none, and the shipped"));
+  g_clear_pointer(&err, g_free);
+  g_assert_false(g_file_test(by_shipped, G_FILE_TEST_EXISTS));
+  g_assert_false(g_file_test(by_shipped_proj, G_FILE_TEST_EXISTS));
+  g_setenv("EMSEG_MODELS_DIR", models, TRUE);
+  g_assert_cmpint(run_emseg(ps, NULL, &err), ==, 0);
+  g_assert_nonnull(strstr(err, "no --model: the shipped ISBI 2012 model ("));
+  g_assert_nonnull(strstr(err, shipped));
+  g_clear_pointer(&err, g_free);
+  g_assert_cmpint(run_emseg(psp, NULL, &err), ==, 0);
+  g_assert_nonnull(strstr(err, "no --model and none in the project: the shipped ISBI 2012"));
+  g_clear_pointer(&err, g_free);
+  g_assert_true(same_file(by_file, by_shipped));
+  g_assert_true(same_file(by_file, by_shipped_proj));
+  /* train --init shipped starts from it */
+  g_autofree char *ft = in_dir("ft.emsegmodel");
+  const char *init[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                         "--epochs", "1", "--crop", "32", "--init", "shipped", "-o", ft, NULL };
+  g_assert_cmpint(run_emseg(init, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, shipped));
+  g_clear_pointer(&out, g_free);
+  g_setenv("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
+  g_assert_cmpint(run_emseg(init, NULL, &err), ==, 2);
+  g_assert_nonnull(strstr(err, "--init shipped: the shipped model"));
+  g_clear_pointer(&err, g_free);
+  g_unsetenv("EMSEG_MODELS_DIR");
+
   const char *import[] = { "project", "import-model", proj, model, NULL };
   g_assert_cmpint(run_emseg(import, NULL, NULL), ==, 0);
 
-  const char *pf[] = { "predict", "--images", images, "--model", model, "--slices", "1-4",
-                       "-o", by_file, NULL };
   const char *pp[] = { "predict", "--project", proj, "--slices", "1-4", "-o", by_proj, NULL };
   const char *ppm[] = { "predict", "--project", proj, "--model", model, "--slices", "1-4",
                         "-o", by_proj_model, NULL };
-  g_assert_cmpint(run_emseg(pf, NULL, NULL), ==, 0);
   g_assert_cmpint(run_emseg(pp, NULL, &err), ==, 0);
   g_assert_nonnull(strstr(err, "stack 1 'im.tif', with the project's model 'pm' (its latest)"));
   g_clear_pointer(&err, g_free);
@@ -992,7 +1040,6 @@ test_predict_project(void)
       "--stack and --checkpoint need --project" },
     { { "predict", "--project", proj, "--checkpoint", "pm", "--model", model, "-o", never }, 2,
       "--model and --checkpoint both name the model" },
-    { { "predict", "--images", images, "-o", never }, 2, "--model is required with --images" },
     { { "export-isbi", "--project", proj, "--stack", "7", "-o", never }, 1, "7" },
   };
   for (guint k = 0; k < G_N_ELEMENTS(bad); k++) {
