@@ -279,6 +279,8 @@ training_event (EmsegWindow *self, const EmsegEngineEvent *ev)
                                       emseg_engine_status_name (ev->status));
           emseg_train_panel_set_status (panel, text);
         }
+      else /* the bar said "starting…" or the last step; the status line says why */
+        emseg_train_panel_set_progress_text (panel, 0.0, "failed");
       emseg_window_update_actions (self);
       break;
     case EMSEG_ENGINE_EVENT_PREDICTION:

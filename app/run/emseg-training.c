@@ -318,6 +318,27 @@ check_config(const EmsegTrainingConfig *cfg, const EngSpec *spec, const EmsegDat
   if (cfg->swa_from > cfg->epochs)
     INVALID("weight averaging from epoch %u would start after the last epoch (%u)",
             cfg->swa_from, cfg->epochs);
+  /* Labels of one class only (a correction painted along a missed membrane, say, with no
+   * cell labelled anywhere) would teach the network to call every pixel that class: the
+   * loss sees nothing else. Refused rather than run, which would ruin a good model. */
+  guint64 n_class[2] = { 0, 0 };
+  for (guint i = 0; i < train->n; i++) {
+    const guint8 *lab = emseg_dataset_labels(train, i);
+    for (gsize j = 0, plane = emseg_dataset_plane(train); j < plane; j++) {
+      n_class[0] += lab[j] == ENG_LABEL_MEMBRANE;
+      n_class[1] += lab[j] == ENG_LABEL_CELL;
+    }
+  }
+  if (n_class[0] == 0 || n_class[1] == 0) {
+    gboolean membrane = n_class[1] == 0;
+    INVALID("%s: the labels of the %u training slice%s are all %s "
+            "(%" G_GUINT64_FORMAT " pixels) and none %s, so the network would learn to call "
+            "every pixel %s: label some %s too",
+            train->source, train->n, train->n == 1 ? "" : "s",
+            membrane ? "membrane" : "cell interior",
+            n_class[membrane ? 0 : 1], membrane ? "cell interior" : "membrane",
+            membrane ? "membrane" : "cell", membrane ? "cell interior" : "membrane");
+  }
   guint mult = (guint) eng_spec_size_multiple(spec);
   if (cfg->crop) {
     if (cfg->crop % mult)

@@ -2330,6 +2330,45 @@ test_plot_offscreen (void)
   cairo_surface_destroy (surface);
 }
 
+/* Labels of one class only (strokes along membranes, no cell labelled anywhere) would teach
+ * the network that every pixel is membrane and ruin the model: the run fails at once with
+ * the reason in the status line, the bar says "failed", and no checkpoint is written. */
+static void
+test_window_one_class_refused (void)
+{
+  g_autoptr (GError) error = NULL;
+  guint width, height, n;
+  g_autofree char *project_path = new_project_with_stack ("one-class.emseg", &width, &height, &n);
+  EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
+  EmsegProject *project = emseg_window_get_project (window);
+  gint64 stack = emseg_window_get_stack_id (window);
+  g_autofree guint8 *mask = g_malloc ((gsize) width * height);
+
+  for (guint s = 0; s < 3; s++)
+    {
+      memset (mask, EMSEG_LABEL_UNLABELED, (gsize) width * height);
+      for (guint x = 10; x < 60; x++)
+        mask[(gsize) 20 * width + x] = EMSEG_LABEL_MEMBRANE;
+      g_assert_true (emseg_project_write_mask (project, stack, s, mask, &error));
+      g_assert_no_error (error);
+    }
+  emseg_train_panel_set_epochs (panel, 3);
+  g_assert_true (emseg_window_start_training (window, FALSE, TINY_SPEC, &error));
+  g_assert_no_error (error);
+  spin_until (training_done, NULL, 60.0);
+  g_assert_false (emseg_window_is_training (window));
+  if (strstr (emseg_train_panel_get_status (panel), "are all membrane (100 pixels) and none cell interior") == NULL)
+    g_error ("status after a one-class run: \"%s\"", emseg_train_panel_get_status (panel));
+  g_assert_cmpstr (emseg_train_panel_get_progress_text (panel), ==, "failed");
+  g_assert_null (emseg_window_get_best_model (window));
+  {
+    g_autoptr (GArray) cps = emseg_project_list_checkpoints (project, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (cps->len, ==, 0);
+  }
+}
+
 /* A project with a stack and no model shows the shipped model's predictions (the default
  * model for prediction): opening it imports the model as checkpoint "shipped-isbi2012", the
  * overlay shows its prediction and the Train panel says so. Without a shipped model
@@ -2624,6 +2663,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/window/train-export", test_window_train_export);
   g_test_add_func ("/gui/export-dialog-gamma", test_export_dialog_gamma);
   g_test_add_func ("/gui/window/two-stacks", test_window_two_stacks);
+  g_test_add_func ("/gui/window/one-class-refused", test_window_one_class_refused);
   g_test_add_func ("/gui/window/open-shows-shipped", test_window_open_shows_shipped);
   g_test_add_func ("/gui/window/finetune-shipped", test_window_finetune_shipped);
   g_test_add_func ("/gui/window/import-model", test_window_import_model);

@@ -56,6 +56,7 @@ test_isbi(void)
   EngError err;
   g_assert_cmpint(eng_spec_parse(&cfg.spec, "base_width=4,down=1,up=1,across=1,main_block=basic",
                                  &err), ==, ENG_OK);
+  cfg.loss = ENG_LOSS_DICE; /* not the default (BCE): its sign is checked below */
   cfg.epochs = 2;
   cfg.crop = 128;
   EmsegTrainingResult res;

@@ -616,6 +616,9 @@ steps_without_labels(guint px, guint py, gboolean augment)
       for (guint x = 0; x < ds->width; x++)
         if (!(x >= px && x < px + 8 && y >= py && y < py + 8))
           lab[(gsize) y * ds->width + x] = EMSEG_LABEL_UNLABELED;
+    /* both classes in the patch: labels of one class are refused */
+    lab[(gsize) py * ds->width + px] = EMSEG_LABEL_MEMBRANE;
+    lab[(gsize) (py + 7) * ds->width + px + 7] = EMSEG_LABEL_CELL;
   }
   emseg_dataset_recount(ds);
   EmsegTrainingConfig cfg;
@@ -1154,6 +1157,29 @@ test_bad_config(void)
   g_clear_error(&error);
   cfg.crop = 32; /* a crop makes it trainable */
   g_assert_true(run(&cfg, train, NULL, NULL, NULL, &res, &error));
+  emseg_training_result_clear(&res);
+
+  /* labels of one class only (a stroke along a membrane, nothing else labelled) would teach
+   * "everything is membrane": refused, naming the class; the same for cell alone */
+  g_autoptr(EmsegDataset) one = synth(0, 2, 32);
+  const char *says[] = { "are all membrane (2 pixels) and none cell interior",
+                         "are all cell interior (2 pixels) and none membrane" };
+  for (int k = 0; k < 2; k++) {
+    memset(one->labels, EMSEG_LABEL_UNLABELED, (gsize) one->n * emseg_dataset_plane(one));
+    one->labels[5] = one->labels[emseg_dataset_plane(one) + 9] =
+        k == 0 ? EMSEG_LABEL_MEMBRANE : EMSEG_LABEL_CELL;
+    emseg_dataset_recount(one);
+    cfg.crop = 0;
+    g_assert_false(run(&cfg, one, NULL, NULL, NULL, &res, &error));
+    g_assert_error(error, EMSEG_TRAINING_ERROR, EMSEG_TRAINING_ERROR_INVALID);
+    g_assert_nonnull(strstr(error->message, says[k]));
+    emseg_training_result_clear(&res);
+    g_clear_error(&error);
+  }
+  /* one pixel of the other class is enough */
+  one->labels[7] = EMSEG_LABEL_MEMBRANE;
+  g_assert_true(run(&cfg, one, NULL, NULL, NULL, &res, &error));
+  g_assert_no_error(error);
   emseg_training_result_clear(&res);
 }
 
