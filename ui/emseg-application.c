@@ -87,6 +87,7 @@ static const struct {
   { "win.next-slice", { "Page_Down", "<Control>Page_Down", NULL } },
   { "win.prev-slice", { "Page_Up", "<Control>Page_Up", NULL } },
   { "win.estimate-uncertainty", { "<Control>u", NULL } },
+  { "win.label-from-prediction", { "<Control>l", NULL } },
 };
 
 static void

@@ -1088,6 +1088,73 @@ action_stop_uncertainty (GtkWidget *widget, const char *name, GVariant *param)
   emseg_window_stop_uncertainty (EMSEG_WINDOW (widget));
 }
 
+/* ---- labels from the prediction ------------------------------------------------------ */
+
+gboolean
+emseg_window_label_from_prediction (EmsegWindow *self, GError **error)
+{
+  guint slice;
+  const float *prob;
+  gsize plane;
+  guint64 filled = 0;
+  guint changed = 0;
+  g_autofree guint8 *mask = NULL;
+  g_autofree char *text = NULL;
+
+  if (self->project == NULL || self->volume == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Nothing to label: open a project with a stack");
+      return FALSE;
+    }
+  slice = emseg_slice_view_get_slice (self->view);
+  prob = emseg_volume_prediction_plane (self->volume, slice);
+  if (prob == NULL || pred_models (self)[slice] == 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PENDING,
+                   "No prediction of slice %u is shown yet: wait until the overlay shows one%s", slice + 1,
+                   self->best_model_id == 0 ? " (this project has no model: Train one first)" : "");
+      return FALSE;
+    }
+  plane = emseg_volume_plane_size (self->volume);
+  mask = g_malloc (plane);
+  if (!emseg_project_read_mask (self->project, self->stack_id, slice, mask, NULL, error))
+    return FALSE;
+  /* painted labels stay: only what nobody labelled takes the network's word, at the
+   * threshold its loss was trained for (P(cell) = 0.5) */
+  for (gsize i = 0; i < plane; i++)
+    if (mask[i] == EMSEG_LABEL_UNLABELED)
+      {
+        mask[i] = prob[i] < 0.5f ? EMSEG_LABEL_MEMBRANE : EMSEG_LABEL_CELL;
+        filled++;
+      }
+  if (filled == 0)
+    {
+      text = g_strdup_printf ("Slice %u is labelled everywhere already: nothing to fill.", slice + 1);
+      emseg_window_set_status (self, text);
+      return TRUE;
+    }
+  if (!emseg_project_replace_masks (self->project, self->stack_id, slice, 1, mask, &changed, error) ||
+      !emseg_volume_reload_mask (self->volume, self->project, self->stack_id, slice, NULL, error))
+    return FALSE;
+  emseg_slice_view_volume_changed (self->view);
+  emseg_window_update_actions (self);
+  text = g_strdup_printf ("Slice %u: %" G_GUINT64_FORMAT " pixels labelled from the prediction. Correct them with "
+                          "the brush, then Fine-tune (Ctrl+Z takes it back).",
+                          slice + 1, filled);
+  emseg_window_set_status (self, text);
+  return TRUE;
+}
+
+static void
+action_label_from_prediction (GtkWidget *widget, const char *name, GVariant *param)
+{
+  EmsegWindow *self = EMSEG_WINDOW (widget);
+  g_autoptr (GError) error = NULL;
+
+  if (!emseg_window_label_from_prediction (self, &error))
+    emseg_window_show_error (self, "Cannot label from the prediction", error);
+}
+
 /* ---- export ----------------------------------------------------------------------- */
 
 static void
@@ -1356,6 +1423,7 @@ emseg_window_train_class_init (GtkWidgetClass *wc)
   gtk_widget_class_install_action (wc, "win.export", NULL, action_export);
   gtk_widget_class_install_action (wc, "win.estimate-uncertainty", NULL, action_estimate_uncertainty);
   gtk_widget_class_install_action (wc, "win.stop-uncertainty", NULL, action_stop_uncertainty);
+  gtk_widget_class_install_action (wc, "win.label-from-prediction", NULL, action_label_from_prediction);
 }
 
 void

@@ -75,6 +75,8 @@ emseg_window_update_actions (EmsegWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.estimate-uncertainty",
                                  in_project && !emseg_window_is_estimating (self));
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop-uncertainty", emseg_window_is_estimating (self));
+  /* enabled before a prediction shows too: the refusal says to wait for it */
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.label-from-prediction", in_project);
   emseg_window_update_uncertainty_button (self);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.prev-slice", have && slice > 0);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.next-slice", have && slice + 1 < n);

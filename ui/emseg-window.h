@@ -97,6 +97,12 @@ gboolean emseg_window_is_estimating (EmsegWindow *self);
  * showed. Its end comes back as the status line "… stopped". */
 void emseg_window_stop_uncertainty (EmsegWindow *self);
 
+/* Labels every unlabelled pixel of the visible slice as the prediction overlay shows it
+ * (membrane where P(cell) < 0.5, cell elsewhere), keeping painted labels, as one step of the
+ * undo history: the start of correcting a slice for a fine-tune. Refused with a message while
+ * no prediction of the slice is shown. */
+gboolean emseg_window_label_from_prediction (EmsegWindow *self, GError **error);
+
 EmsegSliceView *emseg_window_get_view (EmsegWindow *self);             /* borrowed */
 EmsegTrainPanel *emseg_window_get_train_panel (EmsegWindow *self);     /* borrowed */
 /* Shows a page of the sidebar: "correct" or "train". */

@@ -2371,8 +2371,9 @@ test_window_one_class_refused (void)
 
 /* A project with a stack and no model shows the shipped model's predictions (the default
  * model for prediction): opening it imports the model as checkpoint "shipped-isbi2012", the
- * overlay shows its prediction and the Train panel says so. Without a shipped model
- * installed a project stays without one and says Train makes the first. */
+ * overlay shows its prediction and the Train panel says so; "Label the rest from the
+ * prediction" labels a slice from it. Without a shipped model installed a project stays
+ * without one and says Train makes the first. */
 static void
 test_window_open_shows_shipped (void)
 {
@@ -2389,6 +2390,9 @@ test_window_open_shows_shipped (void)
   project_path = new_project_with_stack ("no-shipped.emseg", &width, &height, &n);
   g_assert_null (emseg_window_get_best_model (window));
   g_assert_cmpstr (emseg_train_panel_get_status (panel), ==, "Ready: Train starts a new model on the labelled slices.");
+  g_assert_false (emseg_window_label_from_prediction (window, &error));
+  g_assert_nonnull (strstr (error->message, "this project has no model: Train one first"));
+  g_clear_error (&error);
   g_free (project_path);
 
   eng_spec_default (&spec);
@@ -2403,6 +2407,38 @@ test_window_open_shows_shipped (void)
   g_assert_nonnull (strstr (emseg_train_panel_get_status (panel), "the overlay shows the shipped ISBI 2012 model"));
   spin_until (overlay_shown, NULL, 60.0);
   g_assert_true (overlay_shown (NULL));
+  /* "Label the rest from the prediction" (Ctrl+L): unlabelled pixels of the slice take the
+   * overlay's word at P(cell) = 0.5, painted ones stay; one undo step takes it back */
+  {
+    EmsegProject *project = emseg_window_get_project (window);
+    gint64 stack = emseg_window_get_stack_id (window);
+    gsize plane = (gsize) width * height;
+    g_autofree guint8 *mask = g_malloc (plane);
+    const float *prob = emseg_volume_prediction_plane (emseg_slice_view_get_volume (emseg_window_get_view (window)), 0);
+    guint64 n_labeled = 0;
+    guint n_membrane = 0;
+
+    memset (mask, EMSEG_LABEL_UNLABELED, plane);
+    mask[0] = prob[0] < 0.5f ? EMSEG_LABEL_CELL : EMSEG_LABEL_MEMBRANE; /* against the prediction */
+    g_assert_true (emseg_project_write_mask (project, stack, 0, mask, &error));
+    g_assert_no_error (error);
+    gtk_widget_activate_action (GTK_WIDGET (window), "win.label-from-prediction", NULL);
+    g_assert_true (emseg_project_read_mask (project, stack, 0, mask, &n_labeled, &error));
+    g_assert_no_error (error);
+    g_assert_cmpuint (n_labeled, ==, plane);
+    g_assert_cmpuint (mask[0], ==, prob[0] < 0.5f ? EMSEG_LABEL_CELL : EMSEG_LABEL_MEMBRANE);
+    for (gsize i = 1; i < plane; i++)
+      {
+        g_assert_cmpuint (mask[i], ==, prob[i] < 0.5f ? EMSEG_LABEL_MEMBRANE : EMSEG_LABEL_CELL);
+        n_membrane += mask[i] == EMSEG_LABEL_MEMBRANE;
+      }
+    g_test_message ("labelled from the prediction: %u membrane pixels of %zu", n_membrane, plane);
+    g_assert_cmpuint (emseg_volume_label_plane (emseg_slice_view_get_volume (emseg_window_get_view (window)), 0)[1], ==,
+                      mask[1]);
+    gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL);
+    g_assert_true (emseg_project_read_mask (project, stack, 0, mask, &n_labeled, &error));
+    g_assert_cmpuint (n_labeled, ==, 1);
+  }
   /* reopened: the project's own copy, with nothing installed */
   g_assert_true (emseg_window_open_project (window, project_path, FALSE, &error));
   g_assert_no_error (error);
