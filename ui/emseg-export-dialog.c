@@ -2,6 +2,8 @@
  * typed one; the model list is the project's checkpoints. */
 #include "emseg-export-dialog.h"
 
+#include <string.h>
+
 struct _EmsegExportDialog {
   GtkWindow parent_instance;
 
@@ -178,6 +180,14 @@ static void
 emseg_export_dialog_init (EmsegExportDialog *self)
 {
   gtk_widget_init_template (GTK_WIDGET (self));
+}
+
+void
+emseg_export_dialog_select_model (EmsegExportDialog *self, const char *name)
+{
+  for (guint i = 0; name != NULL && self->models[i] != NULL; i++)
+    if (strcmp (self->models[i], name) == 0)
+      gtk_drop_down_set_selected (self->model_dropdown, i);
 }
 
 GtkWidget *

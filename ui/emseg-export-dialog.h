@@ -20,6 +20,8 @@ G_DECLARE_FINAL_TYPE (EmsegExportDialog, emseg_export_dialog, EMSEG, EXPORT_DIAL
  * everywhere. Both copied. */
 GtkWidget *emseg_export_dialog_new (GtkWindow *parent, const char *const *models,
                                     const double *gammas, const char *default_dir);
+/* Chooses the model of that name (the project's current model) when the list holds it. */
+void emseg_export_dialog_select_model (EmsegExportDialog *self, const char *name);
 
 /* Signal "export-requested" (gint kind, const char *model or NULL, gint mc_samples,
  * gboolean tta, gboolean bf16, gdouble gamma, const char *path). */

@@ -37,6 +37,7 @@ struct _EmsegWindow {
   GtkStack *side_stack;
   EmsegTrainPanel *train_panel;
   GMenu *recent_menu;
+  GMenu *model_menu;             /* the project's checkpoints (emseg-window-train.c) */
 
   /* owned */
   EmsegVolume *volume;

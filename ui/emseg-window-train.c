@@ -134,12 +134,37 @@ emseg_window_train_slice_changed (EmsegWindow *self)
 
 /* ---- events ----------------------------------------------------------------------- */
 
+/* Use Model: one item per checkpoint of the project, the current one marked. */
+static void
+rebuild_model_menu (EmsegWindow *self)
+{
+  g_autoptr (GArray) checkpoints = self->project ? emseg_project_list_checkpoints (self->project, NULL) : NULL;
+
+  g_menu_remove_all (self->model_menu);
+  for (guint i = 0; checkpoints != NULL && i < checkpoints->len; i++)
+    {
+      const EmsegCheckpointInfo *c = &g_array_index (checkpoints, EmsegCheckpointInfo, i);
+      g_autofree char *label = NULL;
+      g_autoptr (GMenuItem) item = NULL;
+
+      const char *current = c->id == self->best_model_id ? " — current" : "";
+
+      label = c->run_id > 0 ? g_strdup_printf ("%s (run %" G_GINT64_FORMAT ", epoch %u)%s", c->name, c->run_id,
+                                               c->epoch, current)
+                            : g_strdup_printf ("%s (imported)%s", c->name, current);
+      item = g_menu_item_new (label, NULL);
+      g_menu_item_set_action_and_target_value (item, "win.use-model", g_variant_new_string (c->name));
+      g_menu_append_item (self->model_menu, item);
+    }
+}
+
 static void
 set_best_model (EmsegWindow *self, gint64 id, const char *name)
 {
   self->best_model_id = id;
   g_free (self->best_model_name);
   self->best_model_name = g_strdup (name);
+  rebuild_model_menu (self);
 }
 
 /* The panel's dropout becomes that of a model the project now starts from (spec: its
@@ -776,11 +801,11 @@ load_earlier_runs (EmsegWindow *self, gint64 current)
 
 /* A reopened project shows its latest run as the current one (curves, scores, heatmap)
  * and offers the others for comparison. */
-static void
+static guint
 reload_runs (EmsegWindow *self)
 {
   g_autoptr (GArray) runs = NULL;
-  g_autoptr (GArray) checkpoints = NULL;
+  g_auto (EmsegCheckpointInfo) current = { 0 };
   g_autoptr (GArray) metrics = NULL;
   g_autoptr (GArray) stats = NULL;
   g_autoptr (GPtrArray) names = g_ptr_array_new ();
@@ -788,7 +813,7 @@ reload_runs (EmsegWindow *self)
   guint n_layers = 0;
 
   if (self->project == NULL)
-    return;
+    return 0;
   runs = emseg_project_list_runs (self->project, NULL);
   emseg_train_panel_set_progress_text (self->train_panel, 0.0, "idle");
   for (guint r = runs != NULL ? runs->len : 0; r-- > 0 && run == NULL;)
@@ -844,14 +869,13 @@ reload_runs (EmsegWindow *self)
       g_autofree char *text = g_strdup_printf ("%u earlier run(s) of this project loaded from the store.", runs->len);
       emseg_train_panel_set_status (self->train_panel, text);
     }
-  checkpoints = emseg_project_list_checkpoints (self->project, NULL);
-  if (checkpoints != NULL && checkpoints->len > 0)
+  /* the model chosen in Use Model (or with emseg project use-model), else the latest */
+  if (emseg_project_current_checkpoint (self->project, &current, NULL, NULL) && current.name != NULL)
     {
-      const EmsegCheckpointInfo *c = &g_array_index (checkpoints, EmsegCheckpointInfo, checkpoints->len - 1);
-
-      set_best_model (self, c->id, c->name);
-      show_model_dropout (self, c->spec);
+      set_best_model (self, current.id, current.name);
+      show_model_dropout (self, current.spec);
     }
+  return runs != NULL ? runs->len : 0;
 }
 
 /* A project with a stack and no model of its own predicts with the shipped model (the
@@ -874,6 +898,8 @@ adopt_shipped_model (EmsegWindow *self)
 void
 emseg_window_train_project_changed (EmsegWindow *self)
 {
+  guint n_runs;
+
   /* joins the thread: it was working for the previous project */
   g_clear_pointer (&self->engine, emseg_engine_thread_free);
   self->train_job = self->preview_job = self->export_job = self->uncertainty_job = 0;
@@ -884,17 +910,16 @@ emseg_window_train_project_changed (EmsegWindow *self)
   forget_predictions (self);
   emseg_train_panel_reset (self->train_panel);
   emseg_train_panel_set_state (self->train_panel, EMSEG_TRAIN_IDLE);
-  reload_runs (self);
+  emseg_train_panel_set_status (self->train_panel,
+                                self->project ? "Ready: Train starts a new model on the labelled slices."
+                                              : "Open a project to train.");
+  n_runs = reload_runs (self); /* says how many runs it loaded, if any */
   if (self->project != NULL && self->stack_id != 0 && self->best_model_id == 0)
     adopt_shipped_model (self);
-  if (self->project == NULL)
-    emseg_train_panel_set_status (self->train_panel, "Open a project to train.");
-  else if (g_strcmp0 (self->best_model_name, EMSEG_SHIPPED_MODEL_NAME) == 0)
+  if (n_runs == 0 && g_strcmp0 (self->best_model_name, EMSEG_SHIPPED_MODEL_NAME) == 0)
     emseg_train_panel_set_status (self->train_panel,
                                   "Ready: the overlay shows the shipped ISBI 2012 model. Fine-tune adapts it to "
                                   "the labelled slices; Train starts a new model.");
-  else
-    emseg_train_panel_set_status (self->train_panel, "Ready: Train starts a new model on the labelled slices.");
   emseg_window_train_slice_changed (self);
 }
 
@@ -1086,6 +1111,55 @@ static void
 action_stop_uncertainty (GtkWidget *widget, const char *name, GVariant *param)
 {
   emseg_window_stop_uncertainty (EMSEG_WINDOW (widget));
+}
+
+/* ---- the current model --------------------------------------------------------------- */
+
+gboolean
+emseg_window_use_model (EmsegWindow *self, const char *name, GError **error)
+{
+  g_auto (EmsegCheckpointInfo) current = { 0 };
+  const char *busy = emseg_window_busy_with (self);
+  g_autofree char *text = NULL;
+
+  if (self->project == NULL)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Open a project first");
+      return FALSE;
+    }
+  if (busy != NULL)
+    {
+      /* a run's new checkpoints would take the overlay back; an export reads its model */
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "%s is running: stop it (or let it finish) first", busy);
+      return FALSE;
+    }
+  if (!emseg_project_choose_checkpoint (self->project, name, error) ||
+      !emseg_project_current_checkpoint (self->project, &current, NULL, error))
+    return FALSE;
+  set_best_model (self, current.id, current.name);
+  show_model_dropout (self, current.spec);
+  if (self->volume != NULL)
+    {
+      /* the estimates described the other model's weights */
+      emseg_volume_clear_uncertainty (self->volume);
+      emseg_slice_view_volume_changed (self->view);
+    }
+  emseg_window_train_slice_changed (self);
+  text = g_strdup_printf ("Current model: %s. The overlay, Fine-tune and Export use it until a run saves a newer one.",
+                          current.name);
+  emseg_window_set_status (self, text);
+  emseg_train_panel_set_status (self->train_panel, text);
+  return TRUE;
+}
+
+static void
+action_use_model (GtkWidget *widget, const char *name, GVariant *param)
+{
+  EmsegWindow *self = EMSEG_WINDOW (widget);
+  g_autoptr (GError) error = NULL;
+
+  if (!emseg_window_use_model (self, g_variant_get_string (param, NULL), &error))
+    emseg_window_show_error (self, "Cannot use that model", error);
 }
 
 /* ---- labels from the prediction ------------------------------------------------------ */
@@ -1407,6 +1481,7 @@ action_export (GtkWidget *widget, const char *name, GVariant *param)
   dir = g_path_get_dirname (emseg_project_get_path (self->project));
   self->export_dialog = emseg_export_dialog_new (GTK_WINDOW (self), (const char *const *) names->pdata,
                                                  (const double *) (void *) gammas->data, dir);
+  emseg_export_dialog_select_model (EMSEG_EXPORT_DIALOG (self->export_dialog), self->best_model_name);
   g_signal_connect_object (self->export_dialog, "export-requested", G_CALLBACK (export_requested_cb), self, 0);
   g_signal_connect_object (self->export_dialog, "destroy", G_CALLBACK (export_dialog_destroyed_cb), self,
                            G_CONNECT_SWAPPED);
@@ -1424,6 +1499,7 @@ emseg_window_train_class_init (GtkWidgetClass *wc)
   gtk_widget_class_install_action (wc, "win.estimate-uncertainty", NULL, action_estimate_uncertainty);
   gtk_widget_class_install_action (wc, "win.stop-uncertainty", NULL, action_stop_uncertainty);
   gtk_widget_class_install_action (wc, "win.label-from-prediction", NULL, action_label_from_prediction);
+  gtk_widget_class_install_action (wc, "win.use-model", "s", action_use_model);
 }
 
 void

@@ -69,6 +69,7 @@ emseg_window_update_actions (EmsegWindow *self)
     gtk_widget_action_set_enabled (GTK_WIDGET (self), switching[i], !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-stack", self->project != NULL && !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-model", self->project != NULL && !busy);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.use-model", self->project != NULL && !busy);
   gtk_widget_set_sensitive (GTK_WIDGET (self->stack_dropdown), !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export", in_project);
   /* enabled without a model too: the refusal says what is missing */
@@ -389,6 +390,7 @@ emseg_window_class_init (EmsegWindowClass *klass)
   gtk_widget_class_bind_template_child (wc, EmsegWindow, side_stack);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, train_panel);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, recent_menu);
+  gtk_widget_class_bind_template_child (wc, EmsegWindow, model_menu);
 
   emseg_window_project_class_init (wc);
   emseg_window_train_class_init (wc);

@@ -97,6 +97,10 @@ gboolean emseg_window_is_estimating (EmsegWindow *self);
  * showed. Its end comes back as the status line "… stopped". */
 void emseg_window_stop_uncertainty (EmsegWindow *self);
 
+/* Makes checkpoint `name` of the project its current model (emseg_project_choose_checkpoint):
+ * the overlay, Fine-tune, Export and the uncertainty estimate use it until a run saves a newer
+ * one. Refused while a run or an export works. */
+gboolean emseg_window_use_model (EmsegWindow *self, const char *name, GError **error);
 /* Labels every unlabelled pixel of the visible slice as the prediction overlay shows it
  * (membrane where P(cell) < 0.5, cell elsewhere), keeping painted labels, as one step of the
  * undo history: the start of correcting a slice for a fine-tune. Refused with a message while

@@ -77,7 +77,7 @@ typedef struct {
   const char *images_path;  /* --images, or NULL */
   const char *project_path; /* --project, or NULL */
   gint64 stack_id;          /* --stack; 0 = the project's only stack */
-  const char *checkpoint;   /* --checkpoint; NULL = the project's latest */
+  const char *checkpoint;   /* --checkpoint; NULL = the project's current model */
   const char *model_path;   /* --model, or NULL (then the project's checkpoint) */
 } CliSources;
 /* Usage: exactly one of images / project; --stack and --checkpoint only with a project;

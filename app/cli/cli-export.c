@@ -62,13 +62,13 @@ emseg_cli_export_isbi(int argc, char **argv)
   gboolean tta = FALSE, bf16 = FALSE;
   double gamma = NAN; /* NAN: not given */
   GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "model file (.emsegmodel; default: with --project the project's latest model; else, or when it has none, the shipped ISBI 2012 model)", "MODEL" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "model file (.emsegmodel; default: with --project the project's current model (its latest unless one was chosen); else, or when it has none, the shipped ISBI 2012 model)", "MODEL" },
     { "probabilities", 'p', 0, G_OPTION_ARG_FILENAME, &prob_path,
       "float stack of P(cell interior) to validate and export instead of predicting", "PROB" },
     { "images", 'i', 0, G_OPTION_ARG_FILENAME, &images_path, "input stack (TIFF or PNG folder)",
       "STACK" },
     { "project", 0, 0, G_OPTION_ARG_FILENAME, &project_path,
-      "export a project's stack instead of --images, with the project's latest model unless "
+      "export a project's stack instead of --images, with the project's current model unless "
       "--model or --checkpoint says otherwise", "PROJECT" },
     { "stack", 0, 0, G_OPTION_ARG_INT64, &stack_id,
       "with --project: the stack's id (default: the project's only stack)", "ID" },

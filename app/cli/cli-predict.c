@@ -51,11 +51,11 @@ emseg_cli_predict(int argc, char **argv)
   gboolean tta = FALSE, bf16 = FALSE;
   double gamma = 1.0;
   GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file (default: with --project the project's latest model; else, or when it has none, the shipped ISBI 2012 model)", "MODEL" },
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file (default: with --project the project's current model (its latest unless one was chosen); else, or when it has none, the shipped ISBI 2012 model)", "MODEL" },
     { "images", 0, 0, G_OPTION_ARG_FILENAME, &images_path, "Image stack (TIFF or PNG folder)", "STACK" },
     { "project", 0, 0, G_OPTION_ARG_FILENAME, &project_path, "Predict a project's stack instead of --images", "PROJECT" },
     { "stack", 0, 0, G_OPTION_ARG_INT64, &stack_id, "With --project: the stack's id (default: the project's only stack)", "ID" },
-    { "checkpoint", 0, 0, G_OPTION_ARG_STRING, &checkpoint, "With --project: the model stored under this name (default: the latest)", "NAME" },
+    { "checkpoint", 0, 0, G_OPTION_ARG_STRING, &checkpoint, "With --project: the model stored under this name (default: the current one)", "NAME" },
     { "slices", 0, 0, G_OPTION_ARG_STRING, &slices_text, "Slices, e.g. 25-29 (default all)", "LIST" },
     { "mc-samples", 0, 0, G_OPTION_ARG_INT, &mc, "Average N Monte-Carlo dropout passes (default 1)", "N" },
     { "std-out", 0, 0, G_OPTION_ARG_FILENAME, &std_path, "Also write the MC standard deviation stack", "TIFF" },

@@ -7,13 +7,15 @@
  *   emseg project export-images PROJECT --out IMAGES.tif [--stack ID]
  *   emseg project upgrade PROJECT
  *   emseg project import-model PROJECT MODEL [--name NAME]
+ *   emseg project use-model PROJECT NAME
  *   emseg project check PROJECT
  *   emseg project compact PROJECT
  *
  * info and export-labels only read, so they refuse a project an older emseg wrote (its
  * schema must be converted first); upgrade converts it, as opening it in the workbench does.
  * import-model stores a model file (from `emseg train --project` on a server, say) as a
- * checkpoint: the latest checkpoint is the one the workbench shows, fine-tunes and exports.
+ * checkpoint: the latest checkpoint is the one the workbench shows, fine-tunes and exports,
+ * unless use-model (or the workbench's Use Model menu) chose another since.
  * check reads every item back (exit 1 and one line per damaged item on stderr); compact
  * gives the pages of deleted checkpoints and predictions back to the disk (VACUUM).
  * export-labels writes slices 0 … last labeled slice as 8-bit pages (255 cell, 0 membrane);
@@ -170,12 +172,19 @@ project_info(int argc, char **argv)
   g_autoptr(GArray) models = runs != NULL ? emseg_project_list_checkpoints(project, &error) : NULL;
   if (models == NULL)
     return fail("info", error);
+  g_auto(EmsegCheckpointInfo) current = { 0 };
+  gboolean chosen = FALSE;
+  if (!emseg_project_current_checkpoint(project, &current, &chosen, &error))
+    return fail("info", error);
   printf("runs: %u, checkpoints: %u\n", runs->len, models->len);
   for (guint i = 0; i < models->len; i++) {
     EmsegCheckpointInfo *m = &g_array_index(models, EmsegCheckpointInfo, i);
     printf("  checkpoint '%s': run %" G_GINT64_FORMAT ", epoch %u, %" G_GSIZE_FORMAT
-           " bytes, %s\n",
-           m->name, m->run_id, m->epoch, m->weights_len, m->created);
+           " bytes, %s%s\n",
+           m->name, m->run_id, m->epoch, m->weights_len, m->created,
+           m->id != current.id ? ""
+           : chosen            ? " (current model, chosen)"
+                               : " (current model: the latest)");
   }
   return 0;
 }
@@ -394,6 +403,29 @@ project_import_model(int argc, char **argv)
   return 0;
 }
 
+static int
+project_use_model(int argc, char **argv)
+{
+  g_autoptr(GOptionContext) ctx = g_option_context_new(
+      "PROJECT NAME - make checkpoint NAME the project's current model (the one the workbench "
+      "shows and fine-tunes, and predict --project uses) until a newer checkpoint is saved");
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+    fprintf(stderr, "emseg project use-model: %s\n", error->message);
+    return 2;
+  }
+  if (argc != 3) {
+    fprintf(stderr, "usage: emseg project use-model PROJECT NAME\n");
+    return 2;
+  }
+  g_autoptr(EmsegProject) project =
+      emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  if (project == NULL || !emseg_project_choose_checkpoint(project, argv[2], &error))
+    return fail("use-model", error);
+  printf("%s: current model '%s'\n", argv[1], argv[2]);
+  return 0;
+}
+
 /* check_model for emseg_project_check_contents: the bytes load as a model this build
  * runs (spec, parameter count, weights). */
 static gboolean
@@ -496,6 +528,7 @@ static const EmsegCliCommand subcommands[] = {
   { "export-images", project_export_images, "PROJECT --out IMAGES.tif [--stack ID]" },
   { "upgrade", project_upgrade, "PROJECT   (convert a project an older emseg wrote)" },
   { "import-model", project_import_model, "PROJECT MODEL [--name NAME]" },
+  { "use-model", project_use_model, "PROJECT NAME   (the model predict and the workbench use)" },
   { "check", project_check, "PROJECT   (read everything back, report what is damaged)" },
   { "compact", project_compact, "PROJECT   (give the space of deleted data back to the disk)" },
 };

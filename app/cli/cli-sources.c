@@ -1,6 +1,6 @@
 /* cli-sources.c — where predict and export-isbi take their images and model from: a stack
  * file (--images) and a model file (--model), or a project (--project P [--stack ID]) with
- * its own latest checkpoint (or --checkpoint NAME), the model the workbench shows, unless
+ * its current checkpoint (or --checkpoint NAME), the model the workbench shows, unless
  * --model names a file; with no model named and none in the project, the shipped ISBI 2012
  * model (emseg-shipped-model.h), as in the workbench. One set of rules and messages for both
  * commands. */
@@ -59,18 +59,20 @@ emseg_cli_pick_stack(EmsegProject *project, gint64 *stack_id, int *rc, GError **
   return FALSE;
 }
 
-/* The project's checkpoint `name`, or its latest (highest id) when name is NULL; NULL
- * without an error when name is NULL and the project holds no model. */
+/* The project's checkpoint `name`, or its current model (emseg_project_current_checkpoint:
+ * the one chosen in the workbench, else the latest) when name is NULL; NULL without an error
+ * when name is NULL and the project holds no model. */
 static EngModel *
 project_model(EmsegProject *project, const char *name, char **meta, char **described,
               GError **error)
 {
-  g_autofree char *latest = NULL;
+  g_auto(EmsegCheckpointInfo) current = { 0 };
+  gboolean chosen = FALSE;
   if (name == NULL) {
-    g_autoptr(GArray) cps = emseg_project_list_checkpoints(project, error);
-    if (cps == NULL || cps->len == 0)
+    if (!emseg_project_current_checkpoint(project, &current, &chosen, error) ||
+        current.name == NULL)
       return NULL;
-    name = latest = g_strdup(g_array_index(cps, EmsegCheckpointInfo, cps->len - 1).name);
+    name = current.name;
   }
   g_auto(EmsegCheckpointInfo) info = { 0 };
   g_autoptr(GBytes) bytes = emseg_project_load_checkpoint(project, name, &info, error);
@@ -85,7 +87,10 @@ project_model(EmsegProject *project, const char *name, char **meta, char **descr
                 "%s: checkpoint '%s': %s", emseg_project_get_path(project), name, err.message);
     return NULL;
   }
-  *described = g_strdup_printf("'%s'%s", name, latest ? " (its latest)" : "");
+  *described = g_strdup_printf("'%s'%s", name,
+                               current.name == NULL ? ""
+                               : chosen             ? " (its current model, as chosen)"
+                                                    : " (its latest)");
   return model;
 }
 

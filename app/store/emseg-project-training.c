@@ -11,6 +11,10 @@
 
 #include "emseg-project-private.h"
 
+/* meta key naming the checkpoint chosen as the current model (emseg_project_choose_checkpoint);
+ * saving a checkpoint deletes it */
+#define CURRENT_MODEL_KEY "current_model"
+
 static char *
 now_iso(void)
 {
@@ -334,6 +338,10 @@ emseg_project_save_checkpoint(EmsegProject *p, const char *name, gint64 run_id, 
     sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
     ok = emseg_project_step_done(p, st, "replacing a checkpoint", error);
   }
+  if (ok) { /* a new checkpoint is the current model again (see choose_checkpoint) */
+    st = emseg_project_stmt(p, "DELETE FROM meta WHERE key = '" CURRENT_MODEL_KEY "'", error);
+    ok = st != NULL && emseg_project_step_done(p, st, "saving a checkpoint", error);
+  }
   if (ok) {
     st = emseg_project_stmt(
         p,
@@ -461,4 +469,50 @@ emseg_project_list_checkpoints(EmsegProject *p, GError **error)
     return NULL;
   }
   return a;
+}
+
+gboolean
+emseg_project_choose_checkpoint(EmsegProject *p, const char *name, GError **error)
+{
+  g_autoptr(GArray) cps = emseg_project_list_checkpoints(p, error);
+  if (cps == NULL)
+    return FALSE;
+  for (guint i = 0; i < cps->len; i++)
+    if (strcmp(g_array_index(cps, EmsegCheckpointInfo, i).name, name) == 0)
+      return emseg_project_set_meta(p, CURRENT_MODEL_KEY, name, error);
+  g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND,
+              "%s holds no model named '%s' (%u models: emseg project info lists them)",
+              emseg_project_get_path(p), name, cps->len);
+  return FALSE;
+}
+
+gboolean
+emseg_project_current_checkpoint(EmsegProject *p, EmsegCheckpointInfo *out, gboolean *chosen,
+                                 GError **error)
+{
+  *out = (EmsegCheckpointInfo){ 0 };
+  if (chosen != NULL)
+    *chosen = FALSE;
+  g_autoptr(GError) local = NULL;
+  g_autofree char *want = emseg_project_get_meta(p, CURRENT_MODEL_KEY, &local);
+  if (local != NULL) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  g_autoptr(GArray) cps = emseg_project_list_checkpoints(p, error);
+  if (cps == NULL)
+    return FALSE;
+  if (cps->len == 0)
+    return TRUE;
+  guint pick = cps->len - 1; /* the latest, unless a choice names one still there */
+  for (guint i = 0; want != NULL && i < cps->len; i++)
+    if (strcmp(g_array_index(cps, EmsegCheckpointInfo, i).name, want) == 0) {
+      pick = i;
+      if (chosen != NULL)
+        *chosen = TRUE;
+    }
+  /* hand over the row's strings rather than copying them */
+  *out = g_array_index(cps, EmsegCheckpointInfo, pick);
+  g_array_index(cps, EmsegCheckpointInfo, pick) = (EmsegCheckpointInfo){ 0 };
+  return TRUE;
 }

@@ -234,6 +234,17 @@ GBytes *emseg_project_load_checkpoint(EmsegProject *project, const char *name,
                                       EmsegCheckpointInfo *info, GError **error);
 /* GArray of EmsegCheckpointInfo (cleared on free), in id order. */
 GArray *emseg_project_list_checkpoints(EmsegProject *project, GError **error);
+/* The current model: the checkpoint last chosen with emseg_project_choose_checkpoint, unless
+ * a checkpoint was saved since (a training run's or an import's: the newest model is current
+ * again) or the chosen one is gone; else the latest. The model the workbench shows and
+ * fine-tunes, and `emseg predict --project` uses. out gets zeros (name NULL) when the project
+ * holds no model; chosen (may be NULL) says whether a choice picked it. Clear out after. */
+gboolean emseg_project_current_checkpoint(EmsegProject *project, EmsegCheckpointInfo *out,
+                                          gboolean *chosen, GError **error);
+/* Makes checkpoint `name` the current model (until the next checkpoint is saved); error
+ * EMSEG_PROJECT_ERROR_NOT_FOUND when there is none of that name. */
+gboolean emseg_project_choose_checkpoint(EmsegProject *project, const char *name,
+                                         GError **error);
 
 /* P(cell interior) per pixel, stored 16-bit quantized; values are clamped to [0, 1]. */
 gboolean emseg_project_save_prediction(EmsegProject *project, gint64 model_id,

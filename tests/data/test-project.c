@@ -496,6 +496,46 @@ test_training_records(void)
   g_assert_cmpstr(info.scores, ==, "v_rand=0.9");
   g_autoptr(GArray) cks = emseg_project_list_checkpoints(p, &error);
   g_assert_cmpuint(cks->len, ==, 1);
+
+  /* The current model: the latest, unless one was chosen since the last checkpoint saved;
+   * a choice of a name the project does not hold is refused. */
+  {
+    g_auto(EmsegCheckpointInfo) cur = { 0 };
+    gboolean chosen = TRUE;
+    gint64 m_c = 0;
+    g_assert_true(emseg_project_current_checkpoint(p, &cur, &chosen, &error));
+    g_assert_cmpint(cur.id, ==, m_b);
+    g_assert_false(chosen);
+    emseg_checkpoint_info_clear(&cur);
+    g_assert_true(emseg_project_save_checkpoint(p, "other", 0, 0, "spec", NULL, w1, sizeof w1,
+                                                &m_c, &error));
+    g_assert_true(emseg_project_current_checkpoint(p, &cur, &chosen, &error));
+    g_assert_cmpstr(cur.name, ==, "other");
+    emseg_checkpoint_info_clear(&cur);
+    g_assert_true(emseg_project_choose_checkpoint(p, "latest", &error));
+    g_assert_true(emseg_project_current_checkpoint(p, &cur, &chosen, &error));
+    g_assert_cmpstr(cur.name, ==, "latest");
+    g_assert_cmpint(cur.id, ==, m_b);
+    g_assert_true(chosen);
+    emseg_checkpoint_info_clear(&cur);
+    g_assert_false(emseg_project_choose_checkpoint(p, "nope", &error));
+    g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND);
+    g_assert_nonnull(strstr(error->message, "no model named 'nope'"));
+    g_clear_error(&error);
+    /* a checkpoint saved (a run's, an import) makes the newest current again */
+    g_assert_true(emseg_project_save_checkpoint(p, "other", 0, 0, "spec", NULL, w2, sizeof w2,
+                                                &m_c, &error));
+    g_assert_true(emseg_project_current_checkpoint(p, &cur, &chosen, &error));
+    g_assert_cmpstr(cur.name, ==, "other");
+    g_assert_false(chosen);
+    emseg_checkpoint_info_clear(&cur);
+    g_assert_true(emseg_project_choose_checkpoint(p, "latest", &error));
+    /* the others below count on one checkpoint: "other" goes again, with the choice kept */
+    raw_exec(path, "DELETE FROM models WHERE name = 'other'");
+    g_assert_true(emseg_project_current_checkpoint(p, &cur, &chosen, &error));
+    g_assert_cmpint(cur.id, ==, m_b);
+    g_assert_true(chosen);
+  }
   /* The replaced checkpoint's predictions went with it. */
   g_assert_false(emseg_project_read_prediction(p, m_a, id, 0, prob, &error));
   g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND);

@@ -2522,8 +2522,9 @@ test_window_finetune_shipped (void)
 
 /* Import Model: a model file becomes the project's checkpoint named after the file and the
  * overlay's model (its dropout in the panel); a second import of the same file gets -2
- * (nothing replaced); a file that is not a model and an import while training are refused
- * with a dialog, and the project keeps its checkpoints. */
+ * (nothing replaced); Use Model goes back to the first (marked in the menu, kept when the
+ * project is reopened); a file that is not a model, an import and a Use Model while
+ * training are refused, and the project keeps its checkpoints. */
 static void
 test_window_import_model (void)
 {
@@ -2558,6 +2559,28 @@ test_window_import_model (void)
   g_assert_true (overlay_shown (NULL));
   g_assert_true (emseg_window_import_model (window, model_path, &error));
   g_assert_cmpstr (emseg_window_get_best_model (window), ==, "from-server-2");
+  /* Use Model: back to the first, marked in the menu, kept when the project is reopened */
+  {
+    GMenuModel *menu = G_MENU_MODEL (gtk_widget_get_template_child (GTK_WIDGET (window), EMSEG_TYPE_WINDOW, "model_menu"));
+    g_autofree char *first = NULL;
+    g_autofree char *second = NULL;
+
+    gtk_widget_activate_action (GTK_WIDGET (window), "win.use-model", "s", "from-server");
+    g_assert_cmpstr (emseg_window_get_best_model (window), ==, "from-server");
+    g_assert_cmpint (g_menu_model_get_n_items (menu), ==, 2);
+    g_assert_true (g_menu_model_get_item_attribute (menu, 0, G_MENU_ATTRIBUTE_LABEL, "s", &first));
+    g_assert_true (g_menu_model_get_item_attribute (menu, 1, G_MENU_ATTRIBUTE_LABEL, "s", &second));
+    g_assert_cmpstr (first, ==, "from-server (imported) — current");
+    g_assert_cmpstr (second, ==, "from-server-2 (imported)");
+    g_assert_true (emseg_window_open_project (window, project_path, FALSE, &error));
+    g_assert_no_error (error);
+    g_assert_cmpstr (emseg_window_get_best_model (window), ==, "from-server");
+    g_assert_false (emseg_window_use_model (window, "nope", &error));
+    g_assert_nonnull (strstr (error->message, "no model named 'nope'"));
+    g_clear_error (&error);
+    g_assert_true (emseg_window_use_model (window, "from-server-2", &error));
+    g_assert_cmpstr (emseg_window_get_best_model (window), ==, "from-server-2");
+  }
 
   g_assert_false (emseg_window_import_model (window, junk_path, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA);
@@ -2573,6 +2596,9 @@ test_window_import_model (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
   g_clear_error (&error);
   close_dialogs ();
+  g_assert_false (emseg_window_use_model (window, "from-server", &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
   g_signal_emit_by_name (panel, "stop-requested");
   spin_until (training_done, NULL, 60.0);
   {

@@ -936,8 +936,9 @@ same_file(const char *a, const char *b)
  * from, with the project's latest model unless --model or --checkpoint names one: the
  * outputs are byte for byte those of --images with the same model file. With no model named
  * and none in the project they use the shipped one ($EMSEG_MODELS_DIR), or say it is
- * missing; train --init shipped starts from it. An unknown checkpoint or stack, and mixed
- * sources are refused with the reason. */
+ * missing; train --init shipped starts from it. project use-model makes an older checkpoint
+ * the one used until a newer is stored. An unknown checkpoint or stack, and mixed sources are
+ * refused with the reason. */
 static void
 test_predict_project(void)
 {
@@ -1048,6 +1049,35 @@ test_predict_project(void)
     g_clear_pointer(&err, g_free);
   }
   g_assert_false(g_file_test(never, G_FILE_TEST_EXISTS));
+
+  /* project use-model: the chosen checkpoint is the one predict --project takes and info
+   * marks, until a newer one is stored; an unknown name is refused */
+  const char *import2[] = { "project", "import-model", proj, model, "--name", "pm2", NULL };
+  g_assert_cmpint(run_emseg(import2, NULL, NULL), ==, 0);
+  const char *info[] = { "project", "info", proj, NULL };
+  g_assert_cmpint(run_emseg(info, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "checkpoint 'pm2'"));
+  g_assert_nonnull(strstr(out, "(current model: the latest)"));
+  g_clear_pointer(&out, g_free);
+  const char *use[] = { "project", "use-model", proj, "pm", NULL };
+  g_assert_cmpint(run_emseg(use, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "current model 'pm'"));
+  g_clear_pointer(&out, g_free);
+  g_assert_cmpint(run_emseg(pp, NULL, &err), ==, 0);
+  g_assert_nonnull(strstr(err, "with the project's model 'pm' (its current model, as chosen)"));
+  g_clear_pointer(&err, g_free);
+  g_assert_cmpint(run_emseg(info, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "(current model, chosen)"));
+  g_clear_pointer(&out, g_free);
+  const char *use_bad[] = { "project", "use-model", proj, "nope", NULL };
+  g_assert_cmpint(run_emseg(use_bad, NULL, &err), ==, 1);
+  g_assert_nonnull(strstr(err, "holds no model named 'nope'"));
+  g_clear_pointer(&err, g_free);
+  const char *import3[] = { "project", "import-model", proj, model, "--name", "pm3", NULL };
+  g_assert_cmpint(run_emseg(import3, NULL, NULL), ==, 0);
+  g_assert_cmpint(run_emseg(pp, NULL, &err), ==, 0);
+  g_assert_nonnull(strstr(err, "with the project's model 'pm3' (its latest)"));
+  g_clear_pointer(&err, g_free);
 }
 
 int
