@@ -599,6 +599,7 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
   g_autoptr (GArray) labeled = NULL;
   g_autofree char *val_text = NULL;
   g_autofree char *status = NULL;
+  g_autofree char *no_val = NULL;
   EngError err;
 
   if (self->train_job != 0)
@@ -671,9 +672,12 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
     emseg_train_panel_set_progress_text (self->train_panel, 0.0, "validating the starting model…");
   /* the engine thread trains big slices, and slices whose sides are no multiple of the
    * network's decimation, on crops and validates them in windows (emseg_training_fit_window) */
+  /* without validation nothing tells a worse fine-tune from a better one but the eye */
+  no_val = fine_tune ? g_strdup_printf ("no validation (the last weights are kept; Use Model ▸ %s goes back)",
+                                        self->best_model_name)
+                     : g_strdup ("no validation (the last weights are kept)");
   status = g_strdup_printf ("%s: starting on %u labelled slices, %s%s", fine_tune ? "Fine-tuning" : "Training",
-                            labeled->len - job->n_val,
-                            val_text ? val_text : "no validation (the last weights are kept)",
+                            labeled->len - job->n_val, val_text ? val_text : no_val,
                             emseg_training_needs_crops (&job->training.spec, self->volume->height, self->volume->width)
                               ? "; slices of this size train on crops and validate on windows (1024² or less, sides multiples of the network's decimation)"
                               : "");

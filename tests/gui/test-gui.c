@@ -2590,8 +2590,19 @@ test_window_import_model (void)
   close_dialogs ();
 
   emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
-  g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
-  g_assert_no_error (error);
+  {
+    GtkEditable *val = GTK_EDITABLE (gtk_widget_get_template_child (GTK_WIDGET (panel), EMSEG_TYPE_TRAIN_PANEL,
+                                                                     "val_entry"));
+
+    gtk_editable_set_text (val, "none");
+    g_assert_true (emseg_window_start_training (window, TRUE, NULL, &error));
+    g_assert_no_error (error);
+    gtk_editable_set_text (val, "");
+    /* nothing validates this fine-tune: the status says how to go back */
+    if (strstr (emseg_train_panel_get_status (panel), "no validation (the last weights are kept; Use Model ▸ "
+                                                      "from-server-2 goes back)") == NULL)
+      g_error ("status of a fine-tune without validation: \"%s\"", emseg_train_panel_get_status (panel));
+  }
   g_assert_false (emseg_window_import_model (window, model_path, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
   g_clear_error (&error);
