@@ -1026,6 +1026,7 @@ test_predict_project(void)
   g_assert_cmpint(run_emseg(sf, NULL, NULL), ==, 0);
   g_assert_cmpint(run_emseg(sp, &out, NULL), ==, 0);
   g_assert_nonnull(strstr(out, "6 slices of 64 x 64"));
+  g_clear_pointer(&out, g_free);
   g_assert_true(same_file(sub_file, sub_proj));
 
   struct {
