@@ -4,11 +4,13 @@
  * the Figure 4 heatmap). Ctrl-C stops after the current step and keeps what was done. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli-commands.h"
 #include "cli-interrupt.h"
 #include "emseg-dataset.h"
+#include "emseg-gamma.h"
 #include "emseg-heatmap-png.h"
 #include "emseg-predict.h"
 #include "emseg-shipped-model.h"
@@ -20,6 +22,7 @@
 typedef struct {
   EmsegTrainingLog *log;
   gboolean verbose, has_val;
+  gboolean val_scored; /* the validation slices are fully labelled (from STARTED) */
 } Printer;
 
 static gboolean
@@ -35,6 +38,7 @@ print_event(const EmsegTrainingEvent *ev, gpointer data)
     if (ev->u.started.first_epoch > 1)
       printf(" resuming_at_epoch %u", ev->u.started.first_epoch);
     printf("\n");
+    p->val_scored = ev->u.started.val_scored;
     if (p->has_val && !ev->u.started.val_scored)
       fprintf(stderr, "emseg train: note: the validation slices have unlabelled pixels, so "
                       "there are no V_rand / V_info figures and no export exponent\n");
@@ -330,11 +334,14 @@ emseg_cli_train(int argc, char **argv)
     init_path = shipped;
   }
   EngModel *init = NULL;
-  if (init_path && eng_model_load(init_path, &init, NULL, &err) != ENG_OK) {
+  char *init_meta = NULL;
+  if (init_path && eng_model_load(init_path, &init, &init_meta, &err) != ENG_OK) {
     fprintf(stderr, "emseg train: %s\n", err.message);
     return 1;
   }
   cfg.init_model = init;
+  cfg.init_gamma = init ? emseg_gamma_from_meta(init_meta) : NAN;
+  free(init_meta);
 
   int rc = 1;
   g_autoptr(EmsegStack) images = NULL, labels = NULL;
@@ -412,8 +419,10 @@ loaded:
            result.best_epoch ? "" : " (the starting weights: no epoch beat them)", out_path);
   /* after a resume only a new best brings a γ here; the file has an earlier choice */
   if (result.best_model && isfinite(result.export_gamma))
-    printf("export exponent %g (chosen on the validation slices; export-isbi uses it)\n",
-           result.export_gamma);
+    printf("export exponent %g (%s; export-isbi uses it)\n", result.export_gamma,
+           n_val && printer.val_scored && !no_export_gamma
+               ? "chosen on the validation slices"
+               : "the starting model's: this run chose none");
   if (result.swa_model) {
     const EmsegTrainingSwa *w = &result.swa;
     printf("swa epochs %u-%u", w->first_epoch, w->last_epoch);

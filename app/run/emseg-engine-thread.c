@@ -650,10 +650,13 @@ resolve_slices(EmsegEngineThread *t, const EmsegEngineJob *job, gboolean labeled
 /* The model a job names (a checkpoint, loaded), else the thread's current one.
  * *owned receives what the caller must free (NULL when borrowed). */
 static EngModel *
-resolve_model(EmsegEngineJobContext *ctx, EngModel **owned, gint64 *model_id, GError **error)
+resolve_model(EmsegEngineJobContext *ctx, EngModel **owned, gint64 *model_id, double *gamma,
+              GError **error)
 {
   EmsegEngineThread *t = ctx->t;
   *owned = NULL;
+  if (gamma != NULL)
+    *gamma = NAN; /* known for a named checkpoint only */
   if (ctx->q->model) {
     *model_id = ctx->q->model_id;
     return ctx->q->model;
@@ -673,6 +676,8 @@ resolve_model(EmsegEngineJobContext *ctx, EngModel **owned, gint64 *model_id, GE
       return NULL;
     }
     *model_id = info.id;
+    if (gamma != NULL)
+      *gamma = emseg_gamma_from_meta(info.scores);
     return *owned;
   }
   if (!t->model) {
@@ -888,7 +893,7 @@ run_predict(EmsegEngineJobContext *ctx, gboolean evaluate, GError **error)
   post_started(t, q, 0);
   EngModel *owned = NULL;
   gint64 model_id = 0;
-  EngModel *model = resolve_model(ctx, &owned, &model_id, error);
+  EngModel *model = resolve_model(ctx, &owned, &model_id, NULL, error);
   if (!model)
     return FALSE;
   guint n = 0;
@@ -1152,6 +1157,7 @@ run_training(EmsegEngineJobContext *ctx, GError **error)
   EngModel *owned_init = NULL;
   gint64 parent_id = 0;
   EngModel *init = NULL;
+  double init_gamma = NAN;
   if (job->training.swa_from) {
     /* the project store has no place for an averaged model yet: refuse rather than drop it */
     g_set_error_literal(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_INPUT,
@@ -1160,7 +1166,7 @@ run_training(EmsegEngineJobContext *ctx, GError **error)
     return FALSE;
   }
   if (job->kind == EMSEG_ENGINE_JOB_FINE_TUNE) {
-    init = resolve_model(ctx, &owned_init, &parent_id, error);
+    init = resolve_model(ctx, &owned_init, &parent_id, &init_gamma, error);
     if (!init)
       return FALSE;
   }
@@ -1203,6 +1209,7 @@ run_training(EmsegEngineJobContext *ctx, GError **error)
 
   EmsegTrainingConfig cfg = job->training;
   cfg.init_model = init;
+  cfg.init_gamma = init_gamma;
   /* The store is the record of a run; no side files. */
   cfg.best_path = cfg.state_path = NULL;
   cfg.resume = FALSE;

@@ -51,6 +51,7 @@ emseg_training_config_init(EmsegTrainingConfig *cfg)
   cfg->metrics_every = 1;
   cfg->val_every = 1;
   cfg->calibrate_gamma = TRUE;
+  cfg->init_gamma = NAN;
   cfg->border_sigma = 5.0f;
   cfg->seed = 1;
 }
@@ -1157,6 +1158,11 @@ keep_best(Run *run, guint epoch, double sel, const EmsegTrainingEpoch *ep, const
   *gamma = NAN;
   if (run->val_scored && cfg->calibrate_gamma && !choose_gamma(run, gamma, error))
     return FALSE;
+  if (!isfinite(*gamma) && cfg->init_model && isfinite(cfg->init_gamma) &&
+      cfg->init_gamma != 1.0) {
+    *gamma = cfg->init_gamma;
+    how = "kept from the starting model (no fully labelled validation slices to choose by)";
+  }
   run->best_gamma = *gamma;
   if (!cfg->best_path)
     return TRUE;

@@ -107,6 +107,11 @@ typedef struct {
   const char *swa_path;
   guint64 seed;          /* default 1 */
   const EngModel *init_model; /* fine-tune from these weights (borrowed); NULL = He init */
+  /* The export exponent init_model carries (its export_gamma; emseg_gamma_from_meta), NAN
+   * or 1 = none. A run that cannot choose γ itself (no fully labelled validation slices: a
+   * workbench fine-tune of one or two corrected slices) writes this one with its weights,
+   * rather than none, which would make an export write plain probabilities. */
+  double init_gamma;
   /* Files (all optional, NULL = none). best_path: the best-validation weights, rewritten
    * atomically whenever they improve. state_path: after every epoch the run state for
    * resume (state_path, state_path + ".opt" optimizer state, state_path + ".best", and

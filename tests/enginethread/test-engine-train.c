@@ -598,6 +598,39 @@ test_fine_tune_on_corrections_and_evaluate(void)
   g_assert_true(ev->vrand >= 0 && ev->vrand <= 1);
   g_assert_true(ev->vinfo >= 0 && ev->vinfo <= 1);
   g_assert_true(ev->pixel_accuracy > 0 && ev->pixel_accuracy <= 1);
+
+  /* A fine-tune with no validation slices cannot choose an export exponent: its checkpoint
+   * keeps the starting model's (here 3), not none (an export would write P(cell)^1). */
+  {
+    g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);
+    g_auto(EmsegCheckpointInfo) info = { 0 };
+    g_autoptr(GBytes) bytes = emseg_project_load_checkpoint(p, base, &info, &error);
+    g_assert_no_error(error);
+    gsize len = 0;
+    const void *data = g_bytes_get_data(bytes, &len);
+    g_assert_true(emseg_project_save_checkpoint(p, "with-gamma", 0, 0, info.spec,
+                                                "export_gamma=3\n", data, len, NULL, &error));
+    g_assert_no_error(error);
+  }
+  EmsegEngineJob *gj = emseg_engine_job_new(EMSEG_ENGINE_JOB_FINE_TUNE);
+  gj->stack_id = stack_id;
+  gj->model = g_strdup("with-gamma");
+  gj->training.epochs = 1;
+  gj->training.augment = FALSE;
+  gj->training.metrics_every = 0;
+  guint64 jg = emseg_engine_thread_start(t, gj);
+  const EmsegEngineEvent *gck = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_CHECKPOINT, jg);
+  g_assert_cmpfloat(gck->export_gamma, ==, 3.0);
+  g_autofree char *tuned = g_strdup(gck->model_name);
+  fin = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jg);
+  g_assert_cmpint(fin->status, ==, EMSEG_ENGINE_STATUS_FINISHED);
+  {
+    g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);
+    g_auto(EmsegCheckpointInfo) info = { 0 };
+    g_autoptr(GBytes) bytes = emseg_project_load_checkpoint(p, tuned, &info, &error);
+    g_assert_no_error(error);
+    g_assert_cmpfloat(emseg_gamma_from_meta(info.scores), ==, 3.0);
+  }
   emseg_engine_thread_free(t);
 
   g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);

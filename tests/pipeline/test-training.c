@@ -1051,6 +1051,26 @@ test_fine_tune(void)
   cfg.lr = 1e-3;
   g_assert_true(run(&cfg, train, NULL, NULL, NULL, &tuned, &error));
   g_assert_true(memcmp(a, eng_model_params_const(tuned.last_model, NULL), n * sizeof(float)));
+  /* no validation to choose γ by: none, unless the starting model carried one, which is
+   * kept (an export would otherwise write plain probabilities), in the file too */
+  g_assert_true(isnan(tuned.export_gamma));
+  emseg_training_result_clear(&tuned);
+  g_autofree char *dir = g_dir_make_tmp("emseg-pipe-XXXXXX", NULL);
+  g_autofree char *best = g_build_filename(dir, "best.emsegmodel", NULL);
+  cfg.init_gamma = 6.0;
+  cfg.best_path = best;
+  g_assert_true(run(&cfg, train, NULL, NULL, NULL, &tuned, &error));
+  g_assert_cmpfloat(tuned.export_gamma, ==, 6.0);
+  EngModel *loaded = NULL;
+  char *meta = NULL;
+  EngError err;
+  g_assert_cmpint(eng_model_load(best, &loaded, &meta, &err), ==, ENG_OK);
+  g_assert_cmpfloat(emseg_gamma_from_meta(meta), ==, 6.0);
+  g_assert_nonnull(strstr(meta, "export_gamma_chosen_by=kept from the starting model"));
+  free(meta);
+  eng_model_free(loaded);
+  g_unlink(best);
+  g_rmdir(dir);
   emseg_training_result_clear(&base);
   emseg_training_result_clear(&zero);
   emseg_training_result_clear(&tuned);
