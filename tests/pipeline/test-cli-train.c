@@ -190,16 +190,41 @@ test_train(void)
   g_assert_null(strstr(out, "epoch 3/5"));
   g_assert_nonnull(strstr(out, "epoch 5/5"));
 
-  /* fine-tune from the model just written */
-  g_autofree char *tuned = in_dir("tuned.emsegmodel");
+  /* fine-tune from the model just written, stored again with export_gamma=1: no validation
+   * slices, so nothing to choose an exponent on and none (1) to keep */
+  g_autofree char *start = in_dir("start.emsegmodel"), *tuned = in_dir("tuned.emsegmodel");
+  {
+    EngModel *m = NULL;
+    char *meta = NULL;
+    EngError err;
+    g_assert_cmpint(eng_model_load(model, &m, &meta, &err), ==, ENG_OK);
+    g_autofree char *with = g_strconcat(meta ? meta : "", "export_gamma=1\n", NULL);
+    g_assert_cmpint(eng_model_save(m, start, ENG_DTYPE_F32, with, &err), ==, ENG_OK);
+    free(meta);
+    eng_model_free(m);
+  }
   const char *ft[] = { "train", "--images", images, "--labels", labels, "--slices", "0-1",
-                       "--epochs", "1", "--init", model, "--no-augment", "-o", tuned, NULL };
+                       "--epochs", "1", "--init", start, "--no-augment", "-o", tuned, NULL };
   g_clear_pointer(&out, g_free);
   g_assert_cmpint(run_emseg(ft, &out, NULL), ==, 0);
   g_assert_true(g_file_test(tuned, G_FILE_TEST_EXISTS));
-  /* no validation slices: nothing to choose an exponent on */
   g_assert_null(strstr(out, "export exponent"));
   g_assert_false(model_has_key(tuned, "export_gamma="));
+  /* ... while a starting model's exponent other than 1 is kept, and said to be */
+  {
+    EngModel *m = NULL;
+    char *meta = NULL;
+    EngError err;
+    g_assert_cmpint(eng_model_load(model, &m, &meta, &err), ==, ENG_OK);
+    g_autofree char *with = g_strconcat(meta ? meta : "", "export_gamma=3\n", NULL);
+    g_assert_cmpint(eng_model_save(m, start, ENG_DTYPE_F32, with, &err), ==, ENG_OK);
+    free(meta);
+    eng_model_free(m);
+  }
+  g_clear_pointer(&out, g_free);
+  g_assert_cmpint(run_emseg(ft, &out, NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "export exponent 3 (the starting model's: this run chose none;"));
+  g_assert_true(model_has_key(tuned, "export_gamma=3\n"));
 
   /* --val-every 2 over 3 epochs: validation figures on epochs 2 and 3 only;
    * --no-export-gamma: no exponent */
