@@ -160,6 +160,23 @@ emseg_train_panel_set_status (EmsegTrainPanel *self, const char *text)
   gtk_label_set_text (self->status_label, text);
 }
 
+void
+emseg_train_panel_set_has_model (EmsegTrainPanel *self, gboolean has_model)
+{
+  /* the blue button is the likely next step: from a model, refining it is cheaper than
+   * starting over */
+  if (has_model)
+    {
+      gtk_widget_remove_css_class (GTK_WIDGET (self->train_button), "suggested-action");
+      gtk_widget_add_css_class (GTK_WIDGET (self->finetune_button), "suggested-action");
+    }
+  else
+    {
+      gtk_widget_remove_css_class (GTK_WIDGET (self->finetune_button), "suggested-action");
+      gtk_widget_add_css_class (GTK_WIDGET (self->train_button), "suggested-action");
+    }
+}
+
 const char *
 emseg_train_panel_get_status (EmsegTrainPanel *self)
 {

@@ -52,6 +52,9 @@ void emseg_train_panel_set_state (EmsegTrainPanel *self, EmsegTrainState state);
 EmsegTrainState emseg_train_panel_get_state (EmsegTrainPanel *self);
 void emseg_train_panel_set_status (EmsegTrainPanel *self, const char *text);
 const char *emseg_train_panel_get_status (EmsegTrainPanel *self); /* borrowed */
+/* Which start button is the suggested (blue) one: Fine-tune when the project has a model,
+ * else Train. */
+void emseg_train_panel_set_has_model (EmsegTrainPanel *self, gboolean has_model);
 
 /* Drops every curve and heatmap column (another project was opened). */
 void emseg_train_panel_reset (EmsegTrainPanel *self);

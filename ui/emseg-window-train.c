@@ -165,6 +165,7 @@ set_best_model (EmsegWindow *self, gint64 id, const char *name)
   g_free (self->best_model_name);
   self->best_model_name = g_strdup (name);
   rebuild_model_menu (self);
+  emseg_train_panel_set_has_model (self->train_panel, id != 0);
 }
 
 /* The panel's dropout becomes that of a model the project now starts from (spec: its

@@ -2393,6 +2393,11 @@ test_window_open_shows_shipped (void)
   g_assert_false (emseg_window_label_from_prediction (window, &error));
   g_assert_nonnull (strstr (error->message, "this project has no model: Train one first"));
   g_clear_error (&error);
+  /* the suggested (blue) start button: Train without a model, Fine-tune with one */
+  GtkWidget *train_button = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (panel), EMSEG_TYPE_TRAIN_PANEL, "train_button"));
+  GtkWidget *finetune_button = GTK_WIDGET (gtk_widget_get_template_child (GTK_WIDGET (panel), EMSEG_TYPE_TRAIN_PANEL, "finetune_button"));
+  g_assert_true (gtk_widget_has_css_class (train_button, "suggested-action"));
+  g_assert_false (gtk_widget_has_css_class (finetune_button, "suggested-action"));
   g_free (project_path);
 
   eng_spec_default (&spec);
@@ -2405,6 +2410,8 @@ test_window_open_shows_shipped (void)
   g_setenv ("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
   g_assert_cmpstr (emseg_window_get_best_model (window), ==, "shipped-isbi2012");
   g_assert_nonnull (strstr (emseg_train_panel_get_status (panel), "the overlay shows the shipped ISBI 2012 model"));
+  g_assert_false (gtk_widget_has_css_class (train_button, "suggested-action"));
+  g_assert_true (gtk_widget_has_css_class (finetune_button, "suggested-action"));
   spin_until (overlay_shown, NULL, 60.0);
   g_assert_true (overlay_shown (NULL));
   /* "Label the rest from the prediction" (Ctrl+L): unlabelled pixels of the slice take the
