@@ -18,6 +18,7 @@
 #include "emseg-export-dialog.h"
 #include "emseg-gamma.h"
 #include "emseg-isbi.h"
+#include "emseg-model-import.h"
 #include "emseg-predict.h"
 #include "emseg-shipped-model.h"
 #include "emseg-stack.h"
@@ -373,24 +374,10 @@ ensure_engine (EmsegWindow *self, GError **error)
 static gboolean
 import_model_file (EmsegWindow *self, const char *path, const char *name, GError **error)
 {
-  g_autofree char *bytes = NULL;
-  g_autofree char *meta = NULL;
-  gsize len = 0;
+  g_autofree char *spec = NULL;
   gint64 id = 0;
-  EngModel *model = NULL;
-  EngError err;
-  char spec[1024];
 
-  if (!g_file_get_contents (path, &bytes, &len, error))
-    return FALSE;
-  if (eng_model_deserialize ((const uint8_t *) bytes, len, &model, &meta, &err) != ENG_OK)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%s: %s", path, err.message);
-      return FALSE;
-    }
-  eng_spec_format (eng_model_spec (model), spec, sizeof spec);
-  eng_model_free (model);
-  if (!emseg_project_save_checkpoint (self->project, name, 0, 0, spec, meta, bytes, len, &id, error))
+  if (!emseg_project_import_model_file (self->project, path, name, &id, &spec, NULL, error))
     return FALSE;
   set_best_model (self, id, name);
   show_model_dropout (self, spec);

@@ -31,6 +31,7 @@
 #include <glib/gstdio.h>
 
 #include "cli-commands.h"
+#include "emseg-model-import.h"
 #include "emseg-project.h"
 #include "eng-modelfile.h"
 
@@ -363,40 +364,20 @@ project_import_model(int argc, char **argv)
                ? g_strndup(base, strlen(base) - strlen(".emsegmodel"))
                : g_strdup(base);
   }
-  /* the file must be a model this build reads (checksum, spec) before it goes in */
-  g_autofree char *bytes = NULL;
-  gsize len = 0;
-  if (!g_file_get_contents(model_path, &bytes, &len, &error))
-    return fail("import-model", error);
-  EngModel *model = NULL;
-  char *meta = NULL;
-  EngError err;
-  if (eng_model_deserialize((const uint8_t *) bytes, len, &model, &meta, &err) != ENG_OK) {
-    fprintf(stderr, "emseg project import-model: %s: %s\n", model_path, err.message);
-    return 1;
-  }
-  char spec[1024];
-  eng_spec_format(eng_model_spec(model), spec, sizeof spec);
-  size_t n_params = eng_model_count_trainable(model);
-  eng_model_free(model);
   g_autoptr(EmsegProject) project = emseg_project_open(path, EMSEG_PROJECT_OPEN_DEFAULT, &error);
   g_autoptr(GArray) models = project ? emseg_project_list_checkpoints(project, &error) : NULL;
-  if (models == NULL) {
-    free(meta);
+  if (models == NULL)
     return fail("import-model", error);
-  }
   for (guint i = 0; i < models->len; i++)
     if (strcmp(g_array_index(models, EmsegCheckpointInfo, i).name, name) == 0) {
       fprintf(stderr, "emseg project import-model: %s already holds a model named '%s' (it "
                       "would be replaced); choose another --name\n", path, name);
-      free(meta);
       return 1;
     }
-  gint64 id = 0;
-  gboolean ok = emseg_project_save_checkpoint(project, name, 0, 0, spec, meta, bytes, len, &id,
-                                              &error);
-  free(meta);
-  if (!ok)
+  g_autofree char *spec = NULL;
+  gsize n_params = 0;
+  if (!emseg_project_import_model_file(project, model_path, name, NULL, &spec, &n_params,
+                                       &error))
     return fail("import-model", error);
   printf("%s: model '%s' imported (%zu parameters, %s); the workbench starts from it\n", path,
          name, n_params, spec);
