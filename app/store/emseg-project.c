@@ -496,8 +496,9 @@ emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error
   }
   if (exists && !read_only && marked_read_only(path)) {
     g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_READ_ONLY,
-                "%s: the file or its folder is read-only; open it read-only to view it, or "
-                "copy it somewhere writable to edit it",
+                "%s: the file or its folder is read-only, and working on a project writes to "
+                "it (every stroke and run is saved as it happens): copy it somewhere writable. "
+                "emseg project info, export-labels and predict --project read it as it is",
                 path);
     return NULL;
   }

@@ -679,7 +679,7 @@ test_read_only_and_disk_full(void)
   emseg_project_close(make_project(&path, &id));
   g_assert_cmpint(g_chmod(path, 0444), ==, 0);
   expect_open_fails(path, EMSEG_PROJECT_OPEN_DEFAULT, EMSEG_PROJECT_ERROR_READ_ONLY,
-                    "read-only");
+                    "is read-only, and working on a project writes to it");
   g_autoptr(GError) error = NULL;
   EmsegProject *p = emseg_project_open(path, EMSEG_PROJECT_OPEN_READ_ONLY, &error);
   g_assert_no_error(error);
