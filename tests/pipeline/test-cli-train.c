@@ -120,6 +120,21 @@ model_has_key(const char *path, const char *key)
   return found;
 }
 
+/* The model at from written to to with extra metadata lines appended (a key given again
+ * overrides the earlier value). */
+static void
+save_with_meta(const char *from, const char *to, const char *extra)
+{
+  EngModel *m = NULL;
+  char *meta = NULL;
+  EngError err;
+  g_assert_cmpint(eng_model_load(from, &m, &meta, &err), ==, ENG_OK);
+  g_autofree char *with = g_strconcat(meta ? meta : "", extra, NULL);
+  g_assert_cmpint(eng_model_save(m, to, ENG_DTYPE_F32, with, &err), ==, ENG_OK);
+  free(meta);
+  eng_model_free(m);
+}
+
 static void
 test_train(void)
 {
@@ -193,16 +208,7 @@ test_train(void)
   /* fine-tune from the model just written, stored again with export_gamma=1: no validation
    * slices, so nothing to choose an exponent on and none (1) to keep */
   g_autofree char *start = in_dir("start.emsegmodel"), *tuned = in_dir("tuned.emsegmodel");
-  {
-    EngModel *m = NULL;
-    char *meta = NULL;
-    EngError err;
-    g_assert_cmpint(eng_model_load(model, &m, &meta, &err), ==, ENG_OK);
-    g_autofree char *with = g_strconcat(meta ? meta : "", "export_gamma=1\n", NULL);
-    g_assert_cmpint(eng_model_save(m, start, ENG_DTYPE_F32, with, &err), ==, ENG_OK);
-    free(meta);
-    eng_model_free(m);
-  }
+  save_with_meta(model, start, "export_gamma=1\n");
   const char *ft[] = { "train", "--images", images, "--labels", labels, "--slices", "0-1",
                        "--epochs", "1", "--init", start, "--no-augment", "-o", tuned, NULL };
   g_clear_pointer(&out, g_free);
@@ -211,16 +217,7 @@ test_train(void)
   g_assert_null(strstr(out, "export exponent"));
   g_assert_false(model_has_key(tuned, "export_gamma="));
   /* ... while a starting model's exponent other than 1 is kept, and said to be */
-  {
-    EngModel *m = NULL;
-    char *meta = NULL;
-    EngError err;
-    g_assert_cmpint(eng_model_load(model, &m, &meta, &err), ==, ENG_OK);
-    g_autofree char *with = g_strconcat(meta ? meta : "", "export_gamma=3\n", NULL);
-    g_assert_cmpint(eng_model_save(m, start, ENG_DTYPE_F32, with, &err), ==, ENG_OK);
-    free(meta);
-    eng_model_free(m);
-  }
+  save_with_meta(model, start, "export_gamma=3\n");
   g_clear_pointer(&out, g_free);
   g_assert_cmpint(run_emseg(ft, &out, NULL), ==, 0);
   g_assert_nonnull(strstr(out, "export exponent 3 (the starting model's: this run chose none;"));
