@@ -75,6 +75,7 @@ struct _EmsegWindow {
   guint strokes_unsaved;         /* without a project: strokes kept in memory only */
   GtkWidget *close_question;     /* "still running: close?" while shown (weak pointer) */
   gboolean close_confirmed;      /* the user chose to stop the work and close */
+  gboolean checking;             /* a project check runs (emseg-window-check.c) */
 };
 
 /* emseg-window.c */
@@ -97,6 +98,9 @@ void emseg_window_stroke_finished (EmsegWindow *self, guint slice);
 gboolean emseg_window_undo_redo (EmsegWindow *self, gboolean undo);
 gboolean emseg_window_can_undo (EmsegWindow *self);
 gboolean emseg_window_can_redo (EmsegWindow *self);
+
+/* emseg-window-check.c */
+void emseg_window_check_class_init (GtkWidgetClass *wc);
 
 /* emseg-window-train.c */
 void emseg_window_train_init (EmsegWindow *self);

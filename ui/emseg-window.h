@@ -97,6 +97,11 @@ gboolean emseg_window_is_estimating (EmsegWindow *self);
  * showed. Its end comes back as the status line "… stopped". */
 void emseg_window_stop_uncertainty (EmsegWindow *self);
 
+/* Check Project…: reads everything the project holds back on a worker thread (as `emseg
+ * project check`); progress in the status line, the outcome in a dialog. FALSE with error
+ * without a project or while a check runs. */
+gboolean emseg_window_check_project (EmsegWindow *self, GError **error);
+gboolean emseg_window_is_checking (EmsegWindow *self);
 /* Makes checkpoint `name` of the project its current model (emseg_project_choose_checkpoint):
  * the overlay, Fine-tune, Export and the uncertainty estimate use it until a run saves a newer
  * one. Refused while a run or an export works. */

@@ -33,7 +33,6 @@
 #include "cli-commands.h"
 #include "emseg-model-import.h"
 #include "emseg-project.h"
-#include "eng-modelfile.h"
 
 static int
 fail(const char *cmd, GError *error)
@@ -407,25 +406,6 @@ project_use_model(int argc, char **argv)
   return 0;
 }
 
-/* check_model for emseg_project_check_contents: the bytes load as a model this build
- * runs (spec, parameter count, weights). */
-static gboolean
-checkpoint_loads(GBytes *weights, gpointer user_data, GError **error)
-{
-  (void)user_data;
-  gsize len = 0;
-  const uint8_t *bytes = g_bytes_get_data(weights, &len);
-  EngModel *model = NULL;
-  EngError err;
-  if (eng_model_deserialize(bytes, len, &model, NULL, &err) != ENG_OK) {
-    g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CORRUPT,
-                "its checksum matches but it does not load as a model: %s", err.message);
-    return FALSE;
-  }
-  eng_model_free(model);
-  return TRUE;
-}
-
 /* "\rcheck: read 120/3400 items (3 %)" on a terminal, at most four times a second. */
 static void
 check_progress(guint64 done, guint64 total, gpointer user_data)
@@ -463,7 +443,7 @@ project_check(int argc, char **argv)
   EmsegProjectCheckCounts n;
   g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
   gint64 drawn_us = 0;
-  if (!emseg_project_check_contents(project, &n, problems, checkpoint_loads, check_progress,
+  if (!emseg_project_check_contents(project, &n, problems, emseg_check_model_loads, check_progress,
                                     &drawn_us, &error))
     return fail("check", error);
   printf("%s: read %" G_GUINT64_FORMAT " slice%s, %" G_GUINT64_FORMAT " label mask%s, %"

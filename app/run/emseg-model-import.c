@@ -1,5 +1,5 @@
 /* emseg-model-import.c — a model file stored in a project as a checkpoint, after checking
- * that it loads (see the header). */
+ * that it loads, and the same test for checkpoints already stored (see the header). */
 #include "emseg-model-import.h"
 
 #include <stdlib.h>
@@ -34,4 +34,21 @@ emseg_project_import_model_file(EmsegProject *project, const char *path, const c
   if (ok && spec != NULL)
     *spec = g_strdup(text);
   return ok;
+}
+
+gboolean
+emseg_check_model_loads(GBytes *weights, gpointer user_data, GError **error)
+{
+  (void) user_data;
+  gsize len = 0;
+  const uint8_t *bytes = g_bytes_get_data(weights, &len);
+  EngModel *model = NULL;
+  EngError err;
+  if (eng_model_deserialize(bytes, len, &model, NULL, &err) != ENG_OK) {
+    g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CORRUPT,
+                "its checksum matches but it does not load as a model: %s", err.message);
+    return FALSE;
+  }
+  eng_model_free(model);
+  return TRUE;
 }

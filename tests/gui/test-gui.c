@@ -2330,6 +2330,73 @@ test_plot_offscreen (void)
   cairo_surface_destroy (surface);
 }
 
+static gboolean
+check_finished (gpointer data)
+{
+  return !emseg_window_is_checking (window);
+}
+
+/* The text of the first message dialog of that type, or NULL (owned). */
+static char *
+message_dialog_text (GtkMessageType type)
+{
+  GListModel *tops = gtk_window_get_toplevels ();
+
+  for (guint i = 0; i < g_list_model_get_n_items (tops); i++)
+    {
+      g_autoptr (GObject) w = g_list_model_get_item (tops, i);
+      GtkMessageType t;
+      char *text = NULL;
+
+      if (!GTK_IS_MESSAGE_DIALOG (w))
+        continue;
+      g_object_get (w, "message-type", &t, "secondary-text", &text, NULL);
+      if (t == type)
+        return text;
+      g_free (text);
+    }
+  return NULL;
+}
+
+/* Check Project…: everything read back on a worker thread, the window responsive meanwhile;
+ * a sound project gives "No problems found", a checkpoint whose bytes are not a model (its
+ * checksum matches) a warning naming it. */
+static void
+test_window_check_project (void)
+{
+  g_autoptr (GError) error = NULL;
+  guint width, height, n;
+  g_autofree char *project_path = new_project_with_stack ("check.emseg", &width, &height, &n);
+  g_autofree char *text = NULL;
+
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.check-project", NULL);
+  g_assert_true (emseg_window_is_checking (window));
+  g_assert_false (emseg_window_check_project (window, &error)); /* one at a time */
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
+  close_dialogs ();
+  spin_until (check_finished, NULL, 60.0);
+  g_assert_false (emseg_window_is_checking (window));
+  text = message_dialog_text (GTK_MESSAGE_INFO);
+  g_assert_nonnull (text);
+  if (strstr (text, "Read back 4 slices, 3 label masks, 0 strokes, 0 models") == NULL)
+    g_error ("check of a sound project: \"%s\"", text);
+  g_clear_pointer (&text, g_free);
+  close_dialogs ();
+
+  g_assert_true (emseg_project_save_checkpoint (emseg_window_get_project (window), "not-a-model", 0, 0, "spec", NULL,
+                                                "junk", 4, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (emseg_window_check_project (window, &error));
+  spin_until (check_finished, NULL, 60.0);
+  text = message_dialog_text (GTK_MESSAGE_WARNING);
+  g_assert_nonnull (text);
+  if (strstr (text, "1 damaged:") == NULL || strstr (text, "not-a-model") == NULL ||
+      strstr (text, "does not load as a model") == NULL)
+    g_error ("check of a damaged project: \"%s\"", text);
+  close_dialogs ();
+}
+
 /* Labels of one class only (strokes along membranes, no cell labelled anywhere) would teach
  * the network that every pixel is membrane and ruin the model: the run fails at once with
  * the reason in the status line, the bar says "failed", and no checkpoint is written. */
@@ -2743,6 +2810,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/window/train-export", test_window_train_export);
   g_test_add_func ("/gui/export-dialog-gamma", test_export_dialog_gamma);
   g_test_add_func ("/gui/window/two-stacks", test_window_two_stacks);
+  g_test_add_func ("/gui/window/check-project", test_window_check_project);
   g_test_add_func ("/gui/window/one-class-refused", test_window_one_class_refused);
   g_test_add_func ("/gui/window/open-shows-shipped", test_window_open_shows_shipped);
   g_test_add_func ("/gui/window/finetune-shipped", test_window_finetune_shipped);
