@@ -8,6 +8,8 @@
 #include "emseg-project.h"
 #include "emseg-window.h"
 
+typedef struct _EmsegImportJob EmsegImportJob; /* emseg-window-import.c */
+
 struct _EmsegWindow {
   GtkApplicationWindow parent_instance;
 
@@ -76,6 +78,8 @@ struct _EmsegWindow {
   GtkWidget *close_question;     /* "still running: close?" while shown (weak pointer) */
   gboolean close_confirmed;      /* the user chose to stop the work and close */
   gboolean checking;             /* a project check runs (emseg-window-check.c) */
+  EmsegImportJob *import_job;    /* a stack being copied into a new project, or NULL */
+  GThread *import_thread;        /* its worker, joined when done or in dispose */
 };
 
 /* emseg-window.c */
@@ -98,6 +102,12 @@ void emseg_window_stroke_finished (EmsegWindow *self, guint slice);
 gboolean emseg_window_undo_redo (EmsegWindow *self, gboolean undo);
 gboolean emseg_window_can_undo (EmsegWindow *self);
 gboolean emseg_window_can_redo (EmsegWindow *self);
+
+/* emseg-window-import.c: opening a bare stack copies it into a new project on a worker */
+gboolean emseg_window_import_new_project (EmsegWindow *self, const char *stack_path, const char *name,
+                                          const char *project_path, GError **error);
+/* Stops a running import and joins its worker (the half-made project is removed). */
+void emseg_window_import_dispose (EmsegWindow *self);
 
 /* emseg-window-check.c */
 void emseg_window_check_class_init (GtkWidgetClass *wc);

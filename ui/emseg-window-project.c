@@ -363,24 +363,20 @@ emseg_window_open_path (EmsegWindow *self, const char *path, GError **error)
   if (existed)
     return emseg_window_open_project (self, project_path, FALSE, error);
 
-  /* Import into a fresh project first, then open it, so a stack that fails to read
-   * leaves no half-made project behind and the current one stays open. */
+  /* Import into a fresh project first (on a worker: big stacks take many seconds), then
+   * open it, so a stack that fails to read leaves no half-made project behind and the
+   * current one stays open meanwhile. */
   {
-    g_autoptr (EmsegProject) p = emseg_project_open (project_path, EMSEG_PROJECT_OPEN_CREATE, &local);
+    g_autofree char *name = stack_name (path);
 
-    if (p != NULL && !import_into (p, path, NULL, NULL, &local))
-      {
-        g_clear_pointer (&p, emseg_project_close);
-        g_unlink (project_path);
-      }
-    if (local != NULL)
+    if (!emseg_window_import_new_project (self, path, name, project_path, &local))
       {
         emseg_window_show_error (self, "Could not open the stack", local);
         g_propagate_error (error, g_steal_pointer (&local));
         return FALSE;
       }
   }
-  return emseg_window_open_project (self, project_path, FALSE, error);
+  return TRUE;
 }
 
 char *

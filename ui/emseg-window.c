@@ -45,6 +45,8 @@ emseg_window_busy_with (EmsegWindow *self)
     return "Training";
   if (emseg_window_is_exporting (self))
     return "An export";
+  if (emseg_window_is_importing (self))
+    return "Opening a stack";
   return NULL;
 }
 
@@ -318,7 +320,9 @@ emseg_window_close_request (GtkWindow *window)
   gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog), "%s",
                                             emseg_window_is_training (self)
                                                 ? "Closing the window stops the run. Its best checkpoint so far stays in the project, and Fine-tune continues from it."
-                                                : "Closing the window stops the export; the file is not written.");
+                                            : emseg_window_is_exporting (self)
+                                                ? "Closing the window stops the export; the file is not written."
+                                                : "Closing the window stops copying the stack into its project; nothing of it is kept, and opening the stack again starts over.");
   gtk_dialog_add_buttons (GTK_DIALOG (dialog), "_Keep Running", GTK_RESPONSE_CANCEL, "_Stop and Close",
                           GTK_RESPONSE_ACCEPT, NULL);
   gtk_dialog_set_default_response (GTK_DIALOG (dialog), GTK_RESPONSE_CANCEL);
@@ -343,7 +347,8 @@ emseg_window_dispose (GObject *object)
   if (self->close_question != NULL)
     g_object_remove_weak_pointer (G_OBJECT (self->close_question), (gpointer *) &self->close_question);
   self->close_question = NULL;
-  /* the engine thread first: it is joined, so no event arrives after this */
+  /* the workers first: they are joined, so nothing arrives after this */
+  emseg_window_import_dispose (self);
   emseg_window_train_dispose (self);
   emseg_window_project_dispose (self);
   g_clear_pointer (&self->volume, emseg_volume_unref);

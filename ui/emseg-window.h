@@ -31,8 +31,9 @@ typedef enum {
 /* Shows volume with no project (strokes stay in memory); the window takes a reference. */
 void emseg_window_set_volume (EmsegWindow *self, EmsegVolume *volume, const char *title);
 /* A project file (.emseg) is opened; a TIFF stack or PNG folder opens its own project in
- * the user data folder (created and imported on first use). On failure shows a dialog and
- * returns FALSE. */
+ * the user data folder, created on first use by copying the stack in on a worker thread
+ * (TRUE then means started: emseg_window_is_importing says when it is done, and a failure
+ * then shows a dialog). On a failure known at once shows a dialog and returns FALSE. */
 gboolean emseg_window_open_path (EmsegWindow *self, const char *path, GError **error);
 /* Opens project `path`; create: make a new, empty project there (replacing the file). */
 gboolean emseg_window_open_project (EmsegWindow *self, const char *path, gboolean create,
@@ -97,6 +98,9 @@ gboolean emseg_window_is_estimating (EmsegWindow *self);
  * showed. Its end comes back as the status line "… stopped". */
 void emseg_window_stop_uncertainty (EmsegWindow *self);
 
+/* TRUE while a bare stack opened with emseg_window_open_path is copied into its new
+ * project (on a worker thread); the project opens when that ends. */
+gboolean emseg_window_is_importing (EmsegWindow *self);
 /* Check Project…: reads everything the project holds back on a worker thread (as `emseg
  * project check`); progress in the status line, the outcome in a dialog. FALSE with error
  * without a project or while a check runs. */

@@ -799,6 +799,15 @@ gboolean
 emseg_project_import_stack(EmsegProject *p, const char *name, EmsegStack *images,
                            EmsegStack *labels, gint64 *stack_id, GError **error)
 {
+  return emseg_project_import_stack_full(p, name, images, labels, stack_id, NULL, NULL, error);
+}
+
+gboolean
+emseg_project_import_stack_full(EmsegProject *p, const char *name, EmsegStack *images,
+                                EmsegStack *labels, gint64 *stack_id,
+                                EmsegProjectImportProgress progress, gpointer user_data,
+                                GError **error)
+{
   guint w = emseg_stack_get_width(images), h = emseg_stack_get_height(images);
   guint n = emseg_stack_get_n_slices(images);
   EmsegSampleType type = emseg_stack_get_sample_type(images);
@@ -864,6 +873,12 @@ emseg_project_import_stack(EmsegProject *p, const char *name, EmsegStack *images
       /* 0 / 128 / 255 as EmsegLabel, or a refusal naming the file, slice and value */
       ok = emseg_labels_read(labels, i, lab, error);
       ok = ok && emseg_project_put_mask_tiles(p, &shape, i, &whole, lab, NULL, error);
+    }
+    if (ok && progress != NULL && !progress(i + 1, n, user_data)) {
+      g_set_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                  "importing %s stopped at slice %u of %u; nothing was written",
+                  emseg_stack_get_path(images), i + 1, n);
+      ok = FALSE;
     }
   }
   if (!ok) {

@@ -101,11 +101,20 @@ void emseg_project_stack_clear(EmsegProjectStack *stack);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(EmsegProjectStack, emseg_project_stack_clear)
 
 /* Copies every slice of `images` in (one transaction). labels, if given, must have the same
- * width and height and at most as many pages: page i becomes slice i's mask (values < 128
- * membrane, >= 128 cell); slices beyond the last label page stay unlabeled. */
+ * width and height and at most as many pages: page i becomes slice i's mask (0 membrane,
+ * 255 cell, 128 unlabeled: emseg_labels_read); slices beyond the last label page stay
+ * unlabeled. */
 gboolean emseg_project_import_stack(EmsegProject *project, const char *name,
                                     EmsegStack *images, EmsegStack *labels, gint64 *stack_id,
                                     GError **error);
+/* Called after each slice stored (done of total); returning FALSE stops the import, which
+ * then writes nothing and fails with G_IO_ERROR_CANCELLED. */
+typedef gboolean (*EmsegProjectImportProgress)(guint done, guint total, gpointer user_data);
+/* emseg_project_import_stack with progress (may be NULL) and a way to stop. */
+gboolean emseg_project_import_stack_full(EmsegProject *project, const char *name,
+                                         EmsegStack *images, EmsegStack *labels,
+                                         gint64 *stack_id, EmsegProjectImportProgress progress,
+                                         gpointer user_data, GError **error);
 /* Stacks in id order: a GArray of EmsegProjectStack (cleared on free). */
 GArray *emseg_project_list_stacks(EmsegProject *project, GError **error);
 gboolean emseg_project_get_stack(EmsegProject *project, gint64 stack_id,

@@ -680,6 +680,12 @@ restart_window (const char *project_path)
   open_in_new_window (project_path);
 }
 
+static gboolean
+import_finished (gpointer data)
+{
+  return !emseg_window_is_importing (window);
+}
+
 static void
 test_window_paint_undo (void)
 {
@@ -700,6 +706,9 @@ test_window_paint_undo (void)
 
   g_assert_true (emseg_window_open_path (window, path, &error));
   g_assert_no_error (error);
+  /* copied into its project on a worker: the window stays usable meanwhile */
+  spin_until (import_finished, NULL, 60.0);
+  g_assert_false (emseg_window_is_importing (window));
   g_unlink (path);
   /* a bare stack opens its own project in the user data folder */
   g_assert_nonnull (emseg_window_get_project (window));
@@ -2753,6 +2762,58 @@ test_window_stop_and_close (void)
   g_assert_false (emseg_window_is_training (window));
 }
 
+/* Opening a bare stack copies it into its new project on a worker: the window is usable
+ * meanwhile and says how far it is; closing the window asks first, then stops the copy,
+ * joins the worker and leaves no half-made project behind. */
+static void
+test_window_close_while_importing (void)
+{
+  enum { SIDE = 2048, SLICES = 24 };
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("emseg-gui-import-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "slow-to-copy.tif", NULL);
+  g_autofree char *projects = g_build_filename (g_get_user_data_dir (), "emseg", "projects", NULL);
+  g_autofree guint8 *bytes = g_malloc ((gsize) SIDE * SIDE * SLICES);
+  EmsegWindow *closing = window;
+  GRand *rand = g_rand_new_with_seed (7);
+  GDir *d;
+
+  /* noise does not compress: every slice costs the worker its full size */
+  for (gsize i = 0; i < (gsize) SIDE * SIDE * SLICES; i++)
+    bytes[i] = (guint8) g_rand_int (rand);
+  g_rand_free (rand);
+  g_assert_true (emseg_tiff_write_u8_stack (path, bytes, SIDE, SIDE, SLICES, &error));
+  g_assert_no_error (error);
+  g_assert_true (emseg_window_open_path (window, path, &error));
+  g_assert_no_error (error);
+  g_assert_true (emseg_window_is_importing (window));
+  /* a second stack is refused while this one is copied */
+  g_assert_false (emseg_window_open_path (window, path, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
+  close_dialogs ();
+
+  g_object_add_weak_pointer (G_OBJECT (closing), (gpointer *) &closing);
+  gtk_window_close (GTK_WINDOW (window));
+  g_assert_true (emseg_window_is_importing (window)); /* still copying: the stack takes seconds */
+  g_assert_nonnull (emseg_window_get_close_question (window));
+  gtk_dialog_response (GTK_DIALOG (emseg_window_get_close_question (window)), GTK_RESPONSE_ACCEPT);
+  spin_until (pointer_cleared, &closing, 30.0);
+  g_assert_null (closing); /* finalized: the worker was joined */
+  d = g_dir_open (projects, 0, NULL);
+  for (const char *name; d != NULL && (name = g_dir_read_name (d)) != NULL;)
+    if (g_str_has_prefix (name, "slow-to-copy"))
+      g_error ("a stopped import left %s behind", name);
+  if (d != NULL)
+    g_dir_close (d);
+  g_unlink (path);
+  g_rmdir (dir);
+
+  window = emseg_window_new (GTK_APPLICATION (app));
+  gtk_window_set_default_size (GTK_WINDOW (window), 1200, 960);
+  gtk_window_present (GTK_WINDOW (window));
+}
+
 int
 main (int argc, char *argv[])
 {
@@ -2815,6 +2876,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/window/open-shows-shipped", test_window_open_shows_shipped);
   g_test_add_func ("/gui/window/finetune-shipped", test_window_finetune_shipped);
   g_test_add_func ("/gui/window/import-model", test_window_import_model);
+  g_test_add_func ("/gui/window/close-while-importing", test_window_close_while_importing);
   g_test_add_func ("/gui/window/stop-and-close", test_window_stop_and_close);
   g_test_add_func ("/gui/window/demo", test_window_demo);
   g_test_add_func ("/gui/window/pan-4096", test_window_pan_4096);
