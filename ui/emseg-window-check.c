@@ -76,7 +76,9 @@ check_progress_cb (guint64 done, guint64 total, gpointer user_data)
   job->drawn_us = now;
   p = g_new (CheckProgress, 1);
   *p = (CheckProgress) { g_object_ref (task), done, total };
-  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, show_progress, p, (GDestroyNotify) check_progress_free);
+  /* an idle, not g_main_context_invoke: that runs the function right here, on this thread,
+   * whenever the main thread is not iterating the default context at that moment */
+  g_idle_add_full (G_PRIORITY_DEFAULT, show_progress, p, (GDestroyNotify) check_progress_free);
 }
 
 static void

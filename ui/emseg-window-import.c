@@ -87,12 +87,25 @@ import_progress_cb (guint done, guint total, gpointer user_data)
 
       job->drawn_us = now;
       *p = (ImportProgress) { g_atomic_rc_box_acquire (job), done, total };
-      g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, show_progress, p, (GDestroyNotify) progress_free);
+      /* an idle, not g_main_context_invoke: that runs the function right here, on this
+       * thread, whenever the main thread is not iterating the default context */
+      g_idle_add_full (G_PRIORITY_DEFAULT, show_progress, p, (GDestroyNotify) progress_free);
     }
   return !g_cancellable_is_cancelled (job->cancel);
 }
 
 static gboolean import_finished (gpointer data);
+
+static void
+remove_project (EmsegImportJob *job)
+{
+  g_autofree char *wal = g_strconcat (job->project_path, "-wal", NULL);
+  g_autofree char *shm = g_strconcat (job->project_path, "-shm", NULL);
+
+  g_unlink (job->project_path);
+  g_unlink (wal);
+  g_unlink (shm);
+}
 
 static gpointer
 import_thread (gpointer data)
@@ -107,17 +120,8 @@ import_thread (gpointer data)
                                                                 import_progress_cb, job, &job->error);
   g_clear_pointer (&project, emseg_project_close);
   if (!job->ok)
-    {
-      /* nothing half-made stays behind (the current project was never touched) */
-      g_autofree char *wal = g_strconcat (job->project_path, "-wal", NULL);
-      g_autofree char *shm = g_strconcat (job->project_path, "-shm", NULL);
-
-      g_unlink (job->project_path);
-      g_unlink (wal);
-      g_unlink (shm);
-    }
-  g_main_context_invoke_full (NULL, G_PRIORITY_DEFAULT, import_finished, g_atomic_rc_box_acquire (job),
-                              (GDestroyNotify) job_unref);
+    remove_project (job); /* nothing half-made stays behind (the current one was not touched) */
+  g_idle_add_full (G_PRIORITY_DEFAULT, import_finished, g_atomic_rc_box_acquire (job), (GDestroyNotify) job_unref);
   job_unref (job); /* the worker's reference */
   return NULL;
 }
@@ -189,7 +193,11 @@ emseg_window_import_dispose (EmsegWindow *self)
   if (self->import_job == NULL)
     return;
   g_cancellable_cancel (self->import_job->cancel);
-  g_thread_join (self->import_thread); /* stops after the slice it copies; the file goes */
+  g_thread_join (self->import_thread); /* stops after the slice it copies */
   self->import_thread = NULL;
+  /* a copy that ended just before the cancel was never opened: it goes too, as the close
+   * question said (opening the stack again starts over) */
+  if (self->import_job->ok)
+    remove_project (self->import_job);
   job_unref (g_steal_pointer (&self->import_job));
 }

@@ -145,10 +145,9 @@ rebuild_model_menu (EmsegWindow *self)
   for (guint i = 0; checkpoints != NULL && i < checkpoints->len; i++)
     {
       const EmsegCheckpointInfo *c = &g_array_index (checkpoints, EmsegCheckpointInfo, i);
+      const char *current = c->id == self->best_model_id ? " — current" : "";
       g_autofree char *label = NULL;
       g_autoptr (GMenuItem) item = NULL;
-
-      const char *current = c->id == self->best_model_id ? " — current" : "";
 
       label = c->run_id > 0 ? g_strdup_printf ("%s (run %" G_GINT64_FORMAT ", epoch %u)%s", c->name, c->run_id,
                                                c->epoch, current)
@@ -658,12 +657,12 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
    * validation sets that takes a while, and "starting…" would look like a hang */
   if (fine_tune && job->training.validate_init && job->n_val > 0)
     emseg_train_panel_set_progress_text (self->train_panel, 0.0, "validating the starting model…");
-  /* the engine thread trains big slices, and slices whose sides are no multiple of the
-   * network's decimation, on crops and validates them in windows (emseg_training_fit_window) */
   /* without validation nothing tells a worse fine-tune from a better one but the eye */
   no_val = fine_tune ? g_strdup_printf ("no validation (the last weights are kept; Use Model ▸ %s goes back)",
                                         self->best_model_name)
                      : g_strdup ("no validation (the last weights are kept)");
+  /* the engine thread trains big slices, and slices whose sides are no multiple of the
+   * network's decimation, on crops and validates them in windows (emseg_training_fit_window) */
   status = g_strdup_printf ("%s: starting on %u labelled slices, %s%s", fine_tune ? "Fine-tuning" : "Training",
                             labeled->len - job->n_val, val_text ? val_text : no_val,
                             emseg_training_needs_crops (&job->training.spec, self->volume->height, self->volume->width)
@@ -792,7 +791,8 @@ load_earlier_runs (EmsegWindow *self, gint64 current)
 }
 
 /* A reopened project shows its latest run as the current one (curves, scores, heatmap)
- * and offers the others for comparison. */
+ * and offers the others for comparison; its current model becomes the overlay's. Returns
+ * how many runs it holds. */
 static guint
 reload_runs (EmsegWindow *self)
 {
