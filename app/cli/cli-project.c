@@ -31,6 +31,7 @@
 #include <glib/gstdio.h>
 
 #include "cli-commands.h"
+#include "cli-interrupt.h"
 #include "emseg-model-import.h"
 #include "emseg-project.h"
 
@@ -39,6 +40,26 @@ fail(const char *cmd, GError *error)
 {
   fprintf(stderr, "emseg project %s: %s\n", cmd, error->message);
   return 1;
+}
+
+typedef struct {
+  atomic_int *interrupted; /* Ctrl-C */
+  gint64 drawn_us;
+} CreateProgress;
+
+/* "\rcreate: copied 12/40 slices" on a terminal, at most four times a second; FALSE (stop,
+ * nothing written) after Ctrl-C. */
+static gboolean
+create_progress(guint done, guint total, gpointer user_data)
+{
+  CreateProgress *p = user_data;
+  gint64 now = g_get_monotonic_time();
+  if (isatty(2) && (now - p->drawn_us >= EMSEG_CLI_REDRAW_US || done == total)) {
+    p->drawn_us = now;
+    fprintf(stderr, "\remseg project create: copied %u/%u slices\033[K%s", done, total,
+            done == total ? "\n" : "");
+  }
+  return !atomic_load(p->interrupted);
 }
 
 static int
@@ -86,8 +107,13 @@ project_create(int argc, char **argv)
     return fail("create", error);
   g_autofree char *base = g_path_get_basename(images_path);
   gint64 id = 0;
-  if (!emseg_project_import_stack(project, name != NULL ? name : base, images, labels, &id,
-                                  &error)) {
+  /* big stacks take a while: a count on a terminal, and Ctrl-C stops cleanly */
+  CreateProgress progress = { emseg_cli_catch_sigint(), g_get_monotonic_time() };
+  gboolean ok = emseg_project_import_stack_full(project, name != NULL ? name : base, images,
+                                                labels, &id, create_progress, &progress,
+                                                &error);
+  emseg_cli_release_sigint();
+  if (!ok) {
     /* Do not leave an empty project behind a failed create. */
     g_clear_pointer(&project, emseg_project_close);
     g_autofree char *wal = g_strconcat(path, "-wal", NULL);

@@ -53,6 +53,18 @@ make_stacks(EmsegStack **images, EmsegStack **labels, guint label_pages, guint l
   g_assert_no_error(error);
 }
 
+/* An EmsegProjectImportProgress that stops after the second slice; seen: calls, last done. */
+static gboolean
+stop_after_two(guint done, guint total, gpointer user_data)
+{
+  guint *seen = user_data;
+  g_assert_cmpuint(done, ==, seen[1] + 1);
+  g_assert_cmpuint(total, ==, N);
+  seen[0]++;
+  seen[1] = done;
+  return done < 2;
+}
+
 static EmsegProject *
 make_project(char **path_out, gint64 *stack_id)
 {
@@ -233,6 +245,19 @@ test_migrations_and_import(void)
   g_assert_false(emseg_project_import_stack(p, "bad", images, labels, NULL, &error));
   g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_INVALID);
   g_assert_nonnull(strstr(error->message, "7 pages"));
+  g_clear_error(&error);
+  emseg_stack_free(images);
+  emseg_stack_free(labels);
+  /* An import stopped by its progress callback (Ctrl-C, a closed window) writes nothing; the
+   * callback saw each slice stored, in order. */
+  make_stacks(&images, &labels, N - 2, W);
+  guint seen[2] = { 0, 0 }; /* calls, last done */
+  g_assert_false(emseg_project_import_stack_full(p, "stopped", images, labels, NULL,
+                                                 stop_after_two, seen, &error));
+  g_assert_error(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_nonnull(strstr(error->message, "stopped at slice 2 of 6; nothing was written"));
+  g_assert_cmpuint(seen[0], ==, 2);
+  g_assert_cmpuint(seen[1], ==, 2);
   g_clear_error(&error);
   emseg_stack_free(images);
   emseg_stack_free(labels);
