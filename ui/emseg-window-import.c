@@ -67,8 +67,8 @@ show_progress (gpointer data)
   if (self != NULL && self->import_job == p->job)
     {
       g_autofree char *base = g_path_get_basename (p->job->stack_path);
-      g_autofree char *text = g_strdup_printf ("Opening %s: slice %u of %u copied into its project…", base, p->done,
-                                               p->total);
+      g_autofree char *text = g_strdup_printf ("Opening %s: slice %u of %u copied into its project… (Esc stops)", base,
+                                               p->done, p->total);
       emseg_window_set_status (self, text);
     }
   return G_SOURCE_REMOVE;
@@ -142,7 +142,12 @@ import_finished (gpointer data)
   if (job->ok)
     emseg_window_open_project (self, job->project_path, FALSE, NULL);
   else if (g_error_matches (job->error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    emseg_window_set_status (self, job->error->message);
+    {
+      g_autofree char *base = g_path_get_basename (job->stack_path);
+      g_autofree char *text = g_strdup_printf ("Stopped opening %s: nothing of it was kept.", base);
+
+      emseg_window_set_status (self, text);
+    }
   else
     {
       emseg_window_show_error (self, "Could not open the stack", job->error);
@@ -160,7 +165,7 @@ emseg_window_import_new_project (EmsegWindow *self, const char *stack_path, cons
 {
   EmsegImportJob *job;
   g_autofree char *base = g_path_get_basename (stack_path);
-  g_autofree char *text = g_strdup_printf ("Opening %s: copying its slices into a project…", base);
+  g_autofree char *text = g_strdup_printf ("Opening %s: copying its slices into a project… (Esc stops)", base);
 
   if (self->import_job != NULL)
     {
@@ -185,6 +190,26 @@ gboolean
 emseg_window_is_importing (EmsegWindow *self)
 {
   return self->import_job != NULL;
+}
+
+void
+emseg_window_stop_import (EmsegWindow *self)
+{
+  /* the worker stops after the slice it copies, removes the file and reports back */
+  if (self->import_job != NULL)
+    g_cancellable_cancel (self->import_job->cancel);
+}
+
+static void
+action_stop_import (GtkWidget *widget, const char *name, GVariant *param)
+{
+  emseg_window_stop_import (EMSEG_WINDOW (widget));
+}
+
+void
+emseg_window_import_class_init (GtkWidgetClass *wc)
+{
+  gtk_widget_class_install_action (wc, "win.stop-import", NULL, action_stop_import);
 }
 
 void

@@ -108,6 +108,7 @@ gboolean emseg_window_import_new_project (EmsegWindow *self, const char *stack_p
                                           const char *project_path, GError **error);
 /* Stops a running import and joins its worker (the half-made project is removed). */
 void emseg_window_import_dispose (EmsegWindow *self);
+void emseg_window_import_class_init (GtkWidgetClass *wc);
 
 /* emseg-window-check.c */
 void emseg_window_check_class_init (GtkWidgetClass *wc);

@@ -101,6 +101,8 @@ void emseg_window_stop_uncertainty (EmsegWindow *self);
 /* TRUE while a bare stack opened with emseg_window_open_path is copied into its new
  * project (on a worker thread); the project opens when that ends. */
 gboolean emseg_window_is_importing (EmsegWindow *self);
+/* Stops that copy (Esc): nothing of it is kept and the current project stays. */
+void emseg_window_stop_import (EmsegWindow *self);
 /* Check Project…: reads everything the project holds back on a worker thread (as `emseg
  * project check`); progress in the status line, the outcome in a dialog. FALSE with error
  * without a project or while a check runs. */

@@ -2762,9 +2762,22 @@ test_window_stop_and_close (void)
   g_assert_false (emseg_window_is_training (window));
 }
 
+/* Fails when a file in dir starts with prefix. */
+static void
+assert_no_project_named (const char *dir, const char *prefix)
+{
+  GDir *d = g_dir_open (dir, 0, NULL);
+
+  for (const char *name; d != NULL && (name = g_dir_read_name (d)) != NULL;)
+    if (g_str_has_prefix (name, prefix))
+      g_error ("a stopped import left %s behind", name);
+  if (d != NULL)
+    g_dir_close (d);
+}
+
 /* Opening a bare stack copies it into its new project on a worker: the window is usable
- * meanwhile and says how far it is; closing the window asks first, then stops the copy,
- * joins the worker and leaves no half-made project behind. */
+ * meanwhile and says how far it is; Esc stops the copy, and closing the window asks first,
+ * then stops it and joins the worker; neither leaves a half-made project behind. */
 static void
 test_window_close_while_importing (void)
 {
@@ -2776,7 +2789,6 @@ test_window_close_while_importing (void)
   g_autofree guint8 *bytes = g_malloc ((gsize) SIDE * SIDE * SLICES);
   EmsegWindow *closing = window;
   GRand *rand = g_rand_new_with_seed (7);
-  GDir *d;
 
   /* noise does not compress: every slice costs the worker its full size */
   for (gsize i = 0; i < (gsize) SIDE * SIDE * SLICES; i++)
@@ -2784,6 +2796,14 @@ test_window_close_while_importing (void)
   g_rand_free (rand);
   g_assert_true (emseg_tiff_write_u8_stack (path, bytes, SIDE, SIDE, SLICES, &error));
   g_assert_no_error (error);
+  /* Esc stops it: the status says so and nothing is kept */
+  g_assert_true (emseg_window_open_path (window, path, &error));
+  g_assert_true (emseg_window_is_importing (window));
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.stop-import", NULL);
+  spin_until (import_finished, NULL, 60.0);
+  g_assert_cmpstr (emseg_window_get_status (window), ==, "Stopped opening slow-to-copy.tif: nothing of it was kept.");
+  assert_no_project_named (projects, "slow-to-copy");
+  /* closing the window stops it too */
   g_assert_true (emseg_window_open_path (window, path, &error));
   g_assert_no_error (error);
   g_assert_true (emseg_window_is_importing (window));
@@ -2800,12 +2820,7 @@ test_window_close_while_importing (void)
   gtk_dialog_response (GTK_DIALOG (emseg_window_get_close_question (window)), GTK_RESPONSE_ACCEPT);
   spin_until (pointer_cleared, &closing, 30.0);
   g_assert_null (closing); /* finalized: the worker was joined */
-  d = g_dir_open (projects, 0, NULL);
-  for (const char *name; d != NULL && (name = g_dir_read_name (d)) != NULL;)
-    if (g_str_has_prefix (name, "slow-to-copy"))
-      g_error ("a stopped import left %s behind", name);
-  if (d != NULL)
-    g_dir_close (d);
+  assert_no_project_named (projects, "slow-to-copy");
   g_unlink (path);
   g_rmdir (dir);
 
