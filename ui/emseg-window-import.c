@@ -139,7 +139,9 @@ import_finished (gpointer data)
   self->import_thread = NULL;
   self->import_job = NULL;
   emseg_window_update_actions (self);
-  if (job->ok)
+  if (job->ok && self->close_confirmed)
+    remove_project (job); /* finished while the window was being closed: "nothing kept" */
+  else if (job->ok)
     emseg_window_open_project (self, job->project_path, FALSE, NULL);
   else if (g_error_matches (job->error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
     {

@@ -296,6 +296,7 @@ close_question_response_cb (GtkDialog *dialog, int response, EmsegWindow *self)
        * it) and, when it finally goes, detaches from its transient parent; were the
        * window already finalized, that would touch freed memory. */
       self->close_confirmed = TRUE;
+      emseg_window_stop_import (self); /* at once: a copy must not finish and open meanwhile */
       g_idle_add_full (G_PRIORITY_HIGH_IDLE, close_confirmed_idle, g_object_ref (self), g_object_unref);
     }
 }
