@@ -45,10 +45,16 @@ refuse_while_busy (EmsegWindow *self, const char *what, GError **error)
 
   if (busy == NULL)
     return FALSE;
-  g_set_error (&local, G_IO_ERROR, G_IO_ERROR_BUSY,
-               "%s is running on the stack shown: stop it (or let it finish) before %s. "
-               "A stopped run keeps its best checkpoint.",
-               busy, what);
+  if (emseg_window_is_importing (self))
+    g_set_error (&local, G_IO_ERROR, G_IO_ERROR_BUSY,
+                 "A stack is being opened (its slices are copied into its project): wait for it, or "
+                 "stop it with Esc, before %s.",
+                 what);
+  else
+    g_set_error (&local, G_IO_ERROR, G_IO_ERROR_BUSY,
+                 "%s is running on the stack shown: stop it (or let it finish) before %s. "
+                 "A stopped run keeps its best checkpoint.",
+                 busy, what);
   emseg_window_show_error (self, "Not now", local);
   g_propagate_error (error, g_steal_pointer (&local));
   return TRUE;

@@ -2810,6 +2810,7 @@ test_window_close_while_importing (void)
   /* a second stack is refused while this one is copied */
   g_assert_false (emseg_window_open_path (window, path, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_assert_nonnull (strstr (error->message, "A stack is being opened"));
   g_clear_error (&error);
   close_dialogs ();
 
