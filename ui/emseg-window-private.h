@@ -106,6 +106,12 @@ gboolean emseg_window_can_redo (EmsegWindow *self);
 /* emseg-window-import.c: opening a bare stack copies it into a new project on a worker */
 gboolean emseg_window_import_new_project (EmsegWindow *self, const char *stack_path, const char *name,
                                           const char *project_path, GError **error);
+/* Import Stack… into the open project (labels may be NULL): the same copy, writing to the
+ * open project's file; the window is locked until it ends, then shows the new stack. */
+gboolean emseg_window_import_into_open (EmsegWindow *self, const char *stack_path, const char *labels_path,
+                                        const char *name, GError **error);
+/* TRUE while a copy writes to the open project: nothing else may write to it. */
+gboolean emseg_window_import_locks_project (EmsegWindow *self);
 /* Stops a running import and joins its worker (the half-made project is removed). */
 void emseg_window_import_dispose (EmsegWindow *self);
 void emseg_window_import_class_init (GtkWidgetClass *wc);
@@ -119,6 +125,9 @@ void emseg_window_train_class_init (GtkWidgetClass *wc);
 void emseg_window_train_dispose (EmsegWindow *self);
 /* The project changed (opened, closed, other stack): stop jobs, reload earlier runs. */
 void emseg_window_train_project_changed (EmsegWindow *self);
+/* Frees the engine thread when it has no training or export (an import into the open
+ * project wants no other writer); it starts again with the next job. */
+void emseg_window_train_release_engine (EmsegWindow *self);
 /* The visible slice changed: refresh its prediction overlay from the best model. */
 void emseg_window_train_slice_changed (EmsegWindow *self);
 /* The uncertainty button: "Estimate uncertainty (N samples)", or while an estimate runs

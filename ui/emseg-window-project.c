@@ -287,21 +287,19 @@ emseg_window_import_stack (EmsegWindow *self, const char *images, const char *la
                            GError **error)
 {
   g_autoptr (GError) local = NULL;
-  gint64 id = 0;
 
   if (refuse_while_busy (self, "importing another stack", error))
     return FALSE;
   if (self->project == NULL)
     g_set_error (&local, G_IO_ERROR, G_IO_ERROR_FAILED,
                  "No project is open: create or open one before importing %s", images);
-  if (local == NULL && import_into (self->project, images, labels, &id, &local) &&
-      show_stack (self, id, &local))
+  else
     {
-      g_autofree char *text = g_strdup_printf ("Imported %s%s%s into %s.", images,
-                                               labels ? " with labels " : "", labels ? labels : "",
-                                               emseg_project_get_path (self->project));
-      emseg_window_set_status (self, text);
-      return TRUE;
+      /* copied on a worker (big stacks take many seconds); the stack shows when it ends */
+      g_autofree char *name = stack_name (images);
+
+      if (emseg_window_import_into_open (self, images, labels, name, &local))
+        return TRUE;
     }
   emseg_window_show_error (self, "Could not import the stack", local);
   g_propagate_error (error, g_steal_pointer (&local));

@@ -105,7 +105,8 @@ emseg_window_train_slice_changed (EmsegWindow *self)
   g_autofree float *prob = NULL;
   EmsegEngineJob *job;
 
-  if (self->project == NULL || self->volume == NULL || self->best_model_id == 0)
+  if (self->project == NULL || self->volume == NULL || self->best_model_id == 0 ||
+      emseg_window_import_locks_project (self))
     return;
   slice = emseg_slice_view_get_slice (self->view);
   show_stored_uncertainty (self, slice);
@@ -885,6 +886,15 @@ adopt_shipped_model (EmsegWindow *self)
     return;
   if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
     emseg_window_set_status (self, error->message);
+}
+
+void
+emseg_window_train_release_engine (EmsegWindow *self)
+{
+  g_return_if_fail (self->train_job == 0 && self->export_job == 0 && self->uncertainty_job == 0);
+  /* joins the thread; a preview in flight is asked for again when the slice is shown */
+  g_clear_pointer (&self->engine, emseg_engine_thread_free);
+  self->preview_job = 0;
 }
 
 void

@@ -46,7 +46,7 @@ emseg_window_busy_with (EmsegWindow *self)
   if (emseg_window_is_exporting (self))
     return "An export";
   if (emseg_window_is_importing (self))
-    return "Opening a stack";
+    return emseg_window_import_locks_project (self) ? "Importing a stack" : "Opening a stack";
   return NULL;
 }
 
@@ -74,6 +74,18 @@ emseg_window_update_actions (EmsegWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.use-model", self->project != NULL && !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.check-project", self->project != NULL && !self->checking);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop-import", emseg_window_is_importing (self));
+  /* a copy writing to the open project: nothing else may write to it meanwhile */
+  if (emseg_window_import_locks_project (self))
+    {
+      static const char *const writers[] = {
+        "win.undo", "win.redo", "win.import-stack", "win.open-labels", "win.import-model", "win.use-model",
+        "win.label-from-prediction", "win.estimate-uncertainty", "win.export", "win.check-project",
+        "win.prev-slice", "win.next-slice",
+      };
+
+      for (guint i = 0; i < G_N_ELEMENTS (writers); i++)
+        gtk_widget_action_set_enabled (GTK_WIDGET (self), writers[i], FALSE);
+    }
   gtk_widget_set_sensitive (GTK_WIDGET (self->stack_dropdown), !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export", in_project);
   /* enabled without a model too: the refusal says what is missing */
@@ -324,6 +336,8 @@ emseg_window_close_request (GtkWindow *window)
                                                 ? "Closing the window stops the run. Its best checkpoint so far stays in the project, and Fine-tune continues from it."
                                             : emseg_window_is_exporting (self)
                                                 ? "Closing the window stops the export; the file is not written."
+                                            : emseg_window_import_locks_project (self)
+                                                ? "Closing the window stops importing the stack; the project stays as it was."
                                                 : "Closing the window stops copying the stack into its project; nothing of it is kept, and opening the stack again starts over.");
   gtk_dialog_add_buttons (GTK_DIALOG (dialog), "_Keep Running", GTK_RESPONSE_CANCEL, "_Stop and Close",
                           GTK_RESPONSE_ACCEPT, NULL);

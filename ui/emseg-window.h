@@ -38,7 +38,9 @@ gboolean emseg_window_open_path (EmsegWindow *self, const char *path, GError **e
 /* Opens project `path`; create: make a new, empty project there (replacing the file). */
 gboolean emseg_window_open_project (EmsegWindow *self, const char *path, gboolean create,
                                     GError **error);
-/* Imports a stack (labels may be NULL) into the open project and shows it. */
+/* Imports a stack (labels may be NULL) into the open project on a worker thread and shows it
+ * when done (TRUE means started: emseg_window_is_importing says when it is over; the window
+ * is locked meanwhile). FALSE with a dialog when it cannot start. */
 gboolean emseg_window_import_stack (EmsegWindow *self, const char *images, const char *labels,
                                     GError **error);
 /* Replaces the labels of the shown stack with the label stack at `path` (same size, at

@@ -291,6 +291,12 @@ write_generated_stack (guint *width, guint *height, guint *n, guint n_labelled, 
   return path;
 }
 
+static gboolean
+import_finished (gpointer data)
+{
+  return !emseg_window_is_importing (window);
+}
+
 /* A new project in the user data folder holding a generated stack with 3 labelled slices;
  * the window shows it. Returns the project's path (free it). */
 static char *
@@ -307,6 +313,9 @@ new_project_with_stack (const char *file_name, guint *width, guint *height, guin
   g_assert_null (emseg_slice_view_get_volume (emseg_window_get_view (window))); /* empty project */
   g_assert_true (emseg_window_import_stack (window, images, labels, &error));
   g_assert_no_error (error);
+  /* copied on a worker: the stack shows when it is done */
+  spin_until (import_finished, NULL, 60.0);
+  g_assert_nonnull (emseg_slice_view_get_volume (emseg_window_get_view (window)));
   g_unlink (images);
   g_unlink (labels);
   return project_path;
@@ -678,12 +687,6 @@ restart_window (const char *project_path)
   for (int i = 0; i < 20; i++)
     g_main_context_iteration (NULL, FALSE);
   open_in_new_window (project_path);
-}
-
-static gboolean
-import_finished (gpointer data)
-{
-  return !emseg_window_is_importing (window);
 }
 
 static void
@@ -2245,9 +2248,20 @@ test_window_two_stacks (void)
   g_assert_true (emseg_window_open_project (window, project_path, TRUE, &error));
   g_assert_true (emseg_window_import_stack (window, first, NULL, &error));
   g_assert_no_error (error);
+  spin_until (import_finished, NULL, 60.0);
   g_assert_false (gtk_widget_get_visible (GTK_WIDGET (chooser))); /* one stack: nothing to choose */
   g_assert_true (emseg_window_import_stack (window, second, NULL, &error));
   g_assert_no_error (error);
+  /* copying into the open project locks the window (one writer at a time) until it ends */
+  g_assert_false (gtk_widget_get_sensitive (gtk_window_get_child (GTK_WINDOW (window))));
+  g_assert_false (gtk_widget_is_sensitive (GTK_WIDGET (emseg_window_get_view (window))));
+  /* and opening another project waits */
+  g_assert_false (emseg_window_open_project (window, project_path, FALSE, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
+  close_dialogs ();
+  spin_until (import_finished, NULL, 60.0);
+  g_assert_true (gtk_widget_get_sensitive (gtk_window_get_child (GTK_WINDOW (window))));
   g_unlink (first);
   g_unlink (second);
   second_id = emseg_window_get_stack_id (window);
