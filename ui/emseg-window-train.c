@@ -595,6 +595,12 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY, "A training run is already going");
       return FALSE;
     }
+  if (emseg_window_import_locks_project (self))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                           "A stack is being imported into this project: train when it is done");
+      return FALSE;
+    }
   if (self->project == NULL || self->stack_id == 0 || self->volume == NULL)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
@@ -1365,6 +1371,12 @@ emseg_window_start_export (EmsegWindow *self, EmsegExportKind kind, const char *
   if (self->export_job != 0)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY, "An export is already running");
+      return FALSE;
+    }
+  if (emseg_window_import_locks_project (self)) /* the export dialog is a window of its own */
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                           "A stack is being imported into this project: export when it is done");
       return FALSE;
     }
   if (self->project == NULL || self->volume == NULL || path == NULL || *path == '\0')

@@ -2260,6 +2260,13 @@ test_window_two_stacks (void)
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
   g_clear_error (&error);
   close_dialogs ();
+  /* so do training and an export asked for from an open export dialog */
+  g_assert_false (emseg_window_start_training (window, FALSE, TINY_SPEC, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
+  g_assert_false (emseg_window_start_export (window, EMSEG_EXPORT_LABELS, NULL, 1, FALSE, FALSE, 1.0, first, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
   spin_until (import_finished, NULL, 60.0);
   g_assert_true (gtk_widget_get_sensitive (gtk_window_get_child (GTK_WINDOW (window))));
   g_unlink (first);
