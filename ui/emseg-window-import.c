@@ -109,12 +109,7 @@ static gboolean import_finished (gpointer data);
 static void
 remove_project (EmsegImportJob *job)
 {
-  g_autofree char *wal = g_strconcat (job->project_path, "-wal", NULL);
-  g_autofree char *shm = g_strconcat (job->project_path, "-shm", NULL);
-
-  g_unlink (job->project_path);
-  g_unlink (wal);
-  g_unlink (shm);
+  emseg_project_remove_files (job->project_path);
 }
 
 static gpointer

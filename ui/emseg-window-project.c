@@ -12,7 +12,6 @@
  * File choosers are GtkFileChooserNative (GtkFileDialog is GTK 4.10). */
 #include "emseg-window-private.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -221,18 +220,11 @@ emseg_window_open_project (EmsegWindow *self, const char *path, gboolean create,
   if (create && g_file_test (path, G_FILE_TEST_EXISTS))
     {
       /* The chooser asked before replacing; a stale WAL beside it would be replayed. */
-      g_autofree char *wal = g_strconcat (path, "-wal", NULL);
-      g_autofree char *shm = g_strconcat (path, "-shm", NULL);
+      int saved = emseg_project_remove_files (path);
 
-      if (g_unlink (path) != 0)
-        {
-          int saved = errno;
-
-          g_set_error (&local, G_IO_ERROR, g_io_error_from_errno (saved),
-                       "Could not replace %s: %s", path, g_strerror (saved));
-        }
-      g_unlink (wal);
-      g_unlink (shm);
+      if (saved != 0)
+        g_set_error (&local, G_IO_ERROR, g_io_error_from_errno (saved), "Could not replace %s: %s", path,
+                     g_strerror (saved));
     }
   if (local == NULL)
     project = emseg_project_open (path, create ? EMSEG_PROJECT_OPEN_CREATE : EMSEG_PROJECT_OPEN_DEFAULT, &local);
@@ -427,7 +419,7 @@ create_demo (const char *path, GError **error)
   if (!ok)
     {
       g_clear_pointer (&project, emseg_project_close);
-      g_unlink (path);
+      emseg_project_remove_files (path);
     }
   return ok;
 }

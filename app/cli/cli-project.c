@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include <glib.h>
-#include <glib/gstdio.h>
 
 #include "cli-commands.h"
 #include "cli-interrupt.h"
@@ -116,11 +115,7 @@ project_create(int argc, char **argv)
   if (!ok) {
     /* Do not leave an empty project behind a failed create. */
     g_clear_pointer(&project, emseg_project_close);
-    g_autofree char *wal = g_strconcat(path, "-wal", NULL);
-    g_autofree char *shm = g_strconcat(path, "-shm", NULL);
-    g_remove(wal);
-    g_remove(shm);
-    g_remove(path);
+    emseg_project_remove_files(path);
     return fail("create", error);
   }
   printf("%s: stack %" G_GINT64_FORMAT " '%s', %u slices of %u x %u %s", path, id,

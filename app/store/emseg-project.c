@@ -583,6 +583,17 @@ emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error
   return p;
 }
 
+int
+emseg_project_remove_files(const char *path)
+{
+  int rc = g_unlink(path) == 0 ? 0 : errno;
+  g_autofree char *wal = g_strconcat(path, "-wal", NULL);
+  g_autofree char *shm = g_strconcat(path, "-shm", NULL);
+  g_unlink(wal);
+  g_unlink(shm);
+  return rc;
+}
+
 void
 emseg_project_close(EmsegProject *p)
 {

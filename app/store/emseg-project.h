@@ -73,6 +73,10 @@ typedef struct _EmsegProject EmsegProject;
 EmsegProject *emseg_project_open(const char *path, EmsegProjectOpenFlags flags, GError **error);
 void emseg_project_close(EmsegProject *project);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(EmsegProject, emseg_project_close)
+/* Deletes a project file (not open anywhere) with the -wal and -shm files SQLite keeps
+ * beside it: a stale WAL would be replayed into a new file of the same name. Returns 0, or
+ * the errno of deleting the project file itself (its companions may well be absent). */
+int emseg_project_remove_files(const char *path);
 
 const char *emseg_project_get_path(EmsegProject *project);
 int emseg_project_schema_version(void); /* what this build writes */
