@@ -13,8 +13,6 @@
 
 /* a damaged project may list thousands of items: the dialog shows the first ones */
 #define CHECK_SHOWN_LINES 12
-/* the status line is redrawn at most this often */
-#define CHECK_REDRAW_US (250 * 1000)
 
 typedef struct {
   char *path;                    /* the project file */
@@ -62,18 +60,16 @@ show_progress (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* worker thread: posts "done of total" to the main loop at most every CHECK_REDRAW_US */
+/* worker thread: posts "done of total" to the main loop (emseg_window_progress_due) */
 static void
 check_progress_cb (guint64 done, guint64 total, gpointer user_data)
 {
   GTask *task = user_data;
   CheckJob *job = g_task_get_task_data (task);
-  gint64 now = g_get_monotonic_time ();
   CheckProgress *p;
 
-  if (now - job->drawn_us < CHECK_REDRAW_US && done < total)
+  if (!emseg_window_progress_due (&job->drawn_us, done == total))
     return;
-  job->drawn_us = now;
   p = g_new (CheckProgress, 1);
   *p = (CheckProgress) { g_object_ref (task), done, total };
   /* an idle, not g_main_context_invoke: that runs the function right here, on this thread,

@@ -18,9 +18,6 @@
 
 #include <glib/gstdio.h>
 
-/* the status line is redrawn at most this often */
-#define IMPORT_REDRAW_US (250 * 1000)
-
 struct _EmsegImportJob {
   char *stack_path;    /* the stack file */
   char *labels_path;   /* its labels, or NULL */
@@ -84,18 +81,16 @@ show_progress (gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-/* worker thread, after each slice: posts the count, at most every IMPORT_REDRAW_US */
+/* worker thread, after each slice: posts the count (emseg_window_progress_due) */
 static gboolean
 import_progress_cb (guint done, guint total, gpointer user_data)
 {
   EmsegImportJob *job = user_data;
-  gint64 now = g_get_monotonic_time ();
 
-  if (now - job->drawn_us >= IMPORT_REDRAW_US || done == total)
+  if (emseg_window_progress_due (&job->drawn_us, done == total))
     {
       ImportProgress *p = g_new (ImportProgress, 1);
 
-      job->drawn_us = now;
       *p = (ImportProgress) { g_atomic_rc_box_acquire (job), done, total };
       /* an idle, not g_main_context_invoke: that runs the function right here, on this
        * thread, whenever the main thread is not iterating the default context */

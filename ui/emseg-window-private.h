@@ -103,6 +103,19 @@ gboolean emseg_window_undo_redo (EmsegWindow *self, gboolean undo);
 gboolean emseg_window_can_undo (EmsegWindow *self);
 gboolean emseg_window_can_redo (EmsegWindow *self);
 
+/* Whether a worker thread's progress is worth posting to the status line now: the last
+ * one always, else at most every 250 ms (*drawn_us: the worker's last post, updated). */
+static inline gboolean
+emseg_window_progress_due (gint64 *drawn_us, gboolean last)
+{
+  gint64 now = g_get_monotonic_time ();
+
+  if (!last && now - *drawn_us < 250 * 1000)
+    return FALSE;
+  *drawn_us = now;
+  return TRUE;
+}
+
 /* emseg-window-import.c: opening a bare stack copies it into a new project on a worker */
 gboolean emseg_window_import_new_project (EmsegWindow *self, const char *stack_path, const char *name,
                                           const char *project_path, GError **error);
