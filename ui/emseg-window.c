@@ -74,18 +74,6 @@ emseg_window_update_actions (EmsegWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.use-model", self->project != NULL && !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.check-project", self->project != NULL && !self->checking);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop-import", emseg_window_is_importing (self));
-  /* a copy writing to the open project: nothing else may write to it meanwhile */
-  if (emseg_window_import_locks_project (self))
-    {
-      static const char *const writers[] = {
-        "win.undo", "win.redo", "win.import-stack", "win.open-labels", "win.import-model", "win.use-model",
-        "win.label-from-prediction", "win.estimate-uncertainty", "win.export", "win.check-project",
-        "win.prev-slice", "win.next-slice",
-      };
-
-      for (guint i = 0; i < G_N_ELEMENTS (writers); i++)
-        gtk_widget_action_set_enabled (GTK_WIDGET (self), writers[i], FALSE);
-    }
   gtk_widget_set_sensitive (GTK_WIDGET (self->stack_dropdown), !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export", in_project);
   /* enabled without a model too: the refusal says what is missing */
@@ -102,6 +90,19 @@ emseg_window_update_actions (EmsegWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.zoom-out", have);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.zoom-fit", have);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.zoom-one", have);
+  /* last, over what the lines above enabled: a copy writing to the open project wants no
+   * other writer meanwhile */
+  if (emseg_window_import_locks_project (self))
+    {
+      static const char *const writers[] = {
+        "win.undo", "win.redo", "win.import-stack", "win.open-labels", "win.import-model", "win.use-model",
+        "win.label-from-prediction", "win.estimate-uncertainty", "win.export", "win.check-project",
+        "win.prev-slice", "win.next-slice",
+      };
+
+      for (guint i = 0; i < G_N_ELEMENTS (writers); i++)
+        gtk_widget_action_set_enabled (GTK_WIDGET (self), writers[i], FALSE);
+    }
 }
 
 static void
