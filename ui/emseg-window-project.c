@@ -572,18 +572,53 @@ emseg_window_can_redo (EmsegWindow *self)
 
 /* ---- labels for the shown stack ------------------------------------------------- */
 
+/* The question a label file that looks like object ids raises (emseg_labels_look_like_ids):
+ * Read as Object Ids imports it again with emseg_labels_read_ids. */
+static void
+ids_question_response_cb (GtkDialog *dialog, int response, EmsegWindow *self)
+{
+  g_autofree char *path = g_strdup (g_object_get_data (G_OBJECT (dialog), "path"));
+
+  gtk_window_destroy (GTK_WINDOW (dialog));
+  if (response == GTK_RESPONSE_ACCEPT && self->volume != NULL)
+    emseg_window_import_label_ids (self, path, NULL);
+}
+
+static void
+ask_about_ids (EmsegWindow *self, const char *path, guint slice)
+{
+  g_autofree char *base = g_path_get_basename (path);
+  GtkWidget *dialog = gtk_message_dialog_new (GTK_WINDOW (self), GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
+                                              GTK_MESSAGE_QUESTION, GTK_BUTTONS_NONE,
+                                              "%s looks like object ids", base);
+
+  gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog),
+                                            "Slice %u holds many different values, as a file with one value per cell "
+                                            "does (SNEMI3D's and CREMI's ground truth), where labels are 0 = membrane and "
+                                            "255 = cell. Read it as objects: membrane 2 pixels wide where two objects "
+                                            "touch, id 0 as membrane, cell elsewhere? (emseg labels-from-ids writes the "
+                                            "same as a label file, with other widths.)",
+                                            slice + 1);
+  gtk_dialog_add_buttons (GTK_DIALOG (dialog), "_Cancel", GTK_RESPONSE_CANCEL, "_Read as Object Ids",
+                          GTK_RESPONSE_ACCEPT, NULL);
+  gtk_dialog_set_default_response (GTK_DIALOG (dialog), GTK_RESPONSE_ACCEPT);
+  g_object_set_data_full (G_OBJECT (dialog), "path", g_strdup (path), g_free);
+  g_signal_connect (dialog, "response", G_CALLBACK (ids_question_response_cb), self);
+  gtk_window_present (GTK_WINDOW (dialog));
+}
+
 /* Labels as emseg_labels_read reads them (0 / 255 with 128 unlabeled, or a 0/1 mask), as the
- * store's import does. In a project the
- * whole import is one step of the undo history and one transaction. */
-gboolean
-emseg_window_import_labels (EmsegWindow *self, const char *path, GError **out_error)
+ * store's import does, or (as_ids) as object ids. In a project the whole import is one step
+ * of the undo history and one transaction. */
+static gboolean
+import_labels (EmsegWindow *self, const char *path, gboolean as_ids, GError **out_error)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (EmsegStack) stack = emseg_stack_open (path, &error);
   EmsegVolume *v = self->volume;
   gsize plane = emseg_volume_plane_size (v);
   g_autofree guint8 *pages = NULL;
-  guint n = 0, changed = 0;
+  guint n = 0, changed = 0, bad_slice = 0;
 
   if (stack != NULL && (emseg_stack_get_width (stack) != v->width || emseg_stack_get_height (stack) != v->height ||
                         emseg_stack_get_n_slices (stack) > v->n_slices))
@@ -603,8 +638,8 @@ emseg_window_import_labels (EmsegWindow *self, const char *path, GError **out_er
     {
       guint8 *page = pages + (gsize) z * plane;
 
-      if (!emseg_labels_read (stack, z, page, &error))
-        break;
+      if (as_ids ? !emseg_labels_read_ids (stack, z, 1, FALSE, page, &error) : !emseg_labels_read (stack, z, page, &error))
+        bad_slice = z;
     }
   if (error == NULL && self->project != NULL)
     {
@@ -622,17 +657,37 @@ emseg_window_import_labels (EmsegWindow *self, const char *path, GError **out_er
   emseg_window_update_actions (self);
   if (error != NULL)
     {
-      emseg_window_show_error (self, "Could not import the labels", error);
+      /* a file of object ids is no broken label file: ask, rather than only refuse */
+      if (!as_ids && pages != NULL && emseg_labels_look_like_ids (stack, bad_slice))
+        {
+          ask_about_ids (self, path, bad_slice);
+          emseg_window_set_status (self, error->message);
+        }
+      else
+        emseg_window_show_error (self, "Could not import the labels", error);
       g_propagate_error (out_error, g_steal_pointer (&error));
       return FALSE;
     }
   {
     g_autofree char *text = self->project != NULL
-                                ? g_strdup_printf ("Labels imported: %u of %u slices changed (Ctrl+Z takes the import back).", changed, n)
-                                : g_strdup_printf ("Labels imported for %u slices.", n);
+                                ? g_strdup_printf ("Labels imported%s: %u of %u slices changed (Ctrl+Z takes the import back).",
+                                                   as_ids ? " from object ids" : "", changed, n)
+                                : g_strdup_printf ("Labels imported%s for %u slices.", as_ids ? " from object ids" : "", n);
     emseg_window_set_status (self, text);
   }
   return TRUE;
+}
+
+gboolean
+emseg_window_import_labels (EmsegWindow *self, const char *path, GError **error)
+{
+  return import_labels (self, path, FALSE, error);
+}
+
+gboolean
+emseg_window_import_label_ids (EmsegWindow *self, const char *path, GError **error)
+{
+  return import_labels (self, path, TRUE, error);
 }
 
 /* ---- choosers ------------------------------------------------------------------- */

@@ -47,8 +47,13 @@ gboolean emseg_window_import_stack (EmsegWindow *self, const char *images, const
  * most as many slices; read by emseg_labels_read: 0 membrane, 255 cell, 128 unlabeled, or
  * a 0/1 mask). In a project this is one step of the
  * undo history (Ctrl+Z takes the whole import back) and one transaction: on failure
- * nothing is written. On failure shows a dialog and returns FALSE. */
+ * nothing is written. On failure shows a dialog and returns FALSE; when the file looks like
+ * object ids (emseg_labels_look_like_ids), the dialog is a question whose Read as Object Ids
+ * (GTK_RESPONSE_ACCEPT) runs emseg_window_import_label_ids. */
 gboolean emseg_window_import_labels (EmsegWindow *self, const char *path, GError **error);
+/* The same with the file read as object ids (emseg_labels_read_ids: 2-pixel membrane where
+ * objects touch, id 0 membrane). */
+gboolean emseg_window_import_label_ids (EmsegWindow *self, const char *path, GError **error);
 /* Shows another stack of the open project (the stack dropdown does the same). Refused,
  * with a dialog and FALSE, while training or an export runs on the stack shown; so are
  * opening another project and importing another stack. */

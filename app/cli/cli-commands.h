@@ -44,6 +44,7 @@ int emseg_cli_calibrate_bn(int argc, char **argv);   /* cli-calibrate.c */
 int emseg_cli_calibrate_gamma(int argc, char **argv); /* cli-calibrate-gamma.c */
 int emseg_cli_average(int argc, char **argv);         /* cli-average.c */
 int emseg_cli_experiment(int argc, char **argv);     /* cli-experiment.c */
+int emseg_cli_labels_from_ids(int argc, char **argv); /* cli-labels-from-ids.c */
 
 /* cli-progress.c: the progress of commands that predict slices, on stderr when it is a
  * terminal: "\rCOMMAND: predicted 3/30 slices", and within a slice that takes long

@@ -15,6 +15,7 @@ static const EmsegCliCommand commands[] = {
   { "export-isbi", emseg_cli_export_isbi, "write an ISBI 2012 submission TIFF" },
   { "evaluate", emseg_cli_evaluate, "score a prediction: V_rand, V_info, pixel error" },
   { "augment-preview", emseg_cli_augment_preview, "write augmented samples as PNG" },
+  { "labels-from-ids", emseg_cli_labels_from_ids, "turn object ids into labels (membrane where objects touch)" },
   { "synth", emseg_cli_synth, "write a synthetic EM-like stack with labels" },
   { "calibrate-bn", emseg_cli_calibrate_bn, "recompute BN statistics over slices (precise BN)" },
   { "calibrate-gamma", emseg_cli_calibrate_gamma, "choose the export exponent on labelled slices" },

@@ -390,6 +390,84 @@ test_label_files(void)
   g_assert_false(g_file_test(p3, G_FILE_TEST_EXISTS));
 }
 
+/* An object-id stack (a value per 8×8 block) is refused as labels with a pointer to
+ * labels-from-ids, which turns it into labels a project takes: membrane on both sides of
+ * each block boundary (two pixels, four with --membrane-px 2), 0 as unlabeled when asked;
+ * bad options and fractional ids are refused and write nothing. */
+static void
+test_labels_from_ids(void)
+{
+  g_autofree char *img = scratch_path("ids-img.tif"), *ids = scratch_path("ids.tif");
+  g_autofree char *lab = scratch_path("ids-labels.tif"), *lab2 = scratch_path("ids-labels2.tif");
+  g_autofree char *proj = scratch_path("ids.emseg");
+  g_autofree guint8 *px = g_new0(guint8, W * H * 2);
+  g_autofree float *v = g_new(float, W * H * 2);
+  g_autoptr(GError) error = NULL;
+  g_assert_true(emseg_tiff_write_u8_stack(img, px, W, H, 2, &error));
+  for (gsize i = 0; i < W * H * 2; i++) {
+    gsize x = i % W, y = i / W % H;
+    v[i] = y < 4 ? 0.f : (float)(1 + x / 8 + 10 * (y / 8));
+  }
+  g_assert_true(emseg_tiff_write_float_stack(ids, v, W, H, 2, &error));
+
+  g_autofree char *o1 = NULL, *e1 = NULL;
+  g_assert_cmpint(run(&o1, &e1, "project", "create", proj, "--images", img, "--labels", ids,
+                      NULL), ==, 1);
+  g_assert_nonnull(strstr(e1, "emseg labels-from-ids"));
+  g_assert_false(g_file_test(proj, G_FILE_TEST_EXISTS));
+
+  g_autofree char *o2 = NULL, *e2 = NULL;
+  g_assert_cmpint(run(&o2, &e2, "labels-from-ids", "--ids", ids, "--out", lab, NULL), ==, 0);
+  g_assert_nonnull(strstr(o2, "2 slices of 32×24"));
+  guint8 page[W * H];
+  {
+    g_autoptr(EmsegStack) b = emseg_stack_open(lab, &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(emseg_stack_get_n_slices(b), ==, 2);
+    g_assert_true(emseg_stack_read_raw(b, 1, page, &error));
+    g_assert_cmpuint(page[2 * W + 3], ==, 0);     /* id 0 */
+    g_assert_cmpuint(page[12 * W + 7], ==, 0);    /* x 7 | 8 */
+    g_assert_cmpuint(page[12 * W + 8], ==, 0);
+    g_assert_cmpuint(page[12 * W + 9], ==, 255);
+    g_assert_cmpuint(page[12 * W + 6], ==, 255);
+    g_assert_cmpuint(page[15 * W + 12], ==, 0);   /* y 15 | 16 */
+    g_assert_cmpuint(page[16 * W + 12], ==, 0);
+    g_assert_cmpuint(page[5 * W + 12], ==, 255);  /* block 1 + 10 * 0 under id 0: no contact */
+  }
+  g_autofree char *o3 = NULL, *e3 = NULL;
+  g_assert_cmpint(run(&o3, &e3, "project", "create", proj, "--images", img, "--labels", lab,
+                      NULL), ==, 0);
+
+  g_autofree char *o4 = NULL, *e4 = NULL;
+  g_assert_cmpint(run(&o4, &e4, "labels-from-ids", "--ids", ids, "--out", lab2, "--membrane-px",
+                      "2", "--zero", "unlabeled", NULL), ==, 0);
+  g_assert_nonnull(strstr(o4, "% unlabeled"));
+  {
+    g_autoptr(EmsegStack) b = emseg_stack_open(lab2, &error);
+    g_assert_no_error(error);
+    g_assert_true(emseg_stack_read_raw(b, 0, page, &error));
+    g_assert_cmpuint(page[2 * W + 3], ==, 128);
+    g_assert_cmpuint(page[12 * W + 6], ==, 0);
+    g_assert_cmpuint(page[12 * W + 9], ==, 0);
+    g_assert_cmpuint(page[12 * W + 10], ==, 255);
+  }
+
+  /* refusals: bad width, bad --zero, a fractional id (nothing written) */
+  g_autofree char *o5 = NULL, *e5 = NULL, *o6 = NULL, *e6 = NULL, *o7 = NULL, *e7 = NULL;
+  g_autofree char *lab3 = scratch_path("ids-labels3.tif");
+  g_assert_cmpint(run(&o5, &e5, "labels-from-ids", "--ids", ids, "--out", lab3, "--membrane-px",
+                      "0", NULL), ==, 2);
+  g_assert_nonnull(strstr(e5, "--membrane-px must be 1 to 16, not 0"));
+  g_assert_cmpint(run(&o6, &e6, "labels-from-ids", "--ids", ids, "--out", lab3, "--zero", "cell",
+                      NULL), ==, 2);
+  g_assert_nonnull(strstr(e6, "--zero is membrane or unlabeled, not cell"));
+  v[W * H + 5 * W + 2] = 2.5f;
+  g_assert_true(emseg_tiff_write_float_stack(ids, v, W, H, 2, &error));
+  g_assert_cmpint(run(&o7, &e7, "labels-from-ids", "--ids", ids, "--out", lab3, NULL), ==, 1);
+  g_assert_nonnull(strstr(e7, "slice 1: pixel (x 2, y 5) is 2.5"));
+  g_assert_false(g_file_test(lab3, G_FILE_TEST_EXISTS));
+}
+
 /* emseg --version names the program and its version; emseg --help lists it */
 static void
 test_version(void)
@@ -414,6 +492,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli/export-isbi-from-probabilities", test_export_isbi_from_probabilities);
   g_test_add_func("/cli/version", test_version);
   g_test_add_func("/cli/label-files", test_label_files);
+  g_test_add_func("/cli/labels-from-ids", test_labels_from_ids);
   g_test_add_func("/cli/project-check-compact", test_project_check_compact);
   int rc = g_test_run();
   emseg_test_remove_tree(scratch);

@@ -706,6 +706,8 @@ read_label_page(gpointer user_data, guint index, void *out, GError **error)
       ((guint8 *)out)[i] = (guint8)v[i];
     else if (lp->type == EMSEG_SAMPLE_U16)
       ((guint16 *)out)[i] = (guint16)v[i];
+    else if (lp->type == EMSEG_SAMPLE_U32)
+      ((guint32 *)out)[i] = (guint32)v[i];
     else
       ((float *)out)[i] = (float)v[i];
   }
@@ -759,6 +761,74 @@ test_label_encodings(void)
   const double classes[] = { 1, 2, 2, 1, 1, 1, 2, 2 };
   g_assert_false(labels_of(EMSEG_SAMPLE_U16, classes, out, &error));
   g_assert_nonnull(strstr(error->message, "is 2"));
+  /* two classes are no object ids: the refusal does not point to labels-from-ids */
+  g_assert_null(strstr(error->message, "object ids"));
+  g_clear_error(&error);
+  /* three ids do, and emseg_labels_look_like_ids agrees */
+  const double three[] = { 5, 5, 9, 9, 5, 7, 7, 9 };
+  g_assert_false(labels_of(EMSEG_SAMPLE_U16, three, out, &error));
+  g_assert_nonnull(strstr(error->message, "labels-from-ids"));
+}
+
+/* One slice of ids through emseg_labels_read_ids, or emseg_labels_look_like_ids of it. */
+static gboolean
+ids_of(EmsegSampleType type, const double *values, guint membrane_px, gboolean zero_unlabeled,
+       guint8 *out, gboolean *looks_like_ids, GError **error)
+{
+  LabelPages lp = { type, values };
+  g_autoptr(EmsegStack) s = emseg_stack_new_from_reader("ids.tif", LW, LH, 1, type,
+                                                        read_label_page, g_memdup2(&lp, sizeof lp),
+                                                        g_free, error);
+  g_assert_nonnull(s);
+  *looks_like_ids = emseg_labels_look_like_ids(s, 0);
+  return emseg_labels_read_ids(s, 0, membrane_px, zero_unlabeled, out, error);
+}
+
+static void
+test_label_ids(void)
+{
+  guint8 out[LW * LH];
+  gboolean like = FALSE;
+  g_autoptr(GError) error = NULL;
+  /* 4×2: ids A = 16777216 and B = 16777217 (one float: read as floats they would be one
+   * object) touching side by side and one above the other: both pixels of each contact are
+   * membrane; 0 is membrane, or unlabeled when asked */
+  const double ids[] = { 16777216, 16777217, 16777217, 0,
+                         16777216, 16777216, 16777217, 16777217 };
+  const guint8 want[] = { 0, 0, 255, 0,
+                          255, 0, 0, 255 };
+  g_assert_true(ids_of(EMSEG_SAMPLE_U32, ids, 1, FALSE, out, &like, &error));
+  g_assert_no_error(error);
+  g_assert_cmpmem(out, sizeof out, want, sizeof want);
+  const guint8 want_unl[] = { 0, 0, 255, 128,
+                              255, 0, 0, 255 };
+  g_assert_true(ids_of(EMSEG_SAMPLE_U32, ids, 1, TRUE, out, &like, &error));
+  g_assert_cmpmem(out, sizeof out, want_unl, sizeof want_unl);
+  /* three ids look like ids */
+  const double three[] = { 5, 5, 9, 9, 5, 7, 7, 9 };
+  g_assert_true(ids_of(EMSEG_SAMPLE_U16, three, 1, FALSE, out, &like, &error));
+  g_assert_true(like);
+  /* wider membrane: within membrane_px - 1 of a contact pixel (a square) */
+  const double halves[] = { 4, 4, 8, 8,
+                            4, 4, 8, 8 };
+  const guint8 want1[] = { 255, 0, 0, 255, 255, 0, 0, 255 };
+  const guint8 want2[] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+  g_assert_true(ids_of(EMSEG_SAMPLE_U16, halves, 1, FALSE, out, &like, &error));
+  g_assert_cmpmem(out, sizeof out, want1, sizeof want1);
+  g_assert_false(like); /* two values: another tool's classes as much as two objects */
+  g_assert_true(ids_of(EMSEG_SAMPLE_U16, halves, 2, FALSE, out, &like, &error));
+  g_assert_cmpmem(out, sizeof out, want2, sizeof want2);
+  /* one object touching only id 0 keeps its pixels */
+  const double alone[] = { 0, 6, 6, 0, 0, 6, 6, 0 };
+  const guint8 want_alone[] = { 0, 255, 255, 0, 0, 255, 255, 0 };
+  g_assert_true(ids_of(EMSEG_SAMPLE_F32, alone, 1, FALSE, out, &like, &error));
+  g_assert_cmpmem(out, sizeof out, want_alone, sizeof want_alone);
+  /* floats that are no whole numbers are refused, naming the pixel */
+  const double frac[] = { 1, 2, 3, 4.5, 1, 2, 3, 4 };
+  g_assert_false(ids_of(EMSEG_SAMPLE_F32, frac, 1, FALSE, out, &like, &error));
+  g_assert_error(error, EMSEG_STACK_ERROR, EMSEG_STACK_ERROR_INVALID);
+  g_assert_nonnull(strstr(error->message, "ids.tif, slice 0: pixel (x 3, y 0) is 4.5"));
+  g_assert_false(like);
 }
 
 int
@@ -779,6 +849,7 @@ main(int argc, char **argv)
   g_test_add_func("/stack/writer-disk-full", test_writer_disk_full);
   g_test_add_func("/stack/imagej-contiguous", test_imagej_contiguous);
   g_test_add_func("/stack/label-encodings", test_label_encodings);
+  g_test_add_func("/stack/label-ids", test_label_ids);
   int rc = g_test_run();
   emseg_test_remove_tree(scratch);
   g_free(scratch);

@@ -664,6 +664,26 @@ count_message_dialogs (GtkMessageType type)
   return n;
 }
 
+/* The first message dialog of this type, or NULL (borrowed). */
+static GtkWidget *
+find_message_dialog (GtkMessageType type)
+{
+  GListModel *tops = gtk_window_get_toplevels ();
+
+  for (guint i = 0; i < g_list_model_get_n_items (tops); i++)
+    {
+      g_autoptr (GObject) w = g_list_model_get_item (tops, i);
+      GtkMessageType t;
+
+      if (!GTK_IS_MESSAGE_DIALOG (w))
+        continue;
+      g_object_get (w, "message-type", &t, NULL);
+      if (t == type)
+        return GTK_WIDGET (w);
+    }
+  return NULL;
+}
+
 /* The test window after the previous one has gone: a new one showing the project. */
 static void
 open_in_new_window (const char *project_path)
@@ -879,6 +899,36 @@ test_window_paint_undo (void)
     g_clear_error (&error);
     g_unlink (labels);
     g_assert_false (emseg_project_can_undo (emseg_window_get_project (window), emseg_window_get_stack_id (window)));
+
+    /* object ids (a value per cell, 16×16 blocks) are refused as labels but raise a question,
+     * whose Read as Object Ids imports them with membrane where two blocks touch */
+    {
+      g_autofree float *ids = g_malloc ((gsize) width * height * sizeof (float));
+      GtkWidget *question;
+
+      close_dialogs (); /* the refusal above */
+      for (gsize i = 0; i < (gsize) width * height; i++)
+        ids[i] = (float) (1 + (i % width) / 16 + 100 * (i / width / 16));
+      g_assert_true (emseg_tiff_write_float_stack (labels, ids, width, height, 1, &error));
+      g_assert_false (emseg_window_import_labels (window, labels, &error));
+      g_assert_nonnull (error);
+      g_assert_nonnull (strstr (error->message, "as object ids do"));
+      g_clear_error (&error);
+      g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_ERROR), ==, 0);
+      question = find_message_dialog (GTK_MESSAGE_QUESTION);
+      g_assert_nonnull (question);
+      g_assert_false (emseg_project_can_undo (emseg_window_get_project (window), emseg_window_get_stack_id (window)));
+      gtk_dialog_response (GTK_DIALOG (question), GTK_RESPONSE_ACCEPT);
+      g_assert_null (find_message_dialog (GTK_MESSAGE_QUESTION));
+      g_unlink (labels);
+      g_assert_nonnull (strstr (emseg_window_get_status (window), "Labels imported from object ids: 1 of 1"));
+      /* x 15 | 16 parts two blocks; (8, 8) is inside one */
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 15], ==, EMSEG_LABEL_MEMBRANE);
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 16], ==, EMSEG_LABEL_MEMBRANE);
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 17], ==, EMSEG_LABEL_CELL);
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[8 * width + 8], ==, EMSEG_LABEL_CELL);
+      g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL));
+    }
   }
 }
 
