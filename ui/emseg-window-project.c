@@ -595,10 +595,10 @@ ask_about_ids (EmsegWindow *self, const char *path, guint slice)
   gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog),
                                             "Slice %u holds many different values, as a file with one value per cell "
                                             "does (SNEMI3D's and CREMI's ground truth), where labels are 0 = membrane and "
-                                            "255 = cell. Read it as objects: membrane 2 pixels wide where two objects "
-                                            "touch, id 0 as membrane, cell elsewhere? (emseg labels-from-ids writes the "
-                                            "same as a label file, with other widths.)",
-                                            slice + 1);
+                                            "255 = cell. Read it as objects: membrane %d pixels wide where two objects "
+                                            "touch (as in ISBI 2012's labels), id 0 as membrane, cell elsewhere? "
+                                            "(emseg labels-from-ids writes the same as a label file, with other widths.)",
+                                            slice + 1, 2 * EMSEG_LABELS_DEFAULT_MEMBRANE_PX);
   gtk_dialog_add_buttons (GTK_DIALOG (dialog), "_Cancel", GTK_RESPONSE_CANCEL, "_Read as Object Ids",
                           GTK_RESPONSE_ACCEPT, NULL);
   gtk_dialog_set_default_response (GTK_DIALOG (dialog), GTK_RESPONSE_ACCEPT);
@@ -638,7 +638,7 @@ import_labels (EmsegWindow *self, const char *path, gboolean as_ids, GError **ou
     {
       guint8 *page = pages + (gsize) z * plane;
 
-      if (as_ids ? !emseg_labels_read_ids (stack, z, 1, FALSE, page, &error) : !emseg_labels_read (stack, z, page, &error))
+      if (as_ids ? !emseg_labels_read_ids (stack, z, EMSEG_LABELS_DEFAULT_MEMBRANE_PX, FALSE, page, &error) : !emseg_labels_read (stack, z, page, &error))
         bad_slice = z;
     }
   if (error == NULL && self->project != NULL)

@@ -13,11 +13,11 @@ int
 emseg_cli_labels_from_ids(int argc, char **argv)
 {
   g_autofree char *ids_path = NULL, *out_path = NULL, *zero = NULL;
-  gint membrane_px = 1;
+  gint membrane_px = EMSEG_LABELS_DEFAULT_MEMBRANE_PX;
   GOptionEntry entries[] = {
     { "ids", 0, 0, G_OPTION_ARG_FILENAME, &ids_path, "Object-id stack (TIFF or PNG folder; integer, or float holding whole numbers)", "STACK" },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Label stack to write (8-bit TIFF)", "LABELS" },
-    { "membrane-px", 0, 0, G_OPTION_ARG_INT, &membrane_px, "Membrane pixels on each side of a boundary between two objects (default 1: a 2-pixel membrane)", "N" },
+    { "membrane-px", 0, 0, G_OPTION_ARG_INT, &membrane_px, "Membrane pixels on each side of a boundary between two objects (default 3: 6 pixels wide, as ISBI 2012's labels at 4 nm per pixel)", "N" },
     { "zero", 0, 0, G_OPTION_ARG_STRING, &zero, "What id 0 is: membrane (default) or unlabeled (left out of training)", "membrane|unlabeled" },
     { NULL },
   };

@@ -392,7 +392,7 @@ test_label_files(void)
 
 /* An object-id stack (a value per 8×8 block) is refused as labels with a pointer to
  * labels-from-ids, which turns it into labels a project takes: membrane on both sides of
- * each block boundary (two pixels, four with --membrane-px 2), 0 as unlabeled when asked;
+ * each block boundary (six pixels, four with --membrane-px 2), 0 as unlabeled when asked;
  * bad options and fractional ids are refused and write nothing. */
 static void
 test_labels_from_ids(void)
@@ -426,13 +426,14 @@ test_labels_from_ids(void)
     g_assert_cmpuint(emseg_stack_get_n_slices(b), ==, 2);
     g_assert_true(emseg_stack_read_raw(b, 1, page, &error));
     g_assert_cmpuint(page[2 * W + 3], ==, 0);     /* id 0 */
-    g_assert_cmpuint(page[12 * W + 7], ==, 0);    /* x 7 | 8 */
-    g_assert_cmpuint(page[12 * W + 8], ==, 0);
-    g_assert_cmpuint(page[12 * W + 9], ==, 255);
-    g_assert_cmpuint(page[12 * W + 6], ==, 255);
-    g_assert_cmpuint(page[15 * W + 12], ==, 0);   /* y 15 | 16 */
-    g_assert_cmpuint(page[16 * W + 12], ==, 0);
-    g_assert_cmpuint(page[5 * W + 12], ==, 255);  /* block 1 + 10 * 0 under id 0: no contact */
+    g_assert_cmpuint(page[12 * W + 5], ==, 0);    /* x 7 | 8: x 5 to 10 by default */
+    g_assert_cmpuint(page[12 * W + 10], ==, 0);
+    g_assert_cmpuint(page[12 * W + 11], ==, 255);
+    g_assert_cmpuint(page[12 * W + 4], ==, 255);
+    g_assert_cmpuint(page[13 * W + 12], ==, 0);   /* y 15 | 16: y 13 to 18 */
+    g_assert_cmpuint(page[18 * W + 12], ==, 0);
+    g_assert_cmpuint(page[12 * W + 12], ==, 255);
+    g_assert_cmpuint(page[4 * W + 12], ==, 255);  /* under id 0: no contact there */
   }
   g_autofree char *o3 = NULL, *e3 = NULL;
   g_assert_cmpint(run(&o3, &e3, "project", "create", proj, "--images", img, "--labels", lab,

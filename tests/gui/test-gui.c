@@ -922,10 +922,11 @@ test_window_paint_undo (void)
       g_assert_null (find_message_dialog (GTK_MESSAGE_QUESTION));
       g_unlink (labels);
       g_assert_nonnull (strstr (emseg_window_get_status (window), "Labels imported from object ids: 1 of 1"));
-      /* x 15 | 16 parts two blocks; (8, 8) is inside one */
-      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 15], ==, EMSEG_LABEL_MEMBRANE);
-      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 16], ==, EMSEG_LABEL_MEMBRANE);
-      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 17], ==, EMSEG_LABEL_CELL);
+      /* x 15 | 16 parts two blocks: x 13 to 18 become membrane; (8, 8) is inside one */
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 12], ==, EMSEG_LABEL_CELL);
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 13], ==, EMSEG_LABEL_MEMBRANE);
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 18], ==, EMSEG_LABEL_MEMBRANE);
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 19], ==, EMSEG_LABEL_CELL);
       g_assert_cmpuint (emseg_volume_label_plane (v, 0)[8 * width + 8], ==, EMSEG_LABEL_CELL);
       g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL));
     }
