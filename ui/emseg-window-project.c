@@ -578,10 +578,12 @@ static void
 ids_question_response_cb (GtkDialog *dialog, int response, EmsegWindow *self)
 {
   g_autofree char *path = g_strdup (g_object_get_data (G_OBJECT (dialog), "path"));
+  GtkSpinButton *spin = g_object_get_data (G_OBJECT (dialog), "membrane-px");
+  guint membrane_px = (guint) gtk_spin_button_get_value_as_int (spin);
 
   gtk_window_destroy (GTK_WINDOW (dialog));
   if (response == GTK_RESPONSE_ACCEPT && self->volume != NULL)
-    emseg_window_import_label_ids (self, path, NULL);
+    emseg_window_import_label_ids (self, path, membrane_px, NULL);
 }
 
 static void
@@ -593,12 +595,23 @@ ask_about_ids (EmsegWindow *self, const char *path, guint slice)
                                               "%s looks like object ids", base);
 
   gtk_message_dialog_format_secondary_text (GTK_MESSAGE_DIALOG (dialog),
-                                            "Slice %u holds many different values, as a file with one value per cell "
-                                            "does (SNEMI3D's and CREMI's ground truth), where labels are 0 = membrane and "
-                                            "255 = cell. Read it as objects: membrane %d pixels wide where two objects "
-                                            "touch (as in ISBI 2012's labels), id 0 as membrane, cell elsewhere? "
-                                            "(emseg labels-from-ids writes the same as a label file, with other widths.)",
-                                            slice + 1, 2 * EMSEG_LABELS_DEFAULT_MEMBRANE_PX);
+                                            "Slice %u holds many different values, as files with one value per cell do "
+                                            "(SNEMI3D's and CREMI's ground truth), not labels (0 = membrane, 255 = cell). "
+                                            "Read it as objects: membrane where two objects touch, id 0 as membrane, cell "
+                                            "elsewhere? (emseg labels-from-ids writes the same as a label file.)",
+                                            slice + 1);
+  {
+    /* the width depends on the pixel size; the default matches ISBI 2012's 4 nm pixels */
+    GtkWidget *row = gtk_box_new (GTK_ORIENTATION_HORIZONTAL, 8);
+    GtkWidget *spin = gtk_spin_button_new_with_range (1, EMSEG_LABELS_MAX_MEMBRANE_PX, 1);
+
+    gtk_spin_button_set_value (GTK_SPIN_BUTTON (spin), EMSEG_LABELS_DEFAULT_MEMBRANE_PX);
+    gtk_box_append (GTK_BOX (row), gtk_label_new ("Membrane pixels on each side of a contact:"));
+    gtk_box_append (GTK_BOX (row), spin);
+    gtk_box_append (GTK_BOX (row), gtk_label_new ("(3 as in ISBI 2012's labels)"));
+    gtk_box_append (GTK_BOX (gtk_message_dialog_get_message_area (GTK_MESSAGE_DIALOG (dialog))), row);
+    g_object_set_data (G_OBJECT (dialog), "membrane-px", spin);
+  }
   gtk_dialog_add_buttons (GTK_DIALOG (dialog), "_Cancel", GTK_RESPONSE_CANCEL, "_Read as Object Ids",
                           GTK_RESPONSE_ACCEPT, NULL);
   gtk_dialog_set_default_response (GTK_DIALOG (dialog), GTK_RESPONSE_ACCEPT);
@@ -608,11 +621,12 @@ ask_about_ids (EmsegWindow *self, const char *path, guint slice)
 }
 
 /* Labels as emseg_labels_read reads them (0 / 255 with 128 unlabeled, or a 0/1 mask), as the
- * store's import does, or (as_ids) as object ids. In a project the whole import is one step
- * of the undo history and one transaction. */
+ * store's import does, or (ids_membrane_px > 0) as object ids. In a project the whole
+ * import is one step of the undo history and one transaction. */
 static gboolean
-import_labels (EmsegWindow *self, const char *path, gboolean as_ids, GError **out_error)
+import_labels (EmsegWindow *self, const char *path, guint ids_membrane_px, GError **out_error)
 {
+  gboolean as_ids = ids_membrane_px > 0;
   g_autoptr (GError) error = NULL;
   g_autoptr (EmsegStack) stack = emseg_stack_open (path, &error);
   EmsegVolume *v = self->volume;
@@ -638,7 +652,7 @@ import_labels (EmsegWindow *self, const char *path, gboolean as_ids, GError **ou
     {
       guint8 *page = pages + (gsize) z * plane;
 
-      if (as_ids ? !emseg_labels_read_ids (stack, z, EMSEG_LABELS_DEFAULT_MEMBRANE_PX, FALSE, page, &error) : !emseg_labels_read (stack, z, page, &error))
+      if (as_ids ? !emseg_labels_read_ids (stack, z, ids_membrane_px, FALSE, page, &error) : !emseg_labels_read (stack, z, page, &error))
         bad_slice = z;
     }
   if (error == NULL && self->project != NULL)
@@ -681,13 +695,14 @@ import_labels (EmsegWindow *self, const char *path, gboolean as_ids, GError **ou
 gboolean
 emseg_window_import_labels (EmsegWindow *self, const char *path, GError **error)
 {
-  return import_labels (self, path, FALSE, error);
+  return import_labels (self, path, 0, error);
 }
 
 gboolean
-emseg_window_import_label_ids (EmsegWindow *self, const char *path, GError **error)
+emseg_window_import_label_ids (EmsegWindow *self, const char *path, guint membrane_px, GError **error)
 {
-  return import_labels (self, path, TRUE, error);
+  g_return_val_if_fail (membrane_px >= 1 && membrane_px <= EMSEG_LABELS_MAX_MEMBRANE_PX, FALSE);
+  return import_labels (self, path, membrane_px, error);
 }
 
 /* ---- choosers ------------------------------------------------------------------- */

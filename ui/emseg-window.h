@@ -51,9 +51,11 @@ gboolean emseg_window_import_stack (EmsegWindow *self, const char *images, const
  * object ids (emseg_labels_look_like_ids), the dialog is a question whose Read as Object Ids
  * (GTK_RESPONSE_ACCEPT) runs emseg_window_import_label_ids. */
 gboolean emseg_window_import_labels (EmsegWindow *self, const char *path, GError **error);
-/* The same with the file read as object ids (emseg_labels_read_ids with
- * EMSEG_LABELS_DEFAULT_MEMBRANE_PX: a 6-pixel membrane where objects touch, id 0 membrane). */
-gboolean emseg_window_import_label_ids (EmsegWindow *self, const char *path, GError **error);
+/* The same with the file read as object ids (emseg_labels_read_ids: membrane_px on each
+ * side where two objects touch, 1 to EMSEG_LABELS_MAX_MEMBRANE_PX; id 0 membrane). The
+ * question offers EMSEG_LABELS_DEFAULT_MEMBRANE_PX. */
+gboolean emseg_window_import_label_ids (EmsegWindow *self, const char *path, guint membrane_px,
+                                        GError **error);
 /* Shows another stack of the open project (the stack dropdown does the same). Refused,
  * with a dialog and FALSE, while training or an export runs on the stack shown; so are
  * opening another project and importing another stack. */

@@ -918,15 +918,24 @@ test_window_paint_undo (void)
       question = find_message_dialog (GTK_MESSAGE_QUESTION);
       g_assert_nonnull (question);
       g_assert_false (emseg_project_can_undo (emseg_window_get_project (window), emseg_window_get_stack_id (window)));
+      /* its width field starts at ISBI's 3 pixels a side; 2 are asked for */
+      {
+        GtkSpinButton *spin = g_object_get_data (G_OBJECT (question), "membrane-px");
+
+        g_assert_cmpint (gtk_spin_button_get_value_as_int (spin), ==, 3);
+        spin_until (view_allocated, question, 0.2);
+        shot_free (screenshot_widget (question, "03d-object-ids-question"));
+        gtk_spin_button_set_value (spin, 2);
+      }
       gtk_dialog_response (GTK_DIALOG (question), GTK_RESPONSE_ACCEPT);
       g_assert_null (find_message_dialog (GTK_MESSAGE_QUESTION));
       g_unlink (labels);
       g_assert_nonnull (strstr (emseg_window_get_status (window), "Labels imported from object ids: 1 of 1"));
-      /* x 15 | 16 parts two blocks: x 13 to 18 become membrane; (8, 8) is inside one */
-      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 12], ==, EMSEG_LABEL_CELL);
-      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 13], ==, EMSEG_LABEL_MEMBRANE);
-      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 18], ==, EMSEG_LABEL_MEMBRANE);
-      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 19], ==, EMSEG_LABEL_CELL);
+      /* x 15 | 16 parts two blocks: x 14 to 17 become membrane; (8, 8) is inside one */
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 13], ==, EMSEG_LABEL_CELL);
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 14], ==, EMSEG_LABEL_MEMBRANE);
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 17], ==, EMSEG_LABEL_MEMBRANE);
+      g_assert_cmpuint (emseg_volume_label_plane (v, 0)[40 * width + 18], ==, EMSEG_LABEL_CELL);
       g_assert_cmpuint (emseg_volume_label_plane (v, 0)[8 * width + 8], ==, EMSEG_LABEL_CELL);
       g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.undo", NULL));
     }
