@@ -27,6 +27,7 @@ struct _EmsegWindow {
   GtkLabel *zoom_label;
   GtkLabel *pointer_label;
   GtkLabel *status_label;
+  GtkLabel *predict_label;       /* the visible slice's prediction in work, hidden otherwise */
   GtkToggleButton *pan_toggle;
   GtkToggleButton *brush_toggle;
   GtkToggleButton *eraser_toggle;
@@ -55,6 +56,7 @@ struct _EmsegWindow {
   /* training state (emseg-window-train.c) */
   guint64 train_job;             /* running training job, 0 when idle */
   guint64 preview_job;           /* prediction of the visible slice in flight */
+  guint preview_slice;           /* its slice */
   guint64 export_job;            /* export prediction in flight */
   guint64 uncertainty_job;       /* MC-dropout estimate of one slice in flight */
   guint uncertainty_slice;       /* the slice it is for */

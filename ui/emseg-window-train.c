@@ -70,6 +70,26 @@ show_prediction (EmsegWindow *self, guint slice, gint64 model_id, const float *p
   emseg_slice_view_volume_changed (self->view);
 }
 
+/* Beside the slice slider while the engine thread predicts the visible slice, since a big
+ * slice (or one served between training steps) takes seconds and the overlay is otherwise
+ * just missing: "Predicting slice 3…", with how far it is when the thread says. text NULL
+ * hides it. */
+static void
+show_preview_state (EmsegWindow *self, const char *text)
+{
+  /* a label alone: GtkSpinner's icon is an SVG, which needs a loader (librsvg) this
+   * program does not otherwise depend on */
+  gtk_widget_set_visible (GTK_WIDGET (self->predict_label), text != NULL);
+  if (text != NULL)
+    gtk_label_set_text (self->predict_label, text);
+}
+
+const char *
+emseg_window_get_prediction_state (EmsegWindow *self)
+{
+  return gtk_widget_get_visible (GTK_WIDGET (self->predict_label)) ? gtk_label_get_text (self->predict_label) : NULL;
+}
+
 /* The best model's uncertainty estimate of the slice, when the store kept one and the
  * volume holds none (a reopened project, or one dropped under the volume's budget): shown
  * again without spending the Monte-Carlo passes again. */
@@ -132,6 +152,12 @@ emseg_window_train_slice_changed (EmsegWindow *self)
    * between steps; afterwards the checkpoint by name */
   job->model = self->train_job != 0 ? NULL : g_strdup (self->best_model_name);
   self->preview_job = emseg_engine_thread_start (self->engine, job);
+  self->preview_slice = slice;
+  {
+    g_autofree char *text = g_strdup_printf ("Predicting slice %u…", slice + 1);
+
+    show_preview_state (self, text);
+  }
 }
 
 /* ---- events ----------------------------------------------------------------------- */
@@ -337,9 +363,17 @@ engine_event_cb (const EmsegEngineEvent *ev, gpointer data)
       if (ev->kind == EMSEG_ENGINE_EVENT_PREDICTION && ev->prob != NULL && self->volume != NULL &&
           ev->width == self->volume->width && ev->height == self->volume->height)
         show_prediction (self, ev->slice, ev->model_id, ev->prob);
+      else if (ev->kind == EMSEG_ENGINE_EVENT_PROGRESS)
+        {
+          g_autofree char *text = g_strdup_printf ("Predicting slice %u: %.0f %%", self->preview_slice + 1,
+                                                   100.0 * ev->fraction);
+
+          show_preview_state (self, text);
+        }
       else if (ev->kind == EMSEG_ENGINE_EVENT_FINISHED)
         {
           self->preview_job = 0;
+          show_preview_state (self, NULL);
           /* the user may have moved on, or a better model arrived meanwhile */
           emseg_window_train_slice_changed (self);
         }
@@ -901,6 +935,7 @@ emseg_window_train_release_engine (EmsegWindow *self)
   /* joins the thread; a preview in flight is asked for again when the slice is shown */
   g_clear_pointer (&self->engine, emseg_engine_thread_free);
   self->preview_job = 0;
+  show_preview_state (self, NULL);
 }
 
 void
@@ -911,6 +946,7 @@ emseg_window_train_project_changed (EmsegWindow *self)
   /* joins the thread: it was working for the previous project */
   g_clear_pointer (&self->engine, emseg_engine_thread_free);
   self->train_job = self->preview_job = self->export_job = self->uncertainty_job = 0;
+  show_preview_state (self, NULL);
   g_clear_pointer (&self->export_prob, g_free);
   if (self->export_dialog != NULL)
     emseg_export_dialog_set_busy (EMSEG_EXPORT_DIALOG (self->export_dialog), FALSE);

@@ -403,6 +403,7 @@ emseg_window_class_init (EmsegWindowClass *klass)
   gtk_widget_class_bind_template_child (wc, EmsegWindow, zoom_label);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, pointer_label);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, status_label);
+  gtk_widget_class_bind_template_child (wc, EmsegWindow, predict_label);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, pan_toggle);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, brush_toggle);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, eraser_toggle);

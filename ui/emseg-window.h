@@ -65,6 +65,10 @@ GtkWidget *emseg_window_get_stack_chooser (EmsegWindow *self); /* borrowed: a Gt
  * while it is shown (a GtkDialog: ACCEPT stops and closes, CANCEL keeps running), else
  * NULL. Borrowed. */
 GtkWidget *emseg_window_get_close_question (EmsegWindow *self);
+/* "Predicting slice N…" (with a percentage once the engine thread reports one) while the
+ * visible slice's prediction is in work, shown beside the slice slider; NULL otherwise.
+ * Borrowed. */
+const char *emseg_window_get_prediction_state (EmsegWindow *self);
 /* Opens the demo project (user data folder, generated on the first run). */
 gboolean emseg_window_open_demo (EmsegWindow *self, GError **error);
 /* Where the demo project lives. */

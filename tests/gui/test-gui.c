@@ -1165,6 +1165,12 @@ slice1_predicted (gpointer data)
 }
 
 static gboolean
+no_prediction_state (gpointer data)
+{
+  return emseg_window_get_prediction_state (window) == NULL;
+}
+
+static gboolean
 export_done (gpointer data)
 {
   return !emseg_window_is_exporting (window);
@@ -2575,6 +2581,21 @@ test_window_open_shows_shipped (void)
   g_assert_true (gtk_widget_has_css_class (finetune_button, "suggested-action"));
   spin_until (overlay_shown, NULL, 60.0);
   g_assert_true (overlay_shown (NULL));
+  /* a slice no model predicted yet: the engine thread works on it, and the window says so
+   * beside the slice slider until the overlay arrives */
+  emseg_slice_view_set_slice (emseg_window_get_view (window), 1);
+  g_assert_false (slice1_predicted (NULL));
+  g_assert_cmpstr (emseg_window_get_prediction_state (window), ==, "Predicting slice 2…");
+  {
+    g_autoptr (Shot) predicting = screenshot ("15b-predicting");
+
+    g_assert_cmpint (predicting->width, >, 0);
+  }
+  spin_until (slice1_predicted, NULL, 30.0);
+  g_assert_true (slice1_predicted (NULL));
+  spin_until (no_prediction_state, NULL, 5.0);
+  g_assert_null (emseg_window_get_prediction_state (window));
+  emseg_slice_view_set_slice (emseg_window_get_view (window), 0);
   /* "Label the rest from the prediction" (Ctrl+L): unlabelled pixels of the slice take the
    * overlay's word at P(cell) = 0.5, painted ones stay; one undo step takes it back */
   {
