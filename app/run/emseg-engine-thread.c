@@ -962,6 +962,82 @@ run_predict(EmsegEngineJobContext *ctx, gboolean evaluate, GError **error)
   return ok;
 }
 
+/* ---- BN adaptation ------------------------------------------------------------------- */
+
+/* ADAPT_BN: a copy of the model (the thread's own may be borrowed), its BN statistics
+ * recomputed over the stack's images, stored as a checkpoint with where it came from. */
+static gboolean
+run_adapt_bn(EmsegEngineJobContext *ctx, GError **error)
+{
+  EmsegEngineThread *t = ctx->t;
+  QueuedJob *q = ctx->q;
+  const EmsegEngineJob *job = q->job;
+  post_started(t, q, 0);
+  if (job->name == NULL || *job->name == '\0') {
+    g_set_error_literal(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_INPUT,
+                        "BN adaptation needs a name for the checkpoint it stores");
+    return FALSE;
+  }
+  EngModel *owned = NULL;
+  gint64 from_id = 0;
+  double gamma = NAN;
+  EngModel *from = resolve_model(ctx, &owned, &from_id, &gamma, error);
+  if (!from)
+    return FALSE;
+  EngModel *model = copy_model(from, error);
+  eng_model_free(owned);
+  if (!model)
+    return FALSE;
+  guint n = 0, n_tiles = 0;
+  g_autofree guint *slices = resolve_slices(t, job, FALSE, &n, error);
+  g_autoptr(EmsegStack) stack =
+      slices ? emseg_project_open_stack_images(t->project, job->stack_id, error) : NULL;
+  gboolean ok = stack != NULL;
+  if (ok && !emseg_engine_job_between_steps(ctx))
+    ok = cancelled_error(error);
+  ok = ok && emseg_calibrate_bn_on_stack(model, stack, slices, n, EMSEG_ENGINE_ADAPT_BN_TILES,
+                                         &n_tiles, error);
+  if (ok && !emseg_engine_job_between_steps(ctx))
+    ok = cancelled_error(error);
+  g_autofree char *scores = NULL;
+  gint64 model_id = 0;
+  if (ok) {
+    g_autofree char *gamma_line =
+        isfinite(gamma) ? emseg_gamma_meta_lines(gamma, "kept from the starting model: BN "
+                                                        "adaptation chooses none")
+                        : g_strdup("");
+    scores = g_strdup_printf("adapted_from=%s\nadapted_stack_id=%" G_GINT64_FORMAT
+                             "\nadapted_slices=%u\nadapted_tiles=%u\n%s",
+                             job->model ? job->model : "(the current model)", job->stack_id, n,
+                             n_tiles, gamma_line);
+    char spec[1024];
+    eng_spec_format(eng_model_spec(model), spec, sizeof spec);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    EngError err;
+    if (eng_model_serialize(model, ENG_DTYPE_F32, scores, &bytes, &len, &err) != ENG_OK) {
+      g_set_error(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_ENGINE, "%s", err.message);
+      ok = FALSE;
+    } else {
+      ok = emseg_project_save_checkpoint(t->project, job->name, 0, 0, spec, scores, bytes, len,
+                                         &model_id, error);
+      free(bytes);
+    }
+  }
+  if (ok) {
+    EmsegEngineEvent *ev = event_new(EMSEG_ENGINE_EVENT_CHECKPOINT, q->id, job->kind, 0);
+    ev->model_id = model_id;
+    ev->model_name = g_strdup(job->name);
+    ev->scores = g_steal_pointer(&scores);
+    ev->export_gamma = gamma;
+    ev->stack_id = job->stack_id;
+    ev->n_slices = n;
+    post(t, ev);
+  }
+  eng_model_free(model);
+  return ok;
+}
+
 /* ---- training jobs ------------------------------------------------------------------- */
 
 static void
@@ -1301,6 +1377,9 @@ run_job(EmsegEngineThread *t, QueuedJob *q)
   case EMSEG_ENGINE_JOB_PREDICT:
   case EMSEG_ENGINE_JOB_EVALUATE:
     ok = run_predict(&ctx, q->job->kind == EMSEG_ENGINE_JOB_EVALUATE, &error);
+    break;
+  case EMSEG_ENGINE_JOB_ADAPT_BN:
+    ok = run_adapt_bn(&ctx, &error);
     break;
   case EMSEG_ENGINE_JOB_CUSTOM:
     post_started(t, q, 0);

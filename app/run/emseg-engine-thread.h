@@ -60,6 +60,11 @@ typedef enum {
                                * with mc_samples > 1 (no tta, float32) its standard
                                * deviation is stored as the slice's uncertainty */
   EMSEG_ENGINE_JOB_EVALUATE,  /* predict + V_rand / V_info / accuracy against the masks */
+  EMSEG_ENGINE_JOB_ADAPT_BN,  /* `model` with its BN statistics recomputed over `slices` of
+                               * the stack's images (no labels; at most
+                               * EMSEG_ENGINE_ADAPT_BN_TILES tiles, emseg_calibrate_bn_on_stack),
+                               * stored as checkpoint `name` with the starting model's
+                               * export exponent: one CHECKPOINT event */
   EMSEG_ENGINE_JOB_CUSTOM,    /* caller code on the engine thread (tests, experiments) */
 } EmsegEngineJobKind;
 
@@ -80,12 +85,12 @@ typedef struct {
   guint n_train;
   guint *val_slices;
   guint n_val;
-  /* PREDICT / EVALUATE: slices (owned, g_new); NULL = every slice (EVALUATE: every
-   * labeled slice). */
+  /* PREDICT / EVALUATE / ADAPT_BN: slices (owned, g_new); NULL = every slice (EVALUATE:
+   * every labeled slice). */
   guint *slices;
   guint n_slices;
-  /* FINE_TUNE / PREDICT / EVALUATE: checkpoint name in the project; NULL = the thread's
-   * current model (the best weights of its last training job). */
+  /* FINE_TUNE / PREDICT / EVALUATE / ADAPT_BN: checkpoint name in the project; NULL = the
+   * thread's current model (the best weights of its last training job). */
   char *model;
   int mc_samples;      /* PREDICT / EVALUATE: 1 deterministic, > 1 MC dropout average */
   gboolean tta;        /* PREDICT / EVALUATE: average the 8 flips and quarter turns
@@ -101,6 +106,11 @@ typedef struct {
   gpointer custom_data;
   GDestroyNotify custom_destroy; /* called on custom_data when the job is freed */
 } EmsegEngineJob;
+
+/* ADAPT_BN's cap on the 512² tiles it averages over: 32 training-mode forwards of the Table 1
+ * model take about 10 s on two cores, and statistics over 32 tiles of a stack barely move
+ * with more (a stop is honoured before and after, not during). */
+#define EMSEG_ENGINE_ADAPT_BN_TILES 32
 
 /* A job with defaults: training config from emseg_training_config_init, mc_samples 1. */
 EmsegEngineJob *emseg_engine_job_new(EmsegEngineJobKind kind);

@@ -33,6 +33,82 @@ emseg_read_standardized(EmsegStack *stack, guint index, float *out, GError **err
   return TRUE;
 }
 
+/* Tile origins along one side: the fewest tiles of `tile` covering `len`, spread evenly
+ * (the last flush with the far edge). */
+static guint
+tile_origins(guint len, guint tile, guint *origin)
+{
+  guint k = (len + tile - 1) / tile;
+  for (guint i = 0; i < k; i++)
+    origin[i] = k == 1 ? 0 : (guint) ((guint64) i * (len - tile) / (k - 1));
+  return k;
+}
+
+gboolean
+emseg_calibrate_bn_on_stack(EngModel *model, EmsegStack *stack, const guint *slices, guint n,
+                            guint max_tiles, guint *n_tiles_out, GError **error)
+{
+  guint w = emseg_stack_get_width(stack), h = emseg_stack_get_height(stack);
+  guint mult = (guint) MAX(eng_spec_size_multiple(eng_model_spec(model)), 1);
+  /* tiles of at most EMSEG_BN_TILE, whole multiples of what the network takes */
+  guint tw = MIN(w, EMSEG_BN_TILE) / mult * mult, th = MIN(h, EMSEG_BN_TILE) / mult * mult;
+  if (tw == 0 || th == 0 || n == 0) {
+    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_INPUT,
+                n == 0 ? "%s: no slices to recompute BN statistics over"
+                       : "%s: slices of %u×%u are smaller than the network's %u×%u minimum",
+                emseg_stack_get_path(stack), w, h, mult, mult);
+    return FALSE;
+  }
+  g_autofree guint *ox = g_new(guint, w / tw + 2), *oy = g_new(guint, h / th + 2);
+  guint nx = tile_origins(w, tw, ox), ny = tile_origins(h, th, oy);
+  guint64 all = (guint64) n * nx * ny;
+  guint used = (guint) (max_tiles > 0 && all > max_tiles ? max_tiles : all);
+  gsize plane = (gsize) w * h, tile = (gsize) tw * th;
+  float *x = g_try_new(float, tile * used);
+  float *page = g_try_new(float, plane);
+  const float **planes = g_new(const float *, used);
+  gboolean ok = x != NULL && page != NULL;
+  if (!ok)
+    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE,
+                "%s: not enough memory for %u tiles of %u×%u", emseg_stack_get_path(stack),
+                used, tw, th);
+  guint read_slice = G_MAXUINT;
+  for (guint k = 0; k < used && ok; k++) {
+    /* the k-th of `used` evenly spread over all tiles, slice by slice */
+    guint64 t = used == all ? k : (guint64) k * all / used;
+    guint s = (guint) (t / ((guint64) nx * ny)), r = (guint) (t % ((guint64) nx * ny));
+    if (s != read_slice) {
+      ok = emseg_read_standardized(stack, slices[s], page, error);
+      read_slice = s;
+    }
+    float *dst = x + tile * k;
+    for (guint y = 0; ok && y < th; y++)
+      memcpy(dst + (gsize) y * tw, page + (gsize) (oy[r / nx] + y) * w + ox[r % nx],
+             tw * sizeof(float));
+    planes[k] = dst;
+  }
+  g_free(page);
+  EngError err;
+  EngGraph *graph = ok ? eng_graph_new(model, 1, th, tw, 0, &err) : NULL;
+  if (ok && !graph) {
+    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "%s: %s",
+                emseg_stack_get_path(stack), err.message);
+    ok = FALSE;
+  }
+  if (ok && eng_model_calibrate_bn(model, graph, planes, used, &err) != ENG_OK) {
+    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE,
+                "recomputing BN statistics over %s: %s", emseg_stack_get_path(stack),
+                err.message);
+    ok = FALSE;
+  }
+  if (ok && n_tiles_out)
+    *n_tiles_out = used;
+  g_free(planes);
+  g_free(x);
+  eng_graph_free(graph);
+  return ok;
+}
+
 gboolean
 emseg_calibrate_bn_on_slices(EngModel *model, const char *images_path, const char *slices_text,
                              guint *n_out, GError **error)
@@ -46,31 +122,7 @@ emseg_calibrate_bn_on_slices(EngModel *model, const char *images_path, const cha
   if (!slices)
     return FALSE;
   *n_out = n;
-  guint w = emseg_stack_get_width(stack), h = emseg_stack_get_height(stack);
-  EngError err;
-  EngGraph *graph = eng_graph_new(model, 1, h, w, 0, &err);
-  if (!graph) {
-    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE, "%s: %s",
-                emseg_stack_get_path(stack), err.message);
-    return FALSE;
-  }
-  float *x = g_new(float, (gsize) n * w * h);
-  const float **planes = g_new(const float *, n);
-  gboolean ok = TRUE;
-  for (guint k = 0; k < n && ok; k++) {
-    planes[k] = x + (gsize) k * w * h;
-    ok = emseg_read_standardized(stack, slices[k], x + (gsize) k * w * h, error);
-  }
-  if (ok && eng_model_calibrate_bn(model, graph, planes, n, &err) != ENG_OK) {
-    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE,
-                "recomputing BN statistics over %s: %s", emseg_stack_get_path(stack),
-                err.message);
-    ok = FALSE;
-  }
-  g_free(planes);
-  g_free(x);
-  eng_graph_free(graph);
-  return ok;
+  return emseg_calibrate_bn_on_stack(model, stack, slices, n, 0, NULL, error);
 }
 
 void

@@ -91,10 +91,21 @@ gboolean emseg_predict_slices(EngModel *model, EmsegStack *stack, const guint *s
 /* Reads slice `index` as standardized floats (width * height), the network's input. */
 gboolean emseg_read_standardized(EmsegStack *stack, guint index, float *out, GError **error);
 
-/* Recomputes model's BN running statistics as plain averages over the slices slices_text
- * names (emseg_parse_slices: NULL = all) of the stack at images_path (training-mode
- * forwards, no augmentation, no dropout: eng_model_calibrate_bn); *n_out: how many. The
- * weights are untouched. Used by `emseg calibrate-bn` and `emseg average`. */
+/* Recomputes model's BN running statistics as plain averages over slices[0..n) of stack,
+ * standardized as for prediction (training-mode forwards, no augmentation, no dropout:
+ * eng_model_calibrate_bn), in tiles of at most EMSEG_BN_TILE² pixels so that big slices
+ * fit in memory (a 512² slice is one tile). max_tiles > 0 caps the tiles used, chosen
+ * evenly over all the slices' tiles; 0 uses every one. *n_tiles_out: how many. The weights
+ * are untouched. Why it is useful beyond training: statistics recomputed over another
+ * microscope's images (no labels needed) adapt the network to their contrast and noise —
+ * see data/models/README.md, "Adapting to a stack". */
+#define EMSEG_BN_TILE 512
+gboolean emseg_calibrate_bn_on_stack(EngModel *model, EmsegStack *stack, const guint *slices,
+                                     guint n, guint max_tiles, guint *n_tiles_out,
+                                     GError **error);
+/* The same over the slices slices_text names (emseg_parse_slices: NULL = all) of the stack
+ * at images_path, every tile; *n_out: how many slices. Used by `emseg calibrate-bn` and
+ * `emseg average`. */
 gboolean emseg_calibrate_bn_on_slices(EngModel *model, const char *images_path,
                                       const char *slices_text, guint *n_out, GError **error);
 

@@ -1390,6 +1390,91 @@ test_project_dataset(void)
   g_rmdir(dir);
 }
 
+/* ---- BN statistics over a stack in tiles (emseg_calibrate_bn_on_stack) ---- */
+
+#define BW 1024
+#define BH 600
+
+static gboolean
+read_bn_page(gpointer user_data, guint index, void *out, GError **error)
+{
+  (void) error;
+  float *o = out;
+  for (gsize i = 0; i < (gsize) BW * BH; i++)
+    o[i] = (float) (100.0 + 40.0 * sin(0.05 * (i % BW) + 0.9 * index) * cos(0.07 * (i / BW)) +
+                    (i % BW) * 0.05);
+  (void) user_data;
+  return TRUE;
+}
+
+/* The BN statistics a stack's tiles give, computed here by cropping 512² tiles by hand and
+ * calling eng_model_calibrate_bn: a 1024×600 slice is 2 × 2 tiles (x 0, 512; y 0, 88). */
+static float *
+stats_of_tiles(EngModel *m, EmsegStack *st, const guint (*tiles)[3], guint n)
+{
+  EngError err;
+  EngGraph *g = eng_graph_new(m, 1, 512, 512, 0, &err);
+  g_autofree float *page = g_new(float, (gsize) BW * BH);
+  g_autofree float *x = g_new(float, (gsize) 512 * 512 * n);
+  g_autofree const float **planes = g_new(const float *, n);
+  for (guint k = 0; k < n; k++) {
+    g_assert_true(emseg_read_standardized(st, tiles[k][0], page, NULL));
+    for (guint y = 0; y < 512; y++)
+      memcpy(x + (gsize) 512 * 512 * k + (gsize) y * 512,
+             page + (gsize) (tiles[k][2] + y) * BW + tiles[k][1], 512 * sizeof(float));
+    planes[k] = x + (gsize) 512 * 512 * k;
+  }
+  g_assert_cmpint(eng_model_calibrate_bn(m, g, planes, n, &err), ==, ENG_OK);
+  eng_graph_free(g);
+  size_t total;
+  const float *stats = eng_model_params_arena(m, &total);
+  return g_memdup2(stats, total * sizeof(float));
+}
+
+static void
+test_calibrate_bn_tiles(void)
+{
+  EngSpec spec;
+  EngError err;
+  eng_spec_default(&spec);
+  g_assert_cmpint(eng_spec_parse(&spec, TINY, &err), ==, ENG_OK);
+  EngModel *m = eng_model_new(&spec, 3, &err);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EmsegStack) st = emseg_stack_new_from_reader("bn.tif", BW, BH, 2, EMSEG_SAMPLE_F32,
+                                                         read_bn_page, NULL, NULL, &error);
+  g_assert_no_error(error);
+  size_t total;
+  float *w = eng_model_params_arena(m, &total);
+  /* every tile of slice 1 */
+  const guint all[][3] = { { 1, 0, 0 }, { 1, 512, 0 }, { 1, 0, 88 }, { 1, 512, 88 } };
+  g_autofree float *want = stats_of_tiles(m, st, all, 4);
+  const guint one = 1;
+  guint n_tiles = 0;
+  g_assert_true(emseg_calibrate_bn_on_stack(m, st, &one, 1, 0, &n_tiles, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(n_tiles, ==, 4);
+  g_assert_cmpmem(w, total * sizeof(float), want, total * sizeof(float));
+  /* at most 3 of the two slices' 8 tiles: the 0th, 2nd and 5th (k * 8 / 3) */
+  const guint some[][3] = { { 0, 0, 0 }, { 0, 0, 88 }, { 1, 512, 0 } };
+  g_autofree float *want3 = stats_of_tiles(m, st, some, 3);
+  const guint both[] = { 0, 1 };
+  g_assert_true(emseg_calibrate_bn_on_stack(m, st, both, 2, 3, &n_tiles, &error));
+  g_assert_cmpuint(n_tiles, ==, 3);
+  g_assert_cmpmem(w, total * sizeof(float), want3, total * sizeof(float));
+  /* slices smaller than the network takes are refused, naming both sizes */
+  g_autoptr(EmsegStack) small = emseg_stack_new_from_reader("small.tif", 6, 6, 1,
+                                                            EMSEG_SAMPLE_F32, read_bn_page, NULL,
+                                                            NULL, &error);
+  g_assert_false(emseg_calibrate_bn_on_stack(m, small, &one, 0, 0, &n_tiles, &error));
+  g_assert_nonnull(strstr(error->message, "no slices"));
+  g_clear_error(&error);
+  const guint zero = 0;
+  g_assert_false(emseg_calibrate_bn_on_stack(m, small, &zero, 1, 0, &n_tiles, &error));
+  g_assert_nonnull(strstr(error->message, "small.tif: slices of 6×6 are smaller than the "
+                                          "network's 8×8 minimum"));
+  eng_model_free(m);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1414,5 +1499,6 @@ main(int argc, char **argv)
   g_test_add_func("/training/project-dataset", test_project_dataset);
   g_test_add_func("/training/dataset-standardize", test_dataset_standardize);
   g_test_add_func("/training/predict-pass-progress", test_predict_pass_progress);
+  g_test_add_func("/training/calibrate-bn-tiles", test_calibrate_bn_tiles);
   return g_test_run();
 }
