@@ -59,6 +59,8 @@ struct _EmsegWindow {
   guint preview_slice;           /* its slice */
   guint64 export_job;            /* export prediction in flight */
   guint64 uncertainty_job;       /* MC-dropout estimate of one slice in flight */
+  guint64 adapt_job;             /* BN adaptation to the shown stack (emseg-window-adapt.c) */
+  char *adapt_from;              /* owned: the model it adapts */
   guint uncertainty_slice;       /* the slice it is for */
   int uncertainty_samples;
   double uncertainty_fraction;   /* of its passes done, from PROGRESS; < 0 before the first */
@@ -134,6 +136,11 @@ void emseg_window_import_class_init (GtkWidgetClass *wc);
 /* emseg-window-check.c */
 void emseg_window_check_class_init (GtkWidgetClass *wc);
 
+/* emseg-window-adapt.c */
+void emseg_window_adapt_class_init (GtkWidgetClass *wc);
+/* The engine thread's events of the adaptation job (from the train file's dispatcher). */
+void emseg_window_adapt_event (EmsegWindow *self, const EmsegEngineEvent *ev);
+
 /* emseg-window-train.c */
 void emseg_window_train_init (EmsegWindow *self);
 void emseg_window_train_class_init (GtkWidgetClass *wc);
@@ -143,6 +150,12 @@ void emseg_window_train_project_changed (EmsegWindow *self);
 /* Frees the engine thread when it has no training or export (an import into the open
  * project wants no other writer); it starts again with the next job. */
 void emseg_window_train_release_engine (EmsegWindow *self);
+/* Starts the engine thread for the open project if it is not running. */
+gboolean emseg_window_train_ensure_engine (EmsegWindow *self, GError **error);
+/* The project's current checkpoint changed (Use Model, an adaptation): it becomes the
+ * overlay's model, the uncertainty estimates of the previous one go, the slice is
+ * predicted again. */
+void emseg_window_train_model_changed (EmsegWindow *self);
 /* The visible slice changed: refresh its prediction overlay from the best model. */
 void emseg_window_train_slice_changed (EmsegWindow *self);
 /* The uncertainty button: "Estimate uncertainty (N samples)", or while an estimate runs

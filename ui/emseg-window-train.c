@@ -358,6 +358,8 @@ engine_event_cb (const EmsegEngineEvent *ev, gpointer data)
     export_event (self, ev);
   else if (ev->job != 0 && ev->job == self->uncertainty_job)
     uncertainty_event (self, ev);
+  else if (ev->job != 0 && ev->job == self->adapt_job)
+    emseg_window_adapt_event (self, ev);
   else if (ev->job != 0 && ev->job == self->preview_job)
     {
       if (ev->kind == EMSEG_ENGINE_EVENT_PREDICTION && ev->prob != NULL && self->volume != NULL &&
@@ -931,7 +933,8 @@ adopt_shipped_model (EmsegWindow *self)
 void
 emseg_window_train_release_engine (EmsegWindow *self)
 {
-  g_return_if_fail (self->train_job == 0 && self->export_job == 0 && self->uncertainty_job == 0);
+  g_return_if_fail (self->train_job == 0 && self->export_job == 0 && self->uncertainty_job == 0 &&
+                    self->adapt_job == 0);
   /* joins the thread; a preview in flight is asked for again when the slice is shown */
   g_clear_pointer (&self->engine, emseg_engine_thread_free);
   self->preview_job = 0;
@@ -945,7 +948,7 @@ emseg_window_train_project_changed (EmsegWindow *self)
 
   /* joins the thread: it was working for the previous project */
   g_clear_pointer (&self->engine, emseg_engine_thread_free);
-  self->train_job = self->preview_job = self->export_job = self->uncertainty_job = 0;
+  self->train_job = self->preview_job = self->export_job = self->uncertainty_job = self->adapt_job = 0;
   show_preview_state (self, NULL);
   g_clear_pointer (&self->export_prob, g_free);
   if (self->export_dialog != NULL)
@@ -1180,6 +1183,21 @@ emseg_window_use_model (EmsegWindow *self, const char *name, GError **error)
   if (!emseg_project_choose_checkpoint (self->project, name, error) ||
       !emseg_project_current_checkpoint (self->project, &current, NULL, error))
     return FALSE;
+  emseg_window_train_model_changed (self);
+  text = g_strdup_printf ("Current model: %s. The overlay, Fine-tune and Export use it until a run saves a newer one.",
+                          current.name);
+  emseg_window_set_status (self, text);
+  emseg_train_panel_set_status (self->train_panel, text);
+  return TRUE;
+}
+
+void
+emseg_window_train_model_changed (EmsegWindow *self)
+{
+  g_auto (EmsegCheckpointInfo) current = { 0 };
+
+  if (!emseg_project_current_checkpoint (self->project, &current, NULL, NULL) || current.name == NULL)
+    return;
   set_best_model (self, current.id, current.name);
   show_model_dropout (self, current.spec);
   if (self->volume != NULL)
@@ -1189,11 +1207,12 @@ emseg_window_use_model (EmsegWindow *self, const char *name, GError **error)
       emseg_slice_view_volume_changed (self->view);
     }
   emseg_window_train_slice_changed (self);
-  text = g_strdup_printf ("Current model: %s. The overlay, Fine-tune and Export use it until a run saves a newer one.",
-                          current.name);
-  emseg_window_set_status (self, text);
-  emseg_train_panel_set_status (self->train_panel, text);
-  return TRUE;
+}
+
+gboolean
+emseg_window_train_ensure_engine (EmsegWindow *self, GError **error)
+{
+  return ensure_engine (self, error);
 }
 
 static void
@@ -1572,5 +1591,6 @@ emseg_window_train_dispose (EmsegWindow *self)
   g_clear_pointer (&self->export_prob, g_free);
   g_clear_pointer (&self->export_path, g_free);
   g_clear_pointer (&self->best_model_name, g_free);
+  g_clear_pointer (&self->adapt_from, g_free);
   forget_predictions (self);
 }

@@ -47,6 +47,8 @@ emseg_window_busy_with (EmsegWindow *self)
     return "An export";
   if (emseg_window_is_importing (self))
     return emseg_window_import_locks_project (self) ? "Importing a stack" : "Opening a stack";
+  if (emseg_window_is_adapting (self))
+    return "Adapting the model";
   return NULL;
 }
 
@@ -72,6 +74,8 @@ emseg_window_update_actions (EmsegWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-stack", self->project != NULL && !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.import-model", self->project != NULL && !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.use-model", self->project != NULL && !busy);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.adapt-model", in_project && self->stack_id != 0 && !busy &&
+                                                                       self->best_model_id != 0);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.check-project", self->project != NULL && !self->checking);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop-import", emseg_window_is_importing (self));
   gtk_widget_set_sensitive (GTK_WIDGET (self->stack_dropdown), !busy);
@@ -95,7 +99,7 @@ emseg_window_update_actions (EmsegWindow *self)
   if (emseg_window_import_locks_project (self))
     {
       static const char *const writers[] = {
-        "win.undo", "win.redo", "win.import-stack", "win.open-labels", "win.import-model", "win.use-model",
+        "win.undo", "win.redo", "win.import-stack", "win.open-labels", "win.import-model", "win.use-model", "win.adapt-model",
         "win.label-from-prediction", "win.estimate-uncertainty", "win.export", "win.check-project",
         "win.prev-slice", "win.next-slice",
       };
@@ -337,6 +341,8 @@ emseg_window_close_request (GtkWindow *window)
                                                 ? "Closing the window stops the run. Its best checkpoint so far stays in the project, and Fine-tune continues from it."
                                             : emseg_window_is_exporting (self)
                                                 ? "Closing the window stops the export; the file is not written."
+                                            : emseg_window_is_adapting (self)
+                                                ? "Closing the window stops adapting the model; nothing of it is stored."
                                             : emseg_window_import_locks_project (self)
                                                 ? "Closing the window stops importing the stack; the project stays as it was."
                                                 : "Closing the window stops copying the stack into its project; nothing of it is kept, and opening the stack again starts over.");
@@ -419,6 +425,7 @@ emseg_window_class_init (EmsegWindowClass *klass)
   emseg_window_project_class_init (wc);
   emseg_window_train_class_init (wc);
   emseg_window_check_class_init (wc);
+  emseg_window_adapt_class_init (wc);
   emseg_window_import_class_init (wc);
   for (guint i = 0; i < G_N_ELEMENTS (view_actions); i++)
     gtk_widget_class_install_action (wc, view_actions[i], NULL, action_view);

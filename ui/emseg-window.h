@@ -65,6 +65,12 @@ GtkWidget *emseg_window_get_stack_chooser (EmsegWindow *self); /* borrowed: a Gt
  * while it is shown (a GtkDialog: ACCEPT stops and closes, CANCEL keeps running), else
  * NULL. Borrowed. */
 GtkWidget *emseg_window_get_close_question (EmsegWindow *self);
+/* Adapt Model to This Stack: the current model's batch-norm statistics recomputed over the
+ * shown stack's images on the engine thread (no labels), stored as the checkpoint
+ * "<model>-adapted-to-<stack>" that becomes the current model, with the model's export
+ * exponent. FALSE with error (and no dialog) when there is no model, or the window is busy. */
+gboolean emseg_window_adapt_model (EmsegWindow *self, GError **error);
+gboolean emseg_window_is_adapting (EmsegWindow *self);
 /* "Predicting slice N…" (with a percentage once the engine thread reports one) while the
  * visible slice's prediction is in work, shown beside the slice slider; NULL otherwise.
  * Borrowed. */

@@ -1164,6 +1164,23 @@ slice1_predicted (gpointer data)
   return emseg_volume_prediction_plane (v, 1) != NULL;
 }
 
+/* The project holds checkpoint *data's prediction of slice 0 of the shown stack. */
+static gboolean
+slice0_predicted_by (gpointer data)
+{
+  gsize plane = emseg_volume_plane_size (emseg_slice_view_get_volume (emseg_window_get_view (window)));
+  g_autofree float *prob = g_new (float, plane);
+
+  return emseg_project_read_prediction (emseg_window_get_project (window), *(const gint64 *) data,
+                                        emseg_window_get_stack_id (window), 0, prob, NULL);
+}
+
+static gboolean
+adapt_done (gpointer data)
+{
+  return !emseg_window_is_adapting (window);
+}
+
 static gboolean
 no_prediction_state (gpointer data)
 {
@@ -2637,6 +2654,50 @@ test_window_open_shows_shipped (void)
 
     g_assert_no_error (error);
     g_assert_cmpuint (cps->len, ==, 1);
+  }
+  /* Adapt Model to This Stack: the shipped model's BN statistics over this stack become
+   * the checkpoint "shipped-isbi2012-adapted-to-<stack>", the current model, with the
+   * shipped model's exponent; the overlay is predicted again with it. Adapting the adapted
+   * model replaces it rather than growing the name. */
+  {
+    EmsegProject *project = emseg_window_get_project (window);
+    g_auto (EmsegProjectStack) st = { 0 };
+    g_autofree char *want = NULL;
+
+    g_assert_true (emseg_project_get_stack (project, emseg_window_get_stack_id (window), &st, &error));
+    want = g_strconcat ("shipped-isbi2012-adapted-to-", st.name, NULL);
+    spin_until (overlay_shown, NULL, 60.0);
+    spin_until (no_prediction_state, NULL, 60.0);
+    for (guint round = 0; round < 2; round++)
+      {
+        g_autoptr (GArray) cps = NULL;
+        g_auto (EmsegCheckpointInfo) info = { 0 };
+        g_autoptr (GBytes) stored = NULL;
+
+        g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.adapt-model", NULL));
+        g_assert_true (emseg_window_is_adapting (window));
+        g_assert_nonnull (strstr (emseg_window_get_status (window), round == 0 ? "Adapting shipped-isbi2012 to "
+                                                                                 : "Adapting shipped-isbi2012-adapted-to-"));
+        /* busy: no second adaptation, no Use Model meanwhile */
+        g_assert_false (emseg_window_adapt_model (window, &error));
+        g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+        g_clear_error (&error);
+        spin_until (adapt_done, NULL, 60.0);
+        g_assert_false (emseg_window_is_adapting (window));
+        g_assert_cmpstr (emseg_window_get_best_model (window), ==, want);
+        g_assert_nonnull (strstr (emseg_window_get_status (window), "Use Model goes back to"));
+        stored = emseg_project_load_checkpoint (project, want, &info, &error);
+        g_assert_no_error (error);
+        /* the overlay's model changed: the slice is predicted again, with it */
+        spin_until (slice0_predicted_by, &info.id, 60.0);
+        g_assert_true (slice0_predicted_by (&info.id));
+        g_assert_cmpfloat (emseg_gamma_from_meta (info.scores), ==, 2.0);
+        g_assert_nonnull (strstr (info.scores, "adapted_from=shipped-isbi2012"));
+        cps = emseg_project_list_checkpoints (project, &error);
+        g_assert_cmpuint (cps->len, ==, 2);
+      }
+    g_assert_true (emseg_window_use_model (window, "shipped-isbi2012", &error));
+    g_assert_cmpstr (emseg_window_get_best_model (window), ==, "shipped-isbi2012");
   }
   g_unlink (model_path);
   g_rmdir (models);
