@@ -80,6 +80,7 @@ typedef struct {
   gint64 stack_id;          /* --stack; 0 = the project's only stack */
   const char *checkpoint;   /* --checkpoint; NULL = the project's current model */
   const char *model_path;   /* --model, or NULL (then the project's checkpoint) */
+  gboolean adapt_bn;        /* --adapt-bn: the model's BN statistics over the images first */
 } CliSources;
 /* Usage: exactly one of images / project; --stack and --checkpoint only with a project;
  * not --model with --checkpoint. Prints the reason and returns 2, else 0. */
@@ -89,7 +90,8 @@ int emseg_cli_check_sources(const char *cmd, const CliSources *src);
 gboolean emseg_cli_pick_stack(EmsegProject *project, gint64 *stack_id, int *rc, GError **error);
 /* Opens the images and, when want_model, the model (the --model file, else the project's
  * checkpoint, else the shipped model with a line on stderr saying so) with its metadata
- * (*meta, free() it; meta may be NULL). Returns 0, or the exit code with the reason printed
+ * (*meta, free() it; meta may be NULL), with src->adapt_bn its BN statistics recomputed over
+ * the images (emseg_calibrate_bn_on_stack, EMSEG_ADAPT_BN_TILES) and a line saying so. Returns 0, or the exit code with the reason printed
  * on stderr and nothing left open. The caller frees *images
  * (emseg_stack_free) and *model (eng_model_free). */
 int emseg_cli_open_sources(const char *cmd, const CliSources *src, gboolean want_model,

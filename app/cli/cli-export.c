@@ -59,7 +59,7 @@ emseg_cli_export_isbi(int argc, char **argv)
   gint64 stack_id = 0;
   gint mc_samples = 1;
   gint64 seed = 1;
-  gboolean tta = FALSE, bf16 = FALSE;
+  gboolean tta = FALSE, bf16 = FALSE, adapt_bn = FALSE;
   double gamma = NAN; /* NAN: not given */
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "model file (.emsegmodel; default: with --project the project's current model (its latest unless one was chosen); else, or when it has none, the shipped ISBI 2012 model)", "MODEL" },
@@ -85,6 +85,9 @@ emseg_cli_export_isbi(int argc, char **argv)
     { "bf16", 0, 0, G_OPTION_ARG_NONE, &bf16,
       "convolve in bfloat16 with float32 sums (faster with AVX512-BF16 or AMX; the "
       "probabilities move by about 1e-3)", NULL },
+    { "adapt-bn", 0, 0, G_OPTION_ARG_NONE, &adapt_bn,
+      "first recompute the model's batch-norm statistics over these images (no labels; for "
+      "another microscope's stack, see data/models/README.md)", NULL },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("- write an ISBI 2012 submission TIFF");
@@ -94,7 +97,7 @@ emseg_cli_export_isbi(int argc, char **argv)
     fprintf(stderr, "emseg export-isbi: %s\n", error->message);
     return 2;
   }
-  CliSources src = { images_path, project_path, stack_id, checkpoint, model_path };
+  CliSources src = { images_path, project_path, stack_id, checkpoint, model_path, adapt_bn };
   if (out_path == NULL || (prob_path != NULL && (model_path != NULL || checkpoint != NULL))) {
     fprintf(stderr, "usage: emseg export-isbi [--model MODEL | --probabilities PROB.tif] "
                     "--images STACK --out OUT.tif\n"

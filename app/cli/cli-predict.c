@@ -48,7 +48,7 @@ emseg_cli_predict(int argc, char **argv)
   gint64 stack_id = 0;
   int mc = 1;
   gint64 seed = 1;
-  gboolean tta = FALSE, bf16 = FALSE;
+  gboolean tta = FALSE, bf16 = FALSE, adapt_bn = FALSE;
   double gamma = 1.0;
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path, "Model file (default: with --project the project's current model (its latest unless one was chosen); else, or when it has none, the shipped ISBI 2012 model)", "MODEL" },
@@ -64,6 +64,7 @@ emseg_cli_predict(int argc, char **argv)
     { "gamma", 0, 0, G_OPTION_ARG_DOUBLE, &gamma, "Write P(cell)^G (default 1; see emseg calibrate-gamma)", "G" },
     { "bf16", 0, 0, G_OPTION_ARG_NONE, &bf16, "Convolve in bfloat16 with float32 sums (faster "
       "with AVX512-BF16 or AMX; the probabilities move by about 1e-3)", NULL },
+    { "adapt-bn", 0, 0, G_OPTION_ARG_NONE, &adapt_bn, "First recompute the model's batch-norm statistics over these images (no labels; for another microscope's stack, see data/models/README.md)", NULL },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Probability stack to write (float32 TIFF)", "PROB.tif" },
     { NULL },
   };
@@ -74,7 +75,7 @@ emseg_cli_predict(int argc, char **argv)
     fprintf(stderr, "emseg predict: %s\n", error->message);
     return 2;
   }
-  CliSources src = { images_path, project_path, stack_id, checkpoint, model_path };
+  CliSources src = { images_path, project_path, stack_id, checkpoint, model_path, adapt_bn };
   if (!out_path) {
     fprintf(stderr, "emseg predict: --out is required (see --help)\n");
     return 2;

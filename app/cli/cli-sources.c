@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "cli-commands.h"
+#include "emseg-predict.h"
 #include "emseg-project.h"
 #include "emseg-shipped-model.h"
 #include "eng-modelfile.h"
@@ -153,6 +154,20 @@ emseg_cli_open_sources(const char *cmd, const CliSources *src, gboolean want_mod
       g_clear_pointer(images, emseg_stack_free);
       return 1;
     }
+  }
+  if (want_model && src->adapt_bn) {
+    guint n = emseg_stack_get_n_slices(*images), n_tiles = 0;
+    g_autofree guint *all = g_new(guint, MAX(n, 1));
+    for (guint i = 0; i < n; i++)
+      all[i] = i;
+    if (!emseg_calibrate_bn_on_stack(*model, *images, all, n, EMSEG_ADAPT_BN_TILES, &n_tiles,
+                                     &error)) {
+      eng_model_free(*model);
+      *model = NULL;
+      goto fail;
+    }
+    fprintf(stderr, "%s: BN statistics recomputed over %u tiles of the %u slices (--adapt-bn)\n",
+            cmd, n_tiles, n);
   }
   return 0;
 fail:

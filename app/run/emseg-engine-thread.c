@@ -995,7 +995,7 @@ run_adapt_bn(EmsegEngineJobContext *ctx, GError **error)
   gboolean ok = stack != NULL;
   if (ok && !emseg_engine_job_between_steps(ctx))
     ok = cancelled_error(error);
-  ok = ok && emseg_calibrate_bn_on_stack(model, stack, slices, n, EMSEG_ENGINE_ADAPT_BN_TILES,
+  ok = ok && emseg_calibrate_bn_on_stack(model, stack, slices, n, EMSEG_ADAPT_BN_TILES,
                                          &n_tiles, error);
   if (ok && !emseg_engine_job_between_steps(ctx))
     ok = cancelled_error(error);

@@ -61,8 +61,9 @@ typedef enum {
                                * deviation is stored as the slice's uncertainty */
   EMSEG_ENGINE_JOB_EVALUATE,  /* predict + V_rand / V_info / accuracy against the masks */
   EMSEG_ENGINE_JOB_ADAPT_BN,  /* `model` with its BN statistics recomputed over `slices` of
-                               * the stack's images (no labels; at most
-                               * EMSEG_ENGINE_ADAPT_BN_TILES tiles, emseg_calibrate_bn_on_stack),
+                               * the stack's images (no labels; at most EMSEG_ADAPT_BN_TILES
+                               * tiles, emseg_calibrate_bn_on_stack; a stop is honoured
+                               * before and after, not during),
                                * stored as checkpoint `name` with the starting model's
                                * export exponent: one CHECKPOINT event */
   EMSEG_ENGINE_JOB_CUSTOM,    /* caller code on the engine thread (tests, experiments) */
@@ -106,11 +107,6 @@ typedef struct {
   gpointer custom_data;
   GDestroyNotify custom_destroy; /* called on custom_data when the job is freed */
 } EmsegEngineJob;
-
-/* ADAPT_BN's cap on the 512² tiles it averages over: 32 training-mode forwards of the Table 1
- * model take about 10 s on two cores, and statistics over 32 tiles of a stack barely move
- * with more (a stop is honoured before and after, not during). */
-#define EMSEG_ENGINE_ADAPT_BN_TILES 32
 
 /* A job with defaults: training config from emseg_training_config_init, mc_samples 1. */
 EmsegEngineJob *emseg_engine_job_new(EmsegEngineJobKind kind);

@@ -100,6 +100,10 @@ gboolean emseg_read_standardized(EmsegStack *stack, guint index, float *out, GEr
  * microscope's images (no labels needed) adapt the network to their contrast and noise —
  * see data/models/README.md, "Adapting to a stack". */
 #define EMSEG_BN_TILE 512
+/* The cap on tiles when a model is adapted to a stack to be predicted (the workbench's Adapt
+ * Model to This Stack, `--adapt-bn`): 32 training-mode forwards of the Table 1 model take
+ * about 10 s on two cores, and the statistics of 32 tiles of a stack barely move with more. */
+#define EMSEG_ADAPT_BN_TILES 32
 gboolean emseg_calibrate_bn_on_stack(EngModel *model, EmsegStack *stack, const guint *slices,
                                      guint n, guint max_tiles, guint *n_tiles_out,
                                      GError **error);

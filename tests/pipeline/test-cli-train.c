@@ -644,6 +644,48 @@ test_swa_average(void)
   g_assert_nonnull(strstr(err, "two or more model files"));
 }
 
+/* predict --adapt-bn and export-isbi --adapt-bn: the model's BN statistics recomputed over
+ * the images first, as calibrate-bn over all of them writes them (predictions identical to
+ * the calibrated file's, different from the model's own), said on stderr. */
+static void
+test_predict_adapt_bn(void)
+{
+  g_autofree char *model = in_dir("ab.emsegmodel"), *cal = in_dir("ab-cal.emsegmodel"),
+                  *plain = in_dir("ab-plain.tif"), *adapted = in_dir("ab-adapted.tif"),
+                  *viacal = in_dir("ab-viacal.tif"), *sub = in_dir("ab-sub.tif"),
+                  *subcal = in_dir("ab-subcal.tif");
+  const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                          "--epochs", "2", "--spec", TINY, "--no-augment", "-o", model, NULL };
+  g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
+  const char *cb[] = { "calibrate-bn", "-m", model, "--images", images, "-o", cal, NULL };
+  g_assert_cmpint(run_emseg(cb, NULL, NULL), ==, 0);
+  const char *p0[] = { "predict", "-m", model, "--images", images, "-o", plain, NULL };
+  const char *p2[] = { "predict", "-m", cal, "--images", images, "-o", viacal, NULL };
+  g_assert_cmpint(run_emseg(p0, NULL, NULL), ==, 0);
+  g_assert_cmpint(run_emseg(p2, NULL, NULL), ==, 0);
+  g_autofree char *err = NULL;
+  const char *p1[] = { "predict", "-m", model, "--images", images, "--adapt-bn", "-o", adapted,
+                       NULL };
+  g_assert_cmpint(run_emseg(p1, NULL, &err), ==, 0);
+  g_assert_nonnull(strstr(err, "predict: BN statistics recomputed over"));
+  gsize n0, n1, n2;
+  g_autofree float *x0 = read_whole_stack(plain, &n0), *x1 = read_whole_stack(adapted, &n1),
+                   *x2 = read_whole_stack(viacal, &n2);
+  g_assert_cmpuint(n1, ==, n2);
+  g_assert_cmpmem(x1, n1 * sizeof(float), x2, n2 * sizeof(float));
+  double moved = 0.0;
+  for (gsize i = 0; i < n0; i++)
+    moved = fmax(moved, fabs((double) x0[i] - x1[i]));
+  g_assert_cmpfloat(moved, >, 1e-4);
+  const char *e1[] = { "export-isbi", "-m", model, "--images", images, "--adapt-bn", "-o", sub,
+                       NULL };
+  const char *e2[] = { "export-isbi", "-m", cal, "--images", images, "-o", subcal, NULL };
+  g_assert_cmpint(run_emseg(e1, NULL, NULL), ==, 0);
+  g_assert_cmpint(run_emseg(e2, NULL, NULL), ==, 0);
+  g_autofree float *s1 = read_whole_stack(sub, &n1), *s2 = read_whole_stack(subcal, &n2);
+  g_assert_cmpmem(s1, n1 * sizeof(float), s2, n2 * sizeof(float));
+}
+
 /* predict --bf16 and export-isbi --bf16: a network wide enough for oneDNN's kernels (16
  * channels) predicts within 0.02 of float32 and, where stderr says bfloat16 ran, not
  * identically (else the flag did not reach the convolutions); --bf16 without a model to
@@ -1132,6 +1174,7 @@ main(int argc, char **argv)
   g_test_add_func("/cli-train/calibrate-gamma", test_calibrate_gamma);
   g_test_add_func("/cli-train/swa-average", test_swa_average);
   g_test_add_func("/cli-train/predict-bf16", test_predict_bf16);
+  g_test_add_func("/cli-train/predict-adapt-bn", test_predict_adapt_bn);
   g_test_add_func("/cli-train/predict-windows", test_predict_windows);
   g_test_add_func("/cli-train/any-size", test_any_size);
   g_test_add_func("/cli-train/fine-tune-keeps-start", test_fine_tune_keeps_start);
