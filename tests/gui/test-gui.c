@@ -2599,7 +2599,9 @@ test_window_open_shows_shipped (void)
   spin_until (overlay_shown, NULL, 60.0);
   g_assert_true (overlay_shown (NULL));
   /* a slice no model predicted yet: the engine thread works on it, and the window says so
-   * beside the slice slider until the overlay arrives */
+   * beside the slice slider until the overlay arrives (once slice 1's request has ended:
+   * one request is in flight at a time) */
+  spin_until (no_prediction_state, NULL, 60.0);
   emseg_slice_view_set_slice (emseg_window_get_view (window), 1);
   g_assert_false (slice1_predicted (NULL));
   g_assert_cmpstr (emseg_window_get_prediction_state (window), ==, "Predicting slice 2…");
