@@ -965,8 +965,9 @@ emseg_window_train_project_changed (EmsegWindow *self)
     adopt_shipped_model (self);
   if (n_runs == 0 && g_strcmp0 (self->best_model_name, EMSEG_SHIPPED_MODEL_NAME) == 0)
     emseg_train_panel_set_status (self->train_panel,
-                                  "Ready: the overlay shows the shipped ISBI 2012 model. Fine-tune adapts it to "
-                                  "the labelled slices; Train starts a new model.");
+                                  "Ready: the overlay shows the shipped ISBI 2012 model. Images from another "
+                                  "microscope: try Adapt Model to This Stack (main menu) first, no labels needed. "
+                                  "Fine-tune adapts it to the labelled slices; Train starts a new model.");
   emseg_window_train_slice_changed (self);
 }
 

@@ -91,9 +91,9 @@ gboolean emseg_cli_pick_stack(EmsegProject *project, gint64 *stack_id, int *rc, 
 /* Opens the images and, when want_model, the model (the --model file, else the project's
  * checkpoint, else the shipped model with a line on stderr saying so) with its metadata
  * (*meta, free() it; meta may be NULL), with src->adapt_bn its BN statistics recomputed over
- * the images (emseg_calibrate_bn_on_stack, EMSEG_ADAPT_BN_TILES) and a line saying so. Returns 0, or the exit code with the reason printed
- * on stderr and nothing left open. The caller frees *images
- * (emseg_stack_free) and *model (eng_model_free). */
+ * the images (emseg_calibrate_bn_on_stack, EMSEG_ADAPT_BN_TILES) and a line saying so.
+ * Returns 0, or the exit code with the reason printed on stderr and nothing left open. The
+ * caller frees *images (emseg_stack_free) and *model (eng_model_free). */
 int emseg_cli_open_sources(const char *cmd, const CliSources *src, gboolean want_model,
                            EmsegStack **images, EngModel **model, char **meta);
 
