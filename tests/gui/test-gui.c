@@ -645,30 +645,12 @@ find_toplevel (const char *type_name)
   return NULL;
 }
 
-static guint
-count_message_dialogs (GtkMessageType type)
+/* The open message dialogs of this type, in stacking order (borrowed). */
+static GPtrArray *
+message_dialogs (GtkMessageType type)
 {
   GListModel *tops = gtk_window_get_toplevels ();
-  guint n = 0;
-
-  for (guint i = 0; i < g_list_model_get_n_items (tops); i++)
-    {
-      g_autoptr (GObject) w = g_list_model_get_item (tops, i);
-      GtkMessageType t;
-
-      if (!GTK_IS_MESSAGE_DIALOG (w))
-        continue;
-      g_object_get (w, "message-type", &t, NULL);
-      n += t == type;
-    }
-  return n;
-}
-
-/* The first message dialog of this type, or NULL (borrowed). */
-static GtkWidget *
-find_message_dialog (GtkMessageType type)
-{
-  GListModel *tops = gtk_window_get_toplevels ();
+  GPtrArray *found = g_ptr_array_new ();
 
   for (guint i = 0; i < g_list_model_get_n_items (tops); i++)
     {
@@ -679,9 +661,26 @@ find_message_dialog (GtkMessageType type)
         continue;
       g_object_get (w, "message-type", &t, NULL);
       if (t == type)
-        return GTK_WIDGET (w);
+        g_ptr_array_add (found, w);
     }
-  return NULL;
+  return found;
+}
+
+static guint
+count_message_dialogs (GtkMessageType type)
+{
+  g_autoptr (GPtrArray) found = message_dialogs (type);
+
+  return found->len;
+}
+
+/* The first message dialog of this type, or NULL (borrowed). */
+static GtkWidget *
+find_message_dialog (GtkMessageType type)
+{
+  g_autoptr (GPtrArray) found = message_dialogs (type);
+
+  return found->len > 0 ? found->pdata[0] : NULL;
 }
 
 /* The test window after the previous one has gone: a new one showing the project. */
@@ -2457,22 +2456,12 @@ check_finished (gpointer data)
 static char *
 message_dialog_text (GtkMessageType type)
 {
-  GListModel *tops = gtk_window_get_toplevels ();
+  GtkWidget *dialog = find_message_dialog (type);
+  char *text = NULL;
 
-  for (guint i = 0; i < g_list_model_get_n_items (tops); i++)
-    {
-      g_autoptr (GObject) w = g_list_model_get_item (tops, i);
-      GtkMessageType t;
-      char *text = NULL;
-
-      if (!GTK_IS_MESSAGE_DIALOG (w))
-        continue;
-      g_object_get (w, "message-type", &t, "secondary-text", &text, NULL);
-      if (t == type)
-        return text;
-      g_free (text);
-    }
-  return NULL;
+  if (dialog != NULL)
+    g_object_get (dialog, "secondary-text", &text, NULL);
+  return text;
 }
 
 /* Check Project…: everything read back on a worker thread, the window responsive meanwhile;

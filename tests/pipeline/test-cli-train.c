@@ -486,6 +486,15 @@ assert_stack_pow(const char *a_path, const char *b_path, double gamma)
   g_assert_true(differs == (gamma != 1.0));
 }
 
+/* Two epochs of the TINY spec on slices 0-3, no augmentation: a model to predict with. */
+static void
+train_tiny(const char *model)
+{
+  const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
+                          "--epochs", "2", "--spec", TINY, "--no-augment", "-o", model, NULL };
+  g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
+}
+
 /* calibrate-gamma writes the chosen exponent into a copy of the model; export-isbi uses it
  * unless --gamma says otherwise; predict --gamma and export --probabilities --gamma agree. */
 static void
@@ -495,9 +504,7 @@ test_calibrate_gamma(void)
                   *prob = in_dir("g-prob.tif"), *prob3 = in_dir("g-prob3.tif"),
                   *sub = in_dir("g-sub.tif"), *sub1 = in_dir("g-sub1.tif"),
                   *subp = in_dir("g-subp.tif");
-  const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
-                          "--epochs", "2", "--spec", TINY, "--no-augment", "-o", model, NULL };
-  g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
+  train_tiny(model);
 
   /* the table has one row per exponent and names the choice */
   g_autofree char *out = NULL, *err = NULL;
@@ -654,9 +661,7 @@ test_predict_adapt_bn(void)
                   *plain = in_dir("ab-plain.tif"), *adapted = in_dir("ab-adapted.tif"),
                   *viacal = in_dir("ab-viacal.tif"), *sub = in_dir("ab-sub.tif"),
                   *subcal = in_dir("ab-subcal.tif");
-  const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
-                          "--epochs", "2", "--spec", TINY, "--no-augment", "-o", model, NULL };
-  g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
+  train_tiny(model);
   const char *cb[] = { "calibrate-bn", "-m", model, "--images", images, "-o", cal, NULL };
   g_assert_cmpint(run_emseg(cb, NULL, NULL), ==, 0);
   const char *p0[] = { "predict", "-m", model, "--images", images, "-o", plain, NULL };
@@ -779,9 +784,7 @@ test_predict_windows(void)
 {
   g_autofree char *model = in_dir("w.emsegmodel"), *whole = in_dir("w-whole.tif"),
                   *tiled = in_dir("w-tiled.tif");
-  const char *train[] = { "train", "--images", images, "--labels", labels, "--slices", "0-3",
-                          "--epochs", "2", "--spec", TINY, "--no-augment", "-o", model, NULL };
-  g_assert_cmpint(run_emseg(train, NULL, NULL), ==, 0);
+  train_tiny(model);
   g_autofree char *err = NULL;
   const char *pw[] = { "predict", "-m", model, "--images", images, "-o", whole, NULL };
   g_assert_cmpint(run_emseg(pw, NULL, &err), ==, 0);
