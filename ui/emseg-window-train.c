@@ -637,6 +637,13 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
                            "A stack is being imported into this project: train when it is done");
       return FALSE;
     }
+  if (emseg_window_is_adapting (self))
+    {
+      /* a fine-tune queued now would start from the model before its adaptation */
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                           "The model is being adapted to this stack: train when that is done (seconds)");
+      return FALSE;
+    }
   if (self->project == NULL || self->stack_id == 0 || self->volume == NULL)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,

@@ -2669,8 +2669,15 @@ test_window_open_shows_shipped (void)
         g_assert_true (emseg_window_is_adapting (window));
         g_assert_nonnull (strstr (emseg_window_get_status (window), round == 0 ? "Adapting shipped-isbi2012 to "
                                                                                  : "Adapting shipped-isbi2012-adapted-to-"));
-        /* busy: no second adaptation, no Use Model meanwhile */
+        /* busy: no second adaptation, no Use Model, no fine-tune (it would start from the
+         * model before its adaptation) meanwhile */
         g_assert_false (emseg_window_adapt_model (window, &error));
+        g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+        g_clear_error (&error);
+        g_assert_false (emseg_window_use_model (window, "shipped-isbi2012", &error));
+        g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+        g_clear_error (&error);
+        g_assert_false (emseg_window_start_training (window, TRUE, NULL, &error));
         g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
         g_clear_error (&error);
         spin_until (adapt_done, NULL, 60.0);
