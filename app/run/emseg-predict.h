@@ -102,7 +102,8 @@ gboolean emseg_read_standardized(EmsegStack *stack, guint index, float *out, GEr
 #define EMSEG_BN_TILE 512
 /* The cap on tiles when a model is adapted to a stack to be predicted (the workbench's Adapt
  * Model to This Stack, `--adapt-bn`): 32 training-mode forwards of the Table 1 model take
- * about 10 s on two cores, and the statistics of 32 tiles of a stack barely move with more. */
+ * about 15 s on two cores (30 ISBI slices: 13 s measured); a bound on the time, not a
+ * measured point past which more tiles stop mattering. */
 #define EMSEG_ADAPT_BN_TILES 32
 gboolean emseg_calibrate_bn_on_stack(EngModel *model, EmsegStack *stack, const guint *slices,
                                      guint n, guint max_tiles, guint *n_tiles_out,
