@@ -86,8 +86,8 @@ emseg_cli_export_isbi(int argc, char **argv)
       "convolve in bfloat16 with float32 sums (faster with AVX512-BF16 or AMX; the "
       "probabilities move by about 1e-3)", NULL },
     { "adapt-bn", 0, 0, G_OPTION_ARG_NONE, &adapt_bn,
-      "first recompute the model's batch-norm statistics over these images (no labels; for "
-      "another microscope's stack, see data/models/README.md)", NULL },
+      "first recompute the model's batch-norm statistics over the stack's images (no labels; "
+      "for another microscope's stack, see data/models/README.md)", NULL },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("- write an ISBI 2012 submission TIFF");

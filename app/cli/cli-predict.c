@@ -64,7 +64,7 @@ emseg_cli_predict(int argc, char **argv)
     { "gamma", 0, 0, G_OPTION_ARG_DOUBLE, &gamma, "Write P(cell)^G (default 1; see emseg calibrate-gamma)", "G" },
     { "bf16", 0, 0, G_OPTION_ARG_NONE, &bf16, "Convolve in bfloat16 with float32 sums (faster "
       "with AVX512-BF16 or AMX; the probabilities move by about 1e-3)", NULL },
-    { "adapt-bn", 0, 0, G_OPTION_ARG_NONE, &adapt_bn, "First recompute the model's batch-norm statistics over these images (no labels; for another microscope's stack, see data/models/README.md)", NULL },
+    { "adapt-bn", 0, 0, G_OPTION_ARG_NONE, &adapt_bn, "First recompute the model's batch-norm statistics over the stack's images, all slices, not only --slices (no labels; for another microscope's stack, see data/models/README.md)", NULL },
     { "out", 'o', 0, G_OPTION_ARG_FILENAME, &out_path, "Probability stack to write (float32 TIFF)", "PROB.tif" },
     { NULL },
   };
