@@ -1145,6 +1145,27 @@ score_validation(Run *run, EmsegTrainingEpoch *ep, const char *what, GError **er
  * sel): copied to run->best, their γ chosen when the validation slices allow it (*gamma,
  * NAN otherwise) and, with best_path, written there with their scores. extra: the
  * metadata lines of this kind of best; how: what chose γ. */
+/* The kept weights' BN statistics recomputed over the training slices, through a short-lived
+ * graph at their size (their centres, at most EMSEG_PREDICT_WINDOW², for big slices). For runs without validation slices, where no validation does it:
+ * their statistics would otherwise be the momentum averages of augmented, dropout-perturbed
+ * slices. Measured: a fine-tune of the shipped model on two slices of a shifted stack scored
+ * V_rand / V_info 0.723 / 0.924 on three others with those, 0.987 / 0.981 recalibrated. */
+static gboolean
+calibrate_best(Run *run, GError **error)
+{
+  EngError err;
+  guint mult = (guint) MAX(eng_spec_size_multiple(eng_model_spec(run->best)), 1);
+  guint gh = MIN(run->train->height, EMSEG_PREDICT_WINDOW) / mult * mult;
+  guint gw = MIN(run->train->width, EMSEG_PREDICT_WINDOW) / mult * mult;
+  EngGraph *g = eng_graph_new(run->best, 1, MAX(gh, mult), MAX(gw, mult), 0, &err);
+  if (!g)
+    return engine_error(error, &err, "cannot plan a graph to recompute the BN statistics");
+  eng_graph_set_cancel(g, run->cancel);
+  gboolean ok = calibrate_bn_with(run, run->best, g, error);
+  eng_graph_free(g);
+  return ok;
+}
+
 static gboolean
 keep_best(Run *run, guint epoch, double sel, const EmsegTrainingEpoch *ep, const char *extra,
           const char *how, double *gamma, GError **error)
@@ -1153,6 +1174,8 @@ keep_best(Run *run, guint epoch, double sel, const EmsegTrainingEpoch *ep, const
   EngError err;
   if (eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
     return engine_error(error, &err, "keeping the best weights");
+  if (!(run->val && run->val->n) && cfg->calibrate_bn && !calibrate_best(run, error))
+    return FALSE;
   run->best_loss = sel;
   run->best_epoch = epoch;
   *gamma = NAN;

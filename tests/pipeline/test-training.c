@@ -1390,6 +1390,61 @@ test_project_dataset(void)
   g_rmdir(dir);
 }
 
+/* Without validation slices the kept checkpoint's BN statistics are recomputed over the
+ * training slices (plain averages, no augmentation, no dropout), as a validation would;
+ * they used to be the momentum averages of the augmented, dropout-perturbed training steps.
+ * With calibrate_bn off they stay those of the training (the last weights' own). */
+static void
+test_no_val_best_calibrated(void)
+{
+  g_autoptr(EmsegDataset) train = synth(0, 2, 32);
+  EmsegTrainingConfig cfg;
+  tiny_config(&cfg, "dropout=0.2");
+  cfg.epochs = 3;
+  cfg.augment = TRUE;
+  g_autoptr(GError) error = NULL;
+  EmsegTrainingResult res;
+  g_assert_true(run(&cfg, train, NULL, NULL, NULL, &res, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(res.best_epoch, >, 0);
+  EngError err;
+  EngModel *again = eng_model_new(eng_model_spec(res.best_model), 1, &err);
+  g_assert_cmpint(eng_model_copy_params(again, res.best_model, &err), ==, ENG_OK);
+  EngGraph *g = eng_graph_new(again, 1, 32, 32, 0, &err);
+  g_autofree float *x = g_new(float, 2 * 32 * 32);
+  emseg_dataset_read_image(train, 0, x);
+  emseg_dataset_read_image(train, 1, x + 32 * 32);
+  const float *images[2] = { x, x + 32 * 32 };
+  g_assert_cmpint(eng_model_calibrate_bn(again, g, images, 2, &err), ==, ENG_OK);
+  eng_graph_free(g);
+  const float *best = eng_model_params_const(res.best_model, NULL);
+  const float *want = eng_model_params_const(again, NULL);
+  size_t n_stats = 0;
+  for (size_t p = 0; p < eng_model_n_params(again); p++) {
+    const EngParam *par = eng_model_param(again, p);
+    if (par->kind != ENG_PARAM_BN_MEAN && par->kind != ENG_PARAM_BN_VAR)
+      continue;
+    for (size_t j = par->offset; j < par->offset + par->count; j++, n_stats++)
+      g_assert_cmpfloat(fabs(best[j] - want[j]), <=, 1e-5 * (1 + fabs(want[j])));
+  }
+  g_assert_cmpuint(n_stats, >, 0);
+  /* off: the training's own statistics, which differ */
+  emseg_training_result_clear(&res);
+  cfg.calibrate_bn = FALSE;
+  g_assert_true(run(&cfg, train, NULL, NULL, NULL, &res, &error));
+  best = eng_model_params_const(res.best_model, NULL);
+  double diff = 0;
+  for (size_t p = 0; p < eng_model_n_params(again); p++) {
+    const EngParam *par = eng_model_param(again, p);
+    if (par->kind == ENG_PARAM_BN_VAR)
+      for (size_t j = par->offset; j < par->offset + par->count; j++)
+        diff += fabs(best[j] - want[j]);
+  }
+  g_assert_cmpfloat(diff, >, 1e-3);
+  eng_model_free(again);
+  emseg_training_result_clear(&res);
+}
+
 /* ---- BN statistics over a stack in tiles (emseg_calibrate_bn_on_stack) ---- */
 
 #define BW 1024
@@ -1500,5 +1555,6 @@ main(int argc, char **argv)
   g_test_add_func("/training/dataset-standardize", test_dataset_standardize);
   g_test_add_func("/training/predict-pass-progress", test_predict_pass_progress);
   g_test_add_func("/training/calibrate-bn-tiles", test_calibrate_bn_tiles);
+  g_test_add_func("/training/no-val-best-calibrated", test_no_val_best_calibrated);
   return g_test_run();
 }
