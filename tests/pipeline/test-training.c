@@ -874,6 +874,47 @@ test_conv_bf16(void)
  * calibration of the averaged weights over the training slices gives (not the average of
  * the epochs' statistics); the file holds the same weights and says what was averaged; an
  * interrupted and resumed run averages to the same bytes; bad settings are refused. */
+/* A copy of m whose BN statistics are forgotten and recomputed by eng_model_calibrate_bn over
+ * the first two 32² slices of train (un-augmented, standardized). */
+static EngModel *
+recalibrated_copy(const EngModel *m, const EmsegDataset *train)
+{
+  EngError err;
+  EngModel *again = eng_model_new(eng_model_spec(m), 1, &err);
+  g_assert_cmpint(eng_model_copy_params(again, m, &err), ==, ENG_OK);
+  float *stats = eng_model_params_arena(again, NULL);
+  for (size_t p = 0; p < eng_model_n_params(again); p++) {
+    const EngParam *par = eng_model_param(again, p);
+    if (par->kind == ENG_PARAM_BN_MEAN || par->kind == ENG_PARAM_BN_VAR)
+      for (size_t j = par->offset; j < par->offset + par->count; j++)
+        stats[j] = 0.5f; /* forget them */
+  }
+  EngGraph *g = eng_graph_new(again, 1, 32, 32, 0, &err);
+  g_autofree float *x = g_new(float, 2 * 32 * 32);
+  emseg_dataset_read_image(train, 0, x);
+  emseg_dataset_read_image(train, 1, x + 32 * 32);
+  const float *images[2] = { x, x + 32 * 32 };
+  g_assert_cmpint(eng_model_calibrate_bn(again, g, images, 2, &err), ==, ENG_OK);
+  eng_graph_free(g);
+  return again;
+}
+
+/* Asserts that a's and b's BN statistics agree to 1e-5 (relative); returns how many. */
+static size_t
+assert_same_bn_stats(const EngModel *a, const EngModel *b)
+{
+  const float *x = eng_model_params_const(a, NULL), *y = eng_model_params_const(b, NULL);
+  size_t n_stats = 0;
+  for (size_t p = 0; p < eng_model_n_params(a); p++) {
+    const EngParam *par = eng_model_param(a, p);
+    if (par->kind != ENG_PARAM_BN_MEAN && par->kind != ENG_PARAM_BN_VAR)
+      continue;
+    for (size_t j = par->offset; j < par->offset + par->count; j++, n_stats++)
+      g_assert_cmpfloat(fabs(y[j] - x[j]), <=, 1e-5 * (1 + fabs(x[j])));
+  }
+  return n_stats;
+}
+
 static void
 test_swa(void)
 {
@@ -924,31 +965,8 @@ test_swa(void)
   g_assert_cmpuint(moved, >, checked / 2); /* the epochs' weights really differ */
   /* BN statistics: a fresh calibration of the averaged weights gives the same */
   EngError err;
-  EngModel *again = eng_model_new(eng_model_spec(res.swa_model), 1, &err);
-  g_assert_cmpint(eng_model_copy_params(again, res.swa_model, &err), ==, ENG_OK);
-  float *stats = eng_model_params_arena(again, NULL);
-  for (size_t p = 0; p < eng_model_n_params(again); p++) {
-    const EngParam *par = eng_model_param(again, p);
-    if (par->kind == ENG_PARAM_BN_MEAN || par->kind == ENG_PARAM_BN_VAR)
-      for (size_t j = par->offset; j < par->offset + par->count; j++)
-        stats[j] = 0.5f; /* forget them */
-  }
-  EngGraph *g = eng_graph_new(again, 1, 32, 32, 0, &err);
-  g_autofree float *x = g_new(float, 2 * 32 * 32);
-  emseg_dataset_read_image(train, 0, x);
-  emseg_dataset_read_image(train, 1, x + 32 * 32);
-  const float *images[2] = { x, x + 32 * 32 };
-  g_assert_cmpint(eng_model_calibrate_bn(again, g, images, 2, &err), ==, ENG_OK);
-  eng_graph_free(g);
-  size_t n_stats = 0;
-  for (size_t p = 0; p < eng_model_n_params(again); p++) {
-    const EngParam *par = eng_model_param(again, p);
-    if (par->kind != ENG_PARAM_BN_MEAN && par->kind != ENG_PARAM_BN_VAR)
-      continue;
-    for (size_t j = par->offset; j < par->offset + par->count; j++, n_stats++)
-      g_assert_cmpfloat(fabs(stats[j] - avg[j]), <=, 1e-5 * (1 + fabs(avg[j])));
-  }
-  g_assert_cmpuint(n_stats, >, 0);
+  EngModel *again = recalibrated_copy(res.swa_model, train);
+  g_assert_cmpuint(assert_same_bn_stats(again, res.swa_model), >, 0);
   eng_model_free(again);
   /* the file */
   EngModel *loaded = NULL;
@@ -1407,27 +1425,9 @@ test_no_val_best_calibrated(void)
   g_assert_true(run(&cfg, train, NULL, NULL, NULL, &res, &error));
   g_assert_no_error(error);
   g_assert_cmpuint(res.best_epoch, >, 0);
-  EngError err;
-  EngModel *again = eng_model_new(eng_model_spec(res.best_model), 1, &err);
-  g_assert_cmpint(eng_model_copy_params(again, res.best_model, &err), ==, ENG_OK);
-  EngGraph *g = eng_graph_new(again, 1, 32, 32, 0, &err);
-  g_autofree float *x = g_new(float, 2 * 32 * 32);
-  emseg_dataset_read_image(train, 0, x);
-  emseg_dataset_read_image(train, 1, x + 32 * 32);
-  const float *images[2] = { x, x + 32 * 32 };
-  g_assert_cmpint(eng_model_calibrate_bn(again, g, images, 2, &err), ==, ENG_OK);
-  eng_graph_free(g);
-  const float *best = eng_model_params_const(res.best_model, NULL);
-  const float *want = eng_model_params_const(again, NULL);
-  size_t n_stats = 0;
-  for (size_t p = 0; p < eng_model_n_params(again); p++) {
-    const EngParam *par = eng_model_param(again, p);
-    if (par->kind != ENG_PARAM_BN_MEAN && par->kind != ENG_PARAM_BN_VAR)
-      continue;
-    for (size_t j = par->offset; j < par->offset + par->count; j++, n_stats++)
-      g_assert_cmpfloat(fabs(best[j] - want[j]), <=, 1e-5 * (1 + fabs(want[j])));
-  }
-  g_assert_cmpuint(n_stats, >, 0);
+  EngModel *again = recalibrated_copy(res.best_model, train);
+  g_assert_cmpuint(assert_same_bn_stats(again, res.best_model), >, 0);
+  const float *want = eng_model_params_const(again, NULL), *best;
   /* off: the training's own statistics, which differ */
   emseg_training_result_clear(&res);
   cfg.calibrate_bn = FALSE;
