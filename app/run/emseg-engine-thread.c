@@ -962,6 +962,31 @@ run_predict(EmsegEngineJobContext *ctx, gboolean evaluate, GError **error)
   return ok;
 }
 
+/* ---- checkpoints (training runs and BN adaptation) ------------------------------------ */
+
+/* model stored in the project as checkpoint `name`: its file bytes (float32, with meta as
+ * the file's metadata), spec text and scores. what: the start of an error message. */
+static gboolean
+save_model_checkpoint(EmsegProject *project, const char *name, gint64 run_id, guint epoch,
+                      const EngModel *model, const char *meta, const char *scores,
+                      const char *what, gint64 *model_id, GError **error)
+{
+  char spec[1024];
+  eng_spec_format(eng_model_spec(model), spec, sizeof spec);
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  EngError err;
+  if (eng_model_serialize(model, ENG_DTYPE_F32, meta, &bytes, &len, &err) != ENG_OK) {
+    g_set_error(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_ENGINE, "%s: %s", what,
+                err.message);
+    return FALSE;
+  }
+  gboolean ok = emseg_project_save_checkpoint(project, name, run_id, epoch, spec, scores, bytes,
+                                              len, model_id, error);
+  free(bytes);
+  return ok;
+}
+
 /* ---- BN adaptation ------------------------------------------------------------------- */
 
 /* ADAPT_BN: a copy of the model (the thread's own may be borrowed), its BN statistics
@@ -1010,19 +1035,8 @@ run_adapt_bn(EmsegEngineJobContext *ctx, GError **error)
                              "\nadapted_slices=%u\nadapted_tiles=%u\n%s",
                              job->model ? job->model : "(the current model)", job->stack_id, n,
                              n_tiles, gamma_line);
-    char spec[1024];
-    eng_spec_format(eng_model_spec(model), spec, sizeof spec);
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    EngError err;
-    if (eng_model_serialize(model, ENG_DTYPE_F32, scores, &bytes, &len, &err) != ENG_OK) {
-      g_set_error(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_ENGINE, "%s", err.message);
-      ok = FALSE;
-    } else {
-      ok = emseg_project_save_checkpoint(t->project, job->name, 0, 0, spec, scores, bytes, len,
-                                         &model_id, error);
-      free(bytes);
-    }
+    ok = save_model_checkpoint(t->project, job->name, 0, 0, model, scores, scores,
+                               "the adapted model", &model_id, error);
   }
   if (ok) {
     EmsegEngineEvent *ev = event_new(EMSEG_ENGINE_EVENT_CHECKPOINT, q->id, job->kind, 0);
@@ -1107,21 +1121,10 @@ store_checkpoint(EmsegEngineJobContext *ctx, const EmsegTrainingEvent *e, gint64
       c->val_accuracy, c->vrand, c->vinfo, gamma_line);
   g_autofree char *meta = g_strdup_printf("run_id=%" G_GINT64_FORMAT "\nepoch=%u\n%s",
                                           ctx->run_id, e->epoch, scores);
-  char spec[1024];
-  eng_spec_format(eng_model_spec(c->model), spec, sizeof spec);
-  uint8_t *bytes = NULL;
-  size_t len = 0;
-  EngError err;
-  if (eng_model_serialize(c->model, ENG_DTYPE_F32, meta, &bytes, &len, &err) != ENG_OK) {
-    g_set_error(&ctx->store_error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_ENGINE,
-                "epoch %u checkpoint: %s", e->epoch, err.message);
-    return FALSE;
-  }
   g_autofree char *name = checkpoint_name(ctx->run_id);
-  gboolean ok = emseg_project_save_checkpoint(ctx->t->project, name, ctx->run_id, e->epoch,
-                                              spec, scores, bytes, len, model_id,
-                                              &ctx->store_error);
-  free(bytes);
+  g_autofree char *what = g_strdup_printf("epoch %u checkpoint", e->epoch);
+  gboolean ok = save_model_checkpoint(ctx->t->project, name, ctx->run_id, e->epoch, c->model,
+                                      meta, scores, what, model_id, &ctx->store_error);
   *scores_out = g_steal_pointer(&scores);
   return ok;
 }
