@@ -156,12 +156,11 @@ emseg_cli_open_sources(const char *cmd, const CliSources *src, gboolean want_mod
     }
   }
   if (want_model && src->adapt_bn) {
-    guint n = emseg_stack_get_n_slices(*images), n_tiles = 0;
-    g_autofree guint *all = g_new(guint, MAX(n, 1));
-    for (guint i = 0; i < n; i++)
-      all[i] = i;
-    if (!emseg_calibrate_bn_on_stack(*model, *images, all, n, EMSEG_ADAPT_BN_TILES, &n_tiles,
-                                     &error)) {
+    guint n = 0, n_tiles = 0;
+    g_autofree guint *all = emseg_parse_slices(NULL, emseg_stack_get_n_slices(*images), &n,
+                                               &error);
+    if (all == NULL || !emseg_calibrate_bn_on_stack(*model, *images, all, n,
+                                                    EMSEG_ADAPT_BN_TILES, &n_tiles, &error)) {
       eng_model_free(*model);
       *model = NULL;
       goto fail;
