@@ -8,6 +8,7 @@
  *   emseg project upgrade PROJECT
  *   emseg project import-model PROJECT MODEL [--name NAME]
  *   emseg project use-model PROJECT NAME
+ *   emseg project delete-model PROJECT NAME
  *   emseg project check PROJECT
  *   emseg project compact PROJECT
  *
@@ -404,26 +405,69 @@ project_import_model(int argc, char **argv)
   return 0;
 }
 
+/* Parses PROJECT NAME (use-model, delete-model): -1 to go on, else the exit code. */
+static int
+parse_project_and_name(int *argc, char ***argv, const char *cmd, const char *summary)
+{
+  g_autofree char *text = g_strdup_printf("PROJECT NAME - %s", summary);
+  g_autoptr(GOptionContext) ctx = g_option_context_new(text);
+  g_autoptr(GError) error = NULL;
+  if (!g_option_context_parse(ctx, argc, argv, &error)) {
+    fprintf(stderr, "emseg project %s: %s\n", cmd, error->message);
+    return 2;
+  }
+  if (*argc != 3) {
+    fprintf(stderr, "usage: emseg project %s PROJECT NAME\n", cmd);
+    return 2;
+  }
+  return -1;
+}
+
 static int
 project_use_model(int argc, char **argv)
 {
-  g_autoptr(GOptionContext) ctx = g_option_context_new(
-      "PROJECT NAME - make checkpoint NAME the project's current model (the one the workbench "
-      "shows and fine-tunes, and predict --project uses) until a newer checkpoint is saved");
+  int rc = parse_project_and_name(
+      &argc, &argv, "use-model",
+      "make checkpoint NAME the project's current model (the one the workbench shows and "
+      "fine-tunes, and predict --project uses) until a newer checkpoint is saved");
+  if (rc >= 0)
+    return rc;
   g_autoptr(GError) error = NULL;
-  if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
-    fprintf(stderr, "emseg project use-model: %s\n", error->message);
-    return 2;
-  }
-  if (argc != 3) {
-    fprintf(stderr, "usage: emseg project use-model PROJECT NAME\n");
-    return 2;
-  }
   g_autoptr(EmsegProject) project =
       emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_DEFAULT, &error);
   if (project == NULL || !emseg_project_choose_checkpoint(project, argv[2], &error))
     return fail("use-model", error);
   printf("%s: current model '%s'\n", argv[1], argv[2]);
+  return 0;
+}
+
+static int
+project_delete_model(int argc, char **argv)
+{
+  int rc = parse_project_and_name(
+      &argc, &argv, "delete-model",
+      "delete checkpoint NAME and its stored predictions (the run that made it keeps its "
+      "curves); compact gives the space back to the disk");
+  if (rc >= 0)
+    return rc;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EmsegProject) project =
+      emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_DEFAULT, &error);
+  guint planes = 0;
+  guint64 free_bytes = 0;
+  g_auto(EmsegCheckpointInfo) current = { 0 };
+  if (project == NULL || !emseg_project_delete_checkpoint(project, argv[2], &planes, &error) ||
+      !emseg_project_current_checkpoint(project, &current, NULL, &error) ||
+      !emseg_project_free_bytes(project, &free_bytes, &error))
+    return fail("delete-model", error);
+  printf("%s: deleted '%s' with %u stored plane%s of its predictions and uncertainty "
+         "estimates; current model: %s%s%s\n", argv[1],
+         argv[2], planes, planes == 1 ? "" : "s", current.name ? "'" : "",
+         current.name ? current.name : "none (the workbench starts from the shipped model)",
+         current.name ? "'" : "");
+  printf("%.1f MB free inside the file: new checkpoints reuse it, `emseg project compact %s` "
+         "gives it back to the disk\n",
+         (double)free_bytes / 1e6, argv[1]);
   return 0;
 }
 
@@ -511,6 +555,7 @@ static const EmsegCliCommand subcommands[] = {
   { "upgrade", project_upgrade, "PROJECT   (convert a project an older emseg wrote)" },
   { "import-model", project_import_model, "PROJECT MODEL [--name NAME]" },
   { "use-model", project_use_model, "PROJECT NAME   (the model predict and the workbench use)" },
+  { "delete-model", project_delete_model, "PROJECT NAME   (and its stored predictions)" },
   { "check", project_check, "PROJECT   (read everything back, report what is damaged)" },
   { "compact", project_compact, "PROJECT   (give the space of deleted data back to the disk)" },
 };

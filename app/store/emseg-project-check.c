@@ -185,6 +185,23 @@ size_on_disk(const char *path)
 }
 
 gboolean
+emseg_project_free_bytes(EmsegProject *p, guint64 *bytes, GError **error)
+{
+  EMSEG_PROJECT_ASSERT_THREAD(p);
+  *bytes = 0;
+  sqlite3_stmt *st = emseg_project_stmt(
+      p, "SELECT f.freelist_count * s.page_size FROM pragma_freelist_count() f,"
+         " pragma_page_size() s", error);
+  if (st == NULL)
+    return FALSE;
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    *bytes = (guint64)sqlite3_column_int64(st, 0);
+  sqlite3_reset(st);
+  return rc == SQLITE_ROW || emseg_project_fail(p, rc, "measuring free pages", error);
+}
+
+gboolean
 emseg_project_compact(EmsegProject *p, guint64 *bytes_before, guint64 *bytes_after,
                       GError **error)
 {

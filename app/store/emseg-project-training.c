@@ -487,6 +487,65 @@ emseg_project_choose_checkpoint(EmsegProject *p, const char *name, GError **erro
 }
 
 gboolean
+emseg_project_delete_checkpoint(EmsegProject *p, const char *name, guint *n_planes,
+                                GError **error)
+{
+  if (n_planes != NULL)
+    *n_planes = 0;
+  if (!emseg_project_begin(p, "deleting a checkpoint", error))
+    return FALSE;
+  /* counted before the delete: its cascade takes the model's stored planes with it */
+  const char *count_sql =
+      emseg_project_has_table(p, "uncertainty")
+          ? "SELECT (SELECT COUNT(*) FROM predictions WHERE model_id = m.id) +"
+            " (SELECT COUNT(*) FROM uncertainty WHERE model_id = m.id) FROM models m"
+            " WHERE m.name = ?"
+          : "SELECT (SELECT COUNT(*) FROM predictions WHERE model_id = m.id) FROM models m"
+            " WHERE m.name = ?";
+  sqlite3_stmt *st = emseg_project_stmt(p, count_sql, error);
+  gboolean ok = st != NULL, found = FALSE;
+  if (ok) {
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    found = rc == SQLITE_ROW;
+    if (found && n_planes != NULL)
+      *n_planes = (guint)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    ok = rc == SQLITE_ROW || rc == SQLITE_DONE || emseg_project_fail(p, rc, "deleting a checkpoint", error);
+  }
+  if (ok && !found) {
+    emseg_project_rollback(p);
+    g_autoptr(GArray) cps = emseg_project_list_checkpoints(p, NULL);
+    g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND,
+                "%s holds no model named '%s' (%u models: emseg project info lists them)",
+                emseg_project_get_path(p), name, cps != NULL ? cps->len : 0);
+    return FALSE;
+  }
+  if (ok) {
+    st = emseg_project_stmt(p, "DELETE FROM models WHERE name = ?", error);
+    ok = st != NULL;
+    if (ok) {
+      sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+      ok = emseg_project_step_done(p, st, "deleting a checkpoint", error);
+    }
+  }
+  if (ok) { /* a choice of the deleted model would otherwise outlive it by name */
+    st = emseg_project_stmt(p, "DELETE FROM meta WHERE key = '" CURRENT_MODEL_KEY "'"
+                               " AND value = ?", error);
+    ok = st != NULL;
+    if (ok) {
+      sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+      ok = emseg_project_step_done(p, st, "deleting a checkpoint", error);
+    }
+  }
+  if (!ok) {
+    emseg_project_rollback(p);
+    return FALSE;
+  }
+  return emseg_project_commit(p, "deleting a checkpoint", error);
+}
+
+gboolean
 emseg_project_current_checkpoint(EmsegProject *p, EmsegCheckpointInfo *out, gboolean *chosen,
                                  GError **error)
 {

@@ -254,6 +254,13 @@ GArray *emseg_project_list_checkpoints(EmsegProject *project, GError **error);
  * holds no model; chosen (may be NULL) says whether a choice picked it. Clear out after. */
 gboolean emseg_project_current_checkpoint(EmsegProject *project, EmsegCheckpointInfo *out,
                                           gboolean *chosen, GError **error);
+/* Deletes checkpoint `name` with its stored predictions and uncertainty estimates (their
+ * count in n_planes, may be NULL); the runs that made it keep their curves. If it was the
+ * chosen current model, the current model is the latest again. Error
+ * EMSEG_PROJECT_ERROR_NOT_FOUND when there is none of that name. The file keeps its size:
+ * new checkpoints reuse the pages, emseg_project_compact gives them back to the disk. */
+gboolean emseg_project_delete_checkpoint(EmsegProject *project, const char *name,
+                                         guint *n_planes, GError **error);
 /* Makes checkpoint `name` the current model (until the next checkpoint is saved); error
  * EMSEG_PROJECT_ERROR_NOT_FOUND when there is none of that name. */
 gboolean emseg_project_choose_checkpoint(EmsegProject *project, const char *name,
@@ -305,6 +312,10 @@ gboolean emseg_project_check_contents(EmsegProject *project, EmsegProjectCheckCo
  * write-ahead log. */
 gboolean emseg_project_compact(EmsegProject *project, guint64 *bytes_before,
                                guint64 *bytes_after, GError **error);
+
+/* Bytes of free pages in the file (deleted or replaced data): what compacting would give
+ * back, roughly. */
+gboolean emseg_project_free_bytes(EmsegProject *project, guint64 *bytes, GError **error);
 
 /* Test hook: caps the file at n_pages database pages (SQLite's max_page_count) on this
  * connection, so tests can provoke "disk full" on any filesystem. 0 lifts the cap. */

@@ -245,8 +245,8 @@ test_export_isbi_from_probabilities(void)
 
 /* project check reads everything back: a sound project passes with every kind of item
  * counted; then a damaged slice, stroke, prediction and checkpoint (its checksum made to
- * match bytes that are not a model) are each named and the exit status is 1. compact gives
- * the space of a deleted checkpoint back. */
+ * match bytes that are not a model) are each named and the exit status is 1. delete-model
+ * removes a checkpoint with its predictions; compact gives its space back. */
 static void
 test_project_check_compact(void)
 {
@@ -319,10 +319,25 @@ test_project_check_compact(void)
     g_assert_no_error(error);
     g_autofree guint8 *big = g_malloc(2 << 20);
     for (gsize i = 0; i < (2u << 20); i++) big[i] = (guint8)g_random_int();
+    gint64 big_id = 0;
     g_assert_true(emseg_project_save_checkpoint(p, "big", 0, 1, "tiny", NULL, big, 2 << 20,
-                                                NULL, &error));
+                                                &big_id, &error));
+    float plane[W * H] = { 0 };
+    g_assert_true(emseg_project_save_prediction(p, big_id, 1, 2, plane, &error));
+    g_assert_true(emseg_project_save_uncertainty(p, big_id, 1, 2, 4, plane, &error));
   }
-  raw_exec(proj, "DELETE FROM models WHERE name = 'big'");
+  /* delete-model: the checkpoint, chosen as the current model, goes with its prediction;
+   * the current model is the latest left; the freed space is said */
+  g_autofree char *o5 = NULL, *e5 = NULL, *o6 = NULL, *e6 = NULL, *o7 = NULL, *e7 = NULL;
+  g_assert_cmpint(run(&o5, &e5, "project", "use-model", proj, "big", NULL), ==, 0);
+  g_assert_cmpint(run(&o6, &e6, "project", "delete-model", proj, "big", NULL), ==, 0);
+  g_assert_nonnull(strstr(o6, "deleted 'big' with 2 stored planes of its predictions and "
+                              "uncertainty estimates; current model: 'm'"));
+  g_assert_nonnull(strstr(o6, "MB free inside the file"));
+  g_assert_cmpint(run(&o7, &e7, "project", "delete-model", proj, "big", NULL), ==, 1);
+  g_assert_nonnull(strstr(e7, "no model named 'big'"));
+  g_assert_cmpint(raw_int(proj, "SELECT COUNT(*) FROM predictions"), ==, 1); /* m's */
+  g_assert_cmpint(raw_int(proj, "SELECT COUNT(*) FROM uncertainty"), ==, 1);
   GStatBuf st;
   g_assert_cmpint(g_stat(proj, &st), ==, 0);
   goffset before = st.st_size;
