@@ -232,6 +232,13 @@ emseg_volume_set_uncertainty (EmsegVolume *volume, guint slice, const float *std
 }
 
 void
+emseg_volume_clear_predictions (EmsegVolume *volume)
+{
+  free_planes (volume, volume->prediction);
+  volume->n_pred = 0;
+}
+
+void
 emseg_volume_clear_uncertainty (EmsegVolume *volume)
 {
   free_planes (volume, volume->uncertainty);

@@ -118,6 +118,8 @@ const float *emseg_volume_uncertainty_plane (EmsegVolume *volume, guint slice);
  * set or shown dropped first: unlike a prediction it is not in the project, so a dropped one
  * is estimated again on request. */
 void emseg_volume_set_uncertainty (EmsegVolume *volume, guint slice, const float *std);
+/* Drops every slice's prediction (the model they came from was deleted). */
+void emseg_volume_clear_predictions (EmsegVolume *volume);
 /* Drops every slice's uncertainty (the model it came from was replaced). */
 void emseg_volume_clear_uncertainty (EmsegVolume *volume);
 

@@ -1,7 +1,8 @@
 /* emseg-window-private.h — the EmsegWindow struct and the functions its concern files
  * share: emseg-window.c (widgets, bindings, view actions), emseg-window-project.c
  * (projects, stacks, strokes to the store, recent files), emseg-window-train.c (the
- * engine thread: training, prediction overlay, export jobs). Main thread only. */
+ * engine thread: training, prediction overlay, export jobs) and the files it lists below
+ * (import, check, models, adapt). Main thread only. */
 #pragma once
 
 #include "emseg-engine-thread.h"
@@ -41,6 +42,7 @@ struct _EmsegWindow {
   EmsegTrainPanel *train_panel;
   GMenu *recent_menu;
   GMenu *model_menu;             /* the project's checkpoints (emseg-window-train.c) */
+  GMenu *delete_model_menu;      /* the same, to delete (emseg-window-models.c) */
 
   /* owned */
   EmsegVolume *volume;
@@ -82,6 +84,7 @@ struct _EmsegWindow {
   GtkWidget *close_question;     /* "still running: close?" while shown (weak pointer) */
   gboolean close_confirmed;      /* the user chose to stop the work and close */
   gboolean checking;             /* a project check runs (emseg-window-check.c) */
+  gboolean compacting;           /* Compact Project runs: the window is locked (emseg-window-models.c) */
   EmsegImportJob *import_job;    /* a stack being copied into a new project, or NULL */
   GThread *import_thread;        /* its worker, joined when done or in dispose */
 };
@@ -136,6 +139,9 @@ void emseg_window_import_class_init (GtkWidgetClass *wc);
 /* emseg-window-check.c */
 void emseg_window_check_class_init (GtkWidgetClass *wc);
 
+/* emseg-window-models.c */
+void emseg_window_models_class_init (GtkWidgetClass *wc);
+
 /* emseg-window-adapt.c */
 void emseg_window_adapt_class_init (GtkWidgetClass *wc);
 /* The engine thread's events of the adaptation job (from the train file's dispatcher). */
@@ -156,6 +162,8 @@ gboolean emseg_window_train_ensure_engine (EmsegWindow *self, GError **error);
  * overlay's model, the uncertainty estimates of the previous one go, the slice is
  * predicted again. */
 void emseg_window_train_model_changed (EmsegWindow *self);
+/* The project's list of checkpoints changed but not its current model: the menus again. */
+void emseg_window_train_models_listed (EmsegWindow *self);
 /* The visible slice changed: refresh its prediction overlay from the best model. */
 void emseg_window_train_slice_changed (EmsegWindow *self);
 /* The uncertainty button: "Estimate uncertainty (N samples)", or while an estimate runs

@@ -126,7 +126,7 @@ emseg_window_train_slice_changed (EmsegWindow *self)
   EmsegEngineJob *job;
 
   if (self->project == NULL || self->volume == NULL || self->best_model_id == 0 ||
-      emseg_window_import_locks_project (self))
+      emseg_window_import_locks_project (self) || emseg_window_is_compacting (self))
     return;
   slice = emseg_slice_view_get_slice (self->view);
   show_stored_uncertainty (self, slice);
@@ -162,13 +162,15 @@ emseg_window_train_slice_changed (EmsegWindow *self)
 
 /* ---- events ----------------------------------------------------------------------- */
 
-/* Use Model: one item per checkpoint of the project, the current one marked. */
+/* Use Model and Delete Model: one item per checkpoint of the project, the current one
+ * marked. */
 static void
 rebuild_model_menu (EmsegWindow *self)
 {
   g_autoptr (GArray) checkpoints = self->project ? emseg_project_list_checkpoints (self->project, NULL) : NULL;
 
   g_menu_remove_all (self->model_menu);
+  g_menu_remove_all (self->delete_model_menu);
   for (guint i = 0; checkpoints != NULL && i < checkpoints->len; i++)
     {
       const EmsegCheckpointInfo *c = &g_array_index (checkpoints, EmsegCheckpointInfo, i);
@@ -182,7 +184,17 @@ rebuild_model_menu (EmsegWindow *self)
       item = g_menu_item_new (label, NULL);
       g_menu_item_set_action_and_target_value (item, "win.use-model", g_variant_new_string (c->name));
       g_menu_append_item (self->model_menu, item);
+      g_clear_object (&item);
+      item = g_menu_item_new (label, NULL);
+      g_menu_item_set_action_and_target_value (item, "win.delete-model", g_variant_new_string (c->name));
+      g_menu_append_item (self->delete_model_menu, item);
     }
+}
+
+void
+emseg_window_train_models_listed (EmsegWindow *self)
+{
+  rebuild_model_menu (self);
 }
 
 static void
@@ -1204,8 +1216,21 @@ emseg_window_train_model_changed (EmsegWindow *self)
 {
   g_auto (EmsegCheckpointInfo) current = { 0 };
 
-  if (!emseg_project_current_checkpoint (self->project, &current, NULL, NULL) || current.name == NULL)
+  if (!emseg_project_current_checkpoint (self->project, &current, NULL, NULL))
     return;
+  if (current.name == NULL)
+    {
+      /* the last model was deleted: nothing to show until Fine-tune brings the shipped one */
+      set_best_model (self, 0, NULL);
+      forget_predictions (self);
+      if (self->volume != NULL)
+        {
+          emseg_volume_clear_predictions (self->volume);
+          emseg_volume_clear_uncertainty (self->volume);
+          emseg_slice_view_volume_changed (self->view);
+        }
+      return;
+    }
   set_best_model (self, current.id, current.name);
   show_model_dropout (self, current.spec);
   if (self->volume != NULL)

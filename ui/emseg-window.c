@@ -49,6 +49,8 @@ emseg_window_busy_with (EmsegWindow *self)
     return emseg_window_import_locks_project (self) ? "Importing a stack" : "Opening a stack";
   if (emseg_window_is_adapting (self))
     return "Adapting the model";
+  if (emseg_window_is_compacting (self))
+    return "Compacting the project";
   return NULL;
 }
 
@@ -77,6 +79,8 @@ emseg_window_update_actions (EmsegWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.adapt-model", in_project && self->stack_id != 0 && !busy &&
                                                                        self->best_model_id != 0);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.check-project", self->project != NULL && !self->checking);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.delete-model", self->project != NULL && !busy);
+  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.compact-project", self->project != NULL && !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop-import", emseg_window_is_importing (self));
   gtk_widget_set_sensitive (GTK_WIDGET (self->stack_dropdown), !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export", in_project);
@@ -96,10 +100,11 @@ emseg_window_update_actions (EmsegWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.zoom-one", have);
   /* last, over what the lines above enabled: a copy writing to the open project wants no
    * other writer meanwhile */
-  if (emseg_window_import_locks_project (self))
+  if (emseg_window_import_locks_project (self) || self->compacting)
     {
       static const char *const writers[] = {
         "win.undo", "win.redo", "win.import-stack", "win.open-labels", "win.import-model", "win.use-model", "win.adapt-model",
+        "win.delete-model", "win.compact-project",
         "win.label-from-prediction", "win.estimate-uncertainty", "win.export", "win.check-project",
         "win.prev-slice", "win.next-slice",
       };
@@ -327,7 +332,8 @@ emseg_window_close_request (GtkWindow *window)
   const char *busy = emseg_window_busy_with (self);
   GtkWidget *dialog;
 
-  if (busy == NULL || self->close_confirmed)
+  /* compacting finishes after the window (the application is held for it) */
+  if (busy == NULL || self->close_confirmed || self->compacting)
     return GTK_WINDOW_CLASS (emseg_window_parent_class)->close_request (window);
   if (self->close_question != NULL)
     {
@@ -421,10 +427,12 @@ emseg_window_class_init (EmsegWindowClass *klass)
   gtk_widget_class_bind_template_child (wc, EmsegWindow, train_panel);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, recent_menu);
   gtk_widget_class_bind_template_child (wc, EmsegWindow, model_menu);
+  gtk_widget_class_bind_template_child (wc, EmsegWindow, delete_model_menu);
 
   emseg_window_project_class_init (wc);
   emseg_window_train_class_init (wc);
   emseg_window_check_class_init (wc);
+  emseg_window_models_class_init (wc);
   emseg_window_adapt_class_init (wc);
   emseg_window_import_class_init (wc);
   for (guint i = 0; i < G_N_ELEMENTS (view_actions); i++)

@@ -131,6 +131,15 @@ gboolean emseg_window_is_checking (EmsegWindow *self);
  * the overlay, Fine-tune, Export and the uncertainty estimate use it until a run saves a newer
  * one. Refused while a run or an export works. */
 gboolean emseg_window_use_model (EmsegWindow *self, const char *name, GError **error);
+/* Deletes checkpoint `name` and the predictions stored for it (Delete Model asks first);
+ * when it was the current model the overlay moves to the latest one left (none: no
+ * overlay). Refused while a run, an export, an adaptation or an estimate works. */
+gboolean emseg_window_delete_model (EmsegWindow *self, const char *name, GError **error);
+/* Compact Project…: rewrites the project file without its free pages on a worker thread
+ * (its own connection; the engine thread is let go), the window locked until it ends; the
+ * outcome in the status line. Refused while anything else works. */
+gboolean emseg_window_compact_project (EmsegWindow *self, GError **error);
+gboolean emseg_window_is_compacting (EmsegWindow *self);
 /* Labels every unlabelled pixel of the visible slice as the prediction overlay shows it
  * (membrane where P(cell) < 0.5, cell elsewhere), keeping painted labels, as one step of the
  * undo history: the start of correcting a slice for a fine-tune. Refused with a message while

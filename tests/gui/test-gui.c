@@ -2874,6 +2874,115 @@ test_window_import_model (void)
   g_rmdir (dir);
 }
 
+/* Delete Model asks first (Cancel keeps the model); deleting another model leaves the
+ * current one; deleting the current one leaves none, and its overlay goes with it. Compact
+ * Project… then asks, locks the window while a worker rewrites the file (nothing else may
+ * delete meanwhile), and gives the deleted models' space back to the disk. */
+static gboolean
+compact_finished (gpointer data)
+{
+  return !emseg_window_is_compacting (window);
+}
+
+static guint
+n_menu_items (const char *menu_id)
+{
+  return (guint) g_menu_model_get_n_items (
+    G_MENU_MODEL (gtk_widget_get_template_child (GTK_WIDGET (window), EMSEG_TYPE_WINDOW, menu_id)));
+}
+
+static void
+test_window_delete_compact (void)
+{
+  g_autoptr (GError) error = NULL;
+  guint width, height, n;
+  g_autofree char *project_path = new_project_with_stack ("delete-compact.emseg", &width, &height, &n);
+  g_autofree char *dir = g_dir_make_tmp ("emseg-delete-XXXXXX", NULL);
+  g_autofree char *model_path = g_build_filename (dir, "m.emsegmodel", NULL);
+  g_autofree char *text = NULL;
+  EmsegVolume *v = emseg_slice_view_get_volume (emseg_window_get_view (window));
+  GtkWidget *question;
+  GStatBuf st;
+  goffset before;
+  EngSpec spec;
+  EngError err;
+  EngModel *model;
+
+  /* base_width 16: about a megabyte of weights, so compacting has something to give back */
+  eng_spec_default (&spec);
+  g_assert_cmpint (eng_spec_parse (&spec, "base_width=16,down=1/1,across=1", &err), ==, ENG_OK);
+  model = eng_model_new (&spec, 5, &err);
+  g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F32, NULL, &err), ==, ENG_OK);
+  eng_model_free (model);
+  g_assert_true (emseg_window_import_model (window, model_path, &error));
+  g_assert_true (emseg_window_import_model (window, model_path, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (emseg_window_get_best_model (window), ==, "m-2");
+  spin_until (overlay_shown, NULL, 60.0);
+  g_assert_cmpuint (n_menu_items ("delete_model_menu"), ==, 2);
+
+  /* Cancel keeps it; Delete deletes it, the current model stays */
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.delete-model", "s", "m");
+  question = find_message_dialog (GTK_MESSAGE_QUESTION);
+  g_assert_nonnull (question);
+  gtk_dialog_response (GTK_DIALOG (question), GTK_RESPONSE_CANCEL);
+  g_assert_cmpuint (n_menu_items ("delete_model_menu"), ==, 2);
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.delete-model", "s", "m");
+  gtk_dialog_response (GTK_DIALOG (find_message_dialog (GTK_MESSAGE_QUESTION)), GTK_RESPONSE_ACCEPT);
+  g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_ERROR), ==, 0);
+  g_assert_cmpuint (n_menu_items ("delete_model_menu"), ==, 1);
+  g_assert_cmpuint (n_menu_items ("model_menu"), ==, 1);
+  g_assert_cmpstr (emseg_window_get_best_model (window), ==, "m-2");
+  text = g_strdup (emseg_window_get_status (window));
+  if (!g_str_has_prefix (text, "Deleted m (and ") || strstr (text, "). Current model: m-2. ") == NULL ||
+      strstr (text, " MB are free inside the project") == NULL)
+    g_error ("status after deleting a model: \"%s\"", emseg_window_get_status (window));
+
+  /* the current one: no model, no overlay */
+  g_assert_true (emseg_window_delete_model (window, "m-2", &error));
+  g_assert_no_error (error);
+  g_assert_null (emseg_window_get_best_model (window));
+  g_assert_null (emseg_volume_prediction_plane (v, 0));
+  g_assert_cmpuint (n_menu_items ("delete_model_menu"), ==, 0);
+  g_assert_nonnull (strstr (emseg_window_get_status (window), "No model left"));
+  g_assert_false (emseg_window_delete_model (window, "m-2", &error));
+  g_assert_error (error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* Compact Project…: asked, the window locked meanwhile, the file smaller after */
+  g_assert_cmpint (g_stat (project_path, &st), ==, 0);
+  before = st.st_size;
+  {
+    g_autofree char *wal = g_strconcat (project_path, "-wal", NULL);
+
+    if (g_stat (wal, &st) == 0)
+      before += st.st_size;
+  }
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.compact-project", NULL);
+  g_free (text);
+  text = message_dialog_text (GTK_MESSAGE_QUESTION);
+  g_assert_nonnull (strstr (text, " MB inside "));
+  gtk_dialog_response (GTK_DIALOG (find_message_dialog (GTK_MESSAGE_QUESTION)), GTK_RESPONSE_ACCEPT);
+  g_assert_true (emseg_window_is_compacting (window));
+  g_assert_false (gtk_widget_get_sensitive (gtk_window_get_child (GTK_WINDOW (window))));
+  g_assert_false (emseg_window_compact_project (window, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+  g_clear_error (&error);
+  spin_until (compact_finished, NULL, 60.0);
+  g_assert_true (gtk_widget_get_sensitive (gtk_window_get_child (GTK_WINDOW (window))));
+  g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_ERROR), ==, 0);
+  g_assert_nonnull (strstr (emseg_window_get_status (window), "Project compacted: "));
+  g_assert_cmpint (g_stat (project_path, &st), ==, 0);
+  g_assert_cmpint (st.st_size, <, before - 1000000);
+  /* the window's own connection writes on after it */
+  g_assert_true (emseg_window_import_model (window, model_path, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (emseg_window_get_best_model (window), ==, "m");
+  spin_until (overlay_shown, NULL, 60.0);
+  g_unlink (model_path);
+  g_rmdir (dir);
+}
+
 /* "Stop and Close" while training: the window goes, its engine thread is joined, and the
  * project records the run as cancelled with its checkpoints kept; a new window opens it. */
 static gboolean
@@ -3057,6 +3166,7 @@ main (int argc, char *argv[])
   g_test_add_func ("/gui/window/open-shows-shipped", test_window_open_shows_shipped);
   g_test_add_func ("/gui/window/finetune-shipped", test_window_finetune_shipped);
   g_test_add_func ("/gui/window/import-model", test_window_import_model);
+  g_test_add_func ("/gui/window/delete-compact", test_window_delete_compact);
   g_test_add_func ("/gui/window/close-while-importing", test_window_close_while_importing);
   g_test_add_func ("/gui/window/stop-and-close", test_window_stop_and_close);
   g_test_add_func ("/gui/window/demo", test_window_demo);
