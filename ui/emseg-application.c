@@ -88,7 +88,7 @@ static const struct {
   { "win.prev-slice", { "Page_Up", "<Control>Page_Up", NULL } },
   { "win.estimate-uncertainty", { "<Control>u", NULL } },
   { "win.label-from-prediction", { "<Control>l", NULL } },
-  { "win.stop-import", { "Escape", NULL } },
+  { "win.stop-work", { "Escape", NULL } },
 };
 
 static void

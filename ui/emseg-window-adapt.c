@@ -55,7 +55,7 @@ emseg_window_adapt_model (EmsegWindow *self, GError **error)
   self->adapt_from = g_strdup (self->best_model_name);
   self->adapt_job = emseg_engine_thread_start (self->engine, job);
   text = g_strdup_printf ("Adapting %s to %s: recomputing its batch-norm statistics over the stack's %u "
-                          "slices (no labels needed)…",
+                          "slices (no labels needed; Esc stops)…",
                           self->adapt_from, st.name, st.n_slices);
   emseg_window_set_status (self, text);
   emseg_window_update_actions (self);
@@ -69,12 +69,24 @@ emseg_window_is_adapting (EmsegWindow *self)
 }
 
 void
+emseg_window_stop_adapting (EmsegWindow *self)
+{
+  if (self->adapt_job != 0 && self->engine != NULL)
+    emseg_engine_thread_stop (self->engine, self->adapt_job);
+}
+
+void
 emseg_window_adapt_event (EmsegWindow *self, const EmsegEngineEvent *ev)
 {
   g_autofree char *text = NULL;
 
   switch (ev->kind)
     {
+    case EMSEG_ENGINE_EVENT_PROGRESS:
+      text = g_strdup_printf ("Adapting %s to this stack: %.0f %% of its tiles (Esc stops)…", self->adapt_from,
+                              100.0 * ev->fraction);
+      emseg_window_set_status (self, text);
+      break;
     case EMSEG_ENGINE_EVENT_CHECKPOINT:
       /* the newest checkpoint is the current model (the store forgets an earlier choice) */
       emseg_window_train_model_changed (self);
@@ -112,8 +124,22 @@ action_adapt_model (GtkWidget *widget, const char *name, GVariant *param)
     emseg_window_show_error (self, "Cannot adapt the model", error);
 }
 
+/* Esc: stops whichever of the two stoppable background copies runs, an import (of a stack
+ * into a project) or an adaptation; they never run together (each counts as busy). */
+static void
+action_stop_work (GtkWidget *widget, const char *name, GVariant *param)
+{
+  EmsegWindow *self = EMSEG_WINDOW (widget);
+
+  if (emseg_window_is_importing (self))
+    emseg_window_stop_import (self);
+  else
+    emseg_window_stop_adapting (self);
+}
+
 void
 emseg_window_adapt_class_init (GtkWidgetClass *wc)
 {
   gtk_widget_class_install_action (wc, "win.adapt-model", NULL, action_adapt_model);
+  gtk_widget_class_install_action (wc, "win.stop-work", NULL, action_stop_work);
 }

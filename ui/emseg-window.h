@@ -71,6 +71,8 @@ GtkWidget *emseg_window_get_close_question (EmsegWindow *self);
  * exponent. FALSE with error (and no dialog) when there is no model, or the window is busy. */
 gboolean emseg_window_adapt_model (EmsegWindow *self, GError **error);
 gboolean emseg_window_is_adapting (EmsegWindow *self);
+/* Stops a running adaptation (Esc) within a tile's forward; nothing is stored. */
+void emseg_window_stop_adapting (EmsegWindow *self);
 /* "Predicting slice N…" (with a percentage once the engine thread reports one) while the
  * visible slice's prediction is in work, shown beside the slice slider; NULL otherwise.
  * Borrowed. */

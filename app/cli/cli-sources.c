@@ -160,7 +160,8 @@ emseg_cli_open_sources(const char *cmd, const CliSources *src, gboolean want_mod
     g_autofree guint *all = emseg_parse_slices(NULL, emseg_stack_get_n_slices(*images), &n,
                                                &error);
     if (all == NULL || !emseg_calibrate_bn_on_stack(*model, *images, all, n,
-                                                    EMSEG_ADAPT_BN_TILES, &n_tiles, &error)) {
+                                                    EMSEG_ADAPT_BN_TILES, NULL, NULL, NULL,
+                                                    &n_tiles, &error)) {
       eng_model_free(*model);
       *model = NULL;
       goto fail;

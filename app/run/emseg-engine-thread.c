@@ -991,6 +991,28 @@ save_model_checkpoint(EmsegProject *project, const char *name, gint64 run_id, gu
 
 /* ADAPT_BN: a copy of the model (the thread's own may be borrowed), its BN statistics
  * recomputed over the stack's images, stored as a checkpoint with where it came from. */
+/* PROGRESS events of a BN adaptation: the fraction of its tiles done, at most every
+ * EMSEG_ENGINE_PROGRESS_MS. */
+typedef struct {
+  EmsegEngineThread *t; /* borrowed */
+  QueuedJob *q;         /* borrowed */
+  gint64 posted_us;
+} AdaptProgress;
+
+static void
+adapt_progress(guint done, guint total, gpointer data)
+{
+  AdaptProgress *p = data;
+  gint64 now = g_get_monotonic_time();
+  if (done == total || now - p->posted_us < EMSEG_ENGINE_PROGRESS_MS * 1000)
+    return; /* the CHECKPOINT event says the last */
+  p->posted_us = now;
+  EmsegEngineEvent *ev = event_new(EMSEG_ENGINE_EVENT_PROGRESS, p->q->id, p->q->job->kind, 0);
+  ev->stack_id = p->q->job->stack_id;
+  ev->fraction = (double) done / total;
+  post(p->t, ev);
+}
+
 static gboolean
 run_adapt_bn(EmsegEngineJobContext *ctx, GError **error)
 {
@@ -1020,8 +1042,10 @@ run_adapt_bn(EmsegEngineJobContext *ctx, GError **error)
   gboolean ok = stack != NULL;
   if (ok && !emseg_engine_job_between_steps(ctx))
     ok = cancelled_error(error);
+  AdaptProgress progress = { t, q, g_get_monotonic_time() };
   ok = ok && emseg_calibrate_bn_on_stack(model, stack, slices, n, EMSEG_ADAPT_BN_TILES,
-                                         &n_tiles, error);
+                                         &t->cancel, adapt_progress, &progress, &n_tiles,
+                                         error);
   if (ok && !emseg_engine_job_between_steps(ctx))
     ok = cancelled_error(error);
   g_autofree char *scores = NULL;

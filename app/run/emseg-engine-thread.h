@@ -62,8 +62,9 @@ typedef enum {
   EMSEG_ENGINE_JOB_EVALUATE,  /* predict + V_rand / V_info / accuracy against the masks */
   EMSEG_ENGINE_JOB_ADAPT_BN,  /* `model` with its BN statistics recomputed over `slices` of
                                * the stack's images (no labels; at most EMSEG_ADAPT_BN_TILES
-                               * tiles, emseg_calibrate_bn_on_stack; a stop is honoured
-                               * before and after, not during),
+                               * tiles, emseg_calibrate_bn_on_stack; PROGRESS events with
+                               * the fraction of tiles done; a stop is honoured within a
+                               * tile's forward),
                                * stored as checkpoint `name` with the starting model's
                                * export exponent: one CHECKPOINT event */
   EMSEG_ENGINE_JOB_CUSTOM,    /* caller code on the engine thread (tests, experiments) */
@@ -129,7 +130,8 @@ typedef enum {
   EMSEG_ENGINE_EVENT_ERROR,       /* a job failed (followed by FINISHED "failed") */
   EMSEG_ENGINE_EVENT_PROGRESS,    /* PREDICT / EVALUATE: how far the slice in work is, at
                                    * most every EMSEG_ENGINE_PROGRESS_MS, none for a slice
-                                   * done sooner (a 4096² slice's MC passes take minutes) */
+                                   * done sooner (a 4096² slice's MC passes take minutes);
+                                   * ADAPT_BN: the fraction of its tiles done */
 } EmsegEngineEventKind;
 
 #define EMSEG_ENGINE_PROGRESS_MS 250

@@ -44,9 +44,25 @@ tile_origins(guint len, guint tile, guint *origin)
   return k;
 }
 
+/* The graph's forward hook: one more tile done, said to the caller's progress function. */
+typedef struct {
+  EmsegTileProgress fn;
+  gpointer data;
+  guint done, total;
+} TileCount;
+
+static void
+tile_done(void *data)
+{
+  TileCount *c = data;
+  c->done++;
+  c->fn(c->done, c->total, c->data);
+}
+
 gboolean
 emseg_calibrate_bn_on_stack(EngModel *model, EmsegStack *stack, const guint *slices, guint n,
-                            guint max_tiles, guint *n_tiles_out, GError **error)
+                            guint max_tiles, atomic_int *cancel, EmsegTileProgress progress,
+                            gpointer progress_data, guint *n_tiles_out, GError **error)
 {
   guint w = emseg_stack_get_width(stack), h = emseg_stack_get_height(stack);
   guint mult = (guint) MAX(eng_spec_size_multiple(eng_model_spec(model)), 1);
@@ -95,10 +111,19 @@ emseg_calibrate_bn_on_stack(EngModel *model, EmsegStack *stack, const guint *sli
                 emseg_stack_get_path(stack), err.message);
     ok = FALSE;
   }
-  if (ok && eng_model_calibrate_bn(model, graph, planes, used, &err) != ENG_OK) {
-    g_set_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_ENGINE,
+  TileCount count = { progress, progress_data, 0, used };
+  if (ok) {
+    eng_graph_set_cancel(graph, cancel);
+    if (progress != NULL)
+      eng_graph_set_forward_hook(graph, tile_done, &count);
+  }
+  EngStatus st = ok ? eng_model_calibrate_bn(model, graph, planes, used, &err) : ENG_OK;
+  if (st != ENG_OK) {
+    g_set_error(error, EMSEG_PREDICT_ERROR,
+                st == ENG_ERR_CANCELLED ? EMSEG_PREDICT_ERROR_CANCELLED
+                                        : EMSEG_PREDICT_ERROR_ENGINE,
                 "recomputing BN statistics over %s: %s", emseg_stack_get_path(stack),
-                err.message);
+                st == ENG_ERR_CANCELLED ? "stopped" : err.message);
     ok = FALSE;
   }
   if (ok && n_tiles_out)
@@ -122,7 +147,7 @@ emseg_calibrate_bn_on_slices(EngModel *model, const char *images_path, const cha
   if (!slices)
     return FALSE;
   *n_out = n;
-  return emseg_calibrate_bn_on_stack(model, stack, slices, n, 0, NULL, error);
+  return emseg_calibrate_bn_on_stack(model, stack, slices, n, 0, NULL, NULL, NULL, NULL, error);
 }
 
 void

@@ -105,9 +105,15 @@ gboolean emseg_read_standardized(EmsegStack *stack, guint index, float *out, GEr
  * about 15 s on two cores (30 ISBI slices: 13 s measured); a bound on the time, not a
  * measured point past which more tiles stop mattering. */
 #define EMSEG_ADAPT_BN_TILES 32
+/* Called on the calling thread after each tile's forward: done of total. */
+typedef void (*EmsegTileProgress)(guint done, guint total, gpointer data);
+/* cancel (may be NULL, borrowed) is polled between layers: raised, the call stops with
+ * EMSEG_PREDICT_ERROR_CANCELLED and the model's statistics are partly recomputed (callers
+ * adapt a copy). progress may be NULL. */
 gboolean emseg_calibrate_bn_on_stack(EngModel *model, EmsegStack *stack, const guint *slices,
-                                     guint n, guint max_tiles, guint *n_tiles_out,
-                                     GError **error);
+                                     guint n, guint max_tiles, atomic_int *cancel,
+                                     EmsegTileProgress progress, gpointer progress_data,
+                                     guint *n_tiles_out, GError **error);
 /* The same over the slices slices_text names (emseg_parse_slices: NULL = all) of the stack
  * at images_path, every tile; *n_out: how many slices. Used by `emseg calibrate-bn` and
  * `emseg average`. */

@@ -2694,6 +2694,18 @@ test_window_open_shows_shipped (void)
         cps = emseg_project_list_checkpoints (project, &error);
         g_assert_cmpuint (cps->len, ==, 2);
       }
+    /* Esc stops an adaptation: nothing stored, the current model stays */
+    g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.adapt-model", NULL));
+    g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.stop-work", NULL));
+    spin_until (adapt_done, NULL, 60.0);
+    g_assert_cmpstr (emseg_window_get_status (window), ==, "Adapting the model stopped; nothing was stored.");
+    g_assert_cmpstr (emseg_window_get_best_model (window), ==, want);
+    {
+      g_autoptr (GArray) cps = emseg_project_list_checkpoints (project, &error);
+
+      g_assert_cmpuint (cps->len, ==, 2);
+    }
+    g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_ERROR), ==, 0);
     g_assert_true (emseg_window_use_model (window, "shipped-isbi2012", &error));
     g_assert_cmpstr (emseg_window_get_best_model (window), ==, "shipped-isbi2012");
   }

@@ -1463,7 +1463,8 @@ read_bn_page(gpointer user_data, guint index, void *out, GError **error)
 }
 
 /* The BN statistics a stack's tiles give, computed here by cropping 512² tiles by hand and
- * calling eng_model_calibrate_bn: a 1024×600 slice is 2 × 2 tiles (x 0, 512; y 0, 88). */
+ * calling eng_model_calibrate_bn: a 1024×600 slice is 2 × 2 tiles (x 0, 512; y 0, 88). The
+ * test also follows its progress calls and stops one midway. */
 static float *
 stats_of_tiles(EngModel *m, EmsegStack *st, const guint (*tiles)[3], guint n)
 {
@@ -1486,6 +1487,24 @@ stats_of_tiles(EngModel *m, EmsegStack *st, const guint (*tiles)[3], guint n)
   return g_memdup2(stats, total * sizeof(float));
 }
 
+/* What the progress function of emseg_calibrate_bn_on_stack was told; stop_after > 0 raises
+ * cancel after that many tiles. */
+typedef struct {
+  guint calls, last_done, last_total, stop_after;
+  atomic_int cancel;
+} TileLog;
+
+static void
+log_tile(guint done, guint total, gpointer data)
+{
+  TileLog *log = data;
+  log->calls++;
+  log->last_done = done;
+  log->last_total = total;
+  if (log->stop_after > 0 && done >= log->stop_after)
+    atomic_store(&log->cancel, 1);
+}
+
 static void
 test_calibrate_bn_tiles(void)
 {
@@ -1505,7 +1524,7 @@ test_calibrate_bn_tiles(void)
   g_autofree float *want = stats_of_tiles(m, st, all, 4);
   const guint one = 1;
   guint n_tiles = 0;
-  g_assert_true(emseg_calibrate_bn_on_stack(m, st, &one, 1, 0, &n_tiles, &error));
+  g_assert_true(emseg_calibrate_bn_on_stack(m, st, &one, 1, 0, NULL, NULL, NULL, &n_tiles, &error));
   g_assert_no_error(error);
   g_assert_cmpuint(n_tiles, ==, 4);
   g_assert_cmpmem(w, total * sizeof(float), want, total * sizeof(float));
@@ -1513,18 +1532,32 @@ test_calibrate_bn_tiles(void)
   const guint some[][3] = { { 0, 0, 0 }, { 0, 0, 88 }, { 1, 512, 0 } };
   g_autofree float *want3 = stats_of_tiles(m, st, some, 3);
   const guint both[] = { 0, 1 };
-  g_assert_true(emseg_calibrate_bn_on_stack(m, st, both, 2, 3, &n_tiles, &error));
+  TileLog log = { 0 };
+  g_assert_true(emseg_calibrate_bn_on_stack(m, st, both, 2, 3, NULL, log_tile, &log, &n_tiles,
+                                            &error));
   g_assert_cmpuint(n_tiles, ==, 3);
   g_assert_cmpmem(w, total * sizeof(float), want3, total * sizeof(float));
+  g_assert_cmpuint(log.calls, ==, 3); /* 1/3, 2/3, 3/3 */
+  g_assert_cmpuint(log.last_done, ==, 3);
+  g_assert_cmpuint(log.last_total, ==, 3);
+  /* a cancel flag raised after the first tile stops the second's forward */
+  TileLog stopper = { .stop_after = 1 };
+  atomic_init(&stopper.cancel, 0);
+  g_assert_false(emseg_calibrate_bn_on_stack(m, st, both, 2, 3, &stopper.cancel, log_tile,
+                                             &stopper, &n_tiles, &error));
+  g_assert_error(error, EMSEG_PREDICT_ERROR, EMSEG_PREDICT_ERROR_CANCELLED);
+  g_assert_nonnull(strstr(error->message, "bn.tif: stopped"));
+  g_clear_error(&error);
+  g_assert_cmpuint(stopper.calls, ==, 1);
   /* slices smaller than the network takes are refused, naming both sizes */
   g_autoptr(EmsegStack) small = emseg_stack_new_from_reader("small.tif", 6, 6, 1,
                                                             EMSEG_SAMPLE_F32, read_bn_page, NULL,
                                                             NULL, &error);
-  g_assert_false(emseg_calibrate_bn_on_stack(m, small, &one, 0, 0, &n_tiles, &error));
+  g_assert_false(emseg_calibrate_bn_on_stack(m, small, &one, 0, 0, NULL, NULL, NULL, &n_tiles, &error));
   g_assert_nonnull(strstr(error->message, "no slices"));
   g_clear_error(&error);
   const guint zero = 0;
-  g_assert_false(emseg_calibrate_bn_on_stack(m, small, &zero, 1, 0, &n_tiles, &error));
+  g_assert_false(emseg_calibrate_bn_on_stack(m, small, &zero, 1, 0, NULL, NULL, NULL, &n_tiles, &error));
   g_assert_nonnull(strstr(error->message, "small.tif: slices of 6×6 are smaller than the "
                                           "network's 8×8 minimum"));
   eng_model_free(m);
