@@ -693,7 +693,7 @@ static EngModel *
 copy_model(const EngModel *src, GError **error)
 {
   EngError err;
-  EngModel *m = eng_model_new(eng_model_spec(src), 0, &err);
+  EngModel *m = eng_model_new_zeroed(eng_model_spec(src), &err);
   if (!m || eng_model_copy_params(m, src, &err) != ENG_OK) {
     eng_model_free(m);
     g_set_error(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_ENGINE,

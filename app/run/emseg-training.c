@@ -551,10 +551,10 @@ run_setup(Run *run, GError **error)
 
   /* The dropout rate has no parameters, so weights copy across specs that differ only
    * in it: that is how fine-tuning and resuming may change the rate. */
-  EngModel *fresh = eng_model_new(&spec, cfg->seed, &err);
+  const EngModel *from = run->model ? run->model : cfg->init_model;
+  EngModel *fresh = from ? eng_model_new_zeroed(&spec, &err) : eng_model_new(&spec, cfg->seed, &err);
   if (!fresh)
     return engine_error(error, &err, "cannot build the model");
-  const EngModel *from = run->model ? run->model : cfg->init_model;
   if (from && eng_model_copy_params(fresh, from, &err) != ENG_OK) {
     eng_model_free(fresh);
     return engine_error(error, &err, "cannot start from the given weights");
@@ -563,7 +563,7 @@ run_setup(Run *run, GError **error)
   run->model = fresh;
   eng_model_set_conv_bf16(run->model, cfg->conv_bf16); /* before the graphs below */
   if (!run->best) {
-    run->best = eng_model_new(&spec, cfg->seed, &err);
+    run->best = eng_model_new_zeroed(&spec, &err);
     if (!run->best || eng_model_copy_params(run->best, run->model, &err) != ENG_OK)
       return engine_error(error, &err, "cannot build the model");
   }

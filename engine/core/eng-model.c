@@ -484,7 +484,7 @@ build(Net *net, int input)
 
 /* ---- EngModel -------------------------------------------------------------------------- */
 EngModel *
-eng_model_new(const EngSpec *spec, uint64_t seed, EngError *err)
+eng_model_new_zeroed(const EngSpec *spec, EngError *err)
 {
   if (eng_spec_validate(spec, err) != ENG_OK)
     return NULL;
@@ -509,6 +509,15 @@ eng_model_new(const EngSpec *spec, uint64_t seed, EngError *err)
     eng_error_set(err, ENG_ERR_NOMEM, "out of memory allocating %zu parameters", b.offset);
     return NULL;
   }
+  return m;
+}
+
+EngModel *
+eng_model_new(const EngSpec *spec, uint64_t seed, EngError *err)
+{
+  EngModel *m = eng_model_new_zeroed(spec, err);
+  if (!m)
+    return NULL;
   /* He-normal weights in table order from one stream: reproducible from the seed. */
   EngRng rng;
   eng_rng_seed(&rng, seed);

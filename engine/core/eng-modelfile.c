@@ -269,7 +269,7 @@ eng_model_deserialize(const uint8_t *buf, size_t len, EngModel **out, char **met
   EngError sub;
   if (eng_spec_parse(&spec, spec_text, &sub) != ENG_OK)
     return eng_error_set(err, ENG_ERR_FORMAT, "model file spec is invalid: %s", sub.message);
-  EngModel *m = eng_model_new(&spec, 0, &sub);
+  EngModel *m = eng_model_new_zeroed(&spec, &sub); /* every weight is read below */
   if (!m)
     return eng_error_set(err, sub.status, "%s", sub.message);
   if (!get_u32(&in, &n) || n != eng_model_n_params(m)) {
