@@ -124,8 +124,8 @@ action_adapt_model (GtkWidget *widget, const char *name, GVariant *param)
     emseg_window_show_error (self, "Cannot adapt the model", error);
 }
 
-/* Esc: stops whichever of the two stoppable background copies runs, an import (of a stack
- * into a project) or an adaptation; they never run together (each counts as busy). */
+/* Esc: stops whichever stoppable background work runs — an import (of a stack into a
+ * project), an adaptation or a compaction; they never run together (each counts as busy). */
 static void
 action_stop_work (GtkWidget *widget, const char *name, GVariant *param)
 {
@@ -133,6 +133,8 @@ action_stop_work (GtkWidget *widget, const char *name, GVariant *param)
 
   if (emseg_window_is_importing (self))
     emseg_window_stop_import (self);
+  else if (emseg_window_is_compacting (self))
+    emseg_window_stop_compacting (self);
   else
     emseg_window_stop_adapting (self);
 }

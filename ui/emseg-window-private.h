@@ -85,6 +85,7 @@ struct _EmsegWindow {
   gboolean close_confirmed;      /* the user chose to stop the work and close */
   gboolean checking;             /* a project check runs (emseg-window-check.c) */
   gboolean compacting;           /* Compact Project runs: the window is locked (emseg-window-models.c) */
+  atomic_int *compact_cancel;    /* its stop flag (the job's) while it runs, else NULL */
   EmsegImportJob *import_job;    /* a stack being copied into a new project, or NULL */
   GThread *import_thread;        /* its worker, joined when done or in dispose */
 };

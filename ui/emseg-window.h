@@ -142,6 +142,8 @@ gboolean emseg_window_delete_model (EmsegWindow *self, const char *name, GError 
  * outcome in the status line. Refused while anything else works. */
 gboolean emseg_window_compact_project (EmsegWindow *self, GError **error);
 gboolean emseg_window_is_compacting (EmsegWindow *self);
+/* Stops a running compaction (Esc): the file stays as it was. */
+void emseg_window_stop_compacting (EmsegWindow *self);
 /* Labels every unlabelled pixel of the visible slice as the prediction overlay shows it
  * (membrane where P(cell) < 0.5, cell elsewhere), keeping painted labels, as one step of the
  * undo history: the start of correcting a slice for a fine-tune. Refused with a message while

@@ -541,7 +541,12 @@ project_compact(int argc, char **argv)
   g_autoptr(EmsegProject) project =
       emseg_project_open(argv[1], EMSEG_PROJECT_OPEN_DEFAULT, &error);
   guint64 before = 0, after = 0;
-  if (project == NULL || !emseg_project_compact(project, &before, &after, &error))
+  /* Ctrl-C stops VACUUM cleanly (it rolls back) instead of killing it mid-way */
+  atomic_int *interrupted = emseg_cli_catch_sigint();
+  gboolean ok = project != NULL &&
+                emseg_project_compact(project, interrupted, &before, &after, &error);
+  emseg_cli_release_sigint();
+  if (!ok)
     return fail("compact", error);
   printf("%s: %.1f MB -> %.1f MB\n", argv[1], (double)before / 1e6, (double)after / 1e6);
   return 0;

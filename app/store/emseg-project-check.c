@@ -201,9 +201,19 @@ emseg_project_free_bytes(EmsegProject *p, guint64 *bytes, GError **error)
   return rc == SQLITE_ROW || emseg_project_fail(p, rc, "measuring free pages", error);
 }
 
+/* sqlite3_progress_handler: non-zero interrupts the statement (VACUUM rolls back) */
+static int
+compact_cancelled(void *data)
+{
+  return atomic_load((atomic_int *) data) != 0;
+}
+
+/* how often the cancel flag is polled, in SQLite virtual-machine steps */
+#define COMPACT_POLL_STEPS 1 /* cheap (an atomic load), and few rows may hold most bytes */
+
 gboolean
-emseg_project_compact(EmsegProject *p, guint64 *bytes_before, guint64 *bytes_after,
-                      GError **error)
+emseg_project_compact(EmsegProject *p, atomic_int *cancel, guint64 *bytes_before,
+                      guint64 *bytes_after, GError **error)
 {
   EMSEG_PROJECT_ASSERT_THREAD(p);
   if (p->read_only) {
@@ -218,7 +228,10 @@ emseg_project_compact(EmsegProject *p, guint64 *bytes_before, guint64 *bytes_aft
   /* VACUUM builds the new file as an attached temporary database; configure() allows none
    * (no statement of ours attaches), so one is allowed for the length of it */
   int attached = sqlite3_limit(p->db, SQLITE_LIMIT_ATTACHED, 1);
+  if (cancel != NULL)
+    sqlite3_progress_handler(p->db, COMPACT_POLL_STEPS, compact_cancelled, cancel);
   gboolean ok = emseg_project_exec(p, "VACUUM", "compacting", error);
+  sqlite3_progress_handler(p->db, 0, NULL, NULL);
   sqlite3_limit(p->db, SQLITE_LIMIT_ATTACHED, attached);
   if (!ok ||
       !emseg_project_exec(p, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing the log", error))

@@ -145,6 +145,7 @@ map_code(int rc)
   case SQLITE_NOTADB: return EMSEG_PROJECT_ERROR_NOT_PROJECT;
   case SQLITE_CANTOPEN: return EMSEG_PROJECT_ERROR_NOT_FOUND;
   case SQLITE_CONSTRAINT: return EMSEG_PROJECT_ERROR_INVALID;
+  case SQLITE_INTERRUPT: return EMSEG_PROJECT_ERROR_CANCELLED;
   default: return EMSEG_PROJECT_ERROR_FAILED;
   }
 }
@@ -158,6 +159,7 @@ emseg_project_fail(EmsegProject *p, int rc, const char *what, GError **error)
   case EMSEG_PROJECT_ERROR_DISK_FULL: hint = " (disk full: free some space and retry)"; break;
   case EMSEG_PROJECT_ERROR_READ_ONLY: hint = " (the project is read-only)"; break;
   case EMSEG_PROJECT_ERROR_BUSY: hint = " (another program kept the project locked)"; break;
+  case EMSEG_PROJECT_ERROR_CANCELLED: hint = " (stopped: nothing was changed)"; break;
   default: break;
   }
   g_set_error(error, EMSEG_PROJECT_ERROR, map_code(rc), "%s: %s: %s%s", p->path, what, msg, hint);

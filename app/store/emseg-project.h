@@ -28,6 +28,8 @@
  * GBytes and GArray (free with g_free / g_bytes_unref / g_array_unref). */
 #pragma once
 
+#include <stdatomic.h>
+
 #include <glib.h>
 
 #include "emseg-stack.h"
@@ -47,6 +49,7 @@ typedef enum {
   EMSEG_PROJECT_ERROR_DISK_FULL,
   EMSEG_PROJECT_ERROR_BUSY,        /* another connection held the lock past the timeout */
   EMSEG_PROJECT_ERROR_INVALID,     /* bad argument: sizes, label values, unknown status */
+  EMSEG_PROJECT_ERROR_CANCELLED,   /* stopped through a cancel flag; nothing was changed */
 } EmsegProjectError;
 
 /* Mask values, one byte per pixel. Membrane and cell match label files (0 / 255). */
@@ -309,9 +312,11 @@ gboolean emseg_project_check_contents(EmsegProject *project, EmsegProjectCheckCo
 /* Rewrites the file without its free pages (VACUUM), which deleted and replaced
  * checkpoints and predictions leave behind; needs a writable open and, for the length of
  * it, free disk space about the file's size. bytes_before / bytes_after: file size plus
- * write-ahead log. */
-gboolean emseg_project_compact(EmsegProject *project, guint64 *bytes_before,
-                               guint64 *bytes_after, GError **error);
+ * write-ahead log. cancel (may be NULL, borrowed) is polled while VACUUM copies rows into
+ * its new file (not while it writes that back, which cannot be stopped): raised, it stops
+ * with EMSEG_PROJECT_ERROR_CANCELLED and the file holds what it held. */
+gboolean emseg_project_compact(EmsegProject *project, atomic_int *cancel,
+                               guint64 *bytes_before, guint64 *bytes_after, GError **error);
 
 /* Bytes of free pages in the file (deleted or replaced data): what compacting would give
  * back, roughly. */

@@ -338,6 +338,21 @@ test_project_check_compact(void)
   g_assert_nonnull(strstr(e7, "no model named 'big'"));
   g_assert_cmpint(raw_int(proj, "SELECT COUNT(*) FROM predictions"), ==, 1); /* m's */
   g_assert_cmpint(raw_int(proj, "SELECT COUNT(*) FROM uncertainty"), ==, 1);
+  /* a raised cancel flag stops compacting; the free pages are all still there */
+  {
+    g_autoptr(EmsegProject) p = emseg_project_open(proj, EMSEG_PROJECT_OPEN_DEFAULT, &error);
+    guint64 free_before = 0, free_after = 0, b = 0, a = 0;
+    atomic_int stop;
+    atomic_init(&stop, 1);
+    g_assert_true(emseg_project_free_bytes(p, &free_before, &error));
+    g_assert_cmpuint(free_before, >, 2000000);
+    g_assert_false(emseg_project_compact(p, &stop, &b, &a, &error));
+    g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CANCELLED);
+    g_assert_nonnull(strstr(error->message, "stopped: nothing was changed"));
+    g_clear_error(&error);
+    g_assert_true(emseg_project_free_bytes(p, &free_after, &error));
+    g_assert_cmpuint(free_after, ==, free_before);
+  }
   GStatBuf st;
   g_assert_cmpint(g_stat(proj, &st), ==, 0);
   goffset before = st.st_size;

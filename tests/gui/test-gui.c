@@ -2887,9 +2887,10 @@ test_window_import_model (void)
 }
 
 /* Delete Model asks first (Cancel keeps the model); deleting another model leaves the
- * current one; deleting the current one leaves none, and its overlay goes with it. Compact
- * Project… then asks, locks the window while a worker rewrites the file (nothing else may
- * delete meanwhile), and gives the deleted models' space back to the disk. */
+ * current one; deleting the current one leaves none, and its overlay goes with it. Esc
+ * stops a compaction; Compact Project… then asks, locks the window while a worker rewrites
+ * the file (nothing else may delete meanwhile), and gives the deleted models' space back
+ * to the disk. */
 static gboolean
 compact_finished (gpointer data)
 {
@@ -2961,6 +2962,15 @@ test_window_delete_compact (void)
   g_assert_error (error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND);
   g_clear_error (&error);
 
+  /* Esc stops a compaction (its flag is up long before the worker's VACUUM starts): the
+   * window is unlocked and nothing changed */
+  g_assert_true (emseg_window_compact_project (window, &error));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.stop-work", NULL));
+  spin_until (compact_finished, NULL, 60.0);
+  g_assert_cmpstr (emseg_window_get_status (window), ==, "Compacting stopped; the project is as it was.");
+  g_assert_true (gtk_widget_get_sensitive (gtk_window_get_child (GTK_WINDOW (window))));
+  g_assert_cmpuint (count_message_dialogs (GTK_MESSAGE_ERROR), ==, 0);
+
   /* Compact Project…: asked, the window locked meanwhile, the file smaller after */
   g_assert_cmpint (g_stat (project_path, &st), ==, 0);
   before = st.st_size;
@@ -2986,6 +2996,13 @@ test_window_delete_compact (void)
   g_assert_nonnull (strstr (emseg_window_get_status (window), "Project compacted: "));
   g_assert_cmpint (g_stat (project_path, &st), ==, 0);
   g_assert_cmpint (st.st_size, <, before - 1000000);
+  /* a second time there is nothing to give back: said, not asked */
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.compact-project", NULL);
+  g_assert_null (find_message_dialog (GTK_MESSAGE_QUESTION));
+  g_free (text);
+  text = message_dialog_text (GTK_MESSAGE_INFO);
+  g_assert_nonnull (strstr (text, "has no free space inside"));
+  close_dialogs ();
   /* the window's own connection writes on after it */
   g_assert_true (emseg_window_import_model (window, model_path, &error));
   g_assert_no_error (error);
