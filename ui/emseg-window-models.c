@@ -17,15 +17,12 @@
 
 /* ---- Delete Model ---------------------------------------------------------------- */
 
-gboolean
-emseg_window_delete_model (EmsegWindow *self, const char *name, GError **error)
+/* FALSE with the reason unless a project is open and nothing works on it: a run, an
+ * export, an adaptation or an estimate may read a model by name, and each one writes. */
+static gboolean
+project_idle (EmsegWindow *self, GError **error)
 {
   const char *busy = emseg_window_busy_with (self);
-  gboolean was_current = self->best_model_name != NULL && g_str_equal (self->best_model_name, name);
-  g_auto (EmsegCheckpointInfo) current = { 0 };
-  guint planes = 0;
-  guint64 free_bytes = 0;
-  g_autofree char *text = NULL;
 
   if (self->project == NULL)
     {
@@ -34,11 +31,24 @@ emseg_window_delete_model (EmsegWindow *self, const char *name, GError **error)
     }
   if (busy != NULL || emseg_window_is_estimating (self))
     {
-      /* a run, an export or an estimate may be reading the model by name */
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "%s is running: stop it (or let it finish) first",
                    busy != NULL ? busy : "An uncertainty estimate");
       return FALSE;
     }
+  return TRUE;
+}
+
+gboolean
+emseg_window_delete_model (EmsegWindow *self, const char *name, GError **error)
+{
+  gboolean was_current = self->best_model_name != NULL && g_str_equal (self->best_model_name, name);
+  g_auto (EmsegCheckpointInfo) current = { 0 };
+  guint planes = 0;
+  guint64 free_bytes = 0;
+  g_autofree char *text = NULL;
+
+  if (!project_idle (self, error))
+    return FALSE;
   if (!emseg_project_delete_checkpoint (self->project, name, &planes, error) ||
       !emseg_project_current_checkpoint (self->project, &current, NULL, error))
     return FALSE;
@@ -189,22 +199,12 @@ compact_done (GObject *source, GAsyncResult *result, gpointer data)
 gboolean
 emseg_window_compact_project (EmsegWindow *self, GError **error)
 {
-  const char *busy = emseg_window_busy_with (self);
   g_autoptr (GTask) task = NULL;
   CompactJob *job;
   GApplication *app = G_APPLICATION (gtk_window_get_application (GTK_WINDOW (self)));
 
-  if (self->project == NULL)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "Open a project first");
-      return FALSE;
-    }
-  if (busy != NULL || emseg_window_is_estimating (self))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_BUSY, "%s is running: stop it (or let it finish) first",
-                   busy != NULL ? busy : "An uncertainty estimate");
-      return FALSE;
-    }
+  if (!project_idle (self, error))
+    return FALSE;
   /* the engine thread's connection would be a second writer; it starts again on demand */
   emseg_window_train_release_engine (self);
   job = g_new0 (CompactJob, 1);
