@@ -143,7 +143,8 @@ emseg_cli_predict(int argc, char **argv)
   outputs_clear(&outputs);
   if (!done)
     goto out;
-  printf("wrote %s (%u slices, %ux%u, float32, 1 = cell interior)\n", out_path, n, w, h);
+  printf("wrote %s (%u slice%s, %ux%u, float32, 1 = cell interior)\n", out_path, n, n == 1 ? "" : "s",
+         w, h);
   rc = 0;
 out:
   if (rc && error)
