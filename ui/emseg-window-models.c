@@ -57,11 +57,11 @@ emseg_window_delete_model (EmsegWindow *self, const char *name, GError **error)
     emseg_window_train_model_changed (self); /* the overlay shows the new current model */
   else
     emseg_window_train_models_listed (self);
-  text = g_strdup_printf ("Deleted %s (and %u stored prediction plane%s). %s%s%s %.1f MB are free inside the project; "
+  text = g_strdup_printf ("Deleted %s (and %u stored prediction plane%s). %s%s. %.1f MB are free inside the project; "
                           "Compact Project gives them back to the disk.",
                           name, planes, planes == 1 ? "" : "s", current.name != NULL ? "Current model: " : "",
                           current.name != NULL ? current.name : "No model left (Fine-tune starts from the shipped one)",
-                          current.name != NULL ? "." : ".", free_bytes / 1e6);
+                          free_bytes / 1e6);
   emseg_window_set_status (self, text);
   emseg_train_panel_set_status (self->train_panel, text);
   return TRUE;
