@@ -191,7 +191,8 @@ project_info(int argc, char **argv)
            labeled->len, list->len ? list->str : "none", s->n_slices - labeled->len, strokes);
   }
   g_autoptr(GArray) runs = emseg_project_list_runs(project, &error);
-  g_autoptr(GArray) models = runs != NULL ? emseg_project_list_checkpoints(project, &error) : NULL;
+  g_autoptr(GArray) models =
+      runs != NULL ? emseg_project_list_checkpoints_dated(project, &error) : NULL;
   if (models == NULL)
     return fail("info", error);
   g_auto(EmsegCheckpointInfo) current = { 0 };

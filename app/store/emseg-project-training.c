@@ -389,6 +389,13 @@ emseg_checkpoint_info_clear(EmsegCheckpointInfo *info)
 }
 
 #define MODEL_COLUMNS "id, coalesce(run_id, 0), epoch, name, spec, scores, created, weights_len"
+/* The same without reading past the weights: SQLite stores a row's columns in order, so
+ * created and weights_len, which follow the blob, cost a walk down its overflow pages
+ * (0.08 s to list 9 shipped-size checkpoints, 0.23 s with created, against 0.1 ms without;
+ * the workbench lists them on every model change). length() reads the blob's size from the
+ * row header; created stays NULL. */
+#define MODEL_COLUMNS_QUICK \
+  "id, coalesce(run_id, 0), epoch, name, spec, scores, NULL, length(weights)"
 
 static void
 read_info(sqlite3_stmt *st, EmsegCheckpointInfo *info)
@@ -447,11 +454,14 @@ emseg_project_load_checkpoint(EmsegProject *p, const char *name, EmsegCheckpoint
   return bytes;
 }
 
-GArray *
-emseg_project_list_checkpoints(EmsegProject *p, GError **error)
+static GArray *
+list_checkpoints(EmsegProject *p, gboolean dated, GError **error)
 {
-  sqlite3_stmt *st =
-      emseg_project_stmt(p, "SELECT " MODEL_COLUMNS " FROM models ORDER BY id", error);
+  sqlite3_stmt *st = emseg_project_stmt(
+      p,
+      dated ? "SELECT " MODEL_COLUMNS " FROM models ORDER BY id"
+            : "SELECT " MODEL_COLUMNS_QUICK " FROM models ORDER BY id",
+      error);
   if (st == NULL)
     return NULL;
   GArray *a = g_array_new(FALSE, TRUE, sizeof(EmsegCheckpointInfo));
@@ -469,6 +479,18 @@ emseg_project_list_checkpoints(EmsegProject *p, GError **error)
     return NULL;
   }
   return a;
+}
+
+GArray *
+emseg_project_list_checkpoints(EmsegProject *p, GError **error)
+{
+  return list_checkpoints(p, FALSE, error);
+}
+
+GArray *
+emseg_project_list_checkpoints_dated(EmsegProject *p, GError **error)
+{
+  return list_checkpoints(p, TRUE, error);
 }
 
 gboolean

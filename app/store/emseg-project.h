@@ -248,8 +248,11 @@ G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(EmsegCheckpointInfo, emseg_checkpoint_info_clea
 /* Loads by name; verifies size and SHA-256 before returning the weights. info may be NULL. */
 GBytes *emseg_project_load_checkpoint(EmsegProject *project, const char *name,
                                       EmsegCheckpointInfo *info, GError **error);
-/* GArray of EmsegCheckpointInfo (cleared on free), in id order. */
+/* GArray of EmsegCheckpointInfo (cleared on free), in id order, created left NULL: it is
+ * stored after the weights, and reading it walks them (tens of ms per checkpoint). */
 GArray *emseg_project_list_checkpoints(EmsegProject *project, GError **error);
+/* The same with created filled in, at that cost (emseg project info). */
+GArray *emseg_project_list_checkpoints_dated(EmsegProject *project, GError **error);
 /* The current model: the checkpoint last chosen with emseg_project_choose_checkpoint, unless
  * a checkpoint was saved since (a training run's or an import's: the newest model is current
  * again) or the chosen one is gone; else the latest. The model the workbench shows and

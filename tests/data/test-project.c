@@ -521,6 +521,18 @@ test_training_records(void)
   g_assert_cmpstr(info.scores, ==, "v_rand=0.9");
   g_autoptr(GArray) cks = emseg_project_list_checkpoints(p, &error);
   g_assert_cmpuint(cks->len, ==, 1);
+  /* the quick list reads the size from the blob's header and leaves the date out; the dated
+   * one has it, as the load does */
+  g_assert_cmpuint(g_array_index(cks, EmsegCheckpointInfo, 0).weights_len, ==, sizeof w2);
+  g_assert_cmpstr(g_array_index(cks, EmsegCheckpointInfo, 0).scores, ==, "v_rand=0.9");
+  g_assert_null(g_array_index(cks, EmsegCheckpointInfo, 0).created);
+  {
+    g_autoptr(GArray) dated = emseg_project_list_checkpoints_dated(p, &error);
+    g_assert_cmpuint(dated->len, ==, 1);
+    g_assert_cmpuint(g_array_index(dated, EmsegCheckpointInfo, 0).weights_len, ==, sizeof w2);
+    g_assert_cmpstr(g_array_index(dated, EmsegCheckpointInfo, 0).created, ==, info.created);
+    g_assert_nonnull(info.created);
+  }
 
   /* The current model: the latest, unless one was chosen since the last checkpoint saved;
    * a choice of a name the project does not hold is refused. */
