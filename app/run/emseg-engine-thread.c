@@ -366,6 +366,11 @@ struct _EmsegEngineThread {
   gint64 model_id;       /* its row in the store, 0 if none */
   EngModel *snapshot;    /* owned: best weights of the running training job */
   gint64 snapshot_id;
+  /* owned: the checkpoint a job named last, kept for the next job naming it (paging through
+   * slices asks for one PREDICT job per slice, each of which loaded, checked and decoded the
+   * same checkpoint again); store ids are never reused, so the id says it is the same */
+  EngModel *loaded;
+  gint64 loaded_id;
 };
 
 struct _EmsegEngineJobContext {
@@ -647,8 +652,10 @@ resolve_slices(EmsegEngineThread *t, const EmsegEngineJob *job, gboolean labeled
   return all;
 }
 
-/* The model a job names (a checkpoint, loaded), else the thread's current one.
- * *owned receives what the caller must free (NULL when borrowed). */
+/* The model a job names (a checkpoint, loaded unless it is the one loaded last), else the
+ * thread's current one. *owned receives what the caller must free (NULL when borrowed);
+ * borrowed models are shared with later jobs, so callers change nothing in them for good
+ * (they copy it to train or adapt it). */
 static EngModel *
 resolve_model(EmsegEngineJobContext *ctx, EngModel **owned, gint64 *model_id, double *gamma,
               GError **error)
@@ -662,23 +669,36 @@ resolve_model(EmsegEngineJobContext *ctx, EngModel **owned, gint64 *model_id, do
     return ctx->q->model;
   }
   if (ctx->q->job->model) {
-    g_auto(EmsegCheckpointInfo) info = { 0 };
-    g_autoptr(GBytes) bytes =
-        emseg_project_load_checkpoint(t->project, ctx->q->job->model, &info, error);
-    if (!bytes)
+    const char *name = ctx->q->job->model;
+    g_autoptr(GArray) cps = emseg_project_list_checkpoints(t->project, error);
+    if (!cps)
       return NULL;
-    gsize len;
-    const guint8 *data = g_bytes_get_data(bytes, &len);
-    EngError err;
-    if (eng_model_deserialize(data, len, owned, NULL, &err) != ENG_OK) {
-      g_set_error(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_INPUT, "checkpoint '%s': %s",
-                  ctx->q->job->model, err.message);
-      return NULL;
+    const EmsegCheckpointInfo *found = NULL;
+    for (guint i = 0; i < cps->len && !found; i++)
+      if (strcmp(g_array_index(cps, EmsegCheckpointInfo, i).name, name) == 0)
+        found = &g_array_index(cps, EmsegCheckpointInfo, i);
+    if (!found || found->id != t->loaded_id) {
+      /* not listed: the load says so with the store's own message */
+      g_autoptr(GBytes) bytes = emseg_project_load_checkpoint(t->project, name, NULL, error);
+      if (!bytes)
+        return NULL;
+      gsize len;
+      const guint8 *data = g_bytes_get_data(bytes, &len);
+      EngModel *m = NULL;
+      EngError err;
+      if (eng_model_deserialize(data, len, &m, NULL, &err) != ENG_OK) {
+        g_set_error(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_INPUT, "checkpoint '%s': %s",
+                    name, err.message);
+        return NULL;
+      }
+      eng_model_free(t->loaded);
+      t->loaded = m;
+      t->loaded_id = found ? found->id : 0;
     }
-    *model_id = info.id;
+    *model_id = t->loaded_id;
     if (gamma != NULL)
-      *gamma = emseg_gamma_from_meta(info.scores);
-    return *owned;
+      *gamma = found ? emseg_gamma_from_meta(found->scores) : NAN;
+    return t->loaded;
   }
   if (!t->model) {
     g_set_error_literal(error, EMSEG_ENGINE_ERROR, EMSEG_ENGINE_ERROR_INPUT,
@@ -1489,6 +1509,7 @@ engine_main(gpointer data)
   g_queue_clear_full(&t->pending, (GDestroyNotify) queued_job_free);
   g_queue_clear_full(&t->previews, (GDestroyNotify) queued_job_free);
   g_clear_pointer(&t->model, eng_model_free);
+  g_clear_pointer(&t->loaded, eng_model_free);
   g_clear_pointer(&t->snapshot, eng_model_free);
   g_clear_pointer(&t->project, emseg_project_close);
   eng_c_locale_leave(previous_locale);

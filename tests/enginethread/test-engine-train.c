@@ -648,6 +648,86 @@ test_fine_tune_on_corrections_and_evaluate(void)
   event_log_clear(&log);
 }
 
+/* The prediction of slice N_LABELED by a PREDICT job naming checkpoint `name`, copied
+ * (TEST_SIZE² floats); *model_id: the checkpoint row it came from. */
+static float *
+predict_named(EmsegEngineThread *t, EventLog *log, const char *name, gint64 *model_id)
+{
+  guint64 j = emseg_engine_thread_start(t, test_predict_job(stack_id, N_LABELED, 1, name));
+  const EmsegEngineEvent *ev = event_log_wait(log, t, EMSEG_ENGINE_EVENT_PREDICTION, j);
+  *model_id = ev->model_id;
+  float *prob = g_memdup2(ev->prob, (gsize) TEST_SIZE * TEST_SIZE * sizeof(float));
+  g_assert_cmpint(event_log_wait(log, t, EMSEG_ENGINE_EVENT_FINISHED, j)->status, ==,
+                  EMSEG_ENGINE_STATUS_FINISHED);
+  return prob;
+}
+
+/* The thread keeps the checkpoint a job named for the next job naming it: the second
+ * prediction is the first's, bit for bit. A checkpoint saved again under that name (other
+ * weights, a new id) is loaded again, not served from the kept copy; a deleted one is an
+ * error, not the kept copy either. */
+static void
+test_named_checkpoint_kept(void)
+{
+  EmsegEngineThread *t = new_thread();
+  EventLog log;
+  event_log_init(&log);
+  guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, 2, 43));
+  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
+  guint nc = event_log_count(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
+  g_assert_cmpuint(nc, >=, 1);
+  g_autofree char *name = g_strdup(find(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt, nc - 1)->model_name);
+  gint64 id1 = 0, id2 = 0, id3 = 0;
+  g_autofree float *p1 = predict_named(t, &log, name, &id1);
+  g_autofree float *p2 = predict_named(t, &log, name, &id2);
+  g_assert_cmpint(id2, ==, id1);
+  g_assert_cmpmem(p1, TEST_SIZE * TEST_SIZE * sizeof(float), p2,
+                  TEST_SIZE * TEST_SIZE * sizeof(float));
+
+  /* the same name, other weights: the classifier's bias raised by 3 */
+  g_autoptr(GError) error = NULL;
+  {
+    g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);
+    g_auto(EmsegCheckpointInfo) info = { 0 };
+    g_autoptr(GBytes) bytes = emseg_project_load_checkpoint(p, name, &info, &error);
+    g_assert_no_error(error);
+    gsize len = 0;
+    const guint8 *data = g_bytes_get_data(bytes, &len);
+    EngModel *m = NULL;
+    EngError err;
+    g_assert_cmpint(eng_model_deserialize(data, len, &m, NULL, &err), ==, ENG_OK);
+    float *w = eng_model_params_arena(m, NULL);
+    const EngParam *last = eng_model_param(m, eng_model_n_params(m) - 1);
+    g_assert_cmpint(last->kind, ==, ENG_PARAM_CONV_BIAS);
+    w[last->offset] += 3.0f;
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    g_assert_cmpint(eng_model_serialize(m, ENG_DTYPE_F32, NULL, &out, &out_len, &err), ==, ENG_OK);
+    g_assert_true(emseg_project_save_checkpoint(p, name, 0, 0, info.spec, info.scores, out,
+                                                out_len, NULL, &error));
+    g_assert_no_error(error);
+    free(out);
+    eng_model_free(m);
+  }
+  g_autofree float *p3 = predict_named(t, &log, name, &id3);
+  g_assert_cmpint(id3, !=, id1);
+  for (gsize i = 0; i < (gsize) TEST_SIZE * TEST_SIZE; i++)
+    g_assert_cmpfloat(p3[i], <, p1[i]); /* the logit is membrane: P(cell) lower everywhere */
+
+  {
+    g_autoptr(EmsegProject) p = emseg_project_open(project_path, 0, &error);
+    g_assert_true(emseg_project_delete_checkpoint(p, name, NULL, &error));
+    g_assert_no_error(error);
+  }
+  guint64 jd = emseg_engine_thread_start(t, test_predict_job(stack_id, N_LABELED, 1, name));
+  const EmsegEngineEvent *gone = event_log_wait(&log, t, EMSEG_ENGINE_EVENT_ERROR, jd);
+  g_assert_nonnull(strstr(gone->message, name));
+  g_assert_cmpint(event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jd)->status, ==,
+                  EMSEG_ENGINE_STATUS_FAILED);
+  emseg_engine_thread_free(t);
+  event_log_clear(&log);
+}
+
 /* BN adaptation: a checkpoint's copy with its BN statistics recomputed over the stack's
  * images (no labels) is stored under the job's name with the starting model's exponent and
  * where it came from; its weights are the starting model's and its statistics are what
@@ -767,6 +847,7 @@ main(int argc, char **argv)
   g_test_add_func("/engine-thread/train/fine-tune-evaluate",
                   test_fine_tune_on_corrections_and_evaluate);
   g_test_add_func("/engine-thread/train/adapt-bn", test_adapt_bn);
+  g_test_add_func("/engine-thread/train/named-checkpoint-kept", test_named_checkpoint_kept);
   int rc = g_test_run();
   GDir *dir = g_dir_open(scratch, 0, NULL);
   for (const char *name; dir && (name = g_dir_read_name(dir));) {
