@@ -125,7 +125,8 @@ action_adapt_model (GtkWidget *widget, const char *name, GVariant *param)
 }
 
 /* Esc: stops whichever stoppable background work runs — an import (of a stack into a
- * project), an adaptation or a compaction; they never run together (each counts as busy). */
+ * project), an adaptation or a compaction (they never run together: each counts as busy),
+ * and a project check, which may run beside any of them. */
 static void
 action_stop_work (GtkWidget *widget, const char *name, GVariant *param)
 {
@@ -137,6 +138,7 @@ action_stop_work (GtkWidget *widget, const char *name, GVariant *param)
     emseg_window_stop_compacting (self);
   else
     emseg_window_stop_adapting (self);
+  emseg_window_stop_checking (self);
 }
 
 void

@@ -1,7 +1,7 @@
 /* emseg-window-check.c — Check Project… (main menu): reads everything the open project
  * holds back, as `emseg project check` does (emseg_project_check_contents), on a worker
  * thread with its own read-only connection, so the window stays usable; progress goes to
- * the status line, the outcome to a dialog listing what is damaged.
+ * the status line, the outcome to a dialog listing what is damaged; Esc stops it.
  *
  * Why a separate connection: the store's connections are not shared between threads, and a
  * read-only one sees a consistent snapshot while the window (or the engine thread) writes.
@@ -20,6 +20,7 @@ typedef struct {
   GPtrArray *problems;           /* owned strings */
   GWeakRef window;               /* NULL once the window is gone */
   gint64 drawn_us;               /* the worker's last progress post */
+  atomic_int cancel;             /* raised by Esc (emseg_window_stop_checking) */
 } CheckJob;
 
 static void
@@ -53,7 +54,7 @@ show_progress (gpointer data)
   if (self != NULL && self->checking)
     {
       g_autofree char *text = g_strdup_printf ("Checking the project: %" G_GUINT64_FORMAT " of %" G_GUINT64_FORMAT
-                                               " items read back…",
+                                               " items read back (Esc stops)…",
                                                p->done, p->total);
       emseg_window_set_status (self, text);
     }
@@ -87,7 +88,7 @@ check_thread (GTask *task, gpointer source, gpointer data, GCancellable *cancell
     emseg_project_open (job->path, EMSEG_PROJECT_OPEN_READ_ONLY | EMSEG_PROJECT_OPEN_SKIP_CHECK, &error);
 
   if (project == NULL ||
-      !emseg_project_check_contents (project, &job->counts, job->problems, emseg_check_model_loads,
+      !emseg_project_check_contents (project, &job->counts, job->problems, emseg_check_model_loads, &job->cancel,
                                      check_progress_cb, task, &error))
     g_task_return_error (task, error);
   else
@@ -108,7 +109,13 @@ check_done (GObject *source, GAsyncResult *result, gpointer data)
   if (self == NULL)
     return;
   self->checking = FALSE;
+  self->check_cancel = NULL;
   emseg_window_update_actions (self);
+  if (g_error_matches (error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CANCELLED))
+    {
+      emseg_window_set_status (self, "Project check stopped: nothing was changed.");
+      return;
+    }
   if (!ok)
     {
       emseg_window_show_error (self, "The project check could not run", error);
@@ -166,9 +173,11 @@ emseg_window_check_project (EmsegWindow *self, GError **error)
    * reference says so) */
   task = g_task_new (NULL, NULL, check_done, NULL);
   g_task_set_task_data (task, job, (GDestroyNotify) check_job_free);
+  atomic_init (&job->cancel, 0);
   self->checking = TRUE;
+  self->check_cancel = &job->cancel;
   emseg_window_update_actions (self);
-  emseg_window_set_status (self, "Checking the project…");
+  emseg_window_set_status (self, "Checking the project (Esc stops)…");
   g_task_run_in_thread (task, check_thread);
   return TRUE;
 }
@@ -177,6 +186,13 @@ gboolean
 emseg_window_is_checking (EmsegWindow *self)
 {
   return self->checking;
+}
+
+void
+emseg_window_stop_checking (EmsegWindow *self)
+{
+  if (self->check_cancel != NULL)
+    atomic_store (self->check_cancel, 1);
 }
 
 static void

@@ -84,6 +84,7 @@ struct _EmsegWindow {
   GtkWidget *close_question;     /* "still running: close?" while shown (weak pointer) */
   gboolean close_confirmed;      /* the user chose to stop the work and close */
   gboolean checking;             /* a project check runs (emseg-window-check.c) */
+  atomic_int *check_cancel;      /* its stop flag (the job's) while it runs, else NULL */
   gboolean compacting;           /* Compact Project runs: the window is locked (emseg-window-models.c) */
   atomic_int *compact_cancel;    /* its stop flag (the job's) while it runs, else NULL */
   EmsegImportJob *import_job;    /* a stack being copied into a new project, or NULL */

@@ -84,7 +84,7 @@ emseg_window_update_actions (EmsegWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop-import", emseg_window_is_importing (self));
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop-work",
                                  emseg_window_is_importing (self) || emseg_window_is_adapting (self) ||
-                                   self->compacting);
+                                   self->compacting || self->checking);
   gtk_widget_set_sensitive (GTK_WIDGET (self->stack_dropdown), !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.export", in_project);
   /* enabled without a model too: the refusal says what is missing */

@@ -129,6 +129,8 @@ void emseg_window_stop_import (EmsegWindow *self);
  * without a project or while a check runs. */
 gboolean emseg_window_check_project (EmsegWindow *self, GError **error);
 gboolean emseg_window_is_checking (EmsegWindow *self);
+/* Stops a running check (Esc) within one item; the status line says so. */
+void emseg_window_stop_checking (EmsegWindow *self);
 /* Makes checkpoint `name` of the project its current model (emseg_project_choose_checkpoint):
  * the overlay, Fine-tune, Export and the uncertainty estimate use it until a run saves a newer
  * one. Refused while a run or an export works. */

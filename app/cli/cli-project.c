@@ -509,8 +509,9 @@ project_check(int argc, char **argv)
   EmsegProjectCheckCounts n;
   g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
   gint64 drawn_us = 0;
-  if (!emseg_project_check_contents(project, &n, problems, emseg_check_model_loads, check_progress,
-                                    &drawn_us, &error))
+  /* no cancel flag: the check only reads, so Ctrl-C may simply end it */
+  if (!emseg_project_check_contents(project, &n, problems, emseg_check_model_loads, NULL,
+                                    check_progress, &drawn_us, &error))
     return fail("check", error);
   printf("%s: read %" G_GUINT64_FORMAT " slice%s, %" G_GUINT64_FORMAT " label mask%s, %"
          G_GUINT64_FORMAT " stroke%s, %" G_GUINT64_FORMAT " checkpoint%s, %" G_GUINT64_FORMAT

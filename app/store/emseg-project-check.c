@@ -11,6 +11,7 @@ typedef struct {
   EmsegProjectCheckProgress progress;
   gpointer user_data;
   guint64 done, total;
+  atomic_int *cancel; /* may be NULL */
 } Progress;
 
 static void
@@ -19,6 +20,41 @@ step(Progress *pr)
   pr->done++;
   if (pr->progress != NULL)
     pr->progress(pr->done, pr->total, pr->user_data);
+}
+
+/* sqlite3_progress_handler: non-zero interrupts the statement (VACUUM rolls back) */
+static int
+interrupt_requested(void *data)
+{
+  return atomic_load((atomic_int *)data) != 0;
+}
+
+/* how often a cancel flag is polled, in SQLite virtual-machine steps: every step, since a
+ * few rows (slices, checkpoints) may hold most of the bytes, and the poll is an atomic load */
+#define CANCEL_POLL_STEPS 1
+
+/* Lets cancel (may be NULL) interrupt this connection's statements until unwatched (NULL). */
+static void
+watch_cancel(EmsegProject *p, atomic_int *cancel)
+{
+  if (cancel != NULL)
+    sqlite3_progress_handler(p->db, CANCEL_POLL_STEPS, interrupt_requested, cancel);
+  else
+    sqlite3_progress_handler(p->db, 0, NULL, NULL);
+}
+
+static gboolean
+cancelled(const Progress *pr)
+{
+  return pr->cancel != NULL && atomic_load(pr->cancel) != 0;
+}
+
+static gboolean
+check_stopped(EmsegProject *p, GError **error)
+{
+  g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CANCELLED,
+              "%s: the check was stopped before it read everything", p->path);
+  return FALSE;
 }
 
 /* (model, stack, slice) of every row of a plane table, read before any is decoded. */
@@ -66,13 +102,18 @@ problem(GPtrArray *problems, GError **e, const char *prefix)
 gboolean
 emseg_project_check_contents(EmsegProject *p, EmsegProjectCheckCounts *counts,
                              GPtrArray *problems, EmsegProjectCheckModel check_model,
-                             EmsegProjectCheckProgress progress, gpointer user_data,
-                             GError **error)
+                             atomic_int *cancel, EmsegProjectCheckProgress progress,
+                             gpointer user_data, GError **error)
 {
   EMSEG_PROJECT_ASSERT_THREAD(p);
   memset(counts, 0, sizeof *counts);
   g_autoptr(GError) e = NULL;
-  if (!emseg_project_check_integrity(p, &e))
+  watch_cancel(p, cancel); /* integrity_check reads every page: minutes on big files */
+  gboolean sound = emseg_project_check_integrity(p, &e);
+  watch_cancel(p, NULL);
+  if (g_error_matches(e, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CANCELLED))
+    return check_stopped(p, error);
+  if (!sound)
     problem(problems, &e, NULL);
 
   g_autoptr(GArray) stacks = emseg_project_list_stacks(p, error);
@@ -80,7 +121,7 @@ emseg_project_check_contents(EmsegProject *p, EmsegProjectCheckCounts *counts,
     return FALSE;
   /* Everything listed first, so the progress has its total; the lists are then read. */
   static const char *const plane_tables[] = { "predictions", "uncertainty" };
-  Progress pr = { progress, user_data, 0, 0 };
+  Progress pr = { progress, user_data, 0, 0, cancel };
   g_autoptr(GPtrArray) labeled = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
   for (guint i = 0; i < stacks->len; i++) {
     EmsegProjectStack *s = &g_array_index(stacks, EmsegProjectStack, i);
@@ -109,23 +150,25 @@ emseg_project_check_contents(EmsegProject *p, EmsegProjectCheckCounts *counts,
                   p->path, s->width, s->height, s->id);
       return FALSE;
     }
-    for (guint z = 0; z < s->n_slices; z++, step(&pr)) {
+    for (guint z = 0; z < s->n_slices && !cancelled(&pr); z++, step(&pr)) {
       counts->slices++;
       if (!emseg_project_read_slice_float(p, s->id, z, pixels, &e))
         problem(problems, &e, NULL);
     }
     GArray *l = g_ptr_array_index(labeled, i);
-    for (guint k = 0; k < l->len; k++, step(&pr)) {
+    for (guint k = 0; k < l->len && !cancelled(&pr); k++, step(&pr)) {
       counts->masks++;
       if (!emseg_project_read_mask(p, s->id, g_array_index(l, guint, k), mask, NULL, &e))
         problem(problems, &e, NULL);
     }
   }
 
+  if (cancelled(&pr))
+    return check_stopped(p, error);
   if (!emseg_project_check_strokes(p, problems, &counts->strokes, error))
     return FALSE;
 
-  for (guint i = 0; i < models->len; i++, step(&pr)) {
+  for (guint i = 0; i < models->len && !cancelled(&pr); i++, step(&pr)) {
     const EmsegCheckpointInfo *m = &g_array_index(models, EmsegCheckpointInfo, i);
     counts->checkpoints++;
     g_autoptr(GBytes) weights = emseg_project_load_checkpoint(p, m->name, NULL, &e);
@@ -143,7 +186,7 @@ emseg_project_check_contents(EmsegProject *p, EmsegProjectCheckCounts *counts,
     const char *table = plane_tables[kind];
     g_autofree float *plane = NULL;
     gint64 plane_stack = -1;
-    for (guint i = 0; i < keys[kind]->len; i++, step(&pr)) {
+    for (guint i = 0; i < keys[kind]->len && !cancelled(&pr); i++, step(&pr)) {
       const PlaneKey *k = &g_array_index(keys[kind], PlaneKey, i);
       *(kind == 0 ? &counts->predictions : &counts->uncertainties) += 1;
       if (k->stack_id != plane_stack) {
@@ -169,7 +212,7 @@ emseg_project_check_contents(EmsegProject *p, EmsegProjectCheckCounts *counts,
         problem(problems, &e, NULL);
     }
   }
-  return TRUE;
+  return cancelled(&pr) ? check_stopped(p, error) : TRUE;
 }
 
 /* File size plus its write-ahead log, 0 for a missing file. */
@@ -201,16 +244,6 @@ emseg_project_free_bytes(EmsegProject *p, guint64 *bytes, GError **error)
   return rc == SQLITE_ROW || emseg_project_fail(p, rc, "measuring free pages", error);
 }
 
-/* sqlite3_progress_handler: non-zero interrupts the statement (VACUUM rolls back) */
-static int
-compact_cancelled(void *data)
-{
-  return atomic_load((atomic_int *) data) != 0;
-}
-
-/* how often the cancel flag is polled, in SQLite virtual-machine steps */
-#define COMPACT_POLL_STEPS 1 /* cheap (an atomic load), and few rows may hold most bytes */
-
 gboolean
 emseg_project_compact(EmsegProject *p, atomic_int *cancel, guint64 *bytes_before,
                       guint64 *bytes_after, GError **error)
@@ -228,10 +261,9 @@ emseg_project_compact(EmsegProject *p, atomic_int *cancel, guint64 *bytes_before
   /* VACUUM builds the new file as an attached temporary database; configure() allows none
    * (no statement of ours attaches), so one is allowed for the length of it */
   int attached = sqlite3_limit(p->db, SQLITE_LIMIT_ATTACHED, 1);
-  if (cancel != NULL)
-    sqlite3_progress_handler(p->db, COMPACT_POLL_STEPS, compact_cancelled, cancel);
+  watch_cancel(p, cancel);
   gboolean ok = emseg_project_exec(p, "VACUUM", "compacting", error);
-  sqlite3_progress_handler(p->db, 0, NULL, NULL);
+  watch_cancel(p, NULL);
   sqlite3_limit(p->db, SQLITE_LIMIT_ATTACHED, attached);
   if (!ok ||
       !emseg_project_exec(p, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpointing the log", error))

@@ -307,11 +307,13 @@ typedef gboolean (*EmsegProjectCheckModel)(GBytes *weights, gpointer user_data,
  * then check_model when not NULL), stored prediction and uncertainty estimate. Each damaged
  * item adds one line to problems (owned strings, naming the item and what is wrong); the
  * check goes on past it. FALSE + error only when the check itself cannot run (the file
- * cannot be listed, out of memory). Works on a read-only open. */
+ * cannot be listed, out of memory) or cancel (may be NULL, borrowed) was raised: then
+ * EMSEG_PROJECT_ERROR_CANCELLED, within one item (or SQLite step of the integrity check),
+ * with problems and counts as far as it got. Works on a read-only open. */
 gboolean emseg_project_check_contents(EmsegProject *project, EmsegProjectCheckCounts *counts,
                                       GPtrArray *problems, EmsegProjectCheckModel check_model,
-                                      EmsegProjectCheckProgress progress, gpointer user_data,
-                                      GError **error);
+                                      atomic_int *cancel, EmsegProjectCheckProgress progress,
+                                      gpointer user_data, GError **error);
 /* Rewrites the file without its free pages (VACUUM), which deleted and replaced
  * checkpoints and predictions leave behind; needs a writable open and, for the length of
  * it, free disk space about the file's size. bytes_before / bytes_after: file size plus

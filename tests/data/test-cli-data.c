@@ -243,6 +243,21 @@ test_export_isbi_from_probabilities(void)
   g_assert_cmpint(run(&o3, &e3, "export-isbi", "--images", img, NULL), ==, 2);
 }
 
+/* An EmsegProjectCheckProgress raising flag once `after` items are read. */
+typedef struct {
+  guint64 after;
+  atomic_int flag;
+} StopAfter;
+
+static void
+stop_after(guint64 done, guint64 total, gpointer data)
+{
+  StopAfter *s = data;
+  (void)total;
+  if (done >= s->after)
+    atomic_store(&s->flag, 1);
+}
+
 /* project check reads everything back: a sound project passes with every kind of item
  * counted; then a damaged slice, stroke, prediction and checkpoint (its checksum made to
  * match bytes that are not a model) are each named and the exit status is 1. delete-model
@@ -294,6 +309,32 @@ test_project_check_compact(void)
   g_assert_nonnull(strstr(o2, "read 5 slices, 2 label masks, 1 stroke, 1 checkpoint, "
                               "1 prediction, 1 uncertainty estimate"));
   g_assert_nonnull(strstr(o2, "no problems found"));
+
+  /* a raised flag stops the check: before the integrity check ends, or (raised by the
+   * progress function after the first item) within one item */
+  {
+    g_autoptr(EmsegProject) p = emseg_project_open(proj, EMSEG_PROJECT_OPEN_READ_ONLY, &error);
+    g_assert_no_error(error);
+    EmsegProjectCheckCounts n;
+    g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
+    StopAfter stop = { .after = 0 };
+    atomic_init(&stop.flag, 1);
+    g_assert_false(emseg_project_check_contents(p, &n, problems, NULL, &stop.flag, NULL, NULL,
+                                                &error));
+    g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CANCELLED);
+    g_assert_nonnull(strstr(error->message, "the check was stopped"));
+    g_clear_error(&error);
+    g_assert_cmpuint(n.slices, ==, 0);
+    stop.after = 1;
+    atomic_store(&stop.flag, 0);
+    g_assert_false(emseg_project_check_contents(p, &n, problems, NULL, &stop.flag, stop_after,
+                                                &stop, &error));
+    g_assert_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_CANCELLED);
+    g_clear_error(&error);
+    g_assert_cmpuint(n.slices, ==, 1);
+    g_assert_cmpuint(n.checkpoints, ==, 0);
+    g_assert_cmpuint(problems->len, ==, 0);
+  }
 
   /* damage four items behind the store's back */
   static const guint8 junk[] = "not a zlib stream at all";

@@ -2490,6 +2490,15 @@ test_window_check_project (void)
   g_clear_pointer (&text, g_free);
   close_dialogs ();
 
+  /* Esc stops a check (its flag is up before the worker's integrity check starts): said in
+   * the status line, no dialog */
+  g_assert_true (emseg_window_check_project (window, &error));
+  g_assert_true (gtk_widget_activate_action (GTK_WIDGET (window), "win.stop-work", NULL));
+  spin_until (check_finished, NULL, 60.0);
+  g_assert_cmpstr (emseg_window_get_status (window), ==, "Project check stopped: nothing was changed.");
+  g_assert_null (find_message_dialog (GTK_MESSAGE_INFO));
+  g_assert_null (find_message_dialog (GTK_MESSAGE_WARNING));
+
   g_assert_true (emseg_project_save_checkpoint (emseg_window_get_project (window), "not-a-model", 0, 0, "spec", NULL,
                                                 "junk", 4, NULL, &error));
   g_assert_no_error (error);
