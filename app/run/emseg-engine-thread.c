@@ -652,13 +652,16 @@ resolve_slices(EmsegEngineThread *t, const EmsegEngineJob *job, gboolean labeled
   return all;
 }
 
+static EngModel *copy_model(const EngModel *src, GError **error);
+
 /* The model a job names (a checkpoint, loaded unless it is the one loaded last), else the
  * thread's current one. *owned receives what the caller must free (NULL when borrowed);
- * borrowed models are shared with later jobs, so callers change nothing in them for good
- * (they copy it to train or adapt it). */
+ * borrowed models are shared with later jobs, so callers change nothing in them for good.
+ * A training job asks for its own copy (own = TRUE): the previews it serves between its
+ * steps may load another checkpoint over the kept one while it runs. */
 static EngModel *
-resolve_model(EmsegEngineJobContext *ctx, EngModel **owned, gint64 *model_id, double *gamma,
-              GError **error)
+resolve_model(EmsegEngineJobContext *ctx, gboolean own, EngModel **owned, gint64 *model_id,
+              double *gamma, GError **error)
 {
   EmsegEngineThread *t = ctx->t;
   *owned = NULL;
@@ -698,6 +701,8 @@ resolve_model(EmsegEngineJobContext *ctx, EngModel **owned, gint64 *model_id, do
     *model_id = t->loaded_id;
     if (gamma != NULL)
       *gamma = found ? emseg_gamma_from_meta(found->scores) : NAN;
+    if (own)
+      return *owned = copy_model(t->loaded, error);
     return t->loaded;
   }
   if (!t->model) {
@@ -913,7 +918,7 @@ run_predict(EmsegEngineJobContext *ctx, gboolean evaluate, GError **error)
   post_started(t, q, 0);
   EngModel *owned = NULL;
   gint64 model_id = 0;
-  EngModel *model = resolve_model(ctx, &owned, &model_id, NULL, error);
+  EngModel *model = resolve_model(ctx, FALSE, &owned, &model_id, NULL, error);
   if (!model)
     return FALSE;
   guint n = 0;
@@ -1048,7 +1053,7 @@ run_adapt_bn(EmsegEngineJobContext *ctx, GError **error)
   EngModel *owned = NULL;
   gint64 from_id = 0;
   double gamma = NAN;
-  EngModel *from = resolve_model(ctx, &owned, &from_id, &gamma, error);
+  EngModel *from = resolve_model(ctx, FALSE, &owned, &from_id, &gamma, error);
   if (!from)
     return FALSE;
   EngModel *model = copy_model(from, error);
@@ -1289,7 +1294,7 @@ run_training(EmsegEngineJobContext *ctx, GError **error)
     return FALSE;
   }
   if (job->kind == EMSEG_ENGINE_JOB_FINE_TUNE) {
-    init = resolve_model(ctx, &owned_init, &parent_id, &init_gamma, error);
+    init = resolve_model(ctx, TRUE, &owned_init, &parent_id, &init_gamma, error);
     if (!init)
       return FALSE;
   }
