@@ -92,6 +92,17 @@ find(const EventLog *log, EmsegEngineEventKind kind, guint64 job, guint nth)
   return NULL;
 }
 
+/* Runs `train` to its end and returns its last CHECKPOINT event (borrowed from the log). */
+static const EmsegEngineEvent *
+train_to_checkpoint(EmsegEngineThread *t, EventLog *log, EmsegEngineJob *train)
+{
+  guint64 jt = emseg_engine_thread_start(t, train);
+  event_log_wait(log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
+  guint nc = event_log_count(log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
+  g_assert_cmpuint(nc, >=, 1);
+  return find(log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt, nc - 1);
+}
+
 /* Two training jobs queued in a row, then everything they wrote read back from a
  * reopened project, then a prediction (asked for after both) with the current model
  * read back too. */
@@ -419,11 +430,7 @@ test_predict_tta(void)
   event_log_init(&log);
   EmsegEngineJob *train = test_train_job(stack_id, 0, 3, 3, 2, 2, 31);
   train->training.dropout = 0.2f; /* for the MC job below */
-  guint64 jt = emseg_engine_thread_start(t, train);
-  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
-  guint nc = event_log_count(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
-  g_assert_cmpuint(nc, >=, 1);
-  g_autofree char *ck_name = g_strdup(find(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt, nc - 1)->model_name);
+  g_autofree char *ck_name = g_strdup(train_to_checkpoint(t, &log, train)->model_name);
   guint64 jobs[4];
   for (guint k = 0; k < 4; k++) {
     EmsegEngineJob *pj = test_predict_job(stack_id, N_LABELED, 1, ck_name);
@@ -672,11 +679,8 @@ test_named_checkpoint_kept(void)
   EmsegEngineThread *t = new_thread();
   EventLog log;
   event_log_init(&log);
-  guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, 2, 43));
-  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
-  guint nc = event_log_count(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
-  g_assert_cmpuint(nc, >=, 1);
-  g_autofree char *name = g_strdup(find(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt, nc - 1)->model_name);
+  g_autofree char *name = g_strdup(
+      train_to_checkpoint(t, &log, test_train_job(stack_id, 0, 3, 3, 2, 2, 43))->model_name);
   gint64 id1 = 0, id2 = 0, id3 = 0;
   g_autofree float *p1 = predict_named(t, &log, name, &id1);
   g_autofree float *p2 = predict_named(t, &log, name, &id2);
@@ -739,11 +743,8 @@ test_adapt_bn(void)
   EmsegEngineThread *t = new_thread();
   EventLog log;
   event_log_init(&log);
-  guint64 jt = emseg_engine_thread_start(t, test_train_job(stack_id, 0, 3, 3, 2, 2, 41));
-  event_log_wait(&log, t, EMSEG_ENGINE_EVENT_FINISHED, jt);
-  guint nc = event_log_count(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt);
-  g_assert_cmpuint(nc, >=, 1);
-  const EmsegEngineEvent *start = find(&log, EMSEG_ENGINE_EVENT_CHECKPOINT, jt, nc - 1);
+  const EmsegEngineEvent *start =
+      train_to_checkpoint(t, &log, test_train_job(stack_id, 0, 3, 3, 2, 2, 41));
   g_autofree char *ck_name = g_strdup(start->model_name);
   double start_gamma = emseg_gamma_from_meta(start->scores);
 
