@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "cli-commands.h"
+#include "emseg-conv-kernel.h"
 #include "eng-layers.h"
 #include "eng-parallel.h"
 #include "eng-preprocess.h"
@@ -111,7 +112,7 @@ emseg_cli_bench(int argc, char **argv)
   printf("openblas %s\n", openblas_get_config());
   /* which convolution path this build and environment run (oneDNN or im2col), named by
    * a representative 3×3 layer: the figures below mean nothing without it */
-  printf("conv_path %s\n", emseg_cli_conv_kernel((size_t) size, bf16));
+  printf("conv_path %s\n", emseg_conv_kernel((size_t) size, bf16));
   printf("sgemm_gflops %.1f\n", sgemm_gflops());
   fflush(stdout);
 

@@ -64,10 +64,7 @@ void emseg_cli_progress_init(CliProgress *p, const char *command, guint total);
 gboolean emseg_cli_show_progress(guint done, guint total, gpointer progress);
 void emseg_cli_show_pass_progress(double fraction, gpointer progress);
 
-/* cli-conv-kernel.c: the kernel oneDNN (or im2col) runs for a 3×3 32→32 layer at size²,
- * in bfloat16 when asked (a static string; one without "bf16" means float32). */
-const char *emseg_cli_conv_kernel(size_t size, gboolean bf16);
-/* For --bf16: one line on stderr, "COMMAND: convolutions in bfloat16 (...)" or that this CPU
+/* cli-conv-kernel.c. For --bf16: one line on stderr, "COMMAND: convolutions in bfloat16 (...)" or that this CPU
  * has no bfloat16 kernel and float32 is used. */
 void emseg_cli_report_bf16(const char *command);
 /* cli-windows.c: one line on stderr when stack's slices are predicted in windows. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli-commands.h"
+#include "emseg-conv-kernel.h"
 #include "cli-interrupt.h"
 #include "emseg-dataset.h"
 #include "emseg-gamma.h"
@@ -401,7 +402,7 @@ loaded:
   if (border_w0 > 0)
     printf(" border_weight %g sigma %g", border_w0, border_sigma);
   if (bf16) /* the kernel a 3×3 layer gets says whether bfloat16 is really in use */
-    printf(" conv %s", emseg_cli_conv_kernel(64, TRUE));
+    printf(" conv %s", emseg_conv_kernel(64, TRUE));
   printf("%s%s\n", init ? " init " : "", init ? init_path : "");
   fflush(stdout);
 
