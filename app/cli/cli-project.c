@@ -209,6 +209,12 @@ project_info(int argc, char **argv)
            : chosen            ? " (current model, chosen)"
                                : " (current model: the latest)");
   }
+  guint64 free_bytes = 0;
+  if (!emseg_project_free_bytes(project, &free_bytes, &error))
+    return fail("info", error);
+  if (free_bytes > 0) /* left by deleted or replaced checkpoints and predictions */
+    printf("free inside the file: %.1f MB (emseg project compact gives it back to the disk)\n",
+           (double)free_bytes / 1e6);
   return 0;
 }
 

@@ -375,6 +375,9 @@ test_project_check_compact(void)
   g_assert_nonnull(strstr(o6, "deleted 'big' with 2 stored planes of its predictions and "
                               "uncertainty estimates; current model: 'm'"));
   g_assert_nonnull(strstr(o6, "MB free inside the file"));
+  g_autofree char *o8 = NULL, *e8 = NULL;
+  g_assert_cmpint(run(&o8, &e8, "project", "info", proj, NULL), ==, 0);
+  g_assert_nonnull(strstr(o8, "free inside the file: "));
   g_assert_cmpint(run(&o7, &e7, "project", "delete-model", proj, "big", NULL), ==, 1);
   g_assert_nonnull(strstr(e7, "no model named 'big'"));
   g_assert_cmpint(raw_int(proj, "SELECT COUNT(*) FROM predictions"), ==, 1); /* m's */
