@@ -1014,8 +1014,6 @@ save_model_checkpoint(EmsegProject *project, const char *name, gint64 run_id, gu
 
 /* ---- BN adaptation ------------------------------------------------------------------- */
 
-/* ADAPT_BN: a copy of the model (the thread's own may be borrowed), its BN statistics
- * recomputed over the stack's images, stored as a checkpoint with where it came from. */
 /* PROGRESS events of a BN adaptation: the fraction of its tiles done, at most every
  * EMSEG_ENGINE_PROGRESS_MS. */
 typedef struct {
@@ -1038,6 +1036,8 @@ adapt_progress(guint done, guint total, gpointer data)
   post(p->t, ev);
 }
 
+/* ADAPT_BN: a copy of the model (the thread's own may be borrowed), its BN statistics
+ * recomputed over the stack's images, stored as a checkpoint with where it came from. */
 static gboolean
 run_adapt_bn(EmsegEngineJobContext *ctx, GError **error)
 {
