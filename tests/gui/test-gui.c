@@ -1221,6 +1221,22 @@ heatmap_coloured (const Shot *shot, EmsegHeatmap *heatmap)
 
 /* The tiny network of the training smoke test: seconds per epoch here, also under ASan. */
 #define TINY_SPEC "base_width=4,down=1/1,across=1"
+
+/* Writes a model of spec_text (over the defaults), weights drawn from seed, to path. */
+static void
+write_model_file (const char *path, const char *spec_text, guint64 seed, EngDtype dtype, const char *meta)
+{
+  EngSpec spec;
+  EngError err;
+  EngModel *model;
+
+  eng_spec_default (&spec);
+  g_assert_cmpint (eng_spec_parse (&spec, spec_text, &err), ==, ENG_OK);
+  model = eng_model_new (&spec, seed, &err);
+  g_assert_nonnull (model);
+  g_assert_cmpint (eng_model_save (model, path, dtype, meta, &err), ==, ENG_OK);
+  eng_model_free (model);
+}
 #define MEASURE_S 4.0
 
 static gboolean
@@ -2562,9 +2578,6 @@ test_window_open_shows_shipped (void)
   g_autofree char *model_path = g_build_filename (models, "isbi2012-resfcn.emsegmodel", NULL);
   g_autofree char *project_path = NULL;
   EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
-  EngSpec spec;
-  EngError err;
-  EngModel *model;
 
   project_path = new_project_with_stack ("no-shipped.emseg", &width, &height, &n);
   g_assert_null (emseg_window_get_best_model (window));
@@ -2579,11 +2592,7 @@ test_window_open_shows_shipped (void)
   g_assert_false (gtk_widget_has_css_class (finetune_button, "suggested-action"));
   g_free (project_path);
 
-  eng_spec_default (&spec);
-  g_assert_cmpint (eng_spec_parse (&spec, TINY_SPEC ",dropout=0.1", &err), ==, ENG_OK);
-  model = eng_model_new (&spec, 5, &err);
-  g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F16, "export_gamma=2\n", &err), ==, ENG_OK);
-  eng_model_free (model);
+  write_model_file (model_path, TINY_SPEC ",dropout=0.1", 5, ENG_DTYPE_F16, "export_gamma=2\n");
   g_setenv ("EMSEG_MODELS_DIR", models, TRUE);
   project_path = new_project_with_stack ("open-shipped.emseg", &width, &height, &n);
   g_setenv ("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
@@ -2731,16 +2740,9 @@ test_window_finetune_shipped (void)
   g_autofree char *models = g_dir_make_tmp ("emseg-models-XXXXXX", NULL);
   g_autofree char *model_path = g_build_filename (models, "isbi2012-resfcn.emsegmodel", NULL);
   EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
-  EngSpec spec;
-  EngError err;
-  EngModel *model;
   GBytes *stored;
 
-  eng_spec_default (&spec);
-  g_assert_cmpint (eng_spec_parse (&spec, TINY_SPEC ",dropout=0.1", &err), ==, ENG_OK);
-  model = eng_model_new (&spec, 3, &err);
-  g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F16, "export_gamma=3\n", &err), ==, ENG_OK);
-  eng_model_free (model);
+  write_model_file (model_path, TINY_SPEC ",dropout=0.1", 3, ENG_DTYPE_F16, "export_gamma=3\n");
 
   g_setenv ("EMSEG_MODELS_DIR", models, TRUE);
   emseg_train_panel_set_epochs (panel, 5000); /* stopped long before */
@@ -2801,15 +2803,8 @@ test_window_import_model (void)
   g_autofree char *model_path = g_build_filename (dir, "from-server.emsegmodel", NULL);
   g_autofree char *junk_path = g_build_filename (dir, "junk.emsegmodel", NULL);
   EmsegTrainPanel *panel = emseg_window_get_train_panel (window);
-  EngSpec spec;
-  EngError err;
-  EngModel *model;
 
-  eng_spec_default (&spec);
-  g_assert_cmpint (eng_spec_parse (&spec, TINY_SPEC ",dropout=0.3", &err), ==, ENG_OK);
-  model = eng_model_new (&spec, 5, &err);
-  g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F32, "export_gamma=2\n", &err), ==, ENG_OK);
-  eng_model_free (model);
+  write_model_file (model_path, TINY_SPEC ",dropout=0.3", 5, ENG_DTYPE_F32, "export_gamma=2\n");
   g_assert_true (g_file_set_contents (junk_path, "not a model", -1, &error));
 
   g_assert_true (emseg_window_import_model (window, model_path, &error));
@@ -2923,16 +2918,9 @@ test_window_delete_compact (void)
   GtkWidget *question;
   GStatBuf st;
   goffset before;
-  EngSpec spec;
-  EngError err;
-  EngModel *model;
 
   /* base_width 16: about a megabyte of weights, so compacting has something to give back */
-  eng_spec_default (&spec);
-  g_assert_cmpint (eng_spec_parse (&spec, "base_width=16,down=1/1,across=1", &err), ==, ENG_OK);
-  model = eng_model_new (&spec, 5, &err);
-  g_assert_cmpint (eng_model_save (model, model_path, ENG_DTYPE_F32, NULL, &err), ==, ENG_OK);
-  eng_model_free (model);
+  write_model_file (model_path, "base_width=16,down=1/1,across=1", 5, ENG_DTYPE_F32, NULL);
   g_assert_true (emseg_window_import_model (window, model_path, &error));
   g_assert_true (emseg_window_import_model (window, model_path, &error));
   g_assert_no_error (error);
