@@ -124,26 +124,8 @@ action_adapt_model (GtkWidget *widget, const char *name, GVariant *param)
     emseg_window_show_error (self, "Cannot adapt the model", error);
 }
 
-/* Esc: stops whichever stoppable background work runs — an import (of a stack into a
- * project), an adaptation or a compaction (they never run together: each counts as busy),
- * and a project check, which may run beside any of them. */
-static void
-action_stop_work (GtkWidget *widget, const char *name, GVariant *param)
-{
-  EmsegWindow *self = EMSEG_WINDOW (widget);
-
-  if (emseg_window_is_importing (self))
-    emseg_window_stop_import (self);
-  else if (emseg_window_is_compacting (self))
-    emseg_window_stop_compacting (self);
-  else
-    emseg_window_stop_adapting (self);
-  emseg_window_stop_checking (self);
-}
-
 void
 emseg_window_adapt_class_init (GtkWidgetClass *wc)
 {
   gtk_widget_class_install_action (wc, "win.adapt-model", NULL, action_adapt_model);
-  gtk_widget_class_install_action (wc, "win.stop-work", NULL, action_stop_work);
 }

@@ -260,18 +260,6 @@ emseg_window_stop_import (EmsegWindow *self)
     g_cancellable_cancel (self->import_job->cancel);
 }
 
-static void
-action_stop_import (GtkWidget *widget, const char *name, GVariant *param)
-{
-  emseg_window_stop_import (EMSEG_WINDOW (widget));
-}
-
-void
-emseg_window_import_class_init (GtkWidgetClass *wc)
-{
-  gtk_widget_class_install_action (wc, "win.stop-import", NULL, action_stop_import);
-}
-
 void
 emseg_window_import_dispose (EmsegWindow *self)
 {

@@ -136,7 +136,6 @@ gboolean emseg_window_import_into_open (EmsegWindow *self, const char *stack_pat
 gboolean emseg_window_import_locks_project (EmsegWindow *self);
 /* Stops a running import and joins its worker (the half-made project is removed). */
 void emseg_window_import_dispose (EmsegWindow *self);
-void emseg_window_import_class_init (GtkWidgetClass *wc);
 
 /* emseg-window-check.c */
 void emseg_window_check_class_init (GtkWidgetClass *wc);

@@ -81,7 +81,6 @@ emseg_window_update_actions (EmsegWindow *self)
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.check-project", self->project != NULL && !self->checking);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.delete-model", self->project != NULL && !busy);
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.compact-project", self->project != NULL && !busy);
-  gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop-import", emseg_window_is_importing (self));
   gtk_widget_action_set_enabled (GTK_WIDGET (self), "win.stop-work",
                                  emseg_window_is_importing (self) || emseg_window_is_adapting (self) ||
                                    self->compacting || self->checking);
@@ -304,6 +303,23 @@ emseg_window_show_page (EmsegWindow *self, const char *name)
   gtk_stack_set_visible_child_name (self->side_stack, name);
 }
 
+/* Esc: stops whichever stoppable background work runs — a stack copy into a project, an
+ * adaptation or a compaction (they never run together: each counts as busy), and a project
+ * check, which may run beside any of them. */
+static void
+action_stop_work (GtkWidget *widget, const char *name, GVariant *param)
+{
+  EmsegWindow *self = EMSEG_WINDOW (widget);
+
+  if (emseg_window_is_importing (self))
+    emseg_window_stop_import (self);
+  else if (emseg_window_is_compacting (self))
+    emseg_window_stop_compacting (self);
+  else
+    emseg_window_stop_adapting (self);
+  emseg_window_stop_checking (self);
+}
+
 static gboolean
 close_confirmed_idle (gpointer data)
 {
@@ -437,9 +453,9 @@ emseg_window_class_init (EmsegWindowClass *klass)
   emseg_window_check_class_init (wc);
   emseg_window_models_class_init (wc);
   emseg_window_adapt_class_init (wc);
-  emseg_window_import_class_init (wc);
   for (guint i = 0; i < G_N_ELEMENTS (view_actions); i++)
     gtk_widget_class_install_action (wc, view_actions[i], NULL, action_view);
+  gtk_widget_class_install_action (wc, "win.stop-work", NULL, action_stop_work);
 }
 
 static void

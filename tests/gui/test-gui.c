@@ -3106,7 +3106,7 @@ test_window_close_while_importing (void)
   /* Esc stops it: the status says so and nothing is kept */
   g_assert_true (emseg_window_open_path (window, path, &error));
   g_assert_true (emseg_window_is_importing (window));
-  gtk_widget_activate_action (GTK_WIDGET (window), "win.stop-import", NULL);
+  gtk_widget_activate_action (GTK_WIDGET (window), "win.stop-work", NULL);
   spin_until (import_finished, NULL, 60.0);
   g_assert_cmpstr (emseg_window_get_status (window), ==, "Stopped opening slow-to-copy.tif: nothing of it was kept.");
   assert_no_project_named (projects, "slow-to-copy");
