@@ -322,6 +322,30 @@ emseg_project_get_layer_stats(EmsegProject *p, gint64 run_id, GError **error)
 
 /* ---- checkpoints ---- */
 
+/* Runs one write statement whose only parameter is a checkpoint name (inside the caller's
+ * transaction). */
+static gboolean
+step_with_name(EmsegProject *p, const char *sql, const char *name, const char *what,
+               GError **error)
+{
+  sqlite3_stmt *st = emseg_project_stmt(p, sql, error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+  return emseg_project_step_done(p, st, what, error);
+}
+
+/* The NOT_FOUND error for a name the project holds no checkpoint of; n_models: how many it
+ * holds. Returns FALSE. */
+static gboolean
+no_model_named(EmsegProject *p, const char *name, guint n_models, GError **error)
+{
+  g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND,
+              "%s holds no model named '%s' (%u models: emseg project info lists them)",
+              emseg_project_get_path(p), name, n_models);
+  return FALSE;
+}
+
 gboolean
 emseg_project_save_checkpoint(EmsegProject *p, const char *name, gint64 run_id, guint epoch,
                               const char *spec, const char *scores, const void *weights,
@@ -332,12 +356,9 @@ emseg_project_save_checkpoint(EmsegProject *p, const char *name, gint64 run_id, 
     return FALSE;
   /* Delete + insert rather than UPDATE: a fresh id tells readers the checkpoint changed,
    * and predictions of the replaced weights go with them (ON DELETE CASCADE). */
-  sqlite3_stmt *st = emseg_project_stmt(p, "DELETE FROM models WHERE name = ?", error);
-  gboolean ok = st != NULL;
-  if (ok) {
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    ok = emseg_project_step_done(p, st, "replacing a checkpoint", error);
-  }
+  gboolean ok =
+      step_with_name(p, "DELETE FROM models WHERE name = ?", name, "replacing a checkpoint", error);
+  sqlite3_stmt *st = NULL;
   if (ok) { /* a new checkpoint is the current model again (see choose_checkpoint) */
     st = emseg_project_stmt(p, "DELETE FROM meta WHERE key = '" CURRENT_MODEL_KEY "'", error);
     ok = st != NULL && emseg_project_step_done(p, st, "saving a checkpoint", error);
@@ -502,10 +523,7 @@ emseg_project_choose_checkpoint(EmsegProject *p, const char *name, GError **erro
   for (guint i = 0; i < cps->len; i++)
     if (strcmp(g_array_index(cps, EmsegCheckpointInfo, i).name, name) == 0)
       return emseg_project_set_meta(p, CURRENT_MODEL_KEY, name, error);
-  g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND,
-              "%s holds no model named '%s' (%u models: emseg project info lists them)",
-              emseg_project_get_path(p), name, cps->len);
-  return FALSE;
+  return no_model_named(p, name, cps->len, error);
 }
 
 gboolean
@@ -538,28 +556,14 @@ emseg_project_delete_checkpoint(EmsegProject *p, const char *name, guint *n_plan
   if (ok && !found) {
     emseg_project_rollback(p);
     g_autoptr(GArray) cps = emseg_project_list_checkpoints(p, NULL);
-    g_set_error(error, EMSEG_PROJECT_ERROR, EMSEG_PROJECT_ERROR_NOT_FOUND,
-                "%s holds no model named '%s' (%u models: emseg project info lists them)",
-                emseg_project_get_path(p), name, cps != NULL ? cps->len : 0);
-    return FALSE;
+    return no_model_named(p, name, cps != NULL ? cps->len : 0, error);
   }
-  if (ok) {
-    st = emseg_project_stmt(p, "DELETE FROM models WHERE name = ?", error);
-    ok = st != NULL;
-    if (ok) {
-      sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-      ok = emseg_project_step_done(p, st, "deleting a checkpoint", error);
-    }
-  }
-  if (ok) { /* a choice of the deleted model would otherwise outlive it by name */
-    st = emseg_project_stmt(p, "DELETE FROM meta WHERE key = '" CURRENT_MODEL_KEY "'"
-                               " AND value = ?", error);
-    ok = st != NULL;
-    if (ok) {
-      sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-      ok = emseg_project_step_done(p, st, "deleting a checkpoint", error);
-    }
-  }
+  ok = ok &&
+       step_with_name(p, "DELETE FROM models WHERE name = ?", name, "deleting a checkpoint", error);
+  /* a choice of the deleted model would otherwise outlive it by name */
+  ok = ok && step_with_name(p,
+                            "DELETE FROM meta WHERE key = '" CURRENT_MODEL_KEY "' AND value = ?",
+                            name, "deleting a checkpoint", error);
   if (!ok) {
     emseg_project_rollback(p);
     return FALSE;
