@@ -1141,12 +1141,9 @@ score_validation(Run *run, EmsegTrainingEpoch *ep, const char *what, GError **er
   return TRUE;
 }
 
-/* The model's weights become the best so far (validation figures in ep, selection loss
- * sel): copied to run->best, their γ chosen when the validation slices allow it (*gamma,
- * NAN otherwise) and, with best_path, written there with their scores. extra: the
- * metadata lines of this kind of best; how: what chose γ. */
 /* The kept weights' BN statistics recomputed over the training slices, through a short-lived
- * graph at their size (their centres, at most EMSEG_PREDICT_WINDOW², for big slices). For runs without validation slices, where no validation does it:
+ * graph at their size (their centres, at most EMSEG_PREDICT_WINDOW², for big slices). For
+ * runs without validation slices, where no validation does it:
  * their statistics would otherwise be the momentum averages of augmented, dropout-perturbed
  * slices. Measured: a fine-tune of the shipped model on two slices of a shifted stack scored
  * V_rand / V_info 0.723 / 0.924 on three others with those, 0.987 / 0.981 recalibrated. */
@@ -1166,6 +1163,11 @@ calibrate_best(Run *run, GError **error)
   return ok;
 }
 
+/* The model's weights become the best so far (validation figures in ep, selection loss
+ * sel): copied to run->best (its BN statistics recomputed by calibrate_best when the run
+ * has no validation slices), their γ chosen when the validation slices allow it (*gamma,
+ * NAN otherwise) and, with best_path, written there with their scores. extra: the
+ * metadata lines of this kind of best; how: what chose γ. */
 static gboolean
 keep_best(Run *run, guint epoch, double sel, const EmsegTrainingEpoch *ep, const char *extra,
           const char *how, double *gamma, GError **error)
