@@ -10,6 +10,7 @@
 #include "emseg-window.h"
 
 typedef struct _EmsegImportJob EmsegImportJob; /* emseg-window-import.c */
+typedef struct _EmsegAdoptJob EmsegAdoptJob;   /* emseg-window-shipped.c */
 
 struct _EmsegWindow {
   GtkApplicationWindow parent_instance;
@@ -68,6 +69,8 @@ struct _EmsegWindow {
   double uncertainty_fraction;   /* of its passes done, from PROGRESS; < 0 before the first */
   double train_dropout;          /* dropout of the running training job (its snapshot's) */
   gint64 best_model_id;          /* latest checkpoint: the overlay's model */
+  guint project_serial;          /* counts project changes: a worker's result for an older one is dropped */
+  EmsegAdoptJob *adopt_job;      /* the shipped model being copied into the project (the task's), or NULL */
   char *best_model_name;         /* owned */
   gint64 train_started_us;
   guint64 steps_done;
@@ -148,6 +151,13 @@ void emseg_window_adapt_class_init (GtkWidgetClass *wc);
 /* The engine thread's events of the adaptation job (from the train file's dispatcher). */
 void emseg_window_adapt_event (EmsegWindow *self, const EmsegEngineEvent *ev);
 
+/* emseg-window-shipped.c */
+/* Copies the shipped model (when one is installed) into the open project on a worker; when
+ * it is in, it becomes the current model (emseg_window_train_model_changed) and, with
+ * say_ready, the Train panel says the overlay shows it. Busy meanwhile
+ * (emseg_window_busy_with). */
+void emseg_window_adopt_shipped_model (EmsegWindow *self, gboolean say_ready);
+
 /* emseg-window-train.c */
 void emseg_window_train_init (EmsegWindow *self);
 void emseg_window_train_class_init (GtkWidgetClass *wc);
@@ -165,6 +175,8 @@ gboolean emseg_window_train_ensure_engine (EmsegWindow *self, GError **error);
 void emseg_window_train_model_changed (EmsegWindow *self);
 /* The project's list of checkpoints changed but not its current model: the menus again. */
 void emseg_window_train_models_listed (EmsegWindow *self);
+/* The label beside the slice slider that says what the overlay waits for (NULL hides it). */
+void emseg_window_train_show_preview_state (EmsegWindow *self, const char *text);
 /* The visible slice changed: refresh its prediction overlay from the best model. */
 void emseg_window_train_slice_changed (EmsegWindow *self);
 /* The uncertainty button: "Estimate uncertainty (N samples)", or while an estimate runs

@@ -84,6 +84,12 @@ show_preview_state (EmsegWindow *self, const char *text)
     gtk_label_set_text (self->predict_label, text);
 }
 
+void
+emseg_window_train_show_preview_state (EmsegWindow *self, const char *text)
+{
+  show_preview_state (self, text);
+}
+
 const char *
 emseg_window_get_prediction_state (EmsegWindow *self)
 {
@@ -656,6 +662,13 @@ emseg_window_start_training (EmsegWindow *self, gboolean fine_tune, const char *
                            "The model is being adapted to this stack: train when that is done (seconds)");
       return FALSE;
     }
+  if (emseg_window_is_adopting (self))
+    {
+      /* a fine-tune would copy the shipped model in a second time, beside the worker */
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                           "The shipped model is being copied into this project: train when that is done (a second)");
+      return FALSE;
+    }
   if (self->project == NULL || self->stack_id == 0 || self->volume == NULL)
     {
       g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
@@ -932,23 +945,6 @@ reload_runs (EmsegWindow *self)
   return runs != NULL ? runs->len : 0;
 }
 
-/* A project with a stack and no model of its own predicts with the shipped model (the
- * default model for prediction, as `emseg predict` without --model): it is imported, so the
- * overlay, Export and the uncertainty estimate have it like any checkpoint, and the project
- * keeps the weights its predictions came from even if a later emseg ships others. Without a
- * shipped model installed nothing changes (Train makes the first model); any other failure
- * (a project file that cannot be written) is said in the status line. */
-static void
-adopt_shipped_model (EmsegWindow *self)
-{
-  g_autoptr (GError) error = NULL;
-
-  if (import_shipped_model (self, &error))
-    return;
-  if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
-    emseg_window_set_status (self, error->message);
-}
-
 void
 emseg_window_train_release_engine (EmsegWindow *self)
 {
@@ -967,6 +963,8 @@ emseg_window_train_project_changed (EmsegWindow *self)
 
   /* joins the thread: it was working for the previous project */
   g_clear_pointer (&self->engine, emseg_engine_thread_free);
+  self->project_serial++; /* a copy of the shipped model still in work was for the previous one */
+  self->adopt_job = NULL;
   self->train_job = self->preview_job = self->export_job = self->uncertainty_job = self->adapt_job = 0;
   show_preview_state (self, NULL);
   g_clear_pointer (&self->export_prob, g_free);
@@ -981,12 +979,7 @@ emseg_window_train_project_changed (EmsegWindow *self)
                                               : "Open a project to train.");
   n_runs = reload_runs (self); /* says how many runs it loaded, if any */
   if (self->project != NULL && self->stack_id != 0 && self->best_model_id == 0)
-    adopt_shipped_model (self);
-  if (n_runs == 0 && g_strcmp0 (self->best_model_name, EMSEG_SHIPPED_MODEL_NAME) == 0)
-    emseg_train_panel_set_status (self->train_panel,
-                                  "Ready: the overlay shows the shipped ISBI 2012 model. Images from another "
-                                  "microscope: try Adapt Model to This Stack (main menu) first, no labels needed. "
-                                  "Fine-tune adapts it to the labelled slices; Train starts a new model.");
+    emseg_window_adopt_shipped_model (self, n_runs == 0);
   emseg_window_train_slice_changed (self);
 }
 

@@ -51,6 +51,8 @@ emseg_window_busy_with (EmsegWindow *self)
     return "Adapting the model";
   if (emseg_window_is_compacting (self))
     return "Compacting the project";
+  if (emseg_window_is_adopting (self))
+    return "Copying the shipped model into the project";
   return NULL;
 }
 
@@ -351,8 +353,9 @@ emseg_window_close_request (GtkWindow *window)
   const char *busy = emseg_window_busy_with (self);
   GtkWidget *dialog;
 
-  /* compacting finishes after the window (the application is held for it) */
-  if (busy == NULL || self->close_confirmed || self->compacting)
+  /* compacting and the shipped model's copy finish after the window (the application is
+   * held for them) */
+  if (busy == NULL || self->close_confirmed || self->compacting || emseg_window_is_adopting (self))
     return GTK_WINDOW_CLASS (emseg_window_parent_class)->close_request (window);
   if (self->close_question != NULL)
     {

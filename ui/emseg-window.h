@@ -146,6 +146,9 @@ gboolean emseg_window_compact_project (EmsegWindow *self, GError **error);
 gboolean emseg_window_is_compacting (EmsegWindow *self);
 /* Stops a running compaction (Esc): the file stays as it was. */
 void emseg_window_stop_compacting (EmsegWindow *self);
+/* TRUE while the shipped model is copied into a project that had no model, on a worker
+ * (emseg-window-shipped.c): a fraction of a second after opening it; the overlay waits. */
+gboolean emseg_window_is_adopting (EmsegWindow *self);
 /* Labels every unlabelled pixel of the visible slice as the prediction overlay shows it
  * (membrane where P(cell) < 0.5, cell elsewhere), keeping painted labels, as one step of the
  * undo history: the start of correcting a slice for a fine-tune. Refused with a message while

@@ -1187,6 +1187,12 @@ adapt_done (gpointer data)
 }
 
 static gboolean
+adopt_finished (gpointer data)
+{
+  return !emseg_window_is_adopting (window);
+}
+
+static gboolean
 no_prediction_state (gpointer data)
 {
   return emseg_window_get_prediction_state (window) == NULL;
@@ -2593,9 +2599,36 @@ test_window_open_shows_shipped (void)
   g_free (project_path);
 
   write_model_file (model_path, TINY_SPEC ",dropout=0.1", 5, ENG_DTYPE_F16, "export_gamma=2\n");
-  g_setenv ("EMSEG_MODELS_DIR", models, TRUE);
   project_path = new_project_with_stack ("open-shipped.emseg", &width, &height, &n);
-  g_setenv ("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
+  /* opened again with a shipped model installed: it is copied in on a worker, the window
+   * usable meanwhile and saying so; what needs a model waits. A write transaction held
+   * here keeps the worker waiting for the lock (the busy timeout, 5 s) while this looks. */
+  {
+    sqlite3 *db = NULL;
+
+    g_assert_cmpint (sqlite3_open (project_path, &db), ==, SQLITE_OK);
+    sqlite3_busy_timeout (db, 5000);
+    g_setenv ("EMSEG_MODELS_DIR", models, TRUE);
+    g_assert_true (emseg_window_open_project (window, project_path, FALSE, &error));
+    g_assert_no_error (error);
+    g_setenv ("EMSEG_MODELS_DIR", "/nonexistent/emseg-models", TRUE);
+    g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+    g_assert_true (emseg_window_is_adopting (window));
+    g_assert_null (emseg_window_get_best_model (window));
+    g_assert_cmpstr (emseg_window_get_prediction_state (window), ==, "Copying the shipped model into the project…");
+    g_assert_nonnull (strstr (emseg_window_get_status (window), "Copying the shipped ISBI 2012 model"));
+    g_assert_false (emseg_window_start_training (window, TRUE, NULL, &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+    g_clear_error (&error);
+    g_assert_false (emseg_window_use_model (window, "shipped-isbi2012", &error));
+    g_assert_error (error, G_IO_ERROR, G_IO_ERROR_BUSY);
+    g_clear_error (&error);
+    g_assert_cmpint (sqlite3_exec (db, "COMMIT", NULL, NULL, NULL), ==, SQLITE_OK);
+    sqlite3_close (db);
+  }
+  spin_until (adopt_finished, NULL, 60.0);
+  g_assert_false (emseg_window_is_adopting (window));
+  g_assert_null (strstr (emseg_window_get_status (window), "Copying"));
   g_assert_cmpstr (emseg_window_get_best_model (window), ==, "shipped-isbi2012");
   g_assert_nonnull (strstr (emseg_train_panel_get_status (panel), "the overlay shows the shipped ISBI 2012 model"));
   g_assert_false (gtk_widget_has_css_class (train_button, "suggested-action"));
