@@ -126,11 +126,7 @@ compact_job_free (CompactJob *job)
 {
   g_free (job->path);
   g_weak_ref_clear (&job->window);
-  if (job->app != NULL)
-    {
-      g_application_release (job->app);
-      g_object_unref (job->app);
-    }
+  emseg_window_release_application (job->app);
   g_free (job);
 }
 
@@ -201,7 +197,6 @@ emseg_window_compact_project (EmsegWindow *self, GError **error)
 {
   g_autoptr (GTask) task = NULL;
   CompactJob *job;
-  GApplication *app = G_APPLICATION (gtk_window_get_application (GTK_WINDOW (self)));
 
   if (!project_idle (self, error))
     return FALSE;
@@ -210,11 +205,7 @@ emseg_window_compact_project (EmsegWindow *self, GError **error)
   job = g_new0 (CompactJob, 1);
   job->path = g_strdup (emseg_project_get_path (self->project));
   g_weak_ref_init (&job->window, self);
-  if (app != NULL)
-    {
-      job->app = g_object_ref (app);
-      g_application_hold (app);
-    }
+  job->app = emseg_window_hold_application (self);
   atomic_init (&job->cancel, 0);
   job->started_us = g_get_monotonic_time ();
   job->tick_id = g_timeout_add_seconds (1, compact_tick, job);

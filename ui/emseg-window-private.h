@@ -100,6 +100,12 @@ void emseg_window_show_error (EmsegWindow *self, const char *primary, const GErr
 void emseg_window_show_message (EmsegWindow *self, GtkMessageType type, const char *primary,
                                 const char *secondary);
 void emseg_window_update_actions (EmsegWindow *self);
+/* A worker that must finish after the window (a compaction, the shipped model's copy) holds
+ * the application, so closing the window does not end the process under it: returns it
+ * held and referenced (NULL when the window has none), for emseg_window_release_application
+ * (NULL is fine) when the worker is done. */
+GApplication *emseg_window_hold_application (EmsegWindow *self);
+void emseg_window_release_application (GApplication *app);
 /* NULL when idle, else what the engine thread is doing for the shown stack ("Training",
  * "An export"): it would be stopped by opening another project or showing another stack. */
 const char *emseg_window_busy_with (EmsegWindow *self);

@@ -35,11 +35,7 @@ adopt_job_free (EmsegAdoptJob *job)
   g_free (job->model_path);
   g_free (job->status_before);
   g_weak_ref_clear (&job->window);
-  if (job->app != NULL)
-    {
-      g_application_release (job->app);
-      g_object_unref (job->app);
-    }
+  emseg_window_release_application (job->app);
   g_free (job);
 }
 
@@ -94,7 +90,6 @@ emseg_window_adopt_shipped_model (EmsegWindow *self, gboolean say_ready)
   g_autoptr (GError) error = NULL;
   g_autoptr (GTask) task = NULL;
   g_autofree char *model_path = emseg_shipped_model_path (&error);
-  GApplication *app = G_APPLICATION (gtk_window_get_application (GTK_WINDOW (self)));
   EmsegAdoptJob *job;
 
   /* without a shipped model installed nothing changes: Train makes the first model */
@@ -106,11 +101,7 @@ emseg_window_adopt_shipped_model (EmsegWindow *self, gboolean say_ready)
   job->serial = self->project_serial;
   job->say_ready = say_ready;
   g_weak_ref_init (&job->window, self);
-  if (app != NULL)
-    {
-      job->app = g_object_ref (app);
-      g_application_hold (app);
-    }
+  job->app = emseg_window_hold_application (self);
   task = g_task_new (NULL, NULL, adopt_done, NULL);
   g_task_set_task_data (task, job, (GDestroyNotify) adopt_job_free);
   self->adopt_job = job;

@@ -56,6 +56,26 @@ emseg_window_busy_with (EmsegWindow *self)
   return NULL;
 }
 
+GApplication *
+emseg_window_hold_application (EmsegWindow *self)
+{
+  GApplication *app = G_APPLICATION (gtk_window_get_application (GTK_WINDOW (self)));
+
+  if (app == NULL)
+    return NULL;
+  g_application_hold (app);
+  return g_object_ref (app);
+}
+
+void
+emseg_window_release_application (GApplication *app)
+{
+  if (app == NULL)
+    return;
+  g_application_release (app);
+  g_object_unref (app);
+}
+
 /* The one place that decides which actions are enabled. */
 void
 emseg_window_update_actions (EmsegWindow *self)
