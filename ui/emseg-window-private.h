@@ -70,8 +70,7 @@ struct _EmsegWindow {
   double train_dropout;          /* dropout of the running training job (its snapshot's) */
   gint64 best_model_id;          /* latest checkpoint: the overlay's model */
   char *best_model_name;         /* owned */
-  guint project_serial;          /* counts project changes: a worker's result for an older one is dropped */
-  EmsegAdoptJob *adopt_job;      /* the shipped model being copied into the project (the task's), or NULL */
+  EmsegAdoptJob *adopt_job;      /* the shipped model being copied into this project (the task's), or NULL */
   gint64 train_started_us;
   guint64 steps_done;
   guint n_epochs;

@@ -21,7 +21,6 @@
 struct _EmsegAdoptJob {
   char *project_path;
   char *model_path;
-  guint serial;       /* the window's project_serial when started: a later project ignores it */
   gboolean say_ready; /* the project has no runs: the Train panel then says what it shows */
   char *status_before; /* the status line before "Copying…", shown again after it */
   GWeakRef window;
@@ -61,7 +60,10 @@ adopt_done (GObject *source, GAsyncResult *result, gpointer data)
   g_autoptr (GError) error = NULL;
   gboolean ok = g_task_propagate_boolean (G_TASK (result), &error);
 
-  if (self == NULL || job->serial != self->project_serial)
+  /* a project change lets go of the job (emseg_window_train_project_changed): its result
+   * was for the previous project, whose next opening finds the checkpoint anyway (the job
+   * lives until this returns, so no later job has its address) */
+  if (self == NULL || self->adopt_job != job)
     return;
   self->adopt_job = NULL;
   emseg_window_update_actions (self);
@@ -98,7 +100,6 @@ emseg_window_adopt_shipped_model (EmsegWindow *self, gboolean say_ready)
   job = g_new0 (EmsegAdoptJob, 1);
   job->project_path = g_strdup (emseg_project_get_path (self->project));
   job->model_path = g_steal_pointer (&model_path);
-  job->serial = self->project_serial;
   job->say_ready = say_ready;
   g_weak_ref_init (&job->window, self);
   job->app = emseg_window_hold_application (self);

@@ -963,8 +963,7 @@ emseg_window_train_project_changed (EmsegWindow *self)
 
   /* joins the thread: it was working for the previous project */
   g_clear_pointer (&self->engine, emseg_engine_thread_free);
-  self->project_serial++; /* a copy of the shipped model still in work was for the previous one */
-  self->adopt_job = NULL;
+  self->adopt_job = NULL; /* a copy of the shipped model still in work was for the previous one */
   self->train_job = self->preview_job = self->export_job = self->uncertainty_job = self->adapt_job = 0;
   show_preview_state (self, NULL);
   g_clear_pointer (&self->export_prob, g_free);
