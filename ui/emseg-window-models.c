@@ -86,12 +86,10 @@ action_delete_model (GtkWidget *widget, const char *action, GVariant *param)
   const char *name = g_variant_get_string (param, NULL);
   g_autoptr (GArray) cps = self->project != NULL ? emseg_project_list_checkpoints (self->project, NULL) : NULL;
   gboolean current = self->best_model_name != NULL && g_str_equal (self->best_model_name, name);
-  gsize bytes = 0;
+  const EmsegCheckpointInfo *info = cps != NULL ? emseg_checkpoint_find (cps, name) : NULL;
+  gsize bytes = info != NULL ? info->weights_len : 0;
   GtkWidget *dialog;
 
-  for (guint i = 0; cps != NULL && i < cps->len; i++)
-    if (g_str_equal (g_array_index (cps, EmsegCheckpointInfo, i).name, name))
-      bytes = g_array_index (cps, EmsegCheckpointInfo, i).weights_len;
   dialog = gtk_message_dialog_new (GTK_WINDOW (self), GTK_DIALOG_MODAL | GTK_DIALOG_DESTROY_WITH_PARENT,
                                    GTK_MESSAGE_QUESTION, GTK_BUTTONS_NONE, "Delete model %s?", name);
   gtk_message_dialog_format_secondary_text (

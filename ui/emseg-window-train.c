@@ -467,24 +467,17 @@ unused_model_name (EmsegWindow *self, const char *path, GError **error)
   g_autofree char *stem = g_str_has_suffix (base, ".emsegmodel")
                             ? g_strndup (base, strlen (base) - strlen (".emsegmodel"))
                             : g_strdup (base);
-  char *name = g_strdup (stem);
+  char *name;
 
   if (models == NULL)
+    return NULL;
+  name = g_strdup (stem);
+  for (guint k = 2; emseg_checkpoint_find (models, name) != NULL; k++)
     {
-      g_free (name);
-      return NULL;
-    }
-  for (guint k = 2;; k++)
-    {
-      gboolean taken = FALSE;
-
-      for (guint i = 0; i < models->len && !taken; i++)
-        taken = g_str_equal (g_array_index (models, EmsegCheckpointInfo, i).name, name);
-      if (!taken)
-        return name;
       g_free (name);
       name = g_strdup_printf ("%s-%u", stem, k);
     }
+  return name;
 }
 
 gboolean

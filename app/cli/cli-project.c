@@ -396,12 +396,11 @@ project_import_model(int argc, char **argv)
   g_autoptr(GArray) models = project ? emseg_project_list_checkpoints(project, &error) : NULL;
   if (models == NULL)
     return fail("import-model", error);
-  for (guint i = 0; i < models->len; i++)
-    if (strcmp(g_array_index(models, EmsegCheckpointInfo, i).name, name) == 0) {
-      fprintf(stderr, "emseg project import-model: %s already holds a model named '%s' (it "
-                      "would be replaced); choose another --name\n", path, name);
-      return 1;
-    }
+  if (emseg_checkpoint_find(models, name) != NULL) {
+    fprintf(stderr, "emseg project import-model: %s already holds a model named '%s' (it "
+                    "would be replaced); choose another --name\n", path, name);
+    return 1;
+  }
   g_autofree char *spec = NULL;
   gsize n_params = 0;
   if (!emseg_project_import_model_file(project, model_path, name, NULL, &spec, &n_params,

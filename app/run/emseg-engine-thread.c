@@ -676,10 +676,7 @@ resolve_model(EmsegEngineJobContext *ctx, gboolean own, EngModel **owned, gint64
     g_autoptr(GArray) cps = emseg_project_list_checkpoints(t->project, error);
     if (!cps)
       return NULL;
-    const EmsegCheckpointInfo *found = NULL;
-    for (guint i = 0; i < cps->len && !found; i++)
-      if (strcmp(g_array_index(cps, EmsegCheckpointInfo, i).name, name) == 0)
-        found = &g_array_index(cps, EmsegCheckpointInfo, i);
+    const EmsegCheckpointInfo *found = emseg_checkpoint_find(cps, name);
     if (!found || found->id != t->loaded_id) {
       /* not listed: the load says so with the store's own message */
       g_autoptr(GBytes) bytes = emseg_project_load_checkpoint(t->project, name, NULL, error);

@@ -514,15 +514,23 @@ emseg_project_list_checkpoints_dated(EmsegProject *p, GError **error)
   return list_checkpoints(p, TRUE, error);
 }
 
+EmsegCheckpointInfo *
+emseg_checkpoint_find(GArray *checkpoints, const char *name)
+{
+  for (guint i = 0; i < checkpoints->len; i++)
+    if (strcmp(g_array_index(checkpoints, EmsegCheckpointInfo, i).name, name) == 0)
+      return &g_array_index(checkpoints, EmsegCheckpointInfo, i);
+  return NULL;
+}
+
 gboolean
 emseg_project_choose_checkpoint(EmsegProject *p, const char *name, GError **error)
 {
   g_autoptr(GArray) cps = emseg_project_list_checkpoints(p, error);
   if (cps == NULL)
     return FALSE;
-  for (guint i = 0; i < cps->len; i++)
-    if (strcmp(g_array_index(cps, EmsegCheckpointInfo, i).name, name) == 0)
-      return emseg_project_set_meta(p, CURRENT_MODEL_KEY, name, error);
+  if (emseg_checkpoint_find(cps, name) != NULL)
+    return emseg_project_set_meta(p, CURRENT_MODEL_KEY, name, error);
   return no_model_named(p, name, cps->len, error);
 }
 
@@ -589,15 +597,14 @@ emseg_project_current_checkpoint(EmsegProject *p, EmsegCheckpointInfo *out, gboo
     return FALSE;
   if (cps->len == 0)
     return TRUE;
-  guint pick = cps->len - 1; /* the latest, unless a choice names one still there */
-  for (guint i = 0; want != NULL && i < cps->len; i++)
-    if (strcmp(g_array_index(cps, EmsegCheckpointInfo, i).name, want) == 0) {
-      pick = i;
-      if (chosen != NULL)
-        *chosen = TRUE;
-    }
+  /* the latest, unless a choice names one still there */
+  EmsegCheckpointInfo *pick = want != NULL ? emseg_checkpoint_find(cps, want) : NULL;
+  if (pick != NULL && chosen != NULL)
+    *chosen = TRUE;
+  if (pick == NULL)
+    pick = &g_array_index(cps, EmsegCheckpointInfo, cps->len - 1);
   /* hand over the row's strings rather than copying them */
-  *out = g_array_index(cps, EmsegCheckpointInfo, pick);
-  g_array_index(cps, EmsegCheckpointInfo, pick) = (EmsegCheckpointInfo){ 0 };
+  *out = *pick;
+  *pick = (EmsegCheckpointInfo){ 0 };
   return TRUE;
 }

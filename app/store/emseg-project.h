@@ -253,6 +253,9 @@ GBytes *emseg_project_load_checkpoint(EmsegProject *project, const char *name,
 GArray *emseg_project_list_checkpoints(EmsegProject *project, GError **error);
 /* The same with created filled in, at that cost (emseg project info). */
 GArray *emseg_project_list_checkpoints_dated(EmsegProject *project, GError **error);
+/* The entry named `name` of such a list (names are unique in a project), or NULL; points
+ * into the array. */
+EmsegCheckpointInfo *emseg_checkpoint_find(GArray *checkpoints, const char *name);
 /* The current model: the checkpoint last chosen with emseg_project_choose_checkpoint, unless
  * a checkpoint was saved since (a training run's or an import's: the newest model is current
  * again) or the chosen one is gone; else the latest. The model the workbench shows and
